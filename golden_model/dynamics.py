@@ -1,0 +1,131 @@
+"""Mean-field population dynamics (MODEL.md sections 1-2) in float and in fixed point.
+
+One tick of a population with current ``I`` and rectified drive ``u = [K I_u]^+``::
+
+    I[n+1] = (1 - alpha) * I[n] + G * u[n],        G = alpha * S
+
+(the discrete form of ``tau dI/dt = -I + S u``). Two gains make a window of ``N`` ticks an
+exact thresholded linear map ``I_d[N] = [K a]^+``:
+
+* :func:`exact_gain`, for sources that peak at the window's start and leak with the target
+  (``I_u[n] = a (1 - alpha)**n``): ``G = 1 / (N (1 - alpha)**(N - 1))``;
+* :func:`held_gain`, for sources that are held constant through the window (memories, the
+  target, the bias constant): ``G = alpha / (1 - (1 - alpha)**N)``.
+
+Both are 1 for ``N = 1, alpha = 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .fixed import saturate, shift_round
+
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = [
+    "exact_gain",
+    "held_gain",
+    "continuous_gain",
+    "gain_word",
+    "leak_float",
+    "leak_fixed",
+    "drive_fixed",
+    "step_float",
+    "step_fixed",
+]
+
+
+def exact_gain(n: int, alpha: float) -> float:
+    """``G = alpha * S`` with which a window of ``n`` ticks relays a leaking source exactly."""
+    if n < 1:
+        raise ValueError(f"ticks per window must be >= 1, got {n}")
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if alpha == 1.0 and n > 1:
+        raise ValueError("alpha = 1 leaves nothing of the source after one tick: needs n = 1")
+    return 1.0 / (n * (1.0 - alpha) ** (n - 1))
+
+
+def held_gain(n: int, alpha: float) -> float:
+    """``G`` with which a window of ``n`` ticks relays a *held* (constant) source exactly."""
+    if n < 1:
+        raise ValueError(f"ticks per window must be >= 1, got {n}")
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    return alpha / (1.0 - (1.0 - alpha) ** n)
+
+
+def continuous_gain(window_over_tau: float) -> float:
+    """Continuous limit ``S = (tau / T) exp(T / tau)`` of ``exact_gain / alpha``."""
+    x = window_over_tau
+    return math.exp(x) / x
+
+
+def gain_word(cfg: Config) -> tuple[int, int]:
+    """The exact and held gains quantized to ``cfg.gain_frac`` fraction bits (unsigned).
+
+    Raises :class:`~golden_model.config.ConfigError` when a gain does not fit ``MAX_WIDTH``
+    bits or quantizes to zero.
+    """
+    from .config import MAX_WIDTH, ConfigError
+
+    words = []
+    for name, gain in (
+        ("exact", exact_gain(cfg.ticks_per_window, cfg.alpha)),
+        ("held", held_gain(cfg.ticks_per_window, cfg.alpha)),
+    ):
+        word = math.floor(gain * (1 << cfg.gain_frac) + 0.5)
+        if word >= 1 << MAX_WIDTH:
+            raise ConfigError(
+                "ticks_per_window",
+                f"the {name} gain {gain:.4g} (N={cfg.ticks_per_window}, leak_shift="
+                f"{cfg.leak_shift}) needs more than {MAX_WIDTH} bits with gain_frac="
+                f"{cfg.gain_frac}; use a larger leak_shift",
+            )
+        if word == 0:
+            raise ConfigError("gain_frac", f"the {name} gain {gain:.4g} quantizes to 0")
+        words.append(word)
+    return words[0], words[1]
+
+
+def leak_float(current: np.ndarray, alpha: float) -> np.ndarray:
+    """``(1 - alpha) * I``."""
+    return (1.0 - alpha) * current
+
+
+def leak_fixed(current: np.ndarray, leak_shift: int) -> np.ndarray:
+    """``I - round(I * 2**-leak_shift)`` (round half up); exactly 0 when ``leak_shift == 0``.
+
+    Never changes sign and never grows in magnitude, so it cannot saturate.
+    """
+    if leak_shift == 0:
+        return np.zeros_like(current)
+    return current - shift_round(current, leak_shift, "nearest")
+
+
+def step_float(current: np.ndarray, drive: np.ndarray, gain: float, alpha: float) -> np.ndarray:
+    """One tick in float: ``(1 - alpha) I + G u``."""
+    return leak_float(current, alpha) + gain * drive
+
+
+def drive_fixed(drive: np.ndarray, gain_q: int, gain_frac: int) -> np.ndarray:
+    """``shift_round(G_q * u, gain_frac)`` (round half up): the gained drive in current units."""
+    return shift_round(np.asarray(drive, dtype=np.int64) * gain_q, gain_frac, "nearest")
+
+
+def step_fixed(
+    current: np.ndarray, drive: np.ndarray, gain_q: int, gain_frac: int, leak_shift: int, width: int
+) -> tuple[np.ndarray, int]:
+    """One tick in fixed point::
+
+        I' = saturate(leak_fixed(I) + shift_round(G_q * u, gain_frac), width)
+
+    ``drive`` is the rectified input ``u >= 0`` in current units; ``G_q`` the quantized gain.
+    Returns the new currents and the number of saturation events.
+    """
+    return saturate(leak_fixed(current, leak_shift) + drive_fixed(drive, gain_q, gain_frac), width)
