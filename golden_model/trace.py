@@ -193,6 +193,11 @@ class TraceRecorder:
         rows["counters"].append(counters.copy())
         rows["lfsr"].append(lfsr)
 
+    def absorb(self, other: TraceRecorder) -> None:
+        """Append every row ``other`` recorded."""
+        for key, rows in other._rows.items():
+            self._rows[key].extend(rows)
+
     def finish(self) -> Trace:
         r = self._rows
         layout = self.layout
