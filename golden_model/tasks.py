@@ -43,7 +43,7 @@ class XorResult:
     seed: int
     ticks: int  # ticks simulated in training
     curve: list[tuple[int, float]] = field(default_factory=list)  # (samples, mean squared error)
-    step_trace: Trace | None = None  # the last training sample, tick by tick
+    step_trace: Trace | None = None  # the first training sample, tick by tick
 
     def to_json(self) -> dict:
         return {
@@ -81,7 +81,8 @@ def train_xor(
     Samples come in epochs: a seeded random permutation of the four patterns. After every
     epoch the inference schedule (same weights, no learning) evaluates the four inputs; the
     run stops at the first epoch boundary where all four are within tolerance.
-    ``recorder`` receives every training tick (for comparisons with the RTL).
+    ``recorder`` receives every training tick (for comparisons with the RTL);
+    ``keep_step_trace`` keeps the first training sample's trace for the raster plot.
     """
     if cfg.layers[0] != 2 or cfg.layers[-1] != 1:
         raise ValueError(f"XOR needs layers (2, ..., 1), got {cfg.layers}")
@@ -104,7 +105,7 @@ def train_xor(
         for k in order.permutation(len(XOR_INPUTS)):
             circuit.load_signed("x", XOR_INPUTS[k])
             circuit.load_signed("t", XOR_TARGETS[k])
-            if keep_step_trace:
+            if keep_step_trace and samples == 0:
                 last = circuit.recorder()
                 circuit.run_sample(last)
                 if recorder is not None:

@@ -1,0 +1,164 @@
+"""``pulsegate``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from golden_model.circuit import FIXED, FLOAT
+from golden_model.config import Config, ConfigError, default_config
+
+from .progress import ProgressLine
+
+
+def _config(args: argparse.Namespace, circuit: str) -> Config:
+    cfg = default_config(circuit)
+    if getattr(args, "config", None):
+        cfg = Config.load(args.config, base=cfg)
+    if getattr(args, "seed", None) is not None:
+        cfg = cfg.replace(seed=args.seed)
+    return cfg
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+
+
+def cmd_golden_xor(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_backprop
+    from golden_model.tasks import train_xor
+
+    from . import plots
+
+    cfg = _config(args, "xor")
+    mode = FLOAT if args.float else FIXED
+    print(compile_backprop(cfg).table())
+    bar = ProgressLine(f"xor [{mode}]")
+    result = train_xor(cfg, mode, max_samples=args.max_samples, progress=bar, keep_step_trace=True)
+    bar.close()
+    verdict = "converged" if result.converged else "did NOT converge"
+    print(f"\n{verdict} after {result.samples} samples ({result.ticks} ticks), mode {mode}, seed {cfg.seed}")
+    print(" x1  x2  output  target")
+    for (x1, x2, out), t in zip(result.outputs, (0, 1, 1, 0), strict=True):
+        print(f" {x1:.0f}   {x2:.0f}   {out:+.4f}  {t}")
+    data = result.to_json()
+    data["config"] = cfg.to_dict()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = plots.learning_curve(result.curve, out / "learning_curve.png", f"XOR, {mode}, seed {cfg.seed}")
+        scale = float(1 << cfg.current_frac) if mode == FIXED else 1.0
+        raster = plots.raster(
+            result.step_trace, compile_backprop(cfg), out / "raster.png", scale,
+            f"one training step (the first), XOR {'-'.join(map(str, cfg.layers))}, N={cfg.ticks_per_window}",
+        )
+        print(f"wrote {curve}\nwrote {raster}")
+    _write_json(args.json, data)
+    return 0 if result.converged else 1
+
+
+def cmd_golden_ar2(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from golden_model.schedule import compile_ar2
+    from golden_model.tasks import A1_TRUE, A2_TRUE, run_ar2
+
+    from . import plots
+
+    cfg = _config(args, "ar2")
+    mode = FLOAT if args.float else FIXED
+    print(compile_ar2(cfg).table())
+    bar = ProgressLine(f"ar2 [{mode}]")
+    result = run_ar2(cfg, mode, samples=args.samples, progress=bar)
+    bar.close()
+    np.set_printoptions(precision=3, suppress=True)
+    print(f"\n{result.samples} samples, mode {mode}, seed {cfg.seed}")
+    for lag, err in enumerate(result.cov_rel_error):
+        print(f"K{lag} vs empirical C{lag}: relative Frobenius error {err:.4f}")
+    print(f"Yule-Walker on K:  A1 = {result.A1.tolist()}\n                   A2 = {result.A2.tolist()}")
+    print(f"true:              A1 = {A1_TRUE.tolist()}\n                   A2 = {A2_TRUE.tolist()}")
+    print(
+        f"prediction MSE {result.prediction_mse:.4f} (true coefficients {result.true_prediction_mse:.4f}, "
+        f"noise variance {result.noise_variance:.4f}, predicting 0: {result.baseline_mse:.4f})"
+    )
+    data = result.to_json()
+    data["config"] = cfg.to_dict()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {plots.ar2_figure(result, out / 'covariances.png')}")
+    _write_json(args.json, data)
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_ar2, compile_backprop
+
+    cfg = _config(args, args.circuit)
+    schedule = compile_ar2(cfg) if args.circuit == "ar2" else compile_backprop(cfg, train=not args.inference)
+    print(schedule.table())
+    return 0
+
+
+def cmd_bench_golden(args: argparse.Namespace) -> int:
+    from .bench import bench_golden
+
+    data = bench_golden(seconds=args.seconds)
+    _write_json(args.json, data)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    golden = sub.add_parser("golden", help="run a task on the golden model").add_subparsers(
+        dest="task", required=True
+    )
+    for name, func, help_text in (
+        ("xor", cmd_golden_xor, "train XOR on the two-layer circuit"),
+        ("ar2", cmd_golden_ar2, "learn lagged covariances of an AR(2) process"),
+    ):
+        p = golden.add_parser(name, help=help_text)
+        p.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
+        p.add_argument("--float", action="store_true", help="float model instead of fixed point")
+        p.add_argument("--seed", type=int, help="override the configuration's seed")
+        p.add_argument("--out", help="directory for plots")
+        p.add_argument("--json", help="write the result as JSON")
+        if name == "xor":
+            p.add_argument("--max-samples", type=int, default=4000, help="sample budget (4000)")
+        else:
+            p.add_argument("--samples", type=int, default=20000, help="samples of the process (20000)")
+        p.set_defaults(func=func)
+
+    sched = sub.add_parser("schedule", help="print the compiled gating schedule")
+    sched.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")
+    sched.add_argument("--config", help="JSON configuration")
+    sched.add_argument("--inference", action="store_true", help="the inference schedule")
+    sched.set_defaults(func=cmd_schedule)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="what", required=True)
+    p = bench.add_parser("golden", help="time the golden model against numpy backprop")
+    p.add_argument("--seconds", type=float, default=2.0, help="time per measurement (2.0)")
+    p.add_argument("--json", help="write the table as JSON")
+    p.set_defaults(func=cmd_bench_golden)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"pulsegate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

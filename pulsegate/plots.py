@@ -1,0 +1,108 @@
+"""Figures: learning curves, a raster of one training step, AR(2) covariances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from golden_model.schedule import POP, Schedule  # noqa: E402
+from golden_model.trace import Trace  # noqa: E402
+
+__all__ = ["learning_curve", "raster", "ar2_figure"]
+
+
+def learning_curve(curve: list[tuple[int, float]], path: Path, title: str) -> Path:
+    samples, err = zip(*curve, strict=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(samples, np.maximum(err, 1e-12), marker=".")
+    ax.set_xlabel("training samples")
+    ax.set_ylabel("mean squared error (4 inputs)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def raster(trace: Trace, schedule: Schedule, path: Path, scale: float, title: str) -> Path:
+    """Gates, population currents and masks over the ticks of one sample, in the spirit of the
+    talk's figures: the gating chain's pulses on top, the graded chain below."""
+    phases = trace.phase
+    pops = [g for g in schedule.groups if g.kind == POP]
+    held = [g for g in schedule.groups if g.kind != POP]
+    gate_rows, gate_labels = [], []
+    for g in pops:
+        gate_rows.append([g.name in schedule.phases[p].targets for p in phases])
+        gate_labels.append(g.name)
+    cur_rows, cur_labels = [], []
+    for g in pops + held:
+        values = trace.series(g.name) / scale
+        for j in range(g.size):
+            cur_rows.append(values[:, j])
+            cur_labels.append(f"{g.name}[{j}]" if g.size > 1 else g.name)
+    mask_rows, mask_labels = [], []
+    for name, size in schedule.masks:
+        values = trace.series(name)
+        for j in range(size):
+            mask_rows.append(values[:, j])
+            mask_labels.append(f"{name}[{j}]")
+    heights = [len(gate_rows), len(cur_rows), max(1, len(mask_rows))]
+    fig, axes = plt.subplots(
+        3, 1, figsize=(8, 0.16 * sum(heights) + 2.5), sharex=True,
+        gridspec_kw={"height_ratios": heights},
+    )
+    extent_x = (-0.5, len(phases) - 0.5)
+    axes[0].imshow(np.array(gate_rows, float), aspect="auto", cmap="Oranges", interpolation="nearest")
+    axes[0].set_yticks(range(len(gate_labels)), gate_labels, fontsize=6)
+    axes[0].set_title(f"{title}\ngating pulses (target gates open)", fontsize=9)
+    im = axes[1].imshow(np.array(cur_rows), aspect="auto", cmap="Greens", interpolation="nearest")
+    axes[1].set_yticks(range(len(cur_labels)), cur_labels, fontsize=5)
+    axes[1].set_title("currents (populations, then held memories)", fontsize=9)
+    fig.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
+    if mask_rows:
+        axes[2].imshow(np.array(mask_rows, float), aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                       interpolation="nearest")
+        axes[2].set_yticks(range(len(mask_labels)), mask_labels, fontsize=6)
+    axes[2].set_title("derivative masks captured by the gating chain", fontsize=9)
+    names = [schedule.phases[p].name for p in phases]
+    starts = [i for i in range(len(names)) if i == 0 or phases[i] != phases[i - 1]]
+    axes[2].set_xticks(starts, [names[i] for i in starts], rotation=60, fontsize=7)
+    axes[2].set_xlim(extent_x)
+    axes[2].set_xlabel("tick (labelled at each phase start)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def ar2_figure(result, path: Path) -> Path:
+    """Learned versus empirical lag covariances, and their error during the run."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    learned = np.concatenate([k.ravel() for k in result.K])
+    empirical = np.concatenate([c.ravel() for c in result.C])
+    labels = [f"K{lag}[{i},{j}]" for lag in range(3) for i in range(2) for j in range(2)]
+    xs = np.arange(len(labels))
+    left.bar(xs - 0.2, empirical, 0.4, label="empirical C_l")
+    left.bar(xs + 0.2, learned, 0.4, label="learned K_l")
+    left.set_xticks(xs, labels, rotation=70, fontsize=7)
+    left.legend(fontsize=8)
+    left.set_title("lag covariances", fontsize=9)
+    samples = [s for s, _ in result.curve]
+    errs = np.array([e for _, e in result.curve])
+    for lag in range(3):
+        right.semilogy(samples, errs[:, lag], label=f"lag {lag}")
+    right.set_xlabel("samples")
+    right.set_ylabel("relative Frobenius error")
+    right.set_title("K_l against the covariance of the data so far", fontsize=9)
+    right.legend(fontsize=8)
+    right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
