@@ -117,7 +117,12 @@ def pmpy_step(
         delta = dpp + dpm - dmp - dmm
         back = weights[i][:, :-1].T @ delta
         bp, bm = r(back), r(-back)
-        split[i - 1] = (bp * p_plus[i - 1], bp * p_minus[i - 1], bm * p_plus[i - 1], bm * p_minus[i - 1])
+        split[i - 1] = (
+            bp * p_plus[i - 1],
+            bp * p_minus[i - 1],
+            bm * p_plus[i - 1],
+            bm * p_minus[i - 1],
+        )
     new = []
     deltas = []
     for i, w in enumerate(weights):
@@ -127,7 +132,11 @@ def pmpy_step(
         dw_minus = -np.outer(dmm + dpm, pre)
         new.append(w - eta * (dw_plus + dw_minus))
         deltas.append(dpp + dpm - dmp - dmm)
-    info = {"output": outs[L], "deltas": deltas, "masks": [pp - pm for pp, pm in zip(p_plus, p_minus)]}
+    info = {
+        "output": outs[L],
+        "deltas": deltas,
+        "masks": [pp - pm for pp, pm in zip(p_plus, p_minus, strict=True)],
+    }
     return new, info
 
 

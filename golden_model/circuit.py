@@ -42,7 +42,9 @@ def initial_weights(schedule: Schedule, cfg: Config) -> dict[str, np.ndarray]:
     """Float initial weights: He-scaled normal for Hebbian matrices (bias column ``bias_init``),
     zero for covariance matrices; transposed copies equal their originals."""
     rng = np.random.default_rng(cfg.seed)
-    covariance = {ln.matrix for ph in schedule.phases for ln in ph.learns if ln.rule == "covariance"}
+    covariance = {
+        ln.matrix for ph in schedule.phases for ln in ph.learns if ln.rule == "covariance"
+    }
     out: dict[str, np.ndarray] = {}
     for m in schedule.matrices:
         if m.transpose_of is not None:
@@ -139,8 +141,12 @@ class Circuit:
         self._slices = {name: slice(o, o + s) for name, o, s in self.layout.currents}
         self._mask_slices = {name: slice(o, o + s) for name, o, s in self.layout.masks}
         self._pop_index = np.concatenate(
-            [np.arange(o, o + s) for name, o, s in self.layout.currents
-             if schedule.group(name).kind == POP] or [np.zeros(0, dtype=np.int64)]
+            [
+                np.arange(o, o + s)
+                for name, o, s in self.layout.currents
+                if schedule.group(name).kind == POP
+            ]
+            or [np.zeros(0, dtype=np.int64)]
         )
         if self.fixed:
             self.gain_exact, self.gain_held = gain_word(cfg)
@@ -158,7 +164,9 @@ class Circuit:
             }
             self.set_weights(weights if weights is not None else initial_weights(schedule, cfg))
         for name, value in schedule.constants:
-            self.currents[self._slices[name]] = self.encode(np.full(schedule.group(name).size, value), name)
+            self.currents[self._slices[name]] = self.encode(
+                np.full(schedule.group(name).size, value), name
+            )
         self._plan = [self._compile_phase(ph) for ph in schedule.phases]
 
     # -- values in and out --------------------------------------------------------------------
@@ -234,8 +242,13 @@ class Circuit:
                     self.counters[3] += 1
                 if recorder is not None:
                     recorder.record(
-                        self.tick, index, self.currents, self.masks, self.weight_flat,
-                        self.counters, self.lfsr.state,
+                        self.tick,
+                        index,
+                        self.currents,
+                        self.masks,
+                        self.weight_flat,
+                        self.counters,
+                        self.lfsr.state,
                     )
                 self.tick += 1
         if readout is not None and readout.phase == len(self._plan):
@@ -272,8 +285,9 @@ class Circuit:
             self._transfer(tr, drive)
         pops = self._pop_index
         if self.fixed:
-            new, events = saturate(leak_fixed(cur[pops], self.cfg.leak_shift) + drive[pops],
-                                   self.cfg.current_width)
+            new, events = saturate(
+                leak_fixed(cur[pops], self.cfg.leak_shift) + drive[pops], self.cfg.current_width
+            )
             self.counters[0] += events
         else:
             new = (1.0 - self.cfg.alpha) * cur[pops] + drive[pops]
@@ -323,7 +337,9 @@ class Circuit:
                 return
             align = 2 * cfg.current_frac - cfg.weight_frac
             shift = align + rate_shift
-            change = shift_round(product - (w << align), shift, cfg.rounding, self._random(w.size, shift))
+            change = shift_round(
+                product - (w << align), shift, cfg.rounding, self._random(w.size, shift)
+            )
             w[...], events = saturate(w + change, cfg.weight_width)
             self.counters[1] += events
             return

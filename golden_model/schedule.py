@@ -346,18 +346,26 @@ class Schedule:
             start += [f"{c.target}:={c.source}" for c in ph.copies]
             learn = [ln.matrix + (f"+{ln.copy}" if ln.copy else "") for ln in ph.learns]
             rows.append(
-                (str(i), ph.name, "; ".join(transfers) or "-", ", ".join(start) or "-",
-                 ", ".join(learn) or "-")
+                (
+                    str(i),
+                    ph.name,
+                    "; ".join(transfers) or "-",
+                    ", ".join(start) or "-",
+                    ", ".join(learn) or "-",
+                )
             )
         widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-        line = "  ".join("{:<%d}" % w for w in widths)
+
+        def line(cells) -> str:
+            return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
         out = [
             f"schedule {self.name}: {len(self.phases)} phases x N={self.ticks_per_window} "
             f"ticks = {self.ticks_per_sample} ticks per sample",
-            line.format(*header),
-            line.format(*("-" * w for w in widths)),
+            line(header),
+            line(["-" * w for w in widths]),
         ]
-        out += [line.format(*r) for r in rows]
+        out += [line(r) for r in rows]
         return "\n".join(out)
 
 
@@ -466,9 +474,7 @@ def compile_backprop(cfg: Config, *, train: bool = True) -> Schedule:
         else:
             err_terms = (Term(f"n{L}+"), Term(f"n{L}-", sign=-1), Term("tr+", sign=-1), Term("tr-"))
             err_mask = None
-        phases.append(
-            Phase("err", transfers=(Transfer(f"d{L}+", err_terms, f"d{L}-", err_mask),))
-        )
+        phases.append(Phase("err", transfers=(Transfer(f"d{L}+", err_terms, f"d{L}-", err_mask),)))
         for i in range(L, 1, -1):
             back = (Term(f"d{i}+", f"W{i}T", 1), Term(f"d{i}-", f"W{i}T", -1))
             phases.append(

@@ -118,7 +118,9 @@ def train_xor(
     return XorResult(
         converged=converged,
         samples=samples,
-        outputs=[[float(a), float(b), float(o)] for (a, b), o in zip(XOR_INPUTS, outputs, strict=True)],
+        outputs=[
+            [float(a), float(b), float(o)] for (a, b), o in zip(XOR_INPUTS, outputs, strict=True)
+        ],
         mode=mode,
         seed=cfg.seed,
         ticks=circuit.tick,

@@ -44,7 +44,9 @@ class StateLayout:
         for m in schedule.matrices:
             weights.append((m.name, offset, m.rows, m.cols))
             offset += m.rows * m.cols
-        return cls(tuple(currents), tuple(masks), tuple(weights), tuple(p.name for p in schedule.phases))
+        return cls(
+            tuple(currents), tuple(masks), tuple(weights), tuple(p.name for p in schedule.phases)
+        )
 
     @property
     def n_currents(self) -> int:
@@ -169,8 +171,10 @@ class Trace:
         first = traces[0]
         return cls(
             first.layout,
-            *(np.concatenate([getattr(t, f) for t in traces]) for f in
-              ("tick", "phase", "currents", "masks", "weights", "counters", "lfsr")),
+            *(
+                np.concatenate([getattr(t, f) for t in traces])
+                for f in ("tick", "phase", "currents", "masks", "weights", "counters", "lfsr")
+            ),
         )
 
 
@@ -201,10 +205,12 @@ class TraceRecorder:
     def finish(self) -> Trace:
         r = self._rows
         layout = self.layout
+
         def stack(key: str, width: int, dtype) -> np.ndarray:
             if not r[key]:
                 return np.zeros((0, width), dtype=dtype)
             return np.stack(r[key])
+
         dtype = r["currents"][0].dtype if r["currents"] else np.int64
         return Trace(
             layout,

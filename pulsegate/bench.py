@@ -35,42 +35,68 @@ def _data(cfg: Config, count: int = 64) -> tuple[np.ndarray, np.ndarray]:
     return xs, ts
 
 
+def _circuit_step(circuit: Circuit, xs: np.ndarray, ts: np.ndarray):
+    samples = iter(range(10**12))
+
+    def step() -> None:
+        i = next(samples) % len(xs)
+        circuit.load_signed("x", xs[i])
+        circuit.load_signed("t", ts[i])
+        circuit.run_sample()
+
+    return step
+
+
+def _numpy_step(weights: list[np.ndarray], xs: np.ndarray, ts: np.ndarray, eta: float):
+    samples = iter(range(10**12))
+    state = {"w": weights}
+
+    def step() -> None:
+        i = next(samples) % len(xs)
+        state["w"], _ = backprop.sgd_step(state["w"], xs[i], ts[i], eta)
+
+    return step
+
+
 def bench_golden(seconds: float = 2.0) -> dict:
+    """Training samples per second of the circuit model (fixed and float) and of plain numpy
+    backprop on the same network and data, measured in one run."""
     rows = []
     for name, cfg in NETWORKS.items():
         xs, ts = _data(cfg)
-        row = {"network": name, "ticks_per_sample": compile_backprop(cfg).ticks_per_sample}
+        schedule = compile_backprop(cfg)
+        row = {"network": name, "ticks_per_sample": schedule.ticks_per_sample}
         for mode in (FIXED, FLOAT):
-            circuit = Circuit(compile_backprop(cfg), cfg, mode)
-            k = [0]
-
-            def circuit_step(circuit=circuit, k=k) -> None:
-                i = k[0] = (k[0] + 1) % len(xs)
-                circuit.load_signed("x", xs[i])
-                circuit.load_signed("t", ts[i])
-                circuit.run_sample()
-
-            row[f"circuit_{mode}_samples_per_s"] = _rate(circuit_step, seconds)
-        initial = Circuit(compile_backprop(cfg), cfg, FLOAT).weights_float()
-        state = {"w": [initial[f"W{i}"] for i in range(1, len(cfg.layers))]}
-        k2 = [0]
-
-        def numpy_step(state=state, k=k2, cfg=cfg) -> None:
-            i = k[0] = (k[0] + 1) % len(xs)
-            state["w"], _ = backprop.sgd_step(state["w"], xs[i], ts[i], cfg.eta)
-
-        row["numpy_backprop_samples_per_s"] = _rate(numpy_step, seconds)
+            step = _circuit_step(Circuit(schedule, cfg, mode), xs, ts)
+            row[f"circuit_{mode}_samples_per_s"] = _rate(step, seconds)
+        initial = Circuit(schedule, cfg, FLOAT).weights_float()
+        weights = [initial[f"W{i}"] for i in range(1, len(cfg.layers))]
+        row["numpy_backprop_samples_per_s"] = _rate(_numpy_step(weights, xs, ts, cfg.eta), seconds)
         rows.append(row)
-    header = ("network", "ticks/sample", "circuit fixed (samples/s)", "circuit float (samples/s)",
-              "numpy backprop (samples/s)", "fixed / numpy")
-    print(f"golden model throughput on {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}, numpy {np.__version__}")
+    header = (
+        "network",
+        "ticks/sample",
+        "circuit fixed (samples/s)",
+        "circuit float (samples/s)",
+        "numpy backprop (samples/s)",
+        "fixed / numpy",
+    )
+    print(
+        f"golden model throughput on {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
-        print(
-            f"| {r['network']} | {r['ticks_per_sample']} | {r['circuit_fixed_samples_per_s']:,.0f} | "
-            f"{r['circuit_float_samples_per_s']:,.0f} | {r['numpy_backprop_samples_per_s']:,.0f} | "
-            f"{r['circuit_fixed_samples_per_s'] / r['numpy_backprop_samples_per_s']:.3f} |"
+        fixed, floating = r["circuit_fixed_samples_per_s"], r["circuit_float_samples_per_s"]
+        numpy_rate = r["numpy_backprop_samples_per_s"]
+        cells = (
+            r["network"],
+            str(r["ticks_per_sample"]),
+            f"{fixed:,.0f}",
+            f"{floating:,.0f}",
+            f"{numpy_rate:,.0f}",
+            f"{fixed / numpy_rate:.3f}",
         )
+        print("| " + " | ".join(cells) + " |")
     return {"rows": rows, "seconds_per_measurement": seconds}

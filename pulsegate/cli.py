@@ -42,7 +42,8 @@ def cmd_golden_xor(args: argparse.Namespace) -> int:
     result = train_xor(cfg, mode, max_samples=args.max_samples, progress=bar, keep_step_trace=True)
     bar.close()
     verdict = "converged" if result.converged else "did NOT converge"
-    print(f"\n{verdict} after {result.samples} samples ({result.ticks} ticks), mode {mode}, seed {cfg.seed}")
+    print(f"\n{verdict} after {result.samples} samples ({result.ticks} ticks)")
+    print(f"mode {mode}, seed {cfg.seed}")
     print(" x1  x2  output  target")
     for (x1, x2, out), t in zip(result.outputs, (0, 1, 1, 0), strict=True):
         print(f" {x1:.0f}   {x2:.0f}   {out:+.4f}  {t}")
@@ -51,11 +52,17 @@ def cmd_golden_xor(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        curve = plots.learning_curve(result.curve, out / "learning_curve.png", f"XOR, {mode}, seed {cfg.seed}")
+        curve = plots.learning_curve(
+            result.curve, out / "learning_curve.png", f"XOR, {mode}, seed {cfg.seed}"
+        )
         scale = float(1 << cfg.current_frac) if mode == FIXED else 1.0
         raster = plots.raster(
-            result.step_trace, compile_backprop(cfg), out / "raster.png", scale,
-            f"one training step (the first), XOR {'-'.join(map(str, cfg.layers))}, N={cfg.ticks_per_window}",
+            result.step_trace,
+            compile_backprop(cfg),
+            out / "raster.png",
+            scale,
+            f"one training step (the first), XOR {'-'.join(map(str, cfg.layers))}, "
+            f"N={cfg.ticks_per_window}",
         )
         print(f"wrote {curve}\nwrote {raster}")
     _write_json(args.json, data)
@@ -80,10 +87,13 @@ def cmd_golden_ar2(args: argparse.Namespace) -> int:
     print(f"\n{result.samples} samples, mode {mode}, seed {cfg.seed}")
     for lag, err in enumerate(result.cov_rel_error):
         print(f"K{lag} vs empirical C{lag}: relative Frobenius error {err:.4f}")
-    print(f"Yule-Walker on K:  A1 = {result.A1.tolist()}\n                   A2 = {result.A2.tolist()}")
-    print(f"true:              A1 = {A1_TRUE.tolist()}\n                   A2 = {A2_TRUE.tolist()}")
+    print(f"Yule-Walker on K: A1 = {np.round(result.A1, 3).tolist()}")
+    print(f"                  A2 = {np.round(result.A2, 3).tolist()}")
+    print(f"true:             A1 = {A1_TRUE.tolist()}")
+    print(f"                  A2 = {A2_TRUE.tolist()}")
     print(
-        f"prediction MSE {result.prediction_mse:.4f} (true coefficients {result.true_prediction_mse:.4f}, "
+        f"prediction MSE {result.prediction_mse:.4f} "
+        f"(true coefficients {result.true_prediction_mse:.4f}, "
         f"noise variance {result.noise_variance:.4f}, predicting 0: {result.baseline_mse:.4f})"
     )
     data = result.to_json()
@@ -100,7 +110,11 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from golden_model.schedule import compile_ar2, compile_backprop
 
     cfg = _config(args, args.circuit)
-    schedule = compile_ar2(cfg) if args.circuit == "ar2" else compile_backprop(cfg, train=not args.inference)
+    schedule = (
+        compile_ar2(cfg)
+        if args.circuit == "ar2"
+        else compile_backprop(cfg, train=not args.inference)
+    )
     print(schedule.table())
     return 0
 
@@ -133,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "xor":
             p.add_argument("--max-samples", type=int, default=4000, help="sample budget (4000)")
         else:
-            p.add_argument("--samples", type=int, default=20000, help="samples of the process (20000)")
+            p.add_argument(
+                "--samples", type=int, default=20000, help="samples of the process (20000)"
+            )
         p.set_defaults(func=func)
 
     sched = sub.add_parser("schedule", help="print the compiled gating schedule")

@@ -54,11 +54,16 @@ def raster(trace: Trace, schedule: Schedule, path: Path, scale: float, title: st
             mask_labels.append(f"{name}[{j}]")
     heights = [len(gate_rows), len(cur_rows), max(1, len(mask_rows))]
     fig, axes = plt.subplots(
-        3, 1, figsize=(8, 0.16 * sum(heights) + 2.5), sharex=True,
+        3,
+        1,
+        figsize=(8, 0.16 * sum(heights) + 2.5),
+        sharex=True,
         gridspec_kw={"height_ratios": heights},
     )
     extent_x = (-0.5, len(phases) - 0.5)
-    axes[0].imshow(np.array(gate_rows, float), aspect="auto", cmap="Oranges", interpolation="nearest")
+    axes[0].imshow(
+        np.array(gate_rows, float), aspect="auto", cmap="Oranges", interpolation="nearest"
+    )
     axes[0].set_yticks(range(len(gate_labels)), gate_labels, fontsize=6)
     axes[0].set_title(f"{title}\ngating pulses (target gates open)", fontsize=9)
     im = axes[1].imshow(np.array(cur_rows), aspect="auto", cmap="Greens", interpolation="nearest")
@@ -66,8 +71,14 @@ def raster(trace: Trace, schedule: Schedule, path: Path, scale: float, title: st
     axes[1].set_title("currents (populations, then held memories)", fontsize=9)
     fig.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
     if mask_rows:
-        axes[2].imshow(np.array(mask_rows, float), aspect="auto", cmap="Blues", vmin=0, vmax=1,
-                       interpolation="nearest")
+        axes[2].imshow(
+            np.array(mask_rows, float),
+            aspect="auto",
+            cmap="Blues",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
         axes[2].set_yticks(range(len(mask_labels)), mask_labels, fontsize=6)
     axes[2].set_title("derivative masks captured by the gating chain", fontsize=9)
     names = [schedule.phases[p].name for p in phases]

@@ -1,0 +1,78 @@
+"""The command line: results, plots, JSON, and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+from pulsegate.cli import main
+
+
+def test_golden_xor_writes_plots_and_json(tmp_path, capsys):
+    out = tmp_path / "xor"
+    status = main(
+        ["golden", "xor", "--out", str(out), "--json", str(out / "r.json"), "--seed", "3"]
+    )
+    assert status == 0
+    data = json.loads((out / "r.json").read_text())
+    assert data["converged"] is True and data["mode"] == "fixed" and data["seed"] == 3
+    assert isinstance(data["samples"], int) and data["samples"] > 0
+    assert [row[:2] for row in data["outputs"]] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    for (_, _, o), t in zip(data["outputs"], [0, 1, 1, 0], strict=True):
+        assert abs(o - t) < 0.25
+    for name in ("learning_curve.png", "raster.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "converged after" in printed and "ticks per sample" in printed
+
+
+def test_golden_xor_float_is_reproducible(tmp_path):
+    paths = [tmp_path / f"{k}.json" for k in range(2)]
+    for p in paths:
+        assert main(["golden", "xor", "--float", "--json", str(p)]) == 0
+    assert paths[0].read_text() == paths[1].read_text()
+    assert json.loads(paths[0].read_text())["mode"] == "float"
+
+
+def test_golden_ar2_json(tmp_path):
+    out = tmp_path / "ar2"
+    assert (
+        main(
+            ["golden", "ar2", "--samples", "4000", "--out", str(out), "--json", str(out / "r.json")]
+        )
+        == 0
+    )
+    data = json.loads((out / "r.json").read_text())
+    for key in (
+        "cov_rel_error",
+        "A1",
+        "A2",
+        "A1_true",
+        "A2_true",
+        "prediction_mse",
+        "noise_variance",
+    ):
+        assert key in data
+    assert len(data["cov_rel_error"]) == 3
+    assert (out / "covariances.png").exists()
+
+
+def test_bad_config_is_one_line_and_status_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"layers": [2, 0, 1]}')
+    proc = subprocess.run(
+        [sys.executable, "-m", "pulsegate.cli", "golden", "xor", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "layers[1]" in proc.stderr and "Traceback" not in proc.stderr
+    bad.write_text("{not json")
+    assert main(["golden", "ar2", "--config", str(bad)]) == 2
+
+
+def test_schedule_command(capsys):
+    assert main(["schedule", "xor"]) == 0
+    assert "bwd2" in capsys.readouterr().out
+    assert main(["schedule", "ar2"]) == 0
+    assert "shift" in capsys.readouterr().out
