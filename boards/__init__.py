@@ -1,0 +1,1 @@
+"""Board targets on amaranth-boards platforms, synthesis and reports."""

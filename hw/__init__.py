@@ -1,0 +1,1 @@
+"""Amaranth gateware elaborated from the golden model's configuration and schedule."""

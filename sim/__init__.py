@@ -1,0 +1,1 @@
+"""Running the RTL: Verilog emission, Verilator through cocotb, trace comparison."""
