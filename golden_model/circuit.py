@@ -8,10 +8,13 @@ Fixed point is the executable specification of the RTL. One tick, in order:
 2. (first tick of a phase) learning: ``post = plus - minus``, ``pre`` assembled from its terms,
    the product ``post * pre^T`` exact, one rounding (nearest, or stochastic with one LFSR step
    per synapse in row-major order), a saturating add; the transposed copy gets the same change;
-3. transfers: ``acc = sum(sign * W @ src)`` exact (identity terms count as weight 1.0),
-   ``z = saturate(shift_round(acc, weight_frac))``, ``u+ = [z]^+``, ``u- = [-z]^+``, zeroed
-   where a gating mask is 0, then gained: ``d = shift_round(G * u, gain_frac)`` with the exact
-   gain (leaking sources) or the held gain (held sources);
+3. transfers: terms through the same matrix columns are first combined into one signed
+   source ``s = saturate(sum(sign * src))`` (a PMPY pair read as one number, see
+   :func:`~golden_model.units.signed_value`); then ``acc = sum(W @ s)`` exact (identity terms
+   count as weight 1.0), ``z = saturate(shift_round(acc, weight_frac))``, ``u+ = [z]^+``,
+   ``u- = [-z]^+``, zeroed where a gating mask is 0, then gained:
+   ``d = shift_round(G * u, gain_frac)`` with the exact gain (leaking sources) or the held
+   gain (held sources);
 4. every population: ``I' = saturate(leak(I) + d)`` (``d = 0`` when not gated); held groups
    keep their value.
 
@@ -26,11 +29,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config
-from .dynamics import drive_fixed, exact_gain, gain_word, held_gain, leak_fixed
-from .fixed import quantize, saturate, shift_round, to_float
+from .dynamics import drive_fixed, exact_gain, gain_word, held_gain
+from .fixed import quantize, saturate, to_float
 from .lfsr import Lfsr
 from .schedule import HELD, POP, Schedule
 from .trace import COUNTERS, StateLayout, Trace, TraceRecorder
+from .units import (
+    capture_mask,
+    covariance_rate_shift,
+    covariance_update,
+    hebbian_update,
+    population_step,
+    round_sum,
+    threshold_pair,
+)
 
 __all__ = ["FIXED", "FLOAT", "Circuit", "initial_weights"]
 
@@ -63,18 +75,19 @@ def initial_weights(schedule: Schedule, cfg: Config) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class _Term:
-    src: slice
+class _Source:
+    """``sum(sign * state[slice])`` over ``parts``, through ``matrix[:, cols]`` (or identity)."""
+
     matrix: str | None
-    sign: int
     cols: slice
+    parts: tuple[tuple[slice, int], ...]
 
 
 @dataclass(frozen=True)
 class _Transfer:
     plus: slice
     minus: slice | None
-    terms: tuple[_Term, ...]
+    sources: tuple[_Source, ...]
     mask: slice | None
     held: bool
 
@@ -85,7 +98,7 @@ class _Learn:
     copy: str | None
     post_plus: slice
     post_minus: slice
-    pre: tuple[tuple[slice, int, slice], ...]
+    pre: tuple[_Source, ...]  # matrix unused: columns and parts of the pre-synaptic vector
     rule: str
 
 
@@ -272,7 +285,7 @@ class Circuit:
         cur = self.currents
         if first:
             for mask, plus, minus in phase.captures:
-                self.masks[mask] = cur[plus] > cur[minus]
+                self.masks[mask] = capture_mask(cur[plus], cur[minus])
             latched = [cur[src].copy() for _, src in phase.copies]
             for (target, _), value in zip(phase.copies, latched, strict=True):
                 cur[target] = value
@@ -285,77 +298,105 @@ class Circuit:
             self._transfer(tr, drive)
         pops = self._pop_index
         if self.fixed:
-            new, events = saturate(
-                leak_fixed(cur[pops], self.cfg.leak_shift) + drive[pops], self.cfg.current_width
+            # Each transfer has already gained its drive: unit gain here.
+            new, events = population_step(
+                cur[pops],
+                drive[pops],
+                gain_q=1,
+                gain_frac=0,
+                leak_shift=self.cfg.leak_shift,
+                width=self.cfg.current_width,
             )
             self.counters[0] += events
         else:
             new = (1.0 - self.cfg.alpha) * cur[pops] + drive[pops]
         cur[pops] = new
 
-    def _transfer(self, tr: _Transfer, drive: np.ndarray) -> None:
+    def _combine(self, source: _Source) -> np.ndarray:
+        """A signed source vector: ``sum(sign * part)``, saturated in fixed point."""
         cur = self.currents
+        value = sum(cur[sl] * sign for sl, sign in source.parts)
+        if not self.fixed:
+            return value
+        value, events = saturate(value, self.cfg.current_width)
+        self.counters[0] += events
+        return value
+
+    def _transfer(self, tr: _Transfer, drive: np.ndarray) -> None:
         cfg = self.cfg
-        acc = None
-        for term in tr.terms:
-            src = cur[term.src]
-            if term.matrix is None:
-                part = (src << cfg.weight_frac) if self.fixed else src
+        acc = 0
+        for source in tr.sources:
+            value = self._combine(source)
+            if source.matrix is not None:
+                acc = acc + self.weights[source.matrix][:, source.cols] @ value
+            elif self.fixed:
+                acc = acc + (value << cfg.weight_frac)  # identity: weight 1.0
             else:
-                part = self.weights[term.matrix][:, term.cols] @ src
-            acc = part * term.sign if acc is None else acc + part * term.sign
+                acc = acc + value
         if self.fixed:
-            z, events = saturate(shift_round(acc, cfg.weight_frac), cfg.current_width)
+            z, events = round_sum(acc, weight_frac=cfg.weight_frac, width=cfg.current_width)
             self.counters[0] += events
         else:
             z = acc
-        plus = np.maximum(z, 0)
-        minus = np.maximum(-z, 0) if tr.minus is not None else None
-        if tr.mask is not None:
-            gate = self.masks[tr.mask]
-            plus = plus * gate
-            minus = minus * gate if minus is not None else None
+        gate = self.masks[tr.mask] if tr.mask is not None else 1
+        if self.fixed:
+            plus, minus = threshold_pair(z, gate)
+        else:
+            plus, minus = np.maximum(z, 0.0) * gate, np.maximum(-z, 0.0) * gate
         gain = self.gain_held if tr.held else self.gain_exact
         for target, u in ((tr.plus, plus), (tr.minus, minus)):
             if target is None:
                 continue
-            drive[target] = drive_fixed(u, gain, cfg.gain_frac) if self.fixed else gain * u
+            if self.fixed:
+                drive[target] = drive_fixed(u, gain, cfg.gain_frac)
+            else:
+                drive[target] = gain * u
 
     def _learn(self, ln: _Learn) -> None:
         cfg = self.cfg
-        cur = self.currents
         w = self.weights[ln.matrix]
-        post = cur[ln.post_plus] - cur[ln.post_minus]
+        post = self._combine(_Source(None, slice(0), ((ln.post_plus, 1), (ln.post_minus, -1))))
         pre = np.zeros(w.shape[1], dtype=self.dtype)
-        for src, sign, cols in ln.pre:
-            pre[cols] += sign * cur[src]
-        product = np.outer(post, pre)
+        for source in ln.pre:
+            pre[source.cols] = self._combine(source)
         if ln.rule == "covariance":
-            rate_shift = min(int(self.counters[3] + 1).bit_length() - 1, cfg.learning_rate_shift)
+            rate_shift = covariance_rate_shift(int(self.counters[3]) + 1, cfg.learning_rate_shift)
             if not self.fixed:
-                w += 2.0**-rate_shift * (product - w)
+                w += 2.0**-rate_shift * (np.outer(post, pre) - w)
                 return
             align = 2 * cfg.current_frac - cfg.weight_frac
-            shift = align + rate_shift
-            change = shift_round(
-                product - (w << align), shift, cfg.rounding, self._random(w.size, shift)
+            w[...], events = covariance_update(
+                w,
+                post,
+                pre,
+                align=align,
+                rate_shift=rate_shift,
+                width=cfg.weight_width,
+                rounding=cfg.rounding,
+                random=self._random(w.size, align + rate_shift),
             )
-            w[...], events = saturate(w + change, cfg.weight_width)
             self.counters[1] += events
             return
+        copy = self.weights[ln.copy] if ln.copy is not None else None
         if not self.fixed:
-            change = cfg.eta * product
+            change = cfg.eta * np.outer(post, pre)
             w -= change
-            if ln.copy is not None:
-                copy = self.weights[ln.copy]
+            if copy is not None:
                 copy -= change[:, : copy.shape[0]].T
             return
         shift = cfg.update_shift
-        change = shift_round(product, shift, cfg.rounding, self._random(w.size, shift))
-        w[...], events = saturate(w - change, cfg.weight_width)
+        w[...], change, events = hebbian_update(
+            w,
+            post,
+            pre,
+            shift=shift,
+            width=cfg.weight_width,
+            rounding=cfg.rounding,
+            random=self._random(w.size, shift),
+        )
         self.counters[1] += events
-        if ln.copy is not None:
-            copy = self.weights[ln.copy]
+        if copy is not None:
+            # A separate synapse receiving the same change: its own saturation, its own count.
             copy[...], events = saturate(copy - change[:, : copy.shape[0]].T, cfg.weight_width)
             self.counters[2] += events
 
@@ -369,37 +410,35 @@ class Circuit:
     def _compile_phase(self, phase) -> _Phase:
         s = self.schedule
         sl = self._slices
-        transfers = []
-        for tr in phase.transfers:
-            terms = tuple(
-                _Term(
-                    sl[t.source],
-                    t.matrix,
-                    t.sign,
-                    slice(t.col0, t.col0 + s.group(t.source).size),
-                )
-                for t in tr.terms
+
+        def sources(items) -> tuple[_Source, ...]:
+            """Group (source, matrix, sign, col0) terms by matrix columns."""
+            grouped: dict[tuple, list] = {}
+            for name, matrix, sign, col0 in items:
+                cols = slice(col0, col0 + s.group(name).size)
+                grouped.setdefault((matrix, cols.start, cols.stop), []).append((sl[name], sign))
+            return tuple(
+                _Source(matrix, slice(start, stop), tuple(parts))
+                for (matrix, start, stop), parts in grouped.items()
             )
-            held = s.group(tr.terms[0].source).kind == HELD
-            transfers.append(
-                _Transfer(
-                    sl[tr.plus],
-                    sl[tr.minus] if tr.minus else None,
-                    terms,
-                    self._mask_slices[tr.mask] if tr.mask else None,
-                    held,
-                )
+
+        transfers = tuple(
+            _Transfer(
+                sl[tr.plus],
+                sl[tr.minus] if tr.minus else None,
+                sources((t.source, t.matrix, t.sign, t.col0) for t in tr.terms),
+                self._mask_slices[tr.mask] if tr.mask else None,
+                s.group(tr.terms[0].source).kind == HELD,
             )
+            for tr in phase.transfers
+        )
         learns = tuple(
             _Learn(
                 ln.matrix,
                 ln.copy,
                 sl[ln.post_plus],
                 sl[ln.post_minus],
-                tuple(
-                    (sl[p.source], p.sign, slice(p.col0, p.col0 + s.group(p.source).size))
-                    for p in ln.pre
-                ),
+                sources((p.source, None, p.sign, p.col0) for p in ln.pre),
                 ln.rule,
             )
             for ln in phase.learns
@@ -410,7 +449,7 @@ class Circuit:
             ),
             copies=tuple((sl[c.target], sl[c.source]) for c in phase.copies),
             clears=tuple(sl[name] for name in phase.cleared),
-            transfers=tuple(transfers),
+            transfers=transfers,
             learns=learns,
         )
 
