@@ -1,0 +1,186 @@
+"""Population accumulators: the mean-field step of a group of populations, once per tick."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden_model.config import Config
+from golden_model.dynamics import gain_word
+
+from .fixedpoint import saturate, shift_round_nearest
+
+__all__ = ["PopulationStep", "PopulationAccumulator", "COUNTER_WIDTH"]
+
+#: Width of every saturation counter; counters saturate at their maximum, never wrap.
+COUNTER_WIDTH = 32
+
+
+class PopulationStep(wiring.Component):
+    """One tick of one population, combinational (:func:`golden_model.units.population_step`).
+
+    ``next = saturate(leak(0 if clear else current) + round(G * drive * gate), width)``,
+    or ``current`` when ``hold``. ``G`` is the exact gain, or the held gain when ``held_gain``;
+    both constants come from :func:`golden_model.dynamics.gain_word`. The leak is
+    ``I - round(I >> leak_shift)`` (zero for ``alpha = 1``); roundings are half up.
+
+    Parameters
+    ----------
+    cfg : Config
+        Current width, fraction bits, leak shift and gains.
+
+    Attributes
+    ----------
+    current : In(signed(current_width))
+    drive : In(unsigned(current_width - 1))
+        The rectified input ``u = [K I_u]^+``.
+    gate, clear, hold, held_gain : In(1)
+    next : Out(signed(current_width))
+    saturated : Out(1)
+        The saturating add clamped (a saturation event).
+    """
+
+    def __init__(self, cfg: Config, *, _fault: str | None = None) -> None:
+        self.cfg = cfg
+        self._fault = _fault  # test-only: "wrap" drops the saturation
+        width = cfg.current_width
+        super().__init__(
+            {
+                "current": In(signed(width)),
+                "drive": In(unsigned(width - 1)),
+                "gate": In(1),
+                "clear": In(1),
+                "hold": In(1),
+                "held_gain": In(1),
+                "next": Out(signed(width)),
+                "saturated": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        exact, held = gain_word(cfg)
+        base = Mux(self.clear, 0, self.current)
+        if cfg.leak_shift == 0:
+            leaked = Const(0, signed(2))
+        else:
+            leaked = base - shift_round_nearest(base, cfg.leak_shift)
+        gated = Mux(self.gate, self.drive, 0)
+        gain = Mux(self.held_gain, held, exact)
+        drive = shift_round_nearest(gated * gain, cfg.gain_frac)
+        total = Signal(signed(cfg.current_width + 26))
+        m.d.comb += total.eq(leaked + drive)
+        clamped, event = saturate(total, cfg.current_width)
+        if self._fault == "wrap":
+            clamped, event = total[: cfg.current_width].as_signed(), Const(0)
+        with m.If(self.hold):
+            m.d.comb += [self.next.eq(self.current), self.saturated.eq(0)]
+        with m.Else():
+            m.d.comb += [self.next.eq(clamped), self.saturated.eq(event)]
+        return m
+
+
+class PopulationAccumulator(wiring.Component):
+    """The currents of a group of ``size`` populations, stepped together once per tick.
+
+    A pulse on ``tick`` starts a sweep that updates ``lanes`` populations per clock with
+    :class:`PopulationStep`; ``done`` pulses in the clock the last ones are written, so a
+    tick takes ``ceil(size / lanes)`` clocks. ``drive``, ``gate``, ``clear``, ``hold`` and
+    ``held_gain`` must stay stable while ``busy``. ``load`` writes one current (a host write
+    into a memory group) when no sweep runs.
+
+    Parameters
+    ----------
+    cfg : Config
+    size : int
+        Populations in the group.
+    lanes : int
+        Population steps computed in parallel.
+
+    Attributes
+    ----------
+    tick : In(1)
+    drive : In(ArrayLayout(unsigned(current_width - 1), size))
+    gate : In(size)
+        Per-population gate (the Hadamard product by gating); 0 leaves only the leak.
+    clear, hold, held_gain : In(1)
+    load_en : In(1), load_index : In(range(size)), load_value : In(signed(current_width))
+    currents : Out(ArrayLayout(signed(current_width), size))
+    busy, done : Out(1)
+    sat_count : Out(32)
+        Saturation events so far; saturates at its maximum.
+    """
+
+    def __init__(self, cfg: Config, size: int, lanes: int = 1, *, _fault: str | None = None):
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        if not 1 <= lanes <= size:
+            raise ValueError(f"lanes must be in [1, size={size}], got {lanes}")
+        self.cfg, self.size, self.lanes, self._fault = cfg, size, lanes, _fault
+        width = cfg.current_width
+        super().__init__(
+            {
+                "tick": In(1),
+                "drive": In(data.ArrayLayout(unsigned(width - 1), size)),
+                "gate": In(size),
+                "clear": In(1),
+                "hold": In(1),
+                "held_gain": In(1),
+                "load_en": In(1),
+                "load_index": In(range(size)),
+                "load_value": In(signed(width)),
+                "currents": Out(data.ArrayLayout(signed(width), size)),
+                "busy": Out(1),
+                "done": Out(1),
+                "sat_count": Out(COUNTER_WIDTH),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        size, lanes = self.size, self.lanes
+        chunks = -(-size // lanes)
+        chunk = Signal(range(max(chunks, 2)))
+        currents = [self.currents[j] for j in range(size)]
+        events = []
+        for lane in range(lanes):
+            step = PopulationStep(self.cfg, _fault=self._fault)
+            m.submodules[f"step{lane}"] = step
+            # Population j = chunk * lanes + lane; the last chunk may be short.
+            pick = [j if j < size else None for j in (c * lanes + lane for c in range(chunks))]
+            zero = Const(0, signed(self.cfg.current_width))
+            m.d.comb += [
+                step.current.eq(
+                    Array([currents[j] if j is not None else zero for j in pick])[chunk]
+                ),
+                step.drive.eq(Array([self.drive[j] if j is not None else 0 for j in pick])[chunk]),
+                step.gate.eq(Array([self.gate[j] if j is not None else 0 for j in pick])[chunk]),
+                step.clear.eq(self.clear),
+                step.hold.eq(self.hold),
+                step.held_gain.eq(self.held_gain),
+            ]
+            valid = Array([Const(j is not None) for j in pick])[chunk]
+            events.append(step.saturated & valid)
+            with m.If(self.busy):
+                for c, j in enumerate(pick):
+                    if j is not None:
+                        with m.If(chunk == c):
+                            m.d.sync += currents[j].eq(step.next)
+        with m.If(self.busy):
+            total = sum(events)
+            limit = (1 << COUNTER_WIDTH) - 1
+            m.d.sync += self.sat_count.eq(
+                Mux(self.sat_count + total > limit, limit, self.sat_count + total)
+            )
+        m.d.comb += self.done.eq(self.busy & (chunk == chunks - 1))
+        with m.If(self.busy):
+            m.d.sync += chunk.eq(Mux(self.done, 0, chunk + 1))
+            with m.If(self.done):
+                m.d.sync += self.busy.eq(0)
+        with m.Elif(self.tick):
+            m.d.sync += [self.busy.eq(1), chunk.eq(0)]
+        with m.Elif(self.load_en):
+            m.d.sync += Array(currents)[self.load_index].eq(self.load_value)
+        return m

@@ -1,0 +1,282 @@
+"""Synapse units: the thresholded map ``[K s]^+`` and its mirror ``[-K s]^+`` from one sum.
+
+Weights live in an :class:`amaranth.lib.memory.Memory` whose words hold ``lanes`` weights. Two
+layouts serve the two directions of the circuit:
+
+* ``"rows"``: word ``(r, k)`` at address ``r * chunks + k`` holds ``K[r, k*lanes : (k+1)*lanes]``.
+  A row's lanes multiply ``lanes`` sources at once into one accumulator (the forward pass).
+* ``"columns"``: word ``(k, c)`` at address ``k * cols + c`` holds ``K[k*lanes : (k+1)*lanes, c]``.
+  Each lane accumulates its own target row while one source is broadcast (the backward pass).
+
+A matrix ``W`` stored by rows and its transposed copy ``W^T`` stored by columns hold the *same*
+words at permuted addresses, so a Hebbian sweep updates both at one word per clock. The sums are
+exact, so the layout and the number of lanes cannot change a result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden_model.config import Config
+
+from .fixedpoint import saturate, shift_round_nearest
+from .population import COUNTER_WIDTH
+
+__all__ = ["ROWS", "COLUMNS", "WeightLayout", "LearnPort", "SynapseUnit"]
+
+ROWS = "rows"
+COLUMNS = "columns"
+
+
+class WeightLayout:
+    """Where weight ``K[r, c]`` lives: memory geometry, packing and unpacking."""
+
+    def __init__(self, rows: int, cols: int, lanes: int, layout: str, width: int) -> None:
+        if layout not in (ROWS, COLUMNS):
+            raise ValueError(f"layout must be 'rows' or 'columns', got {layout!r}")
+        if rows < 1 or cols < 1:
+            raise ValueError(f"a weight matrix needs rows, cols >= 1, got {rows}x{cols}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
+        self.rows, self.cols, self.lanes, self.layout, self.width = rows, cols, lanes, layout, width
+        if layout == ROWS:
+            self.outer, self.inner = rows, -(-cols // lanes)  # row, column chunk
+        else:
+            self.outer, self.inner = -(-rows // lanes), cols  # row chunk, column
+        self.depth = self.outer * self.inner
+        self.word_width = lanes * width
+
+    def locate(self, r: int, c: int) -> tuple[int, int]:
+        """``(address, lane)`` of ``K[r, c]``."""
+        if self.layout == ROWS:
+            return r * self.inner + c // self.lanes, c % self.lanes
+        return (r // self.lanes) * self.inner + c, r % self.lanes
+
+    def pack(self, codes: np.ndarray) -> list[int]:
+        """Memory words (unsigned ints) from a ``rows x cols`` array of signed codes."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.shape != (self.rows, self.cols):
+            raise ValueError(f"weights of shape {codes.shape}, expected {(self.rows, self.cols)}")
+        words = [0] * self.depth
+        mask = (1 << self.width) - 1
+        for r in range(self.rows):
+            for c in range(self.cols):
+                address, lane = self.locate(r, c)
+                words[address] |= (int(codes[r, c]) & mask) << (lane * self.width)
+        return words
+
+    def unpack(self, words: list[int]) -> np.ndarray:
+        out = np.zeros((self.rows, self.cols), dtype=np.int64)
+        mask = (1 << self.width) - 1
+        for r in range(self.rows):
+            for c in range(self.cols):
+                address, lane = self.locate(r, c)
+                value = (int(words[address]) >> (lane * self.width)) & mask
+                out[r, c] = value - (1 << self.width) if value >> (self.width - 1) else value
+        return out
+
+
+def LearnPort(addr_width: int, word_width: int) -> wiring.Signature:
+    """Read-then-write access to a weight memory, from the learner's side: the read data
+    arrives one clock after ``raddr``; a write happens on the clock ``we`` is high."""
+    return wiring.Signature(
+        {
+            "raddr": Out(addr_width),
+            "rdata": In(word_width),
+            "waddr": Out(addr_width),
+            "wdata": Out(word_width),
+            "we": Out(1),
+        }
+    )
+
+
+class SynapseUnit(wiring.Component):
+    """``z = saturate(round(K @ source >> weight_frac))`` for every target row, and the gated
+    PMPY pair ``plus = [z]^+``, ``minus = [-z]^+`` (:func:`golden_model.units.synapse_sum`,
+    :func:`~golden_model.units.threshold_pair`).
+
+    A pulse on ``start`` sweeps the weight memory once, one word (``lanes`` multiply-
+    accumulates) per clock, through a 3-stage pipeline (read, multiply, accumulate);
+    ``done`` pulses when the last ``z`` is written: ``depth + 3`` clocks after ``start``.
+    ``source`` must stay stable while ``busy``.
+
+    Parameters
+    ----------
+    cfg : Config
+        Current and weight formats.
+    rows, cols : int
+        Target and source populations.
+    lanes : int
+        Multiply-accumulates per clock.
+    layout : {"rows", "columns"}
+        Weight storage (see the module docstring).
+    init : ndarray, optional
+        Initial weight codes, ``rows x cols``.
+
+    Attributes
+    ----------
+    start : In(1)
+    source : In(ArrayLayout(signed(current_width), cols))
+    gate : In(rows)
+        Per-target gate (mask bits); a closed gate outputs 0 on both halves.
+    z : Out(ArrayLayout(signed(current_width), rows))
+    plus, minus : Out(ArrayLayout(unsigned(current_width - 1), rows))
+    busy, done : Out(1)
+    sat_count : Out(32)
+    learn : In(LearnPort)
+        The Hebbian unit's access to the weight memory.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        rows: int,
+        cols: int,
+        lanes: int = 1,
+        *,
+        layout: str = ROWS,
+        init: np.ndarray | None = None,
+        _fault: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width)
+        self.rows, self.cols, self.lanes, self.layout = rows, cols, lanes, layout
+        self._fault = _fault  # test-only: "floor" rounds down instead of half up
+        codes = np.zeros((rows, cols), dtype=np.int64) if init is None else init
+        self.memory = memory.Memory(
+            shape=unsigned(self.geometry.word_width),
+            depth=self.geometry.depth,
+            init=self.geometry.pack(codes),
+        )
+        cw = cfg.current_width
+        super().__init__(
+            {
+                "start": In(1),
+                "source": In(data.ArrayLayout(signed(cw), cols)),
+                "gate": In(rows),
+                "z": Out(data.ArrayLayout(signed(cw), rows)),
+                "plus": Out(data.ArrayLayout(unsigned(cw - 1), rows)),
+                "minus": Out(data.ArrayLayout(unsigned(cw - 1), rows)),
+                "busy": Out(1),
+                "done": Out(1),
+                "sat_count": Out(COUNTER_WIDTH),
+                "learn": In(
+                    LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width)
+                ),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, geo, lanes = self.cfg, self.geometry, self.lanes
+        cw, ww = cfg.current_width, cfg.weight_width
+        m.submodules.memory = self.memory
+        sweep = self.memory.read_port()
+        learn_read = self.memory.read_port()
+        learn_write = self.memory.write_port()
+        m.d.comb += [
+            learn_read.addr.eq(self.learn.raddr),
+            self.learn.rdata.eq(learn_read.data),
+            learn_write.addr.eq(self.learn.waddr),
+            learn_write.data.eq(self.learn.wdata),
+            learn_write.en.eq(self.learn.we),
+        ]
+
+        # Stage A: issue addresses 0 .. depth-1 (both layouts sweep memory in order).
+        issuing = Signal()
+        address = Signal(range(max(geo.depth, 2)))
+        outer = Signal(range(max(geo.outer, 2)))
+        inner = Signal(range(max(geo.inner, 2)))
+        m.d.comb += [sweep.addr.eq(address), sweep.en.eq(1)]
+        with m.If(issuing):
+            m.d.sync += address.eq(address + 1)
+            with m.If(inner == geo.inner - 1):
+                m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
+                with m.If(outer == geo.outer - 1):
+                    m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += inner.eq(inner + 1)
+        with m.Elif(self.start):
+            m.d.sync += [issuing.eq(1), address.eq(0), outer.eq(0), inner.eq(0)]
+
+        def tag(name: str):
+            return {
+                "valid": Signal(name=f"{name}_valid"),
+                "first": Signal(name=f"{name}_first"),
+                "last": Signal(name=f"{name}_last"),
+                "outer": Signal(range(max(geo.outer, 2)), name=f"{name}_outer"),
+                "inner": Signal(range(max(geo.inner, 2)), name=f"{name}_inner"),
+            }
+
+        b, c = tag("b"), tag("c")
+        m.d.sync += [
+            b["valid"].eq(issuing),
+            b["first"].eq(inner == 0),
+            b["last"].eq(inner == geo.inner - 1),
+            b["outer"].eq(outer),
+            b["inner"].eq(inner),
+        ]
+        m.d.sync += [c[k].eq(b[k]) for k in c]
+
+        # Stage B: the word is on the read port; multiply, register the products.
+        products = [Signal(signed(cw + ww), name=f"product{lane}") for lane in range(lanes)]
+        for lane in range(lanes):
+            weight = sweep.data[lane * ww : (lane + 1) * ww].as_signed()
+            if self.layout == ROWS:
+                picks = [k * lanes + lane for k in range(geo.inner)]
+                zero = Const(0, signed(cw))
+                options = [self.source[j] if j < self.cols else zero for j in picks]
+                operand = Array(options)[b["inner"]]
+            else:
+                operand = Array([self.source[j] for j in range(self.cols)])[b["inner"]]
+            m.d.sync += products[lane].eq(weight * operand)
+
+        # Stage C: accumulate; on a row's last word, round and saturate into z.
+        acc_width = cw + ww + ceil_log2(self.cols + 1) + 1
+        events = []
+        if self.layout == ROWS:
+            groups = [(products, [None])]  # one accumulator; target row = c.outer
+        else:
+            groups = [([p], [lane]) for lane, p in enumerate(products)]
+        z = [self.z[r] for r in range(self.rows)]
+        for parts, (lane,) in groups:
+            acc = Signal(signed(acc_width), name=f"acc{'' if lane is None else lane}")
+            total = Mux(c["first"], 0, acc) + sum(parts)
+            with m.If(c["valid"]):
+                m.d.sync += acc.eq(total)
+            rounded = total >> cfg.weight_frac if self._fault == "floor" else None
+            if rounded is None:
+                rounded = shift_round_nearest(total, cfg.weight_frac)
+            value, event = saturate(rounded, cw)
+            targets = {r: r if lane is None else r * lanes + lane for r in range(geo.outer)}
+            targets = {o: t for o, t in targets.items() if t < self.rows}
+            writing = (
+                c["valid"]
+                & c["last"]
+                & Array([Const(o in targets) for o in range(max(geo.outer, 2))])[c["outer"]]
+            )
+            with m.If(writing):
+                with m.Switch(c["outer"]):
+                    for o, t in targets.items():
+                        with m.Case(o):
+                            m.d.sync += z[t].eq(value)
+            events.append(writing & event)
+        count = self.sat_count + sum(events)
+        limit = (1 << COUNTER_WIDTH) - 1
+        m.d.sync += self.sat_count.eq(Mux(count > limit, limit, count))
+
+        m.d.comb += [
+            self.busy.eq(issuing | b["valid"] | c["valid"]),
+            self.done.eq(c["valid"] & c["last"] & (c["outer"] == geo.outer - 1)),
+        ]
+        for r in range(self.rows):
+            open_ = self.gate[r]
+            m.d.comb += [
+                self.plus[r].eq(Mux(open_ & (z[r] > 0), z[r], 0)),
+                self.minus[r].eq(Mux(open_ & (z[r] < 0), -z[r], 0)),
+            ]
+        return m
