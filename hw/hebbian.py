@@ -1,0 +1,170 @@
+"""Hebbian weight-update units: learning switched on by the gating chain."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden_model.config import Config
+
+from .fixedpoint import saturate, shift_round_nearest, shift_round_stochastic
+from .lfsr import MultiStepLfsr
+from .population import COUNTER_WIDTH
+from .synapse import COLUMNS, ROWS, LearnPort, WeightLayout
+
+__all__ = ["HebbianUnit"]
+
+
+class HebbianUnit(wiring.Component):
+    """``W <- saturate(W - round(eta * post * pre^T))`` for co-gated pre- and post-synaptic
+    populations, and the same change on the transposed copy
+    (:func:`golden_model.units.hebbian_update`).
+
+    A pulse on ``start`` sweeps ``W`` (stored by rows) one word per clock in row-major order:
+    read ``W`` and ``W^T`` (stored by columns, so the word is the same ``lanes`` synapses),
+    compute ``lanes`` products ``post[r] * pre[c]``, round them (half up, or stochastically with
+    one LFSR step per synapse in row-major order), subtract with saturation, and write both words
+    back on the next clock. ``done`` pulses with the last write: ``depth + 1`` clocks after
+    ``start``. ``post`` and ``pre`` must stay stable while ``busy``. The copy is a separate
+    synapse: its own read, its own saturation, its own counter.
+
+    Parameters
+    ----------
+    cfg : Config
+        Formats, learning-rate shift, rounding mode and LFSR seed.
+    rows, cols : int
+        Shape of ``W`` (columns include the bias).
+    lanes : int
+        Synapses updated per clock (must match the synapse units).
+    copy_rows : int, optional
+        Rows of the transposed copy (``W``'s columns without the bias); ``None``: no copy.
+
+    Attributes
+    ----------
+    start : In(1)
+    post : In(ArrayLayout(signed(current_width), rows))
+    pre : In(ArrayLayout(signed(current_width), cols))
+    w, wt : Out(LearnPort)
+        Connect to the ``learn`` ports of the synapse units holding ``W`` and ``W^T``.
+    busy, done : Out(1)
+    sat_count, sat_copy_count : Out(32)
+    lfsr_state : Out(32)
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        rows: int,
+        cols: int,
+        lanes: int = 1,
+        *,
+        copy_rows: int | None = None,
+        _fault: str | None = None,
+    ) -> None:
+        if cfg.rounding == "stochastic" and cfg.update_shift > 32:
+            raise ValueError("stochastic rounding draws at most 32 bits per synapse")
+        self.cfg, self.rows, self.cols, self.lanes = cfg, rows, cols, lanes
+        self.copy_rows = copy_rows
+        self._fault = _fault  # test-only: "wrap" drops the saturation of W
+        self.geometry = WeightLayout(rows, cols, lanes, ROWS, cfg.weight_width)
+        ports = {
+            "start": In(1),
+            "post": In(data.ArrayLayout(signed(cfg.current_width), rows)),
+            "pre": In(data.ArrayLayout(signed(cfg.current_width), cols)),
+            "w": Out(LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width)),
+            "busy": Out(1),
+            "done": Out(1),
+            "sat_count": Out(COUNTER_WIDTH),
+            "sat_copy_count": Out(COUNTER_WIDTH),
+            "lfsr_state": Out(32),
+        }
+        if copy_rows is not None:
+            self.copy_geometry = WeightLayout(copy_rows, rows, lanes, COLUMNS, cfg.weight_width)
+            depth = self.copy_geometry.depth
+            ports["wt"] = Out(LearnPort(ceil_log2(max(depth, 2)), self.geometry.word_width))
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, geo, lanes, ww = self.cfg, self.geometry, self.lanes, self.cfg.weight_width
+        m.submodules.lfsr = lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
+        m.d.comb += self.lfsr_state.eq(lfsr.state)
+        shift = cfg.update_shift
+        stochastic = cfg.rounding == "stochastic"
+
+        # Stage A: read word (r, k) of W and word k * rows + r of W^T.
+        issuing = Signal()
+        row = Signal(range(max(self.rows, 2)))
+        chunk = Signal(range(max(geo.inner, 2)))
+        address = Signal(range(max(geo.depth, 2)))
+        m.d.comb += self.w.raddr.eq(address)
+        if self.copy_rows is not None:
+            m.d.comb += self.wt.raddr.eq(chunk * self.rows + row)
+        with m.If(issuing):
+            m.d.sync += address.eq(address + 1)
+            with m.If(chunk == geo.inner - 1):
+                m.d.sync += [chunk.eq(0), row.eq(row + 1)]
+                with m.If(row == self.rows - 1):
+                    m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += chunk.eq(chunk + 1)
+        with m.Elif(self.start):
+            m.d.sync += [issuing.eq(1), address.eq(0), row.eq(0), chunk.eq(0)]
+
+        # Stage B: the words are on the read ports; update and write back.
+        b_valid, b_row = Signal(), Signal.like(row)
+        b_chunk, b_address = Signal.like(chunk), Signal.like(address)
+        m.d.sync += [b_valid.eq(issuing), b_row.eq(row), b_chunk.eq(chunk), b_address.eq(address)]
+        post = Array(self.post[r] for r in range(self.rows))[b_row]
+        w_words, t_words, w_events, t_events = [], [], [], []
+        for lane in range(lanes):
+            columns = [k * lanes + lane for k in range(geo.inner)]
+            zero = Const(0, signed(cfg.current_width))
+            pre = Array(self.pre[c] if c < self.cols else zero for c in columns)[b_chunk]
+            in_w = Array(Const(c < self.cols) for c in columns)[b_chunk]
+            product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
+            m.d.comb += product.eq(post * pre)
+            if stochastic:
+                change = shift_round_stochastic(product, shift, lfsr.ahead[lane])
+            else:
+                change = shift_round_nearest(product, shift)
+            old = self.w.rdata[lane * ww : (lane + 1) * ww].as_signed()
+            new, event = saturate(old - change, ww)
+            if self._fault == "wrap":
+                new, event = (old - change)[:ww].as_signed(), Const(0)
+            w_words.append(Mux(in_w, new, old))
+            w_events.append(in_w & event)
+            if self.copy_rows is not None:
+                in_t = Array(Const(c < self.copy_rows) for c in columns)[b_chunk]
+                old_t = self.wt.rdata[lane * ww : (lane + 1) * ww].as_signed()
+                new_t, event_t = saturate(old_t - change, ww)
+                t_words.append(Mux(in_t, new_t, old_t))
+                t_events.append(in_t & event_t)
+        m.d.comb += [
+            self.w.waddr.eq(b_address),
+            self.w.wdata.eq(Cat(*(word[:ww] for word in w_words))),
+            self.w.we.eq(b_valid),
+        ]
+        if self.copy_rows is not None:
+            m.d.comb += [
+                self.wt.waddr.eq(b_chunk * self.rows + b_row),
+                self.wt.wdata.eq(Cat(*(word[:ww] for word in t_words))),
+                self.wt.we.eq(b_valid),
+            ]
+        if stochastic:
+            valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[
+                b_chunk
+            ]
+            m.d.comb += lfsr.advance.eq(Mux(b_valid, valid_lanes, 0))
+        limit = (1 << COUNTER_WIDTH) - 1
+        for counter, events in ((self.sat_count, w_events), (self.sat_copy_count, t_events)):
+            if events:
+                total = counter + Mux(b_valid, sum(events), 0)
+                m.d.sync += counter.eq(Mux(total > limit, limit, total))
+        m.d.comb += [
+            self.busy.eq(issuing | b_valid),
+            self.done.eq(b_valid & (b_address == geo.depth - 1)),
+        ]
+        return m
