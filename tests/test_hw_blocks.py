@@ -1,0 +1,452 @@
+"""Each gateware block under Amaranth's simulator against the golden unit it implements.
+
+Every comparison covers the outputs and the internal state the golden model also has
+(currents, z, weights of both copies, masks, counters, LFSR state), over at least 200 random
+cases per block, with values at the saturation edges and every rounding mode. The fault tests
+build a block with one detail broken on purpose and show that the same comparison reports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from golden_model.circuit import Circuit
+from golden_model.config import Config
+from golden_model.dynamics import gain_word
+from golden_model.fixed import max_code, saturate
+from golden_model.lfsr import Lfsr
+from golden_model.schedule import POP, compile_ar2, compile_backprop
+from golden_model.units import hebbian_update, population_step, synapse_sum, threshold_pair
+from hw.hebbian import HebbianUnit
+from hw.population import PopulationAccumulator
+from hw.sequencer import GatingSequencer, port_name
+from hw.synapse import COLUMNS, ROWS, SynapseUnit
+from sim.toolchain import verilator_lint
+
+
+def edgy(rng: np.random.Generator, width: int, size, low: int | None = None) -> np.ndarray:
+    """Random codes, a third of them at or next to the saturation edges."""
+    top = max_code(width)
+    low = -top if low is None else low
+    values = rng.integers(low, top + 1, size=size)
+    edges = np.array([top, top - 1, low, low + 1, 0])
+    pick = rng.random(size) < 0.33
+    values[pick] = rng.choice(edges, size=int(pick.sum()))
+    return values
+
+
+def simulate(dut, bench) -> None:
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+async def wait_while(ctx, signal, value: int = 1, limit: int = 10_000) -> None:
+    """Clock until ``signal != value``; a hang fails the test instead of stalling it."""
+    for _ in range(limit):
+        if ctx.get(signal) != value:
+            return
+        await ctx.tick()
+    raise AssertionError(f"{signal} stayed {value} for {limit} clocks")
+
+
+def bits(values) -> int:
+    return sum(int(v) << j for j, v in enumerate(values))
+
+
+# -- population accumulator -----------------------------------------------------------------
+
+POPULATION_SETUPS = [  # (config, size, lanes)
+    (Config(), 5, 5),
+    (Config(ticks_per_window=4, leak_shift=2), 6, 2),
+    (Config(ticks_per_window=16, leak_shift=4, current_width=12, current_frac=8), 7, 3),
+    (Config(ticks_per_window=2, leak_shift=1, gain_frac=10), 3, 1),
+]
+
+
+def population_mismatches(cfg, size, lanes, cases, seed, fault=None) -> tuple[list[str], int]:
+    dut = PopulationAccumulator(cfg, size, lanes, _fault=fault)
+    rng = np.random.default_rng(seed)
+    width = cfg.current_width
+    problems, saturations = [], [0]
+
+    async def bench(ctx):
+        for case in range(cases):
+            current = edgy(rng, width, size)
+            drive = edgy(rng, width, size, low=0)
+            gate = rng.integers(0, 2, size)
+            clear, hold, held = (bool(v) for v in rng.integers(0, 2, 3))
+            for j in range(size):
+                ctx.set(dut.load_en, 1)
+                ctx.set(dut.load_index, j)
+                ctx.set(dut.load_value, int(current[j]))
+                await ctx.tick()
+            ctx.set(dut.load_en, 0)
+            for j in range(size):
+                ctx.set(dut.drive[j], int(drive[j]))
+            ctx.set(dut.gate, bits(gate))
+            ctx.set(dut.clear, clear)
+            ctx.set(dut.hold, hold)
+            ctx.set(dut.held_gain, held)
+            before = ctx.get(dut.sat_count)
+            ctx.set(dut.tick, 1)
+            await ctx.tick()
+            ctx.set(dut.tick, 0)
+            await wait_while(ctx, dut.busy)
+            want, events = population_step(
+                current,
+                drive,
+                gain_q=gain_word(cfg)[held],
+                gain_frac=cfg.gain_frac,
+                leak_shift=cfg.leak_shift,
+                width=width,
+                gate=gate,
+                clear=clear,
+                hold=hold,
+            )
+            got = np.array([ctx.get(dut.currents[j]) for j in range(size)])
+            if not np.array_equal(got, want):
+                problems.append(f"case {case}: currents {got.tolist()} != {want.tolist()}")
+            if ctx.get(dut.sat_count) - before != events:
+                problems.append(
+                    f"case {case}: sat_count +{ctx.get(dut.sat_count) - before} != +{events}"
+                )
+            saturations[0] += events
+
+    simulate(dut, bench)
+    return problems, saturations[0]
+
+
+@pytest.mark.parametrize(("cfg", "size", "lanes"), POPULATION_SETUPS)
+def test_population_accumulator_matches_golden(cfg, size, lanes):
+    problems, saturations = population_mismatches(cfg, size, lanes, cases=60, seed=size)
+    assert problems == []
+    if cfg.leak_shift > 0:  # with alpha = 1 and G = 1, I' = u cannot exceed the range
+        assert saturations > 0  # the saturation edge was exercised
+
+
+def test_population_fault_is_caught():
+    cfg = Config(ticks_per_window=4, leak_shift=2)  # leak + drive can exceed the range
+    problems, _ = population_mismatches(cfg, 4, 2, cases=40, seed=1, fault="wrap")
+    assert problems, "a wrapping accumulator went unnoticed"
+    assert any("currents" in p for p in problems) and any("sat_count" in p for p in problems)
+
+
+# -- synapse unit ---------------------------------------------------------------------------
+
+SYNAPSE_SETUPS = [(layout, lanes) for layout in (ROWS, COLUMNS) for lanes in (1, 2, 3)]
+
+
+def synapse_mismatches(cfg, rows, cols, lanes, layout, cases, seed, fault=None):
+    rng = np.random.default_rng(seed)
+    weights = edgy(rng, cfg.weight_width, (rows, cols))
+    dut = SynapseUnit(cfg, rows, cols, lanes, layout=layout, init=weights, _fault=fault)
+    problems, saturations = [], [0]
+
+    async def bench(ctx):
+        for case in range(cases):
+            scale = (
+                cfg.current_width if case % 2 else 8
+            )  # small sources: no saturation, fine rounding
+            source = edgy(rng, scale, cols)
+            gate = rng.integers(0, 2, rows)
+            for j in range(cols):
+                ctx.set(dut.source[j], int(source[j]))
+            ctx.set(dut.gate, bits(gate))
+            before = ctx.get(dut.sat_count)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await wait_while(ctx, dut.busy)
+            z, events = synapse_sum(
+                weights, source, weight_frac=cfg.weight_frac, width=cfg.current_width
+            )
+            plus, minus = threshold_pair(z, gate)
+            got = {
+                "z": [ctx.get(dut.z[r]) for r in range(rows)],
+                "plus": [ctx.get(dut.plus[r]) for r in range(rows)],
+                "minus": [ctx.get(dut.minus[r]) for r in range(rows)],
+            }
+            for name, want in (("z", z), ("plus", plus), ("minus", minus)):
+                if got[name] != want.tolist():
+                    problems.append(f"case {case}: {name} {got[name]} != {want.tolist()}")
+            if ctx.get(dut.sat_count) - before != events:
+                problems.append(f"case {case}: sat_count")
+            saturations[0] += events
+
+    simulate(dut, bench)
+    return problems, saturations[0]
+
+
+@pytest.mark.parametrize(("layout", "lanes"), SYNAPSE_SETUPS)
+def test_synapse_unit_matches_golden(layout, lanes):
+    problems, saturations = synapse_mismatches(Config(), 5, 7, lanes, layout, cases=36, seed=lanes)
+    assert problems == []
+    assert saturations > 0
+
+
+def test_synapse_fault_is_caught():
+    problems, _ = synapse_mismatches(Config(), 4, 5, 2, ROWS, cases=30, seed=3, fault="floor")
+    assert problems, "rounding down instead of half up went unnoticed"
+
+
+def test_weight_layouts_hold_the_same_words_transposed():
+    from hw.synapse import WeightLayout
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-1000, 1000, (5, 7))
+    for lanes in (1, 2, 3, 4):
+        rows = WeightLayout(5, 7, lanes, ROWS, 16)
+        cols = WeightLayout(7, 5, lanes, COLUMNS, 16)
+        by_rows, by_cols = rows.pack(w), cols.pack(w.T)
+        np.testing.assert_array_equal(rows.unpack(by_rows), w)
+        np.testing.assert_array_equal(cols.unpack(by_cols), w.T)
+        for r in range(5):
+            for k in range(rows.inner):
+                assert by_rows[r * rows.inner + k] == by_cols[k * 5 + r]
+
+
+# -- Hebbian unit ----------------------------------------------------------------------------
+
+
+class LearningPair(Elaboratable):
+    """W (by rows) and its transposed copy (by columns), with the Hebbian unit on both."""
+
+    def __init__(self, cfg, rows, cols, lanes, weights, fault=None):
+        self.w = SynapseUnit(cfg, rows, cols, lanes, init=weights)
+        self.wt = SynapseUnit(cfg, cols - 1, rows, lanes, layout=COLUMNS, init=weights[:, :-1].T)
+        self.hebbian = HebbianUnit(cfg, rows, cols, lanes, copy_rows=cols - 1, _fault=fault)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.w, m.submodules.wt, m.submodules.hebbian = self.w, self.wt, self.hebbian
+        wiring.connect(m, self.hebbian.w, self.w.learn)
+        wiring.connect(m, self.hebbian.wt, self.wt.learn)
+        return m
+
+
+def memory_codes(ctx, unit: SynapseUnit) -> np.ndarray:
+    geo = unit.geometry
+    return geo.unpack([ctx.get(unit.memory.data[i]) for i in range(geo.depth)])
+
+
+def hebbian_mismatches(cfg, rows, cols, lanes, cases, seed, fault=None):
+    rng = np.random.default_rng(seed)
+    weights = edgy(rng, cfg.weight_width, (rows, cols))
+    pair = LearningPair(cfg, rows, cols, lanes, weights, fault)
+    unit = pair.hebbian
+    lfsr = Lfsr(cfg.lfsr_seed)
+    problems, saturations = [], [0]
+
+    async def bench(ctx):
+        w, wt = weights.copy(), weights[:, :-1].T.copy()
+        for case in range(cases):
+            post = edgy(rng, cfg.current_width, rows)
+            pre = edgy(rng, cfg.current_width, cols)
+            for r in range(rows):
+                ctx.set(unit.post[r], int(post[r]))
+            for c in range(cols):
+                ctx.set(unit.pre[c], int(pre[c]))
+            before = ctx.get(unit.sat_count), ctx.get(unit.sat_copy_count)
+            ctx.set(unit.start, 1)
+            await ctx.tick()
+            ctx.set(unit.start, 0)
+            await wait_while(ctx, unit.busy)
+            random = (
+                lfsr.draw(rows * cols, cfg.update_shift) if cfg.rounding == "stochastic" else None
+            )
+            w, change, events = hebbian_update(
+                w,
+                post,
+                pre,
+                shift=cfg.update_shift,
+                width=cfg.weight_width,
+                rounding=cfg.rounding,
+                random=random,
+            )
+            wt, copy_events = saturate(wt - change[:, :-1].T, cfg.weight_width)
+            if not np.array_equal(memory_codes(ctx, pair.w), w):
+                problems.append(f"case {case}: W differs")
+            if not np.array_equal(memory_codes(ctx, pair.wt), wt):
+                problems.append(f"case {case}: W^T differs")
+            got = (ctx.get(unit.sat_count) - before[0], ctx.get(unit.sat_copy_count) - before[1])
+            if got != (events, copy_events):
+                problems.append(f"case {case}: saturation counts {got} != {(events, copy_events)}")
+            if ctx.get(unit.lfsr_state) != lfsr.state:
+                problems.append(f"case {case}: LFSR state")
+            saturations[0] += events
+
+    simulate(pair, bench)
+    return problems, saturations[0]
+
+
+HEBBIAN_SETUPS = [
+    (rounding, lanes) for rounding in ("nearest", "stochastic") for lanes in (1, 2, 3)
+]
+
+
+@pytest.mark.parametrize(("rounding", "lanes"), HEBBIAN_SETUPS)
+def test_hebbian_unit_matches_golden(rounding, lanes):
+    # learning_rate_shift 0 makes eta * post * pre large enough to reach the weight edges.
+    for shift, cases in ((0, 12), (5, 24)):
+        cfg = Config(rounding=rounding, learning_rate_shift=shift)
+        problems, saturations = hebbian_mismatches(cfg, 4, 6, lanes, cases, seed=lanes + shift)
+        assert problems == []
+        if shift == 0:
+            assert saturations > 0
+
+
+def test_hebbian_fault_is_caught():
+    cfg = Config(learning_rate_shift=0)
+    problems, _ = hebbian_mismatches(cfg, 3, 5, 2, cases=10, seed=2, fault="wrap")
+    assert any("W differs" in p for p in problems)
+
+
+# -- gating sequencer ----------------------------------------------------------------------
+
+
+def sequencer_mismatches(cfg, schedule, samples, seed, inputs) -> tuple[list[str], int]:
+    rng = np.random.default_rng(seed)
+    circuit = Circuit(schedule, cfg)
+    recorder = circuit.recorder()
+    for _ in range(samples):
+        for name, size in inputs:
+            circuit.load_signed(name, rng.uniform(-1, 1, size))
+        circuit.run_sample(recorder)
+    trace = recorder.finish()
+    layout = trace.layout
+    dut = GatingSequencer(schedule, cfg)
+    captured_from = {c.mask: c for ph in schedule.phases for c in ph.captures}
+    problems, ticks = [], [0]
+
+    async def bench(ctx):
+        t = 0
+        for sample in range(samples):
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            for _ in range(schedule.ticks_per_sample):
+                before = trace.currents[t - 1] if t else np.zeros(layout.n_currents, np.int64)
+                for name, capture in captured_from.items():
+                    port = getattr(dut.capture, name)
+                    plus = before[layout.slice_of(capture.plus)[1]]
+                    minus = before[layout.slice_of(capture.minus)[1]]
+                    for j in range(len(plus)):
+                        ctx.set(port.plus[j], int(plus[j]))
+                        ctx.set(port.minus[j], int(minus[j]))
+                await wait_while(ctx, dut.tick_valid, 0)
+                phase = schedule.phases[trace.phase[t]]
+                first = (t % schedule.ticks_per_sample) % cfg.ticks_per_window == 0
+                if (ctx.get(dut.phase), ctx.get(dut.first_tick)) != (trace.phase[t], first):
+                    problems.append(f"tick {t}: phase/first_tick")
+                for name, _ in schedule.masks:
+                    if ctx.get(getattr(dut.masks, name)) != bits(trace.series(name)[t]):
+                        problems.append(f"tick {t}: mask {name}")
+                for group in schedule.groups:
+                    if group.kind != POP:
+                        continue
+                    transfer = [tr for tr in phase.transfers if group.name in (tr.plus, tr.minus)]
+                    if transfer and transfer[0].mask:
+                        want = bits(trace.series(transfer[0].mask)[t])
+                    else:
+                        want = (1 << group.size) - 1 if transfer else 0
+                    if ctx.get(getattr(dut.gates, port_name(group.name))) != want:
+                        problems.append(f"tick {t}: gates of {group.name}")
+                for _ in range(int(rng.integers(0, 3))):  # the datapath takes its time
+                    await ctx.tick()
+                ctx.set(dut.tick_done, 1)
+                await ctx.tick()
+                ctx.set(dut.tick_done, 0)
+                t += 1
+                ticks[0] += 1
+            if ctx.get(dut.samples) != trace.counters[t - 1][3]:
+                problems.append(f"sample {sample}: samples counter")
+
+    simulate(dut, bench)
+    return problems, ticks[0]
+
+
+@pytest.mark.parametrize(
+    ("cfg", "samples"),
+    [
+        (Config(layers=(2, 4, 1)), 12),
+        (Config(layers=(3, 4, 5, 2), ticks_per_window=2, leak_shift=1), 4),
+        (Config(layers=(2, 3, 3, 3, 1), output="relu", ticks_per_window=3, leak_shift=2), 2),
+    ],
+)
+def test_sequencer_replays_schedule_and_captures_masks(cfg, samples):
+    schedule = compile_backprop(cfg)
+    problems, ticks = sequencer_mismatches(
+        cfg,
+        schedule,
+        samples,
+        seed=len(cfg.layers),
+        inputs=[("x", cfg.layers[0]), ("t", cfg.layers[-1])],
+    )
+    assert problems == []
+    assert ticks >= 60
+
+
+def test_sequencer_step_and_stop():
+    cfg = Config(layers=(2, 3, 1), ticks_per_window=2, leak_shift=1)
+    dut = GatingSequencer(compile_backprop(cfg), cfg)
+
+    async def bench(ctx):
+        ctx.set(dut.step, 1)
+        await ctx.tick()
+        ctx.set(dut.step, 0)
+        await wait_while(ctx, dut.tick_valid, 0)
+        ctx.set(dut.tick_done, 1)
+        await ctx.tick()
+        ctx.set(dut.tick_done, 0)
+        for _ in range(5):
+            await ctx.tick()
+        assert not ctx.get(dut.running) and (ctx.get(dut.phase), ctx.get(dut.tick)) == (0, 1)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        await wait_while(ctx, dut.tick_valid, 0)
+        ctx.set(dut.stop, 1)
+        ctx.set(dut.tick_done, 1)
+        await ctx.tick()
+        ctx.set(dut.stop, 0)
+        ctx.set(dut.tick_done, 0)
+        for _ in range(5):
+            await ctx.tick()
+        assert not ctx.get(dut.running) and (ctx.get(dut.phase), ctx.get(dut.tick)) == (1, 0)
+
+    simulate(dut, bench)
+
+
+# -- Verilog and Verilator lint --------------------------------------------------------------
+
+LINT_CASES = {
+    "population": lambda cfg: PopulationAccumulator(cfg, 5, 2),
+    "synapse_rows": lambda cfg: SynapseUnit(cfg, 3, 5, 2),
+    "synapse_columns": lambda cfg: SynapseUnit(cfg, 5, 3, 2, layout=COLUMNS),
+    "hebbian": lambda cfg: HebbianUnit(cfg, 3, 5, 2, copy_rows=4),
+    "sequencer_xor": lambda cfg: GatingSequencer(compile_backprop(cfg), cfg),
+    "sequencer_ar2": lambda cfg: GatingSequencer(compile_ar2(cfg.replace(layers=(2,))), cfg),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINT_CASES))
+def test_block_verilog_passes_verilator_lint(name):
+    cfg = Config(rounding="stochastic", ticks_per_window=4, leak_shift=2)
+    text = verilog.convert(LINT_CASES[name](cfg), name=name)
+    assert f"module {name}" in text
+    result = verilator_lint(text, name)
+    assert result.ok, result.errors or result.output[-2000:]
+
+
+def test_same_configuration_same_verilog():
+    cfg = Config(rounding="stochastic")
+    first = verilog.convert(HebbianUnit(cfg, 3, 5, 2, copy_rows=4), name="h")
+    second = verilog.convert(HebbianUnit(cfg, 3, 5, 2, copy_rows=4), name="h")
+    assert first == second
