@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -40,6 +40,9 @@ class HebbianUnit(wiring.Component):
         Synapses updated per clock (must match the synapse units).
     copy_rows : int, optional
         Rows of the transposed copy (``W``'s columns without the bias); ``None``: no copy.
+    shared_lfsr : bool
+        Take random addends from an LFSR outside (``random_ahead`` in, ``random_advance`` out)
+        instead of owning one, so that several units draw from one sequence in turn.
 
     Attributes
     ----------
@@ -51,6 +54,9 @@ class HebbianUnit(wiring.Component):
     busy, done : Out(1)
     sat_count, sat_copy_count : Out(32)
     lfsr_state : Out(32)
+        Own LFSR only.
+    random_ahead : In(ArrayLayout(unsigned(32), lanes)), random_advance : Out(range(lanes + 1))
+        Shared LFSR only: connect to a :class:`~hw.lfsr.MultiStepLfsr`.
     """
 
     def __init__(
@@ -61,12 +67,14 @@ class HebbianUnit(wiring.Component):
         lanes: int = 1,
         *,
         copy_rows: int | None = None,
+        shared_lfsr: bool = False,
         _fault: str | None = None,
     ) -> None:
         if cfg.rounding == "stochastic" and cfg.update_shift > 32:
             raise ValueError("stochastic rounding draws at most 32 bits per synapse")
         self.cfg, self.rows, self.cols, self.lanes = cfg, rows, cols, lanes
         self.copy_rows = copy_rows
+        self.shared_lfsr = shared_lfsr
         self._fault = _fault  # test-only: "wrap" drops the saturation of W
         self.geometry = WeightLayout(rows, cols, lanes, ROWS, cfg.weight_width)
         ports = {
@@ -78,8 +86,12 @@ class HebbianUnit(wiring.Component):
             "done": Out(1),
             "sat_count": Out(COUNTER_WIDTH),
             "sat_copy_count": Out(COUNTER_WIDTH),
-            "lfsr_state": Out(32),
         }
+        if shared_lfsr:
+            ports["random_ahead"] = In(data.ArrayLayout(unsigned(32), lanes))
+            ports["random_advance"] = Out(range(lanes + 1))
+        else:
+            ports["lfsr_state"] = Out(32)
         if copy_rows is not None:
             self.copy_geometry = WeightLayout(copy_rows, rows, lanes, COLUMNS, cfg.weight_width)
             depth = self.copy_geometry.depth
@@ -89,8 +101,12 @@ class HebbianUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, geo, lanes, ww = self.cfg, self.geometry, self.lanes, self.cfg.weight_width
-        m.submodules.lfsr = lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
-        m.d.comb += self.lfsr_state.eq(lfsr.state)
+        if self.shared_lfsr:
+            ahead, advance = self.random_ahead, self.random_advance
+        else:
+            m.submodules.lfsr = lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
+            m.d.comb += self.lfsr_state.eq(lfsr.state)
+            ahead, advance = lfsr.ahead, lfsr.advance
         shift = cfg.update_shift
         stochastic = cfg.rounding == "stochastic"
 
@@ -127,7 +143,7 @@ class HebbianUnit(wiring.Component):
             product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
             m.d.comb += product.eq(post * pre)
             if stochastic:
-                change = shift_round_stochastic(product, shift, lfsr.ahead[lane])
+                change = shift_round_stochastic(product, shift, ahead[lane])
             else:
                 change = shift_round_nearest(product, shift)
             old = self.w.rdata[lane * ww : (lane + 1) * ww].as_signed()
@@ -157,7 +173,7 @@ class HebbianUnit(wiring.Component):
             valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[
                 b_chunk
             ]
-            m.d.comb += lfsr.advance.eq(Mux(b_valid, valid_lanes, 0))
+            m.d.comb += advance.eq(Mux(b_valid, valid_lanes, 0))
         limit = (1 << COUNTER_WIDTH) - 1
         for counter, events in ((self.sat_count, w_events), (self.sat_copy_count, t_events)):
             if events:
