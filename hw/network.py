@@ -1,0 +1,379 @@
+"""The whole pulse-gated learning circuit: blocks wired from a compiled schedule.
+
+:class:`NetworkCore` elaborates every group, matrix, mask and learning rule of a
+:class:`~golden_model.schedule.Schedule` into gateware: a :class:`PopulationAccumulator` per
+population group, registers per held group, a :class:`SynapseUnit` per matrix (``W`` by rows,
+its transposed copy by columns), a :class:`HebbianUnit` per learned matrix sharing one LFSR, and
+the :class:`GatingSequencer` replaying the schedule. It computes exactly what
+:class:`golden_model.circuit.Circuit` computes in fixed point, tick by tick.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden_model.circuit import FIXED, Circuit
+from golden_model.config import Config
+from golden_model.schedule import HELD, POP, Schedule
+
+from .fixedpoint import saturate
+from .hebbian import HebbianUnit
+from .lfsr import MultiStepLfsr
+from .population import PopulationAccumulator
+from .sequencer import GatingSequencer, port_name
+from .synapse import COLUMNS, ROWS, SynapseUnit
+
+__all__ = ["NetworkCore"]
+
+
+def _grouped(items, sizes) -> list[tuple[int, int, list[tuple[str, int]]]]:
+    """(col0, size, [(group, sign), ...]) for terms sharing matrix columns, first-seen order
+    (the grouping the golden model's circuit uses)."""
+    grouped: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for name, sign, col0 in items:
+        grouped.setdefault((col0, sizes[name]), []).append((name, sign))
+    return [(col0, size, parts) for (col0, size), parts in grouped.items()]
+
+
+class NetworkCore(wiring.Component):
+    """The circuit of a compiled schedule, trained one sample at a time.
+
+    Load a sample's inputs with ``load_*`` (flat index over the schedule's input groups, in
+    order), pulse ``start``; the core runs every tick of the sample and pulses
+    ``sample_done``. ``state_valid`` is high for one clock after every tick: then every current,
+    mask, weight and counter holds its value at that tick boundary.
+
+    A tick: (first tick of a phase) latched copies into memories; learning, one Hebbian sweep
+    per enabled matrix in schedule order; every active synapse unit sweeps its matrix; every
+    population group steps once. Its length in clocks depends on ``lanes``.
+
+    Parameters
+    ----------
+    schedule : Schedule
+    cfg : Config
+    lanes : int
+        Multiply-accumulates per clock in every synapse and Hebbian unit.
+
+    Attributes
+    ----------
+    load_en : In(1), load_index : In(range(inputs)), load_value : In(signed(current_width))
+    start : In(1)
+    running, sample_done, state_valid : Out(1)
+    sat_current, sat_weight, sat_copy : Out(64)
+        The golden model's counters (sums of the blocks' counters).
+    samples : Out(32)
+    """
+
+    def __init__(self, schedule: Schedule, cfg: Config, lanes: int = 1) -> None:
+        self.schedule, self.cfg, self.lanes = schedule, cfg, lanes
+        golden = Circuit(schedule, cfg, FIXED)  # initial weights and constants: one home
+        self._initial_weights = {k: v.copy() for k, v in golden.weights.items()}
+        self._constants = {name: golden.group(name).copy() for name, _ in schedule.constants}
+        self.input_groups = list(schedule.inputs)
+        self.input_size = sum(schedule.group(n).size for n in self.input_groups)
+        cw = cfg.current_width
+        super().__init__(
+            {
+                "load_en": In(1),
+                "load_index": In(range(max(self.input_size, 2))),
+                "load_value": In(signed(cw)),
+                "start": In(1),
+                "running": Out(1),
+                "sample_done": Out(1),
+                "state_valid": Out(1),
+                "sat_current": Out(64),
+                "sat_weight": Out(64),
+                "sat_copy": Out(64),
+                "samples": Out(32),
+            }
+        )
+        self._build()
+
+    # -- structure: every block the schedule needs --------------------------------------------
+
+    def _build(self) -> None:
+        s, cfg = self.schedule, self.cfg
+        self.sequencer = GatingSequencer(s, cfg)
+        self.populations = {
+            g.name: PopulationAccumulator(cfg, g.size, g.size) for g in s.groups if g.kind == POP
+        }
+        self.held = {
+            g.name: Signal(
+                data.ArrayLayout(signed(cfg.current_width), g.size),
+                name=f"held_{port_name(g.name)}",
+                init=[int(v) for v in self._constants.get(g.name, np.zeros(g.size, np.int64))],
+            )
+            for g in s.groups
+            if g.kind == HELD
+        }
+        # Each matrix is read by exactly one transfer of the schedule.
+        self.uses: dict[str, tuple[int, object]] = {}
+        for index, phase in enumerate(s.phases):
+            for tr in phase.transfers:
+                matrices = {t.matrix for t in tr.terms}
+                if None in matrices and len(matrices) > 1:
+                    raise NotImplementedError("a transfer mixing identity and matrix terms")
+                if len(matrices - {None}) > 1:
+                    raise NotImplementedError("a transfer through two matrices")
+                (matrix,) = matrices
+                if matrix is not None:
+                    if matrix in self.uses:
+                        raise NotImplementedError(f"matrix {matrix} is read by two transfers")
+                    self.uses[matrix] = (index, tr)
+        self.synapses = {}
+        for mat in s.matrices:
+            layout = COLUMNS if mat.transpose_of else ROWS
+            self.synapses[mat.name] = SynapseUnit(
+                cfg,
+                mat.rows,
+                mat.cols,
+                self.lanes,
+                layout=layout,
+                init=self._initial_weights[mat.name],
+            )
+        self.learns = list(
+            dict.fromkeys(ln for ph in s.phases for ln in ph.learns)
+        )  # schedule order = LFSR order
+        for ln in self.learns:
+            if ln.rule != "hebbian":
+                raise NotImplementedError(f"learning rule {ln.rule!r} in gateware")
+        self.hebbians = {
+            ln.matrix: HebbianUnit(
+                cfg,
+                s.matrix(ln.matrix).rows,
+                s.matrix(ln.matrix).cols,
+                self.lanes,
+                copy_rows=s.matrix(ln.copy).rows if ln.copy else None,
+                shared_lfsr=True,
+            )
+            for ln in self.learns
+        }
+        self.lfsr = MultiStepLfsr(cfg.lfsr_seed, self.lanes)
+
+    def value(self, name: str):
+        """The current values of a group (population currents or held registers)."""
+        if name in self.populations:
+            return self.populations[name].currents
+        return self.held[name]
+
+    # -- elaboration ----------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        s, cfg = self.schedule, self.cfg
+        cw = cfg.current_width
+        sizes = {g.name: g.size for g in s.groups}
+        m.submodules.sequencer = seq = self.sequencer
+        m.submodules.lfsr = self.lfsr
+        for name, unit in self.populations.items():
+            m.submodules[f"pop_{port_name(name)}"] = unit
+        for name, unit in self.synapses.items():
+            m.submodules[f"syn_{name}"] = unit
+        for name, unit in self.hebbians.items():
+            m.submodules[f"learn_{name}"] = unit
+        events: list = []  # (enable, flag) pairs counted into sat_current at their moment
+
+        def combined(parts, j, enable):
+            """``sat(sum(sign * part[j]))``; its saturation is counted when ``enable``."""
+            total = sum(self.value(name)[j] * sign for name, sign in parts)
+            if len(parts) == 1 and parts[0][1] == 1:
+                return total  # a single positive part cannot leave the range
+            clamped, flag = saturate(total, cw)
+            events.append((enable, flag))
+            return clamped
+
+        # Host loads into input groups.
+        with m.If(self.load_en & ~self.running):
+            offset = 0
+            for name in self.input_groups:
+                for j in range(sizes[name]):
+                    with m.If(self.load_index == offset + j):
+                        m.d.sync += self.held[name][j].eq(self.load_value)
+                offset += sizes[name]
+
+        # Mask capture inputs.
+        for phase in s.phases:
+            for cap in phase.captures:
+                port = getattr(seq.capture, cap.mask)
+                for j in range(sizes[cap.plus]):
+                    m.d.comb += [
+                        port.plus[j].eq(self.value(cap.plus)[j]),
+                        port.minus[j].eq(self.value(cap.minus)[j]),
+                    ]
+
+        # Tick control.
+        first = Signal()
+        step_tick = Signal()  # pulse: every population group steps
+        synapse_start = Signal()
+        learn_index = Signal(range(len(self.learns) + 1))
+        learn_start = Signal()
+        control = seq.control
+        phase_index = seq.phase
+
+        # Which matrices are swept in which phase.
+        active = {
+            name: Array(Const(self.uses.get(name, (None,))[0] == p) for p in range(len(s.phases)))[
+                phase_index
+            ]
+            for name in self.synapses
+        }
+
+        # Synapse sources and gates.
+        for name, unit in self.synapses.items():
+            if name not in self.uses:
+                continue
+            index, tr = self.uses[name]
+            enable = step_tick & active[name]
+            for col0, size, parts in _grouped(
+                ((t.source, t.sign, t.col0) for t in tr.terms), sizes
+            ):
+                for j in range(size):
+                    m.d.comb += unit.source[col0 + j].eq(combined(parts, j, enable))
+            m.d.comb += [
+                unit.gate.eq(getattr(seq.gates, port_name(tr.plus))),
+                unit.start.eq(synapse_start & active[name]),
+            ]
+
+        # Identity transfers: z = sat(sum of signed parts), once per transfer.
+        identity_z = {}
+        for index, phase in enumerate(s.phases):
+            for tr in phase.transfers:
+                if tr.terms[0].matrix is None:
+                    enable = step_tick & (phase_index == index)
+                    terms = ((t.source, t.sign, t.col0) for t in tr.terms)
+                    identity_z[id(tr)] = [
+                        combined(parts, j, enable)
+                        for _, size, parts in _grouped(terms, sizes)
+                        for j in range(size)
+                    ]
+
+        # Population drives: per group, the transfer that targets it in each phase.
+        for name, unit in self.populations.items():
+            options = []
+            for phase in s.phases:
+                drive = None
+                for tr in phase.transfers:
+                    if name not in (tr.plus, tr.minus):
+                        continue
+                    half = "plus" if name == tr.plus else "minus"
+                    matrix = tr.terms[0].matrix
+                    if matrix is not None:
+                        drive = getattr(self.synapses[matrix], half)
+                    else:
+                        drive = [
+                            Mux(v > 0, v, 0) if half == "plus" else Mux(v < 0, -v, 0)
+                            for v in identity_z[id(tr)]
+                        ]
+                options.append(drive)
+            g = [i for i, p in enumerate(self.sequencer.word.pops) if p == name][0]
+            for j in range(sizes[name]):
+                picks = [
+                    (opt[j] if opt is not None else Const(0, unsigned(cw - 1))) for opt in options
+                ]
+                m.d.comb += unit.drive[j].eq(Array(picks)[phase_index])
+            m.d.comb += [
+                unit.gate.eq(getattr(seq.gates, port_name(name))),
+                unit.clear.eq(control.clear[g] & first),
+                unit.hold.eq(0),
+                unit.held_gain.eq(control.held_gain[g]),
+                unit.tick.eq(step_tick),
+            ]
+
+        # Learning: post and pre vectors, memory ports, the shared LFSR.
+        for k, ln in enumerate(self.learns):
+            unit = self.hebbians[ln.matrix]
+            enable = learn_start & (learn_index == k)
+            for j in range(s.matrix(ln.matrix).rows):
+                m.d.comb += unit.post[j].eq(
+                    combined([(ln.post_plus, 1), (ln.post_minus, -1)], j, enable)
+                )
+            for col0, size, parts in _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes):
+                for j in range(size):
+                    m.d.comb += unit.pre[col0 + j].eq(combined(parts, j, enable))
+            wiring.connect(m, unit.w, self.synapses[ln.matrix].learn)
+            if ln.copy:
+                wiring.connect(m, unit.wt, self.synapses[ln.copy].learn)
+            m.d.comb += [
+                unit.start.eq(enable),
+                unit.random_ahead.eq(self.lfsr.ahead),
+            ]
+        if self.learns:
+            m.d.comb += self.lfsr.advance.eq(
+                Array(u.random_advance for u in self.hebbians.values())[learn_index]
+            )
+
+        # Counters.
+        flags = Signal(64)
+        m.d.comb += flags.eq(sum(Mux(enable, flag, 0) for enable, flag in events))
+        own = Signal(64)
+        m.d.sync += own.eq(own + flags)
+        m.d.comb += [
+            self.sat_current.eq(
+                own
+                + sum(u.sat_count for u in self.populations.values())
+                + sum(u.sat_count for u in self.synapses.values())
+            ),
+            self.sat_weight.eq(
+                sum(u.sat_count for u in self.hebbians.values()) if self.hebbians else 0
+            ),
+            self.sat_copy.eq(
+                sum(u.sat_copy_count for u in self.hebbians.values()) if self.hebbians else 0
+            ),
+            self.samples.eq(seq.samples),
+            seq.start.eq(self.start),
+            self.running.eq(seq.running),
+            self.sample_done.eq(seq.sample_done),
+        ]
+
+        copies = self.sequencer.word.copies
+        learn_units = list(self.hebbians.values())
+        with m.FSM():
+            with m.State("idle"):
+                with m.If(seq.tick_valid):
+                    m.d.sync += [first.eq(seq.first_tick), learn_index.eq(0)]
+                    with m.If(seq.first_tick):
+                        for k, cp in enumerate(copies):
+                            with m.If(control.copy[k]):
+                                m.d.sync += self.held[cp.target].eq(self.value(cp.source))
+                    m.next = "learn"
+            with m.State("learn"):
+                if learn_units:
+                    busy = Array(u.busy for u in learn_units)[learn_index]
+                    enabled = Array(
+                        control.learn[self.sequencer.word.learns.index(ln.matrix)]
+                        for ln in self.learns
+                    )[learn_index]
+                    with m.If(learn_index == len(self.learns)):
+                        m.next = "sweep"
+                    with m.Elif(enabled & first & ~busy):
+                        m.d.comb += learn_start.eq(1)
+                        m.next = "learning"
+                    with m.Else():
+                        m.d.sync += learn_index.eq(learn_index + 1)
+                else:
+                    m.next = "sweep"
+            with m.State("learning"):
+                busy = Array(u.busy for u in learn_units)[learn_index] if learn_units else 0
+                with m.If(~busy):
+                    m.d.sync += learn_index.eq(learn_index + 1)
+                    m.next = "learn"
+            with m.State("sweep"):
+                m.d.comb += synapse_start.eq(1)
+                m.next = "sweeping"
+            with m.State("sweeping"):
+                busy = Signal()
+                m.d.comb += busy.eq(sum(u.busy for u in self.synapses.values()) != 0)
+                with m.If(~busy):
+                    m.d.comb += step_tick.eq(1)
+                    m.next = "stepping"
+            with m.State("stepping"):
+                with m.If(sum(u.busy for u in self.populations.values()) == 0):
+                    m.d.comb += seq.tick_done.eq(1)
+                    m.next = "boundary"
+            with m.State("boundary"):
+                m.d.comb += self.state_valid.eq(1)
+                m.next = "idle"
+        return m
