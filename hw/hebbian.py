@@ -164,10 +164,12 @@ class HebbianUnit(wiring.Component):
             self.w.we.eq(b_valid),
         ]
         if self.copy_rows is not None:
+            # W's last chunk may hold only the bias column, which has no row in the copy.
+            in_copy = b_chunk < self.copy_geometry.outer
             m.d.comb += [
                 self.wt.waddr.eq(b_chunk * self.rows + b_row),
                 self.wt.wdata.eq(Cat(*(word[:ww] for word in t_words))),
-                self.wt.we.eq(b_valid),
+                self.wt.we.eq(b_valid & in_copy),
             ]
         if stochastic:
             valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[

@@ -294,9 +294,18 @@ HEBBIAN_SETUPS = [
 @pytest.mark.parametrize(("rounding", "lanes"), HEBBIAN_SETUPS)
 def test_hebbian_unit_matches_golden(rounding, lanes):
     # learning_rate_shift 0 makes eta * post * pre large enough to reach the weight edges.
-    for shift, cases in ((0, 12), (5, 24)):
+    # 4x7 and 1x4: where lanes divide the copy's rows, the bias column sits alone in W's last
+    # chunk, which the copy does not have (1x4 at 3 lanes: a one-word copy memory).
+    for (rows, cols), shift, cases in (
+        ((4, 6), 0, 12),
+        ((4, 6), 5, 12),
+        ((4, 7), 5, 6),
+        ((1, 4), 0, 6),
+    ):
         cfg = Config(rounding=rounding, learning_rate_shift=shift)
-        problems, saturations = hebbian_mismatches(cfg, 4, 6, lanes, cases, seed=lanes + shift)
+        problems, saturations = hebbian_mismatches(
+            cfg, rows, cols, lanes, cases, seed=lanes + shift
+        )
         assert problems == []
         if shift == 0:
             assert saturations > 0
