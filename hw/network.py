@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.schedule import HELD, POP, Schedule
+from golden_model.trace import COUNTERS, StateLayout
 
 from .fixedpoint import saturate
 from .hebbian import HebbianUnit
@@ -56,6 +57,8 @@ class NetworkCore(wiring.Component):
     cfg : Config
     lanes : int
         Multiply-accumulates per clock in every synapse and Hebbian unit.
+    debug : bool
+        Add the debug read port (simulation and bring-up; costs a read port per memory).
 
     Attributes
     ----------
@@ -65,10 +68,19 @@ class NetworkCore(wiring.Component):
     sat_current, sat_weight, sat_copy : Out(64)
         The golden model's counters (sums of the blocks' counters).
     samples : Out(32)
+    hold : In(1)
+        Keep the core at the current tick boundary (``state_valid`` stays high).
+    debug_addr : In(range(state_words)), debug_data : Out(signed(64))
+        Any state word, in the golden trace's order (currents, masks, weights, counters,
+        LFSR), one clock after its address.
     """
 
-    def __init__(self, schedule: Schedule, cfg: Config, lanes: int = 1) -> None:
-        self.schedule, self.cfg, self.lanes = schedule, cfg, lanes
+    def __init__(self, schedule: Schedule, cfg: Config, lanes: int = 1, debug: bool = True) -> None:
+        self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
+        self.layout = StateLayout.of(schedule)
+        self.state_words = (
+            self.layout.n_currents + self.layout.n_masks + self.layout.n_weights + len(COUNTERS) + 1
+        )
         golden = Circuit(schedule, cfg, FIXED)  # initial weights and constants: one home
         self._initial_weights = {k: v.copy() for k, v in golden.weights.items()}
         self._constants = {name: golden.group(name).copy() for name, _ in schedule.constants}
@@ -88,6 +100,15 @@ class NetworkCore(wiring.Component):
                 "sat_weight": Out(64),
                 "sat_copy": Out(64),
                 "samples": Out(32),
+                "hold": In(1),
+                **(
+                    {
+                        "debug_addr": In(range(self.state_words)),
+                        "debug_data": Out(signed(64)),
+                    }
+                    if debug
+                    else {}
+                ),
             }
         )
         self._build()
@@ -133,6 +154,7 @@ class NetworkCore(wiring.Component):
                 self.lanes,
                 layout=layout,
                 init=self._initial_weights[mat.name],
+                debug=self.debug,
             )
         self.learns = list(
             dict.fromkeys(ln for ph in s.phases for ln in ph.learns)
@@ -374,6 +396,47 @@ class NetworkCore(wiring.Component):
                     m.d.comb += seq.tick_done.eq(1)
                     m.next = "boundary"
             with m.State("boundary"):
-                m.d.comb += self.state_valid.eq(1)
-                m.next = "idle"
+                m.d.comb += [self.state_valid.eq(1), seq.pause.eq(1)]
+                with m.If(~self.hold):
+                    m.next = "idle"
+        if self.debug:
+            self._debug_port(m)
         return m
+
+    def _debug_port(self, m: Module) -> None:
+        """``debug_data`` one clock after ``debug_addr``: registers are muxed from the
+        registered address; weights come through each memory's debug read port."""
+        s = self.schedule
+        address = Signal.like(self.debug_addr)
+        m.d.sync += address.eq(self.debug_addr)
+        words = [self.value(g.name)[j] for g in s.groups for j in range(g.size)]
+        words += [
+            getattr(self.sequencer.masks, name)[j] for name, size in s.masks for j in range(size)
+        ]
+        n_registers = len(words)
+        counters = [self.sat_current, self.sat_weight, self.sat_copy, self.samples, self.lfsr.state]
+        weight_value = Signal(signed(64))
+        offset = n_registers
+        for matrix in s.matrices:
+            unit = self.synapses[matrix.name]
+            geo = unit.geometry
+            count = matrix.rows * matrix.cols
+            spots = [geo.locate(r, c) for r in range(matrix.rows) for c in range(matrix.cols)]
+            local = self.debug_addr - offset
+            m.d.comb += unit.debug_raddr.eq(
+                Array(Const(a) for a, _ in spots)[local[: max(1, count.bit_length())]]
+            )
+            later = address - offset
+            lane = Array(Const(lane) for _, lane in spots)[later[: max(1, count.bit_length())]]
+            ww = self.cfg.weight_width
+            with m.If((address >= offset) & (address < offset + count)):
+                m.d.comb += weight_value.eq(unit.debug_rdata.word_select(lane, ww).as_signed())
+            offset += count
+        registers = Array(words)
+        tail = Array(counters)
+        with m.If(address < n_registers):
+            m.d.comb += self.debug_data.eq(registers[address])
+        with m.Elif(address < offset):
+            m.d.comb += self.debug_data.eq(weight_value)
+        with m.Else():
+            m.d.comb += self.debug_data.eq(tail[address - offset])

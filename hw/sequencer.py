@@ -101,6 +101,8 @@ class GatingSequencer(wiring.Component):
     Attributes
     ----------
     start, stop, step, tick_done : In(1)
+    pause : In(1)
+        While high, the next tick does not begin (the sequencer waits before its capture).
     capture : In(StructLayout)
         For each mask, the ``plus`` and ``minus`` currents it is captured from.
     control : Out(ControlWord.layout)
@@ -133,6 +135,7 @@ class GatingSequencer(wiring.Component):
                 "stop": In(1),
                 "step": In(1),
                 "tick_done": In(1),
+                "pause": In(1),
                 "capture": In(data.StructLayout(capture or {"none": 1})),
                 "control": Out(self.word.layout),
                 "gates": Out(data.StructLayout({port_name(p): sizes[p] for p in self.word.pops})),
@@ -182,15 +185,18 @@ class GatingSequencer(wiring.Component):
                     m.next = "prepare"
             with m.State("prepare"):
                 m.d.comb += self.running.eq(1)
-                with m.If(self.first_tick):
+                with m.If(self.pause):
+                    pass  # hold before the capture, e.g. while the state is being read
+                with m.Elif(self.first_tick):
                     for i, (name, size) in enumerate(s.masks):
                         source = getattr(self.capture, name)
                         with m.If(self.control.capture[i]):
                             m.d.sync += getattr(self.masks, name).eq(
                                 Cat(*(source.plus[j] > source.minus[j] for j in range(size)))
                             )
-                m.d.sync += issued.eq(0)
-                m.next = "tick"
+                with m.If(~self.pause):
+                    m.d.sync += issued.eq(0)
+                    m.next = "tick"
             with m.State("tick"):
                 # tick_valid for one clock; tick_done is accepted from that clock on.
                 m.d.comb += [self.running.eq(1), self.tick_valid.eq(~issued)]

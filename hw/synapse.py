@@ -116,6 +116,9 @@ class SynapseUnit(wiring.Component):
         Weight storage (see the module docstring).
     init : ndarray, optional
         Initial weight codes, ``rows x cols``.
+    debug : bool
+        Add a third read port (``debug_raddr`` in, ``debug_rdata`` out one clock later) for
+        reading weights while the unit runs.
 
     Attributes
     ----------
@@ -140,9 +143,11 @@ class SynapseUnit(wiring.Component):
         *,
         layout: str = ROWS,
         init: np.ndarray | None = None,
+        debug: bool = False,
         _fault: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.debug = debug
         self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width)
         self.rows, self.cols, self.lanes, self.layout = rows, cols, lanes, layout
         self._fault = _fault  # test-only: "floor" rounds down instead of half up
@@ -153,8 +158,15 @@ class SynapseUnit(wiring.Component):
             init=self.geometry.pack(codes),
         )
         cw = cfg.current_width
+        addr_width = ceil_log2(max(self.geometry.depth, 2))
+        debug_ports = (
+            {"debug_raddr": In(addr_width), "debug_rdata": Out(self.geometry.word_width)}
+            if debug
+            else {}
+        )
         super().__init__(
             {
+                **debug_ports,
                 "start": In(1),
                 "source": In(data.ArrayLayout(signed(cw), cols)),
                 "gate": In(rows),
@@ -164,9 +176,7 @@ class SynapseUnit(wiring.Component):
                 "busy": Out(1),
                 "done": Out(1),
                 "sat_count": Out(COUNTER_WIDTH),
-                "learn": In(
-                    LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width)
-                ),
+                "learn": In(LearnPort(addr_width, self.geometry.word_width)),
             }
         )
 
@@ -178,6 +188,12 @@ class SynapseUnit(wiring.Component):
         sweep = self.memory.read_port()
         learn_read = self.memory.read_port()
         learn_write = self.memory.write_port()
+        if self.debug:
+            debug_read = self.memory.read_port()
+            m.d.comb += [
+                debug_read.addr.eq(self.debug_raddr),
+                self.debug_rdata.eq(debug_read.data),
+            ]
         m.d.comb += [
             learn_read.addr.eq(self.learn.raddr),
             self.learn.rdata.eq(learn_read.data),

@@ -14,7 +14,7 @@ from golden_model.circuit import FIXED, Circuit
 from golden_model.trace import StateLayout, Trace, TraceRecorder
 from hw.network import NetworkCore
 
-__all__ = ["encode_sample", "read_state", "run_core"]
+__all__ = ["encode_sample", "read_state", "read_state_via_port", "split_state", "run_core"]
 
 
 def encode_sample(core: NetworkCore, values: dict[str, np.ndarray]) -> np.ndarray:
@@ -64,11 +64,38 @@ def read_state(
     return currents, masks, np.concatenate(weights), counters, ctx.get(core.lfsr.state)
 
 
+def split_state(core: NetworkCore, words: list[int]):
+    """Debug-port words (golden order) into (currents, masks, weights, counters, lfsr)."""
+    lay = core.layout
+    a = lay.n_currents
+    b = a + lay.n_masks
+    c = b + lay.n_weights
+    words = np.asarray(words, dtype=np.int64)
+    return words[:a], words[a:b].astype(np.uint8), words[b:c], words[c : c + 4], int(words[c + 4])
+
+
+async def read_state_via_port(ctx, core: NetworkCore):
+    """Hold the core at its tick boundary and read every state word through the debug port."""
+    ctx.set(core.hold, 1)
+    words = []
+    for address in range(core.state_words):
+        ctx.set(core.debug_addr, address)
+        await ctx.tick()
+        words.append(ctx.get(core.debug_data))
+    ctx.set(core.hold, 0)
+    return split_state(core, words)
+
+
 def run_core(
-    core: NetworkCore, samples: list[dict[str, np.ndarray]], max_clocks: int = 100_000
+    core: NetworkCore,
+    samples: list[dict[str, np.ndarray]],
+    max_clocks: int = 100_000,
+    via_port: bool = False,
 ) -> tuple[Trace, int]:
     """Train ``core`` on ``samples`` under Amaranth's simulator; return its trace and the
-    clock cycles the samples took (from each ``start`` to the last tick's state)."""
+    clock cycles the samples took (from each ``start`` to the last tick's state, not counting
+    the clocks spent reading state). ``via_port`` reads the state through the debug port
+    (as the Verilator testbench does) instead of peeking at the signals."""
     layout = StateLayout.of(core.schedule)
     recorder = TraceRecorder(layout)
     ticks_per_sample = core.schedule.ticks_per_sample
@@ -97,7 +124,11 @@ def run_core(
                         raise RuntimeError(f"tick {tick}: no state after {max_clocks} clocks")
                 clocks[0] += waited
                 phase = (tick % ticks_per_sample) // n_ticks
-                recorder.record(tick, phase, *read_state(ctx, core))
+                if via_port:
+                    state = await read_state_via_port(ctx, core)
+                else:
+                    state = read_state(ctx, core)
+                recorder.record(tick, phase, *state)
                 tick += 1
                 await ctx.tick()  # leave the state_valid clock
                 clocks[0] += 1

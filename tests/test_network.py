@@ -69,9 +69,9 @@ def test_fault_in_the_rtl_is_reported_with_tick_phase_and_word(monkeypatch):
     cfg = Config(layers=(2, 4, 1))
     original = network.SynapseUnit
 
-    def faulty(cfg_, rows, cols, lanes=1, *, layout="rows", init=None):
+    def faulty(cfg_, rows, cols, lanes=1, **options):
         fault = "floor" if (rows, cols) == (1, 5) else None  # W2 only
-        return original(cfg_, rows, cols, lanes, layout=layout, init=init, _fault=fault)
+        return original(cfg_, rows, cols, lanes, _fault=fault, **options)
 
     monkeypatch.setattr(network, "SynapseUnit", faulty)
     samples = xor_samples(6, seed=2)
@@ -81,3 +81,12 @@ def test_fault_in_the_rtl_is_reported_with_tick_phase_and_word(monkeypatch):
     assert mismatch is not None
     assert mismatch.phase == "fwd2" and mismatch.name.startswith("n2")
     assert f"tick {mismatch.tick}" in str(mismatch)
+
+
+def test_debug_port_reads_the_same_state():
+    cfg = CONFIGS["N4-leak2-stochastic"]
+    samples = xor_samples(3, seed=4)
+    golden = golden_trace(cfg, samples)
+    trace, _ = run_core(NetworkCore(compile_backprop(cfg), cfg, lanes=2), samples, via_port=True)
+    mismatch = golden.first_mismatch(trace)
+    assert mismatch is None, str(mismatch)
