@@ -18,6 +18,8 @@ __all__ = [
     "XOR_TARGETS",
     "XorResult",
     "train_xor",
+    "evaluate_xor",
+    "xor_sample",
     "A1_TRUE",
     "A2_TRUE",
     "simulate_ar2",
@@ -44,6 +46,7 @@ class XorResult:
     ticks: int  # ticks simulated in training
     curve: list[tuple[int, float]] = field(default_factory=list)  # (samples, mean squared error)
     step_trace: Trace | None = None  # the first training sample, tick by tick
+    order: list[int] = field(default_factory=list)  # pattern index of every training sample
 
     def to_json(self) -> dict:
         return {
@@ -55,6 +58,11 @@ class XorResult:
             "ticks": self.ticks,
             "curve": [[s, e] for s, e in self.curve],
         }
+
+
+def xor_sample(k: int) -> dict[str, np.ndarray]:
+    """Pattern ``k`` of XOR as the circuit's signed inputs."""
+    return {"x": XOR_INPUTS[k], "t": XOR_TARGETS[k]}
 
 
 def evaluate_xor(evaluator: Circuit) -> np.ndarray:
@@ -94,6 +102,7 @@ def train_xor(
     samples = 0
     converged = False
     last: TraceRecorder | None = None
+    trained: list[int] = []
     while True:
         outputs = evaluate_xor(evaluator)
         curve.append((samples, float(np.mean((outputs - targets) ** 2))))
@@ -103,6 +112,7 @@ def train_xor(
         if samples >= max_samples:
             break
         for k in order.permutation(len(XOR_INPUTS)):
+            trained.append(int(k))
             circuit.load_signed("x", XOR_INPUTS[k])
             circuit.load_signed("t", XOR_TARGETS[k])
             if keep_step_trace and samples == 0:
@@ -126,6 +136,7 @@ def train_xor(
         ticks=circuit.tick,
         curve=curve,
         step_trace=last.finish() if last is not None else None,
+        order=trained,
     )
 
 

@@ -75,8 +75,17 @@ class NetworkCore(wiring.Component):
         LFSR), one clock after its address.
     """
 
-    def __init__(self, schedule: Schedule, cfg: Config, lanes: int = 1, debug: bool = True) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        cfg: Config,
+        lanes: int = 1,
+        debug: bool = True,
+        *,
+        _fault: dict[str, str] | None = None,
+    ) -> None:
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
+        self._fault = _fault or {}  # test-only: matrix name -> SynapseUnit fault
         self.layout = StateLayout.of(schedule)
         self.state_words = (
             self.layout.n_currents + self.layout.n_masks + self.layout.n_weights + len(COUNTERS) + 1
@@ -155,6 +164,7 @@ class NetworkCore(wiring.Component):
                 layout=layout,
                 init=self._initial_weights[mat.name],
                 debug=self.debug,
+                _fault=self._fault.get(mat.name),
             )
         self.learns = list(
             dict.fromkeys(ln for ph in s.phases for ln in ph.learns)

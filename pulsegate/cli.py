@@ -127,6 +127,66 @@ def cmd_bench_golden(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from sim.generate import generate
+
+    cfg = _config(args, args.circuit)
+    paths = generate(cfg, args.out, circuit=args.circuit, lanes=args.lanes)
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_sim_xor(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_backprop
+    from sim.tasks import rtl_xor
+
+    from . import plots
+
+    cfg = _config(args, "xor")
+    print(compile_backprop(cfg).table())
+    bar = ProgressLine("golden model fixes the sample sequence")
+    print("building the RTL with Verilator and training it beside the golden model ...")
+    verdict, golden = rtl_xor(
+        cfg, max_samples=args.max_samples, lanes=args.lanes, waves=args.waves, progress=bar
+    )
+    bar.close()
+    verdict_word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
+    print(
+        f"\nRTL: {verdict_word}: {verdict['ticks_compared']} ticks compared, "
+        f"{verdict['mismatches']} mismatching"
+    )
+    if verdict["first_mismatch"]:
+        print(verdict["first_mismatch"])
+    state = "converged" if verdict["converged"] else "did NOT converge"
+    print(
+        f"{state} after {verdict['samples']} samples, {verdict['cycles']} clock cycles "
+        f"({verdict['cycles'] / max(verdict['samples'], 1):.0f} per sample, lanes={args.lanes})"
+    )
+    print(" x1  x2  output (RTL weights)  target")
+    for (x1, x2, out), t in zip(verdict["outputs"], (0, 1, 1, 0), strict=True):
+        print(f" {x1:.0f}   {x2:.0f}   {out:+.4f}               {t}")
+    if verdict.get("waves"):
+        print(f"waves: {verdict['waves']}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = plots.learning_curve(
+            golden.curve, out / "learning_curve.png", f"XOR, seed {cfg.seed}"
+        )
+        raster = plots.raster(
+            golden.step_trace,
+            compile_backprop(cfg),
+            out / "raster.png",
+            float(1 << cfg.current_frac),
+            "one training step (the first), as the RTL runs it",
+        )
+        print(f"wrote {curve}\nwrote {raster}")
+    verdict["config"] = cfg.to_dict()
+    _write_json(args.json, verdict)
+    return 0 if verdict["bit_exact"] and verdict["converged"] else 1
+
+
 def cmd_bench_blocks(args: argparse.Namespace) -> int:
     from .bench import bench_blocks
 
@@ -158,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
                 "--samples", type=int, default=20000, help="samples of the process (20000)"
             )
         p.set_defaults(func=func)
+
+    gen = sub.add_parser("generate", help="write the circuit's Verilog (deterministic)")
+    gen.add_argument("circuit", choices=("xor",), nargs="?", default="xor")
+    gen.add_argument("--config", help="JSON configuration")
+    gen.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    gen.add_argument("--out", required=True, help="output directory")
+    gen.set_defaults(func=cmd_generate)
+
+    simulate = sub.add_parser("sim", help="train in the RTL under Verilator").add_subparsers(
+        dest="task", required=True
+    )
+    p = simulate.add_parser("xor", help="train XOR in the RTL, compared with the golden model")
+    p.add_argument("--config", help="JSON configuration")
+    p.add_argument("--seed", type=int, help="override the configuration's seed")
+    p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    p.add_argument("--max-samples", type=int, default=4000, help="sample budget (4000)")
+    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    p.add_argument("--out", help="directory for plots")
+    p.add_argument("--json", help="write the verdict as JSON")
+    p.set_defaults(func=cmd_sim_xor)
 
     sched = sub.add_parser("schedule", help="print the compiled gating schedule")
     sched.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")

@@ -34,7 +34,6 @@ async def train_and_compare(dut):
     cfg = Config.from_dict(job["config"])
     schedule = _schedule(cfg, job["circuit"])
     samples = [{k: np.asarray(v, float) for k, v in s.items()} for s in job["samples"]]
-    fault = job.get("fault")
 
     golden = Circuit(schedule, cfg, FIXED)
     layout = StateLayout.of(schedule)
@@ -91,8 +90,6 @@ async def train_and_compare(dut):
             await FallingEdge(dut.clk)
             design_cycles += 1
             state = np.asarray(state, dtype=np.int64)
-            if fault and tick == fault["tick"]:
-                state[fault["word"]] += 1
             recorder.record(
                 tick,
                 int(golden_trace.phase[tick]),

@@ -23,15 +23,20 @@ def schedule_for(cfg: Config, circuit: str = "xor") -> Schedule:
     raise ValueError(f"unknown circuit {circuit!r} (known: xor, ar2)")
 
 
-def core_for(cfg: Config, circuit: str = "xor", lanes: int = 1, debug: bool = True) -> NetworkCore:
-    return NetworkCore(schedule_for(cfg, circuit), cfg, lanes=lanes, debug=debug)
+def core_for(
+    cfg: Config, circuit: str = "xor", lanes: int = 1, debug: bool = True, _fault=None
+) -> NetworkCore:
+    return NetworkCore(schedule_for(cfg, circuit), cfg, lanes=lanes, debug=debug, _fault=_fault)
 
 
-def generate(cfg: Config, out: str | Path, circuit: str = "xor", lanes: int = 1) -> dict[str, Path]:
-    """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``."""
+def generate(
+    cfg: Config, out: str | Path, circuit: str = "xor", lanes: int = 1, *, _fault=None
+) -> dict[str, Path]:
+    """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``.
+    ``_fault`` (tests only) breaks a synapse unit on purpose."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    core = core_for(cfg, circuit, lanes)
+    core = core_for(cfg, circuit, lanes, _fault=_fault)
     paths = {
         "verilog": out / f"{TOP}.v",
         "config": out / "config.json",

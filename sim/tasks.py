@@ -1,0 +1,54 @@
+"""Tasks on the RTL: train under Verilator on the golden model's own sample sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from golden_model.circuit import FIXED, Circuit
+from golden_model.config import Config
+from golden_model.schedule import compile_backprop
+from golden_model.tasks import XorResult, evaluate_xor, train_xor, xor_sample
+
+from .verilator_run import run_verilator
+
+__all__ = ["rtl_xor"]
+
+
+def rtl_xor(
+    cfg: Config,
+    *,
+    max_samples: int = 4000,
+    lanes: int = 1,
+    waves: bool = False,
+    work=None,
+    progress=None,
+) -> tuple[dict, XorResult]:
+    """Train XOR in the RTL under Verilator, beside the golden model.
+
+    The golden model trains first and fixes the sample sequence (and where it converged); the
+    RTL then trains on exactly those samples, compared at every tick. The outputs are computed
+    from the weights the RTL holds at the end. Returns the verdict and the golden result.
+    """
+    golden = train_xor(cfg, FIXED, max_samples, keep_step_trace=True, progress=progress)
+    samples = [xor_sample(k) for k in golden.order]
+    options = {"lanes": lanes, "waves": waves}
+    if work is not None:
+        options["work"] = work
+    verdict = run_verilator(cfg, samples, **options)
+    evaluator = Circuit(compile_backprop(cfg, train=False), cfg, FIXED)
+    for name, codes in verdict.pop("weights").items():
+        if name in evaluator.weights:
+            evaluator.weights[name][...] = np.asarray(codes, dtype=np.int64)
+    outputs = evaluate_xor(evaluator)
+    targets = np.array([0.0, 1.0, 1.0, 0.0])
+    verdict.update(
+        converged=bool(np.all(np.abs(outputs - targets) < 0.25)),
+        outputs=[
+            [float(a), float(b), float(o)]
+            for (a, b), o in zip(((0, 0), (0, 1), (1, 0), (1, 1)), outputs, strict=True)
+        ],
+        seed=cfg.seed,
+        lanes=lanes,
+        mode="rtl",
+    )
+    return verdict, golden
