@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pulsegate golden xor --out out/xor --json out/xor/result.json
+	$(BIN)/pulsegate sim xor --out out/xor --json out/xor/result.json
 	$(BIN)/pulsegate golden ar2 --out out/ar2 --json out/ar2/result.json
 
 test: $(STAMP)

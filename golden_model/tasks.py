@@ -27,6 +27,8 @@ __all__ = [
     "yule_walker",
     "Ar2Result",
     "run_ar2",
+    "ar2_data",
+    "ar2_result",
 ]
 
 #: ``progress(done, total)`` is called now and then during long runs.
@@ -224,10 +226,7 @@ def run_ar2(
     checkpoints: int = 40,
 ) -> Ar2Result:
     """Feed an AR(2) process through the predictive circuit; compare what it learned."""
-    d = cfg.layers[0]
-    if d != A1_TRUE.shape[0]:
-        raise ValueError(f"the AR(2) task is {A1_TRUE.shape[0]}-dimensional, layers[0] = {d}")
-    x, e = simulate_ar2(A1_TRUE, A2_TRUE, samples, np.random.default_rng([cfg.seed, 2]))
+    x, e = ar2_data(cfg, samples)
     circuit = Circuit(compile_ar2(cfg), cfg, mode)
     every = max(1, samples // checkpoints)
     curve = []
@@ -241,7 +240,21 @@ def run_ar2(
             if progress is not None:
                 progress(t + 1, samples)
     learned = circuit.weights_float()
-    K = [learned[f"K{lag}"] for lag in range(3)]
+    return ar2_result([learned[f"K{lag}"] for lag in range(3)], x, e, cfg, mode, curve)
+
+
+def ar2_data(cfg: Config, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The AR(2) process the task feeds (seeded by ``cfg.seed``): ``(x, e)``."""
+    d = cfg.layers[0]
+    if d != A1_TRUE.shape[0]:
+        raise ValueError(f"the AR(2) task is {A1_TRUE.shape[0]}-dimensional, layers[0] = {d}")
+    return simulate_ar2(A1_TRUE, A2_TRUE, samples, np.random.default_rng([cfg.seed, 2]))
+
+
+def ar2_result(
+    K: list[np.ndarray], x: np.ndarray, e: np.ndarray, cfg: Config, mode: str, curve=()
+) -> Ar2Result:
+    """Compare learned lag covariances with the data's: errors, Yule-Walker, prediction."""
     C = lag_covariances(x)
     a1, a2 = yule_walker(*K)
     residual = x[2:] - x[1:-1] @ a1.T - x[:-2] @ a2.T
@@ -256,8 +269,8 @@ def run_ar2(
         noise_variance=float(np.var(e)),
         baseline_mse=float(np.mean(x**2)),
         true_prediction_mse=float(np.mean(true_residual**2)),
-        samples=samples,
+        samples=len(x),
         mode=mode,
         seed=cfg.seed,
-        curve=curve,
+        curve=list(curve),
     )

@@ -40,6 +40,10 @@ class HebbianUnit(wiring.Component):
         Synapses updated per clock (must match the synapse units).
     copy_rows : int, optional
         Rows of the transposed copy (``W``'s columns without the bias); ``None``: no copy.
+    rule : {"hebbian", "covariance"}
+        ``"covariance"``: ``K <- saturate(K + round((post pre^T - K 2**align) >> (align +
+        rate_shift)))`` (:func:`golden_model.units.covariance_update`), ``align = 2
+        current_frac - weight_frac``, ``rate_shift`` an input; no copy.
     shared_lfsr : bool
         Take random addends from an LFSR outside (``random_ahead`` in, ``random_advance`` out)
         instead of owning one, so that several units draw from one sequence in turn.
@@ -67,10 +71,19 @@ class HebbianUnit(wiring.Component):
         lanes: int = 1,
         *,
         copy_rows: int | None = None,
+        rule: str = "hebbian",
         shared_lfsr: bool = False,
         _fault: str | None = None,
     ) -> None:
-        if cfg.rounding == "stochastic" and cfg.update_shift > 32:
+        if rule not in ("hebbian", "covariance"):
+            raise ValueError(f"unknown learning rule {rule!r}")
+        if rule == "covariance" and copy_rows is not None:
+            raise ValueError("the covariance rule keeps no transposed copy")
+        self.rule = rule
+        self.align = 2 * cfg.current_frac - cfg.weight_frac
+        if rule == "covariance" and self.align < 0:
+            raise ValueError("the covariance rule needs 2 * current_frac >= weight_frac")
+        if cfg.rounding == "stochastic" and cfg.update_shift > 32 and rule == "hebbian":
             raise ValueError("stochastic rounding draws at most 32 bits per synapse")
         self.cfg, self.rows, self.cols, self.lanes = cfg, rows, cols, lanes
         self.copy_rows = copy_rows
@@ -87,6 +100,8 @@ class HebbianUnit(wiring.Component):
             "sat_count": Out(COUNTER_WIDTH),
             "sat_copy_count": Out(COUNTER_WIDTH),
         }
+        if rule == "covariance":
+            ports["rate_shift"] = In(range(cfg.learning_rate_shift + 1))
         if shared_lfsr:
             ports["random_ahead"] = In(data.ArrayLayout(unsigned(32), lanes))
             ports["random_advance"] = Out(range(lanes + 1))
@@ -142,12 +157,24 @@ class HebbianUnit(wiring.Component):
             in_w = Array(Const(c < self.cols) for c in columns)[b_chunk]
             product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
             m.d.comb += product.eq(post * pre)
-            if stochastic:
-                change = shift_round_stochastic(product, shift, ahead[lane])
-            else:
-                change = shift_round_nearest(product, shift)
             old = self.w.rdata[lane * ww : (lane + 1) * ww].as_signed()
-            new, event = saturate(old - change, ww)
+            if self.rule == "covariance":
+                width = max(2 * cfg.current_width, ww + self.align) + 2
+                error = Signal(signed(width), name=f"error{lane}")
+                m.d.comb += error.eq(product - (old << self.align))
+                amount = self.align + self.rate_shift
+                if stochastic:
+                    addend = ahead[lane] & ((Const(1, 33) << amount) - 1)
+                else:
+                    addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
+                change = (error + addend) >> amount
+                new, event = saturate(old + change, ww)
+            else:
+                if stochastic:
+                    change = shift_round_stochastic(product, shift, ahead[lane])
+                else:
+                    change = shift_round_nearest(product, shift)
+                new, event = saturate(old - change, ww)
             if self._fault == "wrap":
                 new, event = (old - change)[:ww].as_signed(), Const(0)
             w_words.append(Mux(in_w, new, old))

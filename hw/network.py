@@ -169,9 +169,6 @@ class NetworkCore(wiring.Component):
         self.learns = list(
             dict.fromkeys(ln for ph in s.phases for ln in ph.learns)
         )  # schedule order = LFSR order
-        for ln in self.learns:
-            if ln.rule != "hebbian":
-                raise NotImplementedError(f"learning rule {ln.rule!r} in gateware")
         self.hebbians = {
             ln.matrix: HebbianUnit(
                 cfg,
@@ -179,6 +176,7 @@ class NetworkCore(wiring.Component):
                 s.matrix(ln.matrix).cols,
                 self.lanes,
                 copy_rows=s.matrix(ln.copy).rows if ln.copy else None,
+                rule=ln.rule,
                 shared_lfsr=True,
             )
             for ln in self.learns
@@ -332,6 +330,20 @@ class NetworkCore(wiring.Component):
                 unit.start.eq(enable),
                 unit.random_ahead.eq(self.lfsr.ahead),
             ]
+        if any(ln.rule == "covariance" for ln in self.learns):
+            # eta_t = 2^-floor(log2 t) for the t-th sample (1-based), floored at 2^-shift.
+            t = Signal(33)
+            log2 = Signal(range(34))
+            m.d.comb += t.eq(seq.samples + 1)
+            for bit in range(33):
+                with m.If(t[bit]):
+                    m.d.comb += log2.eq(bit)
+            limit = cfg.learning_rate_shift
+            for ln in self.learns:
+                if ln.rule == "covariance":
+                    m.d.comb += self.hebbians[ln.matrix].rate_shift.eq(
+                        Mux(log2 > limit, limit, log2)
+                    )
         if self.learns:
             m.d.comb += self.lfsr.advance.eq(
                 Array(u.random_advance for u in self.hebbians.values())[learn_index]

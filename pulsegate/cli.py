@@ -187,6 +187,35 @@ def cmd_sim_xor(args: argparse.Namespace) -> int:
     return 0 if verdict["bit_exact"] and verdict["converged"] else 1
 
 
+def cmd_sim_ar2(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_ar2
+    from sim.tasks import rtl_ar2
+
+    from . import plots
+
+    cfg = _config(args, "ar2")
+    print(compile_ar2(cfg).table())
+    print(f"building the RTL with Verilator and feeding it {args.samples} samples ...")
+    verdict, result = rtl_ar2(cfg, samples=args.samples, lanes=args.lanes, waves=args.waves)
+    word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
+    print(
+        f"\nRTL: {word}: {verdict['ticks_compared']} ticks compared, "
+        f"{verdict['mismatches']} mismatching; {verdict['cycles']} clock cycles"
+    )
+    if verdict["first_mismatch"]:
+        print(verdict["first_mismatch"])
+    for lag, err in enumerate(result.cov_rel_error):
+        print(f"K{lag} (RTL) vs empirical C{lag}: relative Frobenius error {err:.4f}")
+    print(f"prediction MSE {result.prediction_mse:.4f} (noise {result.noise_variance:.4f})")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {plots.ar2_figure(result, out / 'covariances.png')}")
+    verdict["config"] = cfg.to_dict()
+    _write_json(args.json, verdict)
+    return 0 if verdict["bit_exact"] else 1
+
+
 def cmd_bench_blocks(args: argparse.Namespace) -> int:
     from .bench import bench_blocks
 
@@ -220,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     gen = sub.add_parser("generate", help="write the circuit's Verilog (deterministic)")
-    gen.add_argument("circuit", choices=("xor",), nargs="?", default="xor")
+    gen.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")
     gen.add_argument("--config", help="JSON configuration")
     gen.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
     gen.add_argument("--out", required=True, help="output directory")
@@ -238,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="directory for plots")
     p.add_argument("--json", help="write the verdict as JSON")
     p.set_defaults(func=cmd_sim_xor)
+    p = simulate.add_parser("ar2", help="the AR(2) predictive circuit in the RTL")
+    p.add_argument("--config", help="JSON configuration")
+    p.add_argument("--seed", type=int, help="override the configuration's seed")
+    p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    p.add_argument("--samples", type=int, default=2000, help="samples of the process (2000)")
+    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    p.add_argument("--out", help="directory for plots")
+    p.add_argument("--json", help="write the verdict as JSON")
+    p.set_defaults(func=cmd_sim_ar2)
 
     sched = sub.add_parser("schedule", help="print the compiled gating schedule")
     sched.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")

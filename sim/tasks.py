@@ -6,12 +6,21 @@ import numpy as np
 
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
+from golden_model.fixed import to_float
 from golden_model.schedule import compile_backprop
-from golden_model.tasks import XorResult, evaluate_xor, train_xor, xor_sample
+from golden_model.tasks import (
+    Ar2Result,
+    XorResult,
+    ar2_data,
+    ar2_result,
+    evaluate_xor,
+    train_xor,
+    xor_sample,
+)
 
 from .verilator_run import run_verilator
 
-__all__ = ["rtl_xor"]
+__all__ = ["rtl_xor", "rtl_ar2"]
 
 
 def rtl_xor(
@@ -52,3 +61,21 @@ def rtl_xor(
         mode="rtl",
     )
     return verdict, golden
+
+
+def rtl_ar2(
+    cfg: Config, *, samples: int = 2000, lanes: int = 1, waves: bool = False, work=None
+) -> tuple[dict, Ar2Result]:
+    """Feed the AR(2) process to the predictive circuit in the RTL under Verilator, compared
+    with the golden model at every tick; analyse the covariances the RTL learned."""
+    x, e = ar2_data(cfg, samples)
+    options = {"lanes": lanes, "waves": waves, "circuit": "ar2"}
+    if work is not None:
+        options["work"] = work
+    verdict = run_verilator(cfg, [{"x": row} for row in x], **options)
+    weights = verdict.pop("weights")
+    learned = [to_float(np.asarray(weights[f"K{lag}"]), cfg.weight_frac) for lag in range(3)]
+    result = ar2_result(learned, x, e, cfg, "rtl")
+    verdict.update(result.to_json())
+    verdict.update(lanes=lanes, samples=samples)
+    return verdict, result

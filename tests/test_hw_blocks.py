@@ -311,6 +311,77 @@ def test_hebbian_unit_matches_golden(rounding, lanes):
             assert saturations > 0
 
 
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_covariance_rule_matches_golden(rounding):
+    """The AR(2) circuit's rule: K <- sat(K + round(eta_t (x y^T - K))), eta_t = 2^-shift."""
+    from golden_model.units import covariance_update
+
+    cfg = Config(
+        layers=(2,),
+        current_width=16,
+        current_frac=10,
+        weight_width=18,
+        weight_frac=12,
+        learning_rate_shift=14,
+        rounding=rounding,
+    )
+    rows, cols, lanes, cases = 3, 4, 3, 70
+    rng = np.random.default_rng(5)
+    weights = edgy(rng, cfg.weight_width, (rows, cols))
+    unit = HebbianUnit(cfg, rows, cols, lanes, rule="covariance")
+    memory = SynapseUnit(cfg, rows, cols, lanes, init=weights)
+
+    class Pair(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.unit, m.submodules.memory = unit, memory
+            wiring.connect(m, unit.w, memory.learn)
+            return m
+
+    lfsr = Lfsr(cfg.lfsr_seed)
+    problems, saturations = [], [0]
+
+    async def bench(ctx):
+        k = weights.copy()
+        for case in range(cases):
+            post = edgy(rng, cfg.current_width, rows)
+            pre = edgy(rng, cfg.current_width, cols)
+            shift = int(rng.integers(0, cfg.learning_rate_shift + 1))
+            for r in range(rows):
+                ctx.set(unit.post[r], int(post[r]))
+            for c in range(cols):
+                ctx.set(unit.pre[c], int(pre[c]))
+            ctx.set(unit.rate_shift, shift)
+            before = ctx.get(unit.sat_count)
+            ctx.set(unit.start, 1)
+            await ctx.tick()
+            ctx.set(unit.start, 0)
+            await wait_while(ctx, unit.busy)
+            align = 2 * cfg.current_frac - cfg.weight_frac
+            random = lfsr.draw(rows * cols, align + shift) if rounding == "stochastic" else None
+            k, events = covariance_update(
+                k,
+                post,
+                pre,
+                align=align,
+                rate_shift=shift,
+                width=cfg.weight_width,
+                rounding=rounding,
+                random=random,
+            )
+            if not np.array_equal(memory_codes(ctx, memory), k):
+                problems.append(f"case {case}: K differs")
+            if ctx.get(unit.sat_count) - before != events:
+                problems.append(f"case {case}: saturation count")
+            if ctx.get(unit.lfsr_state) != lfsr.state:
+                problems.append(f"case {case}: LFSR state")
+            saturations[0] += events
+
+    simulate(Pair(), bench)
+    assert problems == []
+    assert saturations[0] > 0
+
+
 def test_hebbian_fault_is_caught():
     cfg = Config(learning_rate_shift=0)
     problems, _ = hebbian_mismatches(cfg, 3, 5, 2, cases=10, seed=2, fault="wrap")

@@ -82,3 +82,13 @@ def test_sim_xor_command_json(work, tmp_path, monkeypatch):
         assert key in data
     assert data["bit_exact"] is True and data["mismatches"] == 0
     assert len(data["outputs"]) == 4
+
+
+def test_ar2_circuit_is_bit_exact_over_2000_samples(work):
+    from golden_model.config import default_config
+    from sim.tasks import rtl_ar2
+
+    verdict, result = rtl_ar2(default_config("ar2"), samples=2000, work=work)
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["ticks_compared"] == 2000 * 3 and verdict["mismatches"] == 0
+    assert max(result.cov_rel_error) < 0.10  # what the RTL learned is the covariance
