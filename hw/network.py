@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden_model.circuit import FIXED, Circuit
@@ -42,10 +42,11 @@ def _grouped(items, sizes) -> list[tuple[int, int, list[tuple[str, int]]]]:
 class NetworkCore(wiring.Component):
     """The circuit of a compiled schedule, trained one sample at a time.
 
-    Load a sample's inputs with ``load_*`` (flat index over the schedule's input groups, in
-    order), pulse ``start``; the core runs every tick of the sample and pulses
-    ``sample_done``. ``state_valid`` is high for one clock after every tick: then every current,
-    mask, weight and counter holds its value at that tick boundary.
+    Stream a sample's input words into ``load`` (the schedule's input groups in order, e.g.
+    ``x+ x- t+ t-``; the count wraps after the last word), pulse ``start``; the core runs
+    every tick of the sample and pulses ``sample_done``. ``state_valid`` is high for one clock
+    after every tick (longer while ``hold``): then every current, mask, weight and counter
+    holds its value at that tick boundary.
 
     A tick: (first tick of a phase) latched copies into memories; learning, one Hebbian sweep
     per enabled matrix in schedule order; every active synapse unit sweeps its matrix; every
@@ -62,7 +63,8 @@ class NetworkCore(wiring.Component):
 
     Attributes
     ----------
-    load_en : In(1), load_index : In(range(inputs)), load_value : In(signed(current_width))
+    load : In(stream.Signature(signed(current_width)))
+        Input words; ``ready`` is low while a sample runs.
     start : In(1)
     running, sample_done, state_valid : Out(1)
     sat_current, sat_weight, sat_copy : Out(64)
@@ -98,9 +100,7 @@ class NetworkCore(wiring.Component):
         cw = cfg.current_width
         super().__init__(
             {
-                "load_en": In(1),
-                "load_index": In(range(max(self.input_size, 2))),
-                "load_value": In(signed(cw)),
+                "load": In(stream.Signature(signed(cw))),
                 "start": In(1),
                 "running": Out(1),
                 "sample_done": Out(1),
@@ -215,14 +215,17 @@ class NetworkCore(wiring.Component):
             events.append((enable, flag))
             return clamped
 
-        # Host loads into input groups.
-        with m.If(self.load_en & ~self.running):
+        # Input words stream into the input groups, in order.
+        load_index = Signal(range(max(self.input_size, 2)))
+        m.d.comb += self.load.ready.eq(~self.running)
+        with m.If(self.load.valid & self.load.ready):
             offset = 0
             for name in self.input_groups:
                 for j in range(sizes[name]):
-                    with m.If(self.load_index == offset + j):
-                        m.d.sync += self.held[name][j].eq(self.load_value)
+                    with m.If(load_index == offset + j):
+                        m.d.sync += self.held[name][j].eq(self.load.payload)
                 offset += sizes[name]
+            m.d.sync += load_index.eq(Mux(load_index == self.input_size - 1, 0, load_index + 1))
 
         # Mask capture inputs.
         for phase in s.phases:

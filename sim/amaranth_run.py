@@ -105,12 +105,11 @@ def run_core(
     async def bench(ctx):
         tick = 0
         for sample in samples:
-            for index, word in enumerate(encode_sample(core, sample)):
-                ctx.set(core.load_en, 1)
-                ctx.set(core.load_index, index)
-                ctx.set(core.load_value, int(word))
+            for word in encode_sample(core, sample):
+                ctx.set(core.load.valid, 1)
+                ctx.set(core.load.payload, int(word))
                 await ctx.tick()
-            ctx.set(core.load_en, 0)
+            ctx.set(core.load.valid, 0)
             ctx.set(core.start, 1)
             await ctx.tick()
             ctx.set(core.start, 0)

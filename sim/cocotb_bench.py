@@ -57,7 +57,7 @@ async def train_and_compare(dut):
     cut = np.cumsum([layout.n_currents, layout.n_masks, layout.n_weights, 4])
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
-    for name in ("load_en", "start", "hold", "debug_addr", "load_index", "load_value"):
+    for name in ("load__valid", "load__payload", "start", "hold", "debug_addr"):
         getattr(dut, name).value = 0
     await ClockCycles(dut.clk, 2)
     await FallingEdge(dut.clk)  # drive and sample at falling edges: no races with the design
@@ -67,12 +67,11 @@ async def train_and_compare(dut):
     started = time.perf_counter()
     tick = 0
     for words in loads:
-        for index, word in enumerate(words):
-            dut.load_en.value = 1
-            dut.load_index.value = index
-            dut.load_value.value = int(word)
+        for word in words:  # the core is idle between samples, so load.ready is high
+            dut.load__valid.value = 1
+            dut.load__payload.value = int(word)
             await FallingEdge(dut.clk)
-        dut.load_en.value = 0
+        dut.load__valid.value = 0
         dut.start.value = 1
         await FallingEdge(dut.clk)
         dut.start.value = 0

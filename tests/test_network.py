@@ -61,22 +61,14 @@ def test_core_is_bit_exact_at_every_tick(name, lanes):
         assert final[COUNTERS.index("sat_weight")] > 0
 
 
-def test_fault_in_the_rtl_is_reported_with_tick_phase_and_word(monkeypatch):
+def test_fault_in_the_rtl_is_reported_with_tick_phase_and_word():
     """Break the rounding of one synapse unit (W2: its sources are graded, so rounding shows;
     XOR's 0/1 inputs make W1's sums exact); the comparison names where it first shows."""
-    import hw.network as network
-
     cfg = Config(layers=(2, 4, 1))
-    original = network.SynapseUnit
-
-    def faulty(cfg_, rows, cols, lanes=1, **options):
-        fault = "floor" if (rows, cols) == (1, 5) else None  # W2 only
-        return original(cfg_, rows, cols, lanes, _fault=fault, **options)
-
-    monkeypatch.setattr(network, "SynapseUnit", faulty)
     samples = xor_samples(6, seed=2)
     golden = golden_trace(cfg, samples)
-    trace, _ = run_core(NetworkCore(compile_backprop(cfg), cfg), samples)
+    core = NetworkCore(compile_backprop(cfg), cfg, _fault={"W2": "floor"})
+    trace, _ = run_core(core, samples)
     mismatch = golden.first_mismatch(trace)
     assert mismatch is not None
     assert mismatch.phase == "fwd2" and mismatch.name.startswith("n2")
