@@ -188,3 +188,81 @@ def bench_blocks() -> dict:
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     return {"rows": rows}
+
+
+def macs_per_sample(schedule, cfg: Config) -> int:
+    """Multiply-accumulates of one training sample: every matrix transfer on each of its
+    phase's N ticks, plus every learning update once."""
+    shapes = {m.name: m.rows * m.cols for m in schedule.matrices}
+    total = 0
+    for phase in schedule.phases:
+        for tr in phase.transfers:
+            matrices = {t.matrix for t in tr.terms} - {None}
+            total += cfg.ticks_per_window * sum(shapes[m] for m in matrices)
+        total += sum(shapes[ln.matrix] for ln in phase.learns)
+    return total
+
+
+def bench_rtl(samples: int = 24) -> dict:
+    """Cycles per training sample against the MAC minimum; simulated clocks per second under
+    cocotb + Verilator and under Amaranth's simulator, on the same samples in one run."""
+    import time
+
+    from golden_model.circuit import FIXED
+    from golden_model.tasks import train_xor, xor_sample
+    from sim.amaranth_run import run_core
+    from sim.generate import core_for
+    from sim.verilator_run import run_verilator
+
+    setups = [
+        ("xor 2-8-1, N=1", Config(), 1),
+        ("xor 2-8-1, N=1", Config(), 3),
+        ("xor 2-8-1, N=1", Config(), 9),
+        ("xor 2-8-1, N=4, leak 2", Config(ticks_per_window=4, leak_shift=2), 1),
+    ]
+    order = np.random.default_rng(0).integers(0, 4, size=samples)
+    inputs = [xor_sample(int(k)) for k in order]
+    rows = []
+    for label, cfg, lanes in setups:
+        schedule = compile_backprop(cfg)
+        macs = macs_per_sample(schedule, cfg)
+        t0 = time.perf_counter()
+        verdict = run_verilator(cfg, inputs, lanes=lanes)
+        verilator_wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, amaranth_clocks = run_core(core_for(cfg, lanes=lanes), inputs[:4])
+        amaranth_seconds = time.perf_counter() - t0
+        per_sample = verdict["cycles"] / samples
+        converged = [train_xor(cfg.replace(seed=s), FIXED, 4000) for s in range(20)]
+        median_samples = float(np.median([r.samples for r in converged if r.converged]))
+        rows.append(
+            {
+                "setup": label,
+                "lanes": lanes,
+                "bit_exact": verdict["bit_exact"],
+                "cycles_per_sample": per_sample,
+                "macs_per_sample": macs,
+                "minimum_cycles": macs / lanes,
+                "overhead": per_sample / (macs / lanes),
+                "verilator_clocks_per_s": verdict["simulated_clocks"] / verdict["seconds"],
+                "verilator_wall_s_with_build": verilator_wall,
+                "amaranth_clocks_per_s": amaranth_clocks / amaranth_seconds,
+                "xor_median_samples": median_samples,
+                "xor_median_cycles": median_samples * per_sample,
+            }
+        )
+        print(f"measured {label}, lanes {lanes}", flush=True)
+    print(
+        "| setup | lanes | bit-exact | cycles/sample | MACs/sample | MACs/lanes | ratio | "
+        "cocotb+Verilator clocks/s | Amaranth sim clocks/s | XOR median samples | "
+        "XOR median cycles |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['setup']} | {r['lanes']} | {r['bit_exact']} | {r['cycles_per_sample']:.0f} | "
+            f"{r['macs_per_sample']} | {r['minimum_cycles']:.0f} | {r['overhead']:.1f} | "
+            f"{r['verilator_clocks_per_s']:,.0f} | {r['amaranth_clocks_per_s']:,.0f} | "
+            f"{r['xor_median_samples']:.0f} | {r['xor_median_cycles']:,.0f} |"
+        )
+    return {"rows": rows, "samples": samples}

@@ -216,6 +216,13 @@ def cmd_sim_ar2(args: argparse.Namespace) -> int:
     return 0 if verdict["bit_exact"] else 1
 
 
+def cmd_bench_rtl(args: argparse.Namespace) -> int:
+    from .bench import bench_rtl
+
+    _write_json(args.json, bench_rtl(samples=args.samples))
+    return 0
+
+
 def cmd_bench_blocks(args: argparse.Namespace) -> int:
     from .bench import bench_blocks
 
@@ -288,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="time per measurement (2.0)")
     p.add_argument("--json", help="write the table as JSON")
     p.set_defaults(func=cmd_bench_golden)
+    p = bench.add_parser("rtl", help="cycles per sample and simulation speed of the RTL")
+    p.add_argument("--samples", type=int, default=24, help="training samples per setup (24)")
+    p.add_argument("--json", help="write the table as JSON")
+    p.set_defaults(func=cmd_bench_rtl)
     p = bench.add_parser("blocks", help="Yosys resources of each gateware block")
     p.add_argument("--json", help="write the table as JSON")
     p.set_defaults(func=cmd_bench_blocks)

@@ -13,6 +13,7 @@ import os
 import time
 
 import cocotb
+import cocotb.utils
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
@@ -65,6 +66,7 @@ async def train_and_compare(dut):
     recorder = TraceRecorder(layout)
     design_cycles = 0
     started = time.perf_counter()
+    start_ns = cocotb.utils.get_sim_time("ns")
     tick = 0
     for words in loads:
         for word in words:  # the core is idle between samples, so load.ready is high
@@ -100,6 +102,7 @@ async def train_and_compare(dut):
             )
             tick += 1
     elapsed = time.perf_counter() - started
+    clocks_total = (cocotb.utils.get_sim_time("ns") - start_ns) / 10
     hw = recorder.finish()
     mismatch = golden_trace.first_mismatch(hw)
     differing = int(
@@ -120,6 +123,7 @@ async def train_and_compare(dut):
         "mismatches": differing,
         "first_mismatch": None if mismatch is None else str(mismatch),
         "cycles": design_cycles,
+        "simulated_clocks": int(clocks_total),
         "samples": len(samples),
         "seconds": elapsed,
         "weights": {k: v.tolist() for k, v in _weights(hw, layout).items()},
