@@ -148,7 +148,12 @@ def cmd_sim_xor(args: argparse.Namespace) -> int:
     bar = ProgressLine("golden model fixes the sample sequence")
     print("building the RTL with Verilator and training it beside the golden model ...")
     verdict, golden = rtl_xor(
-        cfg, max_samples=args.max_samples, lanes=args.lanes, waves=args.waves, progress=bar
+        cfg,
+        max_samples=args.max_samples,
+        lanes=args.lanes,
+        waves=args.waves,
+        progress=bar,
+        live=True,
     )
     bar.close()
     verdict_word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
@@ -196,7 +201,9 @@ def cmd_sim_ar2(args: argparse.Namespace) -> int:
     cfg = _config(args, "ar2")
     print(compile_ar2(cfg).table())
     print(f"building the RTL with Verilator and feeding it {args.samples} samples ...")
-    verdict, result = rtl_ar2(cfg, samples=args.samples, lanes=args.lanes, waves=args.waves)
+    verdict, result = rtl_ar2(
+        cfg, samples=args.samples, lanes=args.lanes, waves=args.waves, live=True
+    )
     word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
     print(
         f"\nRTL: {word}: {verdict['ticks_compared']} ticks compared, "
@@ -270,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the configuration's seed")
     p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
     p.add_argument("--max-samples", type=int, default=4000, help="sample budget (4000)")
-    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    p.add_argument("--waves", action="store_true", help="write a VCD waveform of the run")
     p.add_argument("--out", help="directory for plots")
     p.add_argument("--json", help="write the verdict as JSON")
     p.set_defaults(func=cmd_sim_xor)
@@ -279,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the configuration's seed")
     p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
     p.add_argument("--samples", type=int, default=2000, help="samples of the process (2000)")
-    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    p.add_argument("--waves", action="store_true", help="write a VCD waveform of the run")
     p.add_argument("--out", help="directory for plots")
     p.add_argument("--json", help="write the verdict as JSON")
     p.set_defaults(func=cmd_sim_ar2)

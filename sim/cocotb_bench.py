@@ -68,7 +68,10 @@ async def train_and_compare(dut):
     started = time.perf_counter()
     start_ns = cocotb.utils.get_sim_time("ns")
     tick = 0
-    for words in loads:
+    every = max(1, len(loads) // 10)
+    for sample, words in enumerate(loads):
+        if sample % every == 0 or sample == len(loads) - 1:
+            dut._log.info(f"RTL sample {sample + 1}/{len(loads)}, {tick} ticks compared")
         for word in words:  # the core is idle between samples, so load.ready is high
             dut.load__valid.value = 1
             dut.load__payload.value = int(word)

@@ -31,6 +31,7 @@ def rtl_xor(
     waves: bool = False,
     work=None,
     progress=None,
+    live: bool = False,
 ) -> tuple[dict, XorResult]:
     """Train XOR in the RTL under Verilator, beside the golden model.
 
@@ -40,7 +41,7 @@ def rtl_xor(
     """
     golden = train_xor(cfg, FIXED, max_samples, keep_step_trace=True, progress=progress)
     samples = [xor_sample(k) for k in golden.order]
-    options = {"lanes": lanes, "waves": waves}
+    options = {"lanes": lanes, "waves": waves, "live": live}
     if work is not None:
         options["work"] = work
     verdict = run_verilator(cfg, samples, **options)
@@ -64,12 +65,18 @@ def rtl_xor(
 
 
 def rtl_ar2(
-    cfg: Config, *, samples: int = 2000, lanes: int = 1, waves: bool = False, work=None
+    cfg: Config,
+    *,
+    samples: int = 2000,
+    lanes: int = 1,
+    waves: bool = False,
+    work=None,
+    live: bool = False,
 ) -> tuple[dict, Ar2Result]:
     """Feed the AR(2) process to the predictive circuit in the RTL under Verilator, compared
     with the golden model at every tick; analyse the covariances the RTL learned."""
     x, e = ar2_data(cfg, samples)
-    options = {"lanes": lanes, "waves": waves, "circuit": "ar2"}
+    options = {"lanes": lanes, "waves": waves, "circuit": "ar2", "live": live}
     if work is not None:
         options["work"] = work
     verdict = run_verilator(cfg, [{"x": row} for row in x], **options)

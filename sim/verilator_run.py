@@ -33,10 +33,13 @@ def run_verilator(
     work: str | Path = DEFAULT_WORK,
     waves: bool = False,
     _fault: dict[str, str] | None = None,
+    live: bool = False,
 ) -> dict:
     """Train the RTL on ``samples`` under Verilator, comparing every tick with the golden
     model. Returns the testbench's verdict (``bit_exact``, ``ticks_compared``, ``mismatches``,
-    ``first_mismatch``, ``cycles``, ...). ``_fault`` (tests only) breaks the RTL on purpose."""
+    ``first_mismatch``, ``cycles``, ...). ``waves`` writes a VCD of the run; ``live`` shows
+    the simulator's output (with the testbench's progress) instead of writing it to
+    ``test.log``. ``_fault`` (tests only) breaks the RTL on purpose."""
     from cocotb_tools.runner import get_runner
 
     os.environ.update(tool_env())  # the runner looks for verilator on PATH
@@ -66,7 +69,7 @@ def run_verilator(
         sources=[verilog],
         hdl_toplevel=TOP,
         build_dir=build_dir,
-        build_args=VERILATOR_ARGS + (["--trace-fst"] if waves else []),
+        build_args=VERILATOR_ARGS,
         timescale=("1ns", "1ps"),
         waves=waves,
         log_file=build_dir / "build.log",
@@ -81,7 +84,7 @@ def run_verilator(
             test_dir=work,
             extra_env={"PULSEGATE_JOB": str(job), "PULSEGATE_RESULT": str(result)},
             waves=waves,
-            log_file=work / "test.log",
+            log_file=None if live else work / "test.log",
         )
     except SystemExit:
         pass
@@ -89,6 +92,8 @@ def run_verilator(
         raise RuntimeError(f"the testbench wrote no result; see {work / 'test.log'}")
     verdict = json.loads(result.read_text())
     if waves:
-        fst = sorted(build_dir.glob("*.fst"))
-        verdict["waves"] = str(fst[0]) if fst else None
+        # VCD, not FST: the wheel's FST writer needs liblz4's headers, which Debian's
+        # liblz4-dev provides and a bare machine lacks.
+        dumps = sorted(list(work.glob("*.vcd")) + list(build_dir.glob("*.vcd")))
+        verdict["waves"] = str(dumps[0]) if dumps else None
     return verdict

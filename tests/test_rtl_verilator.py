@@ -92,3 +92,11 @@ def test_ar2_circuit_is_bit_exact_over_2000_samples(work):
     assert verdict["bit_exact"], verdict["first_mismatch"]
     assert verdict["ticks_compared"] == 2000 * 3 and verdict["mismatches"] == 0
     assert max(result.cov_rel_error) < 0.10  # what the RTL learned is the covariance
+
+
+def test_waves_are_written(tmp_path):
+    verdict = run_verilator(Config(), [xor_sample(1)], work=tmp_path, waves=True)
+    assert verdict["bit_exact"]
+    dump = tmp_path / "dump.vcd"
+    assert verdict["waves"] == str(dump) and dump.stat().st_size > 10_000
+    assert "$enddefinitions" in dump.read_text()[:200_000]
