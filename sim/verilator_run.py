@@ -16,7 +16,7 @@ import numpy as np
 from golden_model.config import Config
 
 from .generate import TOP, generate
-from .toolchain import tool_env
+from .toolchain import fst_build_args, tool_env
 
 __all__ = ["run_verilator"]
 
@@ -64,12 +64,14 @@ def run_verilator(
         )
     )
     result.unlink(missing_ok=True)
+    # FST where the machine has liblz4 (through fst_build_args); otherwise the runner's VCD.
+    wave_args = (fst_build_args(work) or []) if waves else []
     runner = get_runner("verilator")
     runner.build(
         sources=[verilog],
         hdl_toplevel=TOP,
         build_dir=build_dir,
-        build_args=VERILATOR_ARGS,
+        build_args=VERILATOR_ARGS + wave_args,
         timescale=("1ns", "1ps"),
         waves=waves,
         log_file=build_dir / "build.log",
@@ -92,8 +94,11 @@ def run_verilator(
         raise RuntimeError(f"the testbench wrote no result; see {work / 'test.log'}")
     verdict = json.loads(result.read_text())
     if waves:
-        # VCD, not FST: the wheel's FST writer needs liblz4's headers, which Debian's
-        # liblz4-dev provides and a bare machine lacks.
-        dumps = sorted(list(work.glob("*.vcd")) + list(build_dir.glob("*.vcd")))
+        dumps = sorted(
+            path
+            for pattern in ("*.fst", "*.vcd")
+            for folder in (work, build_dir)
+            for path in folder.glob(pattern)
+        )
         verdict["waves"] = str(dumps[0]) if dumps else None
     return verdict

@@ -95,8 +95,13 @@ def test_ar2_circuit_is_bit_exact_over_2000_samples(work):
 
 
 def test_waves_are_written(tmp_path):
+    from pathlib import Path
+
     verdict = run_verilator(Config(), [xor_sample(1)], work=tmp_path, waves=True)
     assert verdict["bit_exact"]
-    dump = tmp_path / "dump.vcd"
-    assert verdict["waves"] == str(dump) and dump.stat().st_size > 10_000
-    assert "$enddefinitions" in dump.read_text()[:200_000]
+    dump = Path(verdict["waves"])
+    assert dump.parent == tmp_path and dump.stat().st_size > 5_000
+    if dump.suffix == ".fst":  # an FST file opens with its header block (type 0)
+        assert dump.read_bytes()[0] == 0
+    else:  # no liblz4 on this machine: the runner's VCD
+        assert "$enddefinitions" in dump.read_text()[:200_000]
