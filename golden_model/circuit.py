@@ -315,6 +315,8 @@ class Circuit:
     def _combine(self, source: _Source) -> np.ndarray:
         """A signed source vector: ``sum(sign * part)``, saturated in fixed point."""
         cur = self.currents
+        if len(source.parts) == 1 and source.parts[0][1] == 1:
+            return cur[source.parts[0][0]]  # one positive part cannot leave the range
         value = sum(cur[sl] * sign for sl, sign in source.parts)
         if not self.fixed:
             return value
