@@ -12,6 +12,7 @@ from golden_model.config import Config
 from .fixedpoint import saturate, shift_round_nearest, shift_round_stochastic
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH
+from .sweep import Sweep
 from .synapse import COLUMNS, ROWS, LearnPort, WeightLayout
 
 __all__ = ["HebbianUnit"]
@@ -126,23 +127,11 @@ class HebbianUnit(wiring.Component):
         stochastic = cfg.rounding == "stochastic"
 
         # Stage A: read word (r, k) of W and word k * rows + r of W^T.
-        issuing = Signal()
-        row = Signal(range(max(self.rows, 2)))
-        chunk = Signal(range(max(geo.inner, 2)))
-        address = Signal(range(max(geo.depth, 2)))
-        m.d.comb += self.w.raddr.eq(address)
+        m.submodules.steps = steps = Sweep(self.rows, geo.inner)
+        issuing, row, chunk, address = steps.issuing, steps.outer, steps.inner, steps.address
+        m.d.comb += [steps.start.eq(self.start), self.w.raddr.eq(address)]
         if self.copy_rows is not None:
             m.d.comb += self.wt.raddr.eq(chunk * self.rows + row)
-        with m.If(issuing):
-            m.d.sync += address.eq(address + 1)
-            with m.If(chunk == geo.inner - 1):
-                m.d.sync += [chunk.eq(0), row.eq(row + 1)]
-                with m.If(row == self.rows - 1):
-                    m.d.sync += issuing.eq(0)
-            with m.Else():
-                m.d.sync += chunk.eq(chunk + 1)
-        with m.Elif(self.start):
-            m.d.sync += [issuing.eq(1), address.eq(0), row.eq(0), chunk.eq(0)]
 
         # Stage B: the words are on the read ports; update and write back.
         b_valid, b_row = Signal(), Signal.like(row)

@@ -25,6 +25,7 @@ from golden_model.config import Config
 
 from .fixedpoint import saturate, shift_round_nearest
 from .population import COUNTER_WIDTH
+from .sweep import Sweep
 
 __all__ = ["ROWS", "COLUMNS", "WeightLayout", "LearnPort", "SynapseUnit"]
 
@@ -203,21 +204,9 @@ class SynapseUnit(wiring.Component):
         ]
 
         # Stage A: issue addresses 0 .. depth-1 (both layouts sweep memory in order).
-        issuing = Signal()
-        address = Signal(range(max(geo.depth, 2)))
-        outer = Signal(range(max(geo.outer, 2)))
-        inner = Signal(range(max(geo.inner, 2)))
-        m.d.comb += [sweep.addr.eq(address), sweep.en.eq(1)]
-        with m.If(issuing):
-            m.d.sync += address.eq(address + 1)
-            with m.If(inner == geo.inner - 1):
-                m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
-                with m.If(outer == geo.outer - 1):
-                    m.d.sync += issuing.eq(0)
-            with m.Else():
-                m.d.sync += inner.eq(inner + 1)
-        with m.Elif(self.start):
-            m.d.sync += [issuing.eq(1), address.eq(0), outer.eq(0), inner.eq(0)]
+        m.submodules.steps = steps = Sweep(geo.outer, geo.inner)
+        issuing, outer, inner = steps.issuing, steps.outer, steps.inner
+        m.d.comb += [steps.start.eq(self.start), sweep.addr.eq(steps.address), sweep.en.eq(1)]
 
         def tag(name: str):
             return {

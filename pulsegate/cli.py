@@ -237,6 +237,19 @@ def cmd_bench_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_options(p: argparse.ArgumentParser, *, rtl: bool) -> None:
+    """The options every task command takes; ``rtl`` adds the simulation ones."""
+    p.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
+    p.add_argument("--seed", type=int, help="override the configuration's seed")
+    if rtl:
+        p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+        p.add_argument("--waves", action="store_true", help="write an FST waveform of the run")
+    else:
+        p.add_argument("--float", action="store_true", help="float model instead of fixed point")
+    p.add_argument("--out", help="directory for plots")
+    p.add_argument("--json", help="write the result as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,11 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("ar2", cmd_golden_ar2, "learn lagged covariances of an AR(2) process"),
     ):
         p = golden.add_parser(name, help=help_text)
-        p.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
-        p.add_argument("--float", action="store_true", help="float model instead of fixed point")
-        p.add_argument("--seed", type=int, help="override the configuration's seed")
-        p.add_argument("--out", help="directory for plots")
-        p.add_argument("--json", help="write the result as JSON")
+        _task_options(p, rtl=False)
         if name == "xor":
             p.add_argument("--max-samples", type=int, default=4000, help="sample budget (4000)")
         else:
@@ -273,22 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="task", required=True
     )
     p = simulate.add_parser("xor", help="train XOR in the RTL, compared with the golden model")
-    p.add_argument("--config", help="JSON configuration")
-    p.add_argument("--seed", type=int, help="override the configuration's seed")
-    p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    _task_options(p, rtl=True)
     p.add_argument("--max-samples", type=int, default=4000, help="sample budget (4000)")
-    p.add_argument("--waves", action="store_true", help="write an FST waveform of the run")
-    p.add_argument("--out", help="directory for plots")
-    p.add_argument("--json", help="write the verdict as JSON")
     p.set_defaults(func=cmd_sim_xor)
     p = simulate.add_parser("ar2", help="the AR(2) predictive circuit in the RTL")
-    p.add_argument("--config", help="JSON configuration")
-    p.add_argument("--seed", type=int, help="override the configuration's seed")
-    p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    _task_options(p, rtl=True)
     p.add_argument("--samples", type=int, default=2000, help="samples of the process (2000)")
-    p.add_argument("--waves", action="store_true", help="write an FST waveform of the run")
-    p.add_argument("--out", help="directory for plots")
-    p.add_argument("--json", help="write the verdict as JSON")
     p.set_defaults(func=cmd_sim_ar2)
 
     sched = sub.add_parser("schedule", help="print the compiled gating schedule")
