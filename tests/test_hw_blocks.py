@@ -316,15 +316,9 @@ def test_covariance_rule_matches_golden(rounding):
     """The AR(2) circuit's rule: K <- sat(K + round(eta_t (x y^T - K))), eta_t = 2^-shift."""
     from golden_model.units import covariance_update
 
-    cfg = Config(
-        layers=(2,),
-        current_width=16,
-        current_frac=10,
-        weight_width=18,
-        weight_frac=12,
-        learning_rate_shift=14,
-        rounding=rounding,
-    )
+    from golden_model.config import default_config
+
+    cfg = default_config("ar2").replace(rounding=rounding)
     rows, cols, lanes, cases = 3, 4, 3, 70
     rng = np.random.default_rng(5)
     weights = edgy(rng, cfg.weight_width, (rows, cols))
