@@ -314,9 +314,8 @@ def test_hebbian_unit_matches_golden(rounding, lanes):
 @pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
 def test_covariance_rule_matches_golden(rounding):
     """The AR(2) circuit's rule: K <- sat(K + round(eta_t (x y^T - K))), eta_t = 2^-shift."""
-    from golden_model.units import covariance_update
-
     from golden_model.config import default_config
+    from golden_model.units import covariance_update
 
     cfg = default_config("ar2").replace(rounding=rounding)
     rows, cols, lanes, cases = 3, 4, 3, 70
