@@ -53,8 +53,10 @@ class MultiStepLfsr(wiring.Component):
         m = Module()
         value = self.state
         for i in range(self.lanes):
-            value = lfsr_step(value)
-            m.d.comb += self.ahead[i].eq(value)
+            # Each step reads the previous step's signal: one step uses its input twice, so a
+            # chain of bare expressions would double in size with every step.
+            m.d.comb += self.ahead[i].eq(lfsr_step(value))
+            value = self.ahead[i]
         with m.If(self.advance != 0):
             m.d.sync += self.state.eq(
                 Array(self.ahead[i] for i in range(self.lanes))[self.advance - 1]

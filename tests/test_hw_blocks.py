@@ -523,3 +523,28 @@ def test_same_configuration_same_verilog():
     first = verilog.convert(HebbianUnit(cfg, 3, 5, 2, copy_rows=4), name="h")
     second = verilog.convert(HebbianUnit(cfg, 3, 5, 2, copy_rows=4), name="h")
     assert first == second
+
+
+def test_multistep_lfsr_is_exact_and_stays_small():
+    """Up to 16 steps per clock, each the golden LFSR's; the Verilog grows linearly with the
+    steps (a chain of bare expressions would double with each step)."""
+    from hw.lfsr import MultiStepLfsr
+
+    lanes = 16
+    dut = MultiStepLfsr(0xACE1, lanes)
+    golden = Lfsr(0xACE1)
+    rng = np.random.default_rng(0)
+
+    async def bench(ctx):
+        for _ in range(50):
+            steps = int(rng.integers(0, lanes + 1))
+            ahead = [ctx.get(dut.ahead[i]) for i in range(lanes)]
+            expected = Lfsr(golden.state).draw(lanes, 32).tolist()
+            assert ahead == expected
+            ctx.set(dut.advance, steps)
+            await ctx.tick()
+            golden.draw(steps, 32)
+            assert ctx.get(dut.state) == golden.state
+
+    simulate(dut, bench)
+    assert len(verilog.convert(dut, name="lfsr16")) < 60_000
