@@ -24,6 +24,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pulsegate bench golden --json out/bench_golden.json
+	$(BIN)/pulsegate bench blocks --json out/bench_blocks.json
+	$(BIN)/pulsegate bench rtl --json out/bench_rtl.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
