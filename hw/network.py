@@ -301,7 +301,7 @@ class NetworkCore(wiring.Component):
                             for v in identity_z[id(tr)]
                         ]
                 options.append(drive)
-            g = [i for i, p in enumerate(self.sequencer.word.pops) if p == name][0]
+            g = self.sequencer.word.pops.index(name)
             for j in range(sizes[name]):
                 picks = [
                     (opt[j] if opt is not None else Const(0, unsigned(cw - 1))) for opt in options
