@@ -137,6 +137,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_verdict(verdict: dict) -> None:
+    """The bit-exact verdict of an RTL run, and where it first differed."""
+    word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
+    print(
+        f"\nRTL: {word}: {verdict['ticks_compared']} ticks compared, "
+        f"{verdict['mismatches']} mismatching"
+    )
+    if verdict["first_mismatch"]:
+        print(verdict["first_mismatch"])
+
+
 def cmd_sim_xor(args: argparse.Namespace) -> int:
     from golden_model.schedule import compile_backprop
     from sim.tasks import rtl_xor
@@ -156,13 +167,7 @@ def cmd_sim_xor(args: argparse.Namespace) -> int:
         live=True,
     )
     bar.close()
-    verdict_word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
-    print(
-        f"\nRTL: {verdict_word}: {verdict['ticks_compared']} ticks compared, "
-        f"{verdict['mismatches']} mismatching"
-    )
-    if verdict["first_mismatch"]:
-        print(verdict["first_mismatch"])
+    _print_verdict(verdict)
     state = "converged" if verdict["converged"] else "did NOT converge"
     print(
         f"{state} after {verdict['samples']} samples, {verdict['cycles']} clock cycles "
@@ -204,13 +209,8 @@ def cmd_sim_ar2(args: argparse.Namespace) -> int:
     verdict, result = rtl_ar2(
         cfg, samples=args.samples, lanes=args.lanes, waves=args.waves, live=True
     )
-    word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
-    print(
-        f"\nRTL: {word}: {verdict['ticks_compared']} ticks compared, "
-        f"{verdict['mismatches']} mismatching; {verdict['cycles']} clock cycles"
-    )
-    if verdict["first_mismatch"]:
-        print(verdict["first_mismatch"])
+    _print_verdict(verdict)
+    print(f"{verdict['cycles']} clock cycles")
     for lag, err in enumerate(result.cov_rel_error):
         print(f"K{lag} (RTL) vs empirical C{lag}: relative Frobenius error {err:.4f}")
     print(f"prediction MSE {result.prediction_mse:.4f} (noise {result.noise_variance:.4f})")
