@@ -222,6 +222,18 @@ class Circuit:
         sl = self._slices[name]
         self.currents[sl] = self.encode(np.broadcast_to(values, (sl.stop - sl.start,)), name)
 
+    def input_words(self, sample: dict[str, np.ndarray]) -> np.ndarray:
+        """The codes of a sample's signed vectors as the schedule's input groups hold them
+        (``x+ x- t+ t-``, in input order): what a host streams into the hardware."""
+        words = []
+        for name in self.schedule.inputs:
+            base, half = name[:-1], name[-1]
+            values = np.asarray(sample[base], dtype=np.float64)
+            part = np.maximum(values, 0.0) if half == "+" else np.maximum(-values, 0.0)
+            sl = self._slices[name]
+            words.append(self.encode(np.broadcast_to(part, (sl.stop - sl.start,)), name))
+        return np.concatenate(words).astype(np.int64)
+
     def load_signed(self, base: str, values: np.ndarray) -> None:
         """Write a signed vector as the PMPY pair ``base+ = [v]^+``, ``base- = [-v]^+``."""
         values = np.asarray(values, dtype=np.float64)

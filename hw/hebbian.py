@@ -58,6 +58,8 @@ class HebbianUnit(wiring.Component):
         Connect to the ``learn`` ports of the synapse units holding ``W`` and ``W^T``.
     busy, done : Out(1)
     sat_count, sat_copy_count : Out(32)
+    sat_events, sat_copy_events : Out(range(lanes + 1))
+        Saturation events in this clock (the counters sum them).
     lfsr_state : Out(32)
         Own LFSR only.
     random_ahead : In(ArrayLayout(unsigned(32), lanes)), random_advance : Out(range(lanes + 1))
@@ -100,6 +102,8 @@ class HebbianUnit(wiring.Component):
             "done": Out(1),
             "sat_count": Out(COUNTER_WIDTH),
             "sat_copy_count": Out(COUNTER_WIDTH),
+            "sat_events": Out(range(lanes + 1)),
+            "sat_copy_events": Out(range(lanes + 1)),
         }
         if rule == "covariance":
             ports["rate_shift"] = In(range(cfg.learning_rate_shift + 1))
@@ -193,8 +197,12 @@ class HebbianUnit(wiring.Component):
             ]
             m.d.comb += advance.eq(Mux(b_valid, valid_lanes, 0))
         limit = (1 << COUNTER_WIDTH) - 1
-        for counter, events in ((self.sat_count, w_events), (self.sat_copy_count, t_events)):
+        for counter, now, events in (
+            (self.sat_count, self.sat_events, w_events),
+            (self.sat_copy_count, self.sat_copy_events, t_events),
+        ):
             if events:
+                m.d.comb += now.eq(Mux(b_valid, sum(events), 0))
                 total = counter + Mux(b_valid, sum(events), 0)
                 m.d.sync += counter.eq(Mux(total > limit, limit, total))
         m.d.comb += [

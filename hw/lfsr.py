@@ -33,6 +33,8 @@ class MultiStepLfsr(wiring.Component):
     Attributes
     ----------
     advance : In(range(lanes + 1))
+    load_en : In(1), load_value : In(32)
+        Replace the state (a host reseeding the generator); ``advance`` must be 0 then.
     state : Out(32)
     ahead : Out(ArrayLayout(unsigned(32), lanes))
     """
@@ -44,6 +46,8 @@ class MultiStepLfsr(wiring.Component):
         super().__init__(
             {
                 "advance": In(range(lanes + 1)),
+                "load_en": In(1),
+                "load_value": In(32),
                 "state": Out(32, init=seed),
                 "ahead": Out(data.ArrayLayout(unsigned(32), lanes)),
             }
@@ -57,7 +61,9 @@ class MultiStepLfsr(wiring.Component):
             # chain of bare expressions would double in size with every step.
             m.d.comb += self.ahead[i].eq(lfsr_step(value))
             value = self.ahead[i]
-        with m.If(self.advance != 0):
+        with m.If(self.load_en):
+            m.d.sync += self.state.eq(self.load_value)
+        with m.Elif(self.advance != 0):
             m.d.sync += self.state.eq(
                 Array(self.ahead[i] for i in range(self.lanes))[self.advance - 1]
             )

@@ -11,7 +11,7 @@ the :class:`GatingSequencer` replaying the schedule. It computes exactly what
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,11 +23,36 @@ from golden_model.trace import COUNTERS, StateLayout
 from .fixedpoint import saturate
 from .hebbian import HebbianUnit
 from .lfsr import MultiStepLfsr
-from .population import PopulationAccumulator
+from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
 from .synapse import COLUMNS, ROWS, SynapseUnit
 
-__all__ = ["NetworkCore"]
+__all__ = ["NetworkCore", "HostPort"]
+
+
+def HostPort(weights: int, weight_width: int) -> wiring.Signature:
+    """Weight and LFSR access from outside the core, seen from the side that drives it.
+
+    A request (``read`` or ``write`` with ``addr``; a weight's index in trace order, a copy's
+    index reaching its primary) is taken while ``ready``; ``done`` pulses two clocks later with
+    ``rdata``. A write updates ``W`` and its transposed copy together, so no sequence of
+    writes can make them differ. ``seed_write`` (while ``ready``) replaces the rounding LFSR
+    state with ``seed``.
+    """
+    return wiring.Signature(
+        {
+            "addr": Out(range(max(weights, 2))),
+            "wdata": Out(signed(weight_width)),
+            "read": Out(1),
+            "write": Out(1),
+            "seed": Out(32),
+            "seed_write": Out(1),
+            "ready": In(1),
+            "done": In(1),
+            "rdata": In(signed(weight_width)),
+            "lfsr_state": In(32),
+        }
+    )
 
 
 def _grouped(items, sizes) -> list[tuple[int, int, list[tuple[str, int]]]]:
@@ -58,8 +83,13 @@ class NetworkCore(wiring.Component):
     cfg : Config
     lanes : int
         Multiply-accumulates per clock in every synapse and Hebbian unit.
+    host_port : bool
+        Add the ``host`` port: weight reads and writes and LFSR reseeding between samples.
     debug : bool
         Add the debug read port (simulation and bring-up; costs a read port per memory).
+    population_lanes : int or None
+        Population steps per clock in every group (``None``: the whole group in one clock).
+        Fewer lanes trade clocks per tick for area; results do not change.
 
     Attributes
     ----------
@@ -68,10 +98,14 @@ class NetworkCore(wiring.Component):
     start : In(1)
     running, sample_done, state_valid : Out(1)
     sat_current, sat_weight, sat_copy : Out(64)
-        The golden model's counters (sums of the blocks' counters).
+        The golden model's counters (32-bit, saturating at their maximum).
     samples : Out(32)
     hold : In(1)
         Keep the core at the current tick boundary (``state_valid`` stays high).
+    output : Out(ArrayLayout(signed(current_width + 1), readout size))
+        The last sample's readout ``plus - minus``, latched when the golden model reads it.
+    host : In(HostPort)
+        (``host_port=True``) Weights and the LFSR from outside, between samples.
     debug_addr : In(range(state_words)), debug_data : Out(signed(64))
         Any state word, in the golden trace's order (currents, masks, weights, counters,
         LFSR), one clock after its address.
@@ -84,9 +118,15 @@ class NetworkCore(wiring.Component):
         lanes: int = 1,
         debug: bool = True,
         *,
+        population_lanes: int | None = None,
+        host_port: bool = False,
         _fault: dict[str, str] | None = None,
     ) -> None:
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
+        if population_lanes is not None and population_lanes < 1:
+            raise ValueError(f"population_lanes must be >= 1 or None, got {population_lanes}")
+        self.population_lanes = population_lanes
+        self.host_port = host_port
         self._fault = _fault or {}  # test-only: matrix name -> SynapseUnit fault
         self.layout = StateLayout.of(schedule)
         self.state_words = (
@@ -97,9 +137,14 @@ class NetworkCore(wiring.Component):
         self._constants = {name: golden.group(name).copy() for name, _ in schedule.constants}
         self.input_groups = list(schedule.inputs)
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
-        cw = cfg.current_width
+        cw, ww = cfg.current_width, cfg.weight_width
+        readout = schedule.readout
+        self.output_size = schedule.group(readout.plus).size if readout else 0
+        host_ports = {"host": In(HostPort(self.layout.n_weights, ww))}
         super().__init__(
             {
+                **(host_ports if host_port else {}),
+                "output": Out(data.ArrayLayout(signed(cw + 1), max(self.output_size, 1))),
                 "load": In(stream.Signature(signed(cw))),
                 "start": In(1),
                 "running": Out(1),
@@ -128,7 +173,9 @@ class NetworkCore(wiring.Component):
         s, cfg = self.schedule, self.cfg
         self.sequencer = GatingSequencer(s, cfg)
         self.populations = {
-            g.name: PopulationAccumulator(cfg, g.size, g.size) for g in s.groups if g.kind == POP
+            g.name: PopulationAccumulator(cfg, g.size, min(g.size, self.population_lanes or g.size))
+            for g in s.groups
+            if g.kind == POP
         }
         self.held = {
             g.name: Signal(
@@ -316,6 +363,7 @@ class NetworkCore(wiring.Component):
             ]
 
         # Learning: post and pre vectors, memory ports, the shared LFSR.
+        drivers = {}  # matrix -> the LearnPort that writes it while the core runs
         for k, ln in enumerate(self.learns):
             unit = self.hebbians[ln.matrix]
             enable = learn_start & (learn_index == k)
@@ -326,9 +374,9 @@ class NetworkCore(wiring.Component):
             for col0, size, parts in _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes):
                 for j in range(size):
                     m.d.comb += unit.pre[col0 + j].eq(combined(parts, j, enable))
-            wiring.connect(m, unit.w, self.synapses[ln.matrix].learn)
+            drivers[ln.matrix] = unit.w
             if ln.copy:
-                wiring.connect(m, unit.wt, self.synapses[ln.copy].learn)
+                drivers[ln.copy] = unit.wt
             m.d.comb += [
                 unit.start.eq(enable),
                 unit.random_ahead.eq(self.lfsr.ahead),
@@ -352,23 +400,24 @@ class NetworkCore(wiring.Component):
                 Array(u.random_advance for u in self.hebbians.values())[learn_index]
             )
 
-        # Counters.
-        flags = Signal(64)
-        m.d.comb += flags.eq(sum(Mux(enable, flag, 0) for enable, flag in events))
-        own = Signal(64)
-        m.d.sync += own.eq(own + flags)
+        # Counters: one shared saturating counter per kind sums every block's events of
+        # the clock (cheaper than a counter per block summed afterwards).
+        current_events = [Mux(enable, flag, 0) for enable, flag in events]
+        current_events += [u.sat_events for u in self.populations.values()]
+        current_events += [u.sat_events for u in self.synapses.values()]
+        kinds = (
+            (self.sat_current, current_events),
+            (self.sat_weight, [u.sat_events for u in self.hebbians.values()]),
+            (self.sat_copy, [u.sat_copy_events for u in self.hebbians.values()]),
+        )
+        limit = (1 << COUNTER_WIDTH) - 1
+        for output, now in kinds:
+            counter = Signal(COUNTER_WIDTH, name=f"{output.name}_counter")
+            if now:
+                total = counter + sum(now)
+                m.d.sync += counter.eq(Mux(total > limit, limit, total))
+            m.d.comb += output.eq(counter)
         m.d.comb += [
-            self.sat_current.eq(
-                own
-                + sum(u.sat_count for u in self.populations.values())
-                + sum(u.sat_count for u in self.synapses.values())
-            ),
-            self.sat_weight.eq(
-                sum(u.sat_count for u in self.hebbians.values()) if self.hebbians else 0
-            ),
-            self.sat_copy.eq(
-                sum(u.sat_copy_count for u in self.hebbians.values()) if self.hebbians else 0
-            ),
             self.samples.eq(seq.samples),
             seq.start.eq(self.start),
             self.running.eq(seq.running),
@@ -424,9 +473,148 @@ class NetworkCore(wiring.Component):
                 m.d.comb += [self.state_valid.eq(1), seq.pause.eq(1)]
                 with m.If(~self.hold):
                     m.next = "idle"
+        if self.host_port:
+            self._host_port(m, drivers)
+        else:
+            for matrix, port in drivers.items():
+                wiring.connect(m, port, self.synapses[matrix].learn)
+        self._readout(m)
         if self.debug:
             self._debug_port(m)
         return m
+
+    def _readout(self, m: Module) -> None:
+        """``output``: the readout ``plus - minus`` latched when the golden model reads it
+        (at the start of its phase, before that phase's first tick changes anything)."""
+        r = self.schedule.readout
+        seq = self.sequencer
+        if r is None:
+            return
+        plus = self.value(r.plus)
+        minus = self.value(r.minus) if r.minus is not None else None
+        if r.phase == len(self.schedule.phases):
+            moment = seq.sample_done
+        else:
+            moment = seq.tick_valid & seq.first_tick & (seq.phase == r.phase)
+        with m.If(moment):
+            for j in range(len(self.output)):
+                value = plus[j] - minus[j] if minus is not None else plus[j]
+                m.d.sync += self.output[j].eq(value)
+
+    def weight_spots(self) -> list[tuple[str, int, int, str | None, int, int]]:
+        """For every weight in trace order: ``(matrix, address, lane, copy, address, lane)``
+        of the word that holds it and of its transposed copy (``copy`` is ``None`` when
+        it has none). A copy's weight is reached through its primary's spot."""
+        s = self.schedule
+        copies = {m.transpose_of: m.name for m in s.matrices if m.transpose_of}
+        spots = []
+        for mat in s.matrices:
+            primary = mat.transpose_of or mat.name
+            for r in range(mat.rows):
+                for c in range(mat.cols):
+                    pr, pc = (c, r) if mat.transpose_of else (r, c)
+                    address, lane = self.synapses[primary].geometry.locate(pr, pc)
+                    copy = copies.get(primary)
+                    if copy is not None and pc < s.matrix(copy).rows:
+                        ca, cl = self.synapses[copy].geometry.locate(pc, pr)
+                        spots.append((primary, address, lane, copy, ca, cl))
+                    else:
+                        spots.append((primary, address, lane, None, 0, 0))
+        return spots
+
+    def _host_port(self, m: Module, drivers: dict) -> None:
+        """Read or write one weight while the core is idle. A write goes to ``W`` and to
+        its transposed copy in the same clock, whichever of the two was addressed, so
+        ``W == W^T`` holds after any sequence of host writes."""
+        ww = self.cfg.weight_width
+        spots = self.weight_spots()
+        names = list(self.synapses)
+        select = Signal(range(max(len(names), 2)))
+        copy_select = Signal(range(max(len(names), 2)))
+        has_copy = Signal()
+        address = Signal(16)
+        lane = Signal(range(max(self.lanes, 2)))
+        copy_address = Signal(16)
+        copy_lane = Signal(range(max(self.lanes, 2)))
+        value = Signal(signed(ww))
+        writing = Signal()
+        with m.Switch(self.host.addr):
+            for index, (primary, a, ln, copy, ca, cl) in enumerate(spots):
+                with m.Case(index):
+                    m.d.comb += [
+                        select.eq(names.index(primary)),
+                        address.eq(a),
+                        lane.eq(ln),
+                        has_copy.eq(copy is not None),
+                        copy_select.eq(names.index(copy) if copy else 0),
+                        copy_address.eq(ca),
+                        copy_lane.eq(cl),
+                    ]
+        # Latched request: the address decode above feeds these registers.
+        r_select, r_copy_select = Signal.like(select), Signal.like(copy_select)
+        r_has_copy, r_address, r_lane = Signal(), Signal.like(address), Signal.like(lane)
+        r_copy_address, r_copy_lane = Signal.like(copy_address), Signal.like(copy_lane)
+        busy = Signal()
+        phase_write = Signal()
+        m.d.comb += self.host.ready.eq(~self.running & ~busy & ~self.start)
+        m.d.sync += self.host.done.eq(0)
+        with m.FSM(name="host"):
+            with m.State("idle"):
+                with m.If(self.host.ready & (self.host.read | self.host.write)):
+                    m.d.sync += [
+                        r_select.eq(select),
+                        r_copy_select.eq(copy_select),
+                        r_has_copy.eq(has_copy),
+                        r_address.eq(address),
+                        r_lane.eq(lane),
+                        r_copy_address.eq(copy_address),
+                        r_copy_lane.eq(copy_lane),
+                        value.eq(self.host.wdata),
+                        writing.eq(self.host.write),
+                    ]
+                    m.next = "address"
+            with m.State("address"):  # read ports take the address
+                m.d.comb += busy.eq(1)
+                m.next = "data"
+            with m.State("data"):  # words on the read ports; write back the modified ones
+                m.d.comb += [busy.eq(1), phase_write.eq(writing)]
+                m.d.sync += self.host.done.eq(1)
+                m.next = "idle"
+        for k, name in enumerate(names):
+            port = self.synapses[name].learn
+            mine = busy & (r_select == k)
+            theirs = busy & r_has_copy & (r_copy_select == k)
+            at = Mux(mine, r_address, r_copy_address)
+            at_lane = Mux(mine, r_lane, r_copy_lane)
+            word = Signal.like(port.rdata, name=f"host_word_{name}")
+            m.d.comb += word.eq(port.rdata)
+            lanes = [word[i * ww : (i + 1) * ww] for i in range(self.lanes)]
+            patched = Cat(*(Mux(at_lane == i, value, lanes[i]) for i in range(self.lanes)))
+            with m.If(mine | theirs):
+                m.d.comb += [
+                    port.raddr.eq(at),
+                    port.waddr.eq(at),
+                    port.wdata.eq(patched),
+                    port.we.eq(phase_write),
+                ]
+            if name in drivers:
+                with m.Else():
+                    m.d.comb += [
+                        port.raddr.eq(drivers[name].raddr),
+                        port.waddr.eq(drivers[name].waddr),
+                        port.wdata.eq(drivers[name].wdata),
+                        port.we.eq(drivers[name].we),
+                    ]
+                m.d.comb += drivers[name].rdata.eq(port.rdata)
+            with m.If(mine):
+                m.d.sync += self.host.rdata.eq(
+                    Array(lanes[i] for i in range(self.lanes))[at_lane].as_signed()
+                )
+        m.d.comb += self.lfsr.load_en.eq(self.host.seed_write & self.host.ready)
+        m.d.comb += [
+            self.lfsr.load_value.eq(self.host.seed),
+            self.host.lfsr_state.eq(self.lfsr.state),
+        ]
 
     def _debug_port(self, m: Module) -> None:
         """``debug_data`` one clock after ``debug_addr``: registers are muxed from the

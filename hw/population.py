@@ -111,6 +111,8 @@ class PopulationAccumulator(wiring.Component):
     busy, done : Out(1)
     sat_count : Out(32)
         Saturation events so far; saturates at its maximum.
+    sat_events : Out(range(lanes + 1))
+        Saturation events in this clock (for a shared counter; ``sat_count`` sums them).
     """
 
     def __init__(self, cfg: Config, size: int, lanes: int = 1, *, _fault: str | None = None):
@@ -135,6 +137,7 @@ class PopulationAccumulator(wiring.Component):
                 "busy": Out(1),
                 "done": Out(1),
                 "sat_count": Out(COUNTER_WIDTH),
+                "sat_events": Out(range(lanes + 1)),
             }
         )
 
@@ -168,6 +171,7 @@ class PopulationAccumulator(wiring.Component):
                     if j is not None:
                         with m.If(chunk == c):
                             m.d.sync += currents[j].eq(step.next)
+        m.d.comb += self.sat_events.eq(Mux(self.busy, sum(events), 0))
         with m.If(self.busy):
             total = sum(events)
             limit = (1 << COUNTER_WIDTH) - 1

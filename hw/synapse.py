@@ -131,6 +131,8 @@ class SynapseUnit(wiring.Component):
     plus, minus : Out(ArrayLayout(unsigned(current_width - 1), rows))
     busy, done : Out(1)
     sat_count : Out(32)
+    sat_events : Out(range(lanes + 1))
+        Saturation events in this clock (``sat_count`` sums them).
     learn : In(LearnPort)
         The Hebbian unit's access to the weight memory.
     """
@@ -177,6 +179,7 @@ class SynapseUnit(wiring.Component):
                 "busy": Out(1),
                 "done": Out(1),
                 "sat_count": Out(COUNTER_WIDTH),
+                "sat_events": Out(range(lanes + 1)),
                 "learn": In(LearnPort(addr_width, self.geometry.word_width)),
             }
         )
@@ -270,6 +273,7 @@ class SynapseUnit(wiring.Component):
                         with m.Case(o):
                             m.d.sync += z[t].eq(value)
             events.append(writing & event)
+        m.d.comb += self.sat_events.eq(sum(events))
         count = self.sat_count + sum(events)
         limit = (1 << COUNTER_WIDTH) - 1
         m.d.sync += self.sat_count.eq(Mux(count > limit, limit, count))

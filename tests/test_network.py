@@ -44,13 +44,17 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("lanes", [1, 3, "1/pop1"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_core_is_bit_exact_at_every_tick(name, lanes):
     cfg = CONFIGS[name]
     samples = xor_samples(8, seed=1)  # the same samples at every lane count
     golden = golden_trace(cfg, samples)
-    trace, clocks = run_core(NetworkCore(compile_backprop(cfg), cfg, lanes=lanes), samples)
+    # "1/pop1": one MAC lane and one population step per clock (the board setting).
+    population_lanes = 1 if lanes == "1/pop1" else None
+    lanes = 1 if lanes == "1/pop1" else lanes
+    core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, population_lanes=population_lanes)
+    trace, clocks = run_core(core, samples)
     mismatch = golden.first_mismatch(trace)
     assert mismatch is None, str(mismatch)
     assert len(trace) == len(samples) * compile_backprop(cfg).ticks_per_sample

@@ -1,0 +1,180 @@
+"""The host side of the link: a client for a board on a serial port or the RTL in simulation.
+
+The client speaks :mod:`boards.protocol` over any *transport* with ``write(data)`` and
+``read(count) -> bytes`` (``b""`` on timeout): :class:`SerialTransport` for a real board
+(pyserial), or the UART model of the simulation testbench.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .protocol import (
+    Command,
+    Info,
+    ProtocolError,
+    Reply,
+    ReplyDecoder,
+    Status,
+    encode_request,
+)
+
+__all__ = ["Transport", "SerialTransport", "HostClient"]
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, count: int) -> bytes: ...
+
+
+class SerialTransport:
+    """A serial port through pyserial (8N1)."""
+
+    def __init__(self, port: str, baud: int = 115200, timeout: float = 1.0) -> None:
+        try:
+            import serial
+        except ImportError as exc:  # pragma: no cover - pyserial is a dependency
+            raise RuntimeError(
+                "pyserial is needed to talk to a board: pip install pyserial"
+            ) from exc
+        self._port = serial.Serial(port, baudrate=baud, timeout=timeout)
+
+    def write(self, data: bytes) -> None:
+        self._port.write(data)
+
+    def read(self, count: int) -> bytes:
+        return self._port.read(count)
+
+    def close(self) -> None:
+        self._port.close()
+
+
+class HostClient:
+    """Requests to one board; every method waits for its reply.
+
+    Error replies raise :class:`ProtocolError` (its ``code`` says which check failed)
+    unless ``request(..., check=False)`` is used.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._decoder = ReplyDecoder()
+        self._info: Info | None = None
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def receive(self) -> Reply:
+        """The next reply (raises on a timeout or a corrupt reply)."""
+        while True:
+            need = 3 if self._decoder.pending < 3 else 1
+            data = self.transport.read(need)
+            if not data:
+                raise ProtocolError("no reply (timeout)")
+            replies = self._decoder.feed(data)
+            if replies:
+                return replies[0]
+
+    def send(self, frame: bytes) -> None:
+        self.transport.write(frame)
+
+    def request(self, command: int, payload: bytes = b"", *, check: bool = True) -> Reply:
+        self.send(encode_request(command, payload))
+        reply = self.receive()
+        if check and not reply.ok:
+            name = Command(command).name if command in iter(Command) else f"0x{command:02x}"
+            raise ProtocolError(f"{name} refused: {reply.code.name}", reply.code)
+        return reply
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def info(self) -> Info:
+        if self._info is None:
+            self._info = Info.unpack(self.request(Command.INFO).payload)
+        return self._info
+
+    def status(self) -> Status:
+        return Status.unpack(self.request(Command.STATUS).payload)
+
+    def write_weight(self, index: int, value: int) -> None:
+        self.request(Command.WRITE_WEIGHT, struct.pack("<Hi", index, value))
+
+    def read_weight(self, index: int) -> int:
+        return struct.unpack(
+            "<i", self.request(Command.READ_WEIGHT, struct.pack("<H", index)).payload
+        )[0]
+
+    def read_weights(self) -> np.ndarray:
+        """Every weight (copies included) in trace order."""
+        return np.array([self.read_weight(i) for i in range(self.info().weights)], np.int64)
+
+    def write_weights(self, codes: Sequence[int]) -> None:
+        for index, value in enumerate(codes):
+            self.write_weight(index, int(value))
+
+    def load_word(self, slot: int, index: int, value: int) -> None:
+        self.request(Command.LOAD_WORD, struct.pack("<BHi", slot, index, value))
+
+    def load_sample(self, slot: int, words: Sequence[int]) -> None:
+        for index, value in enumerate(words):
+            self.load_word(slot, index, int(value))
+
+    def start(self, count: int) -> None:
+        self.request(Command.START, struct.pack("<H", count))
+
+    def abort(self) -> None:
+        self.request(Command.ABORT)
+
+    def read_output(self, index: int = 0) -> int:
+        return struct.unpack("<i", self.request(Command.READ_OUTPUT, bytes([index])).payload)[0]
+
+    def write_seed(self, state: int) -> None:
+        self.request(Command.WRITE_CONFIG, struct.pack("<BI", 0, state))
+
+    def read_seed(self) -> int:
+        return struct.unpack("<I", self.request(Command.READ_CONFIG, bytes([0])).payload)[0]
+
+    def wait_idle(self, poll: Callable[[], None] | None = None, limit: int = 100_000) -> Status:
+        """Poll STATUS until no run is active."""
+        for _ in range(limit):
+            status = self.status()
+            if not status.running:
+                return status
+            if poll is not None:
+                poll()
+        raise ProtocolError("the run did not finish")
+
+    def train(
+        self,
+        samples: Sequence[Sequence[int]],
+        progress: Callable[[int, int], None] | None = None,
+        poll: Callable[[], None] | None = None,
+    ) -> Status:
+        """Train on ``samples`` (input words, in order), a store-full at a time."""
+        slots = self.info().slots
+        done = 0
+        status = self.status()
+        for first in range(0, len(samples), slots):
+            chunk = samples[first : first + slots]
+            for slot, words in enumerate(chunk):
+                self.load_sample(slot, words)
+            self.start(len(chunk))
+            status = self.wait_idle(poll)
+            if status.run_done != len(chunk):
+                raise ProtocolError(
+                    f"run ended after {status.run_done} of {len(chunk)} samples (aborted?)"
+                )
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(samples))
+        return status
+
+
+def sleep_poll(seconds: float = 0.01) -> Callable[[], None]:
+    """A ``poll`` callback for real boards: wait a little between STATUS requests."""
+    return lambda: time.sleep(seconds)

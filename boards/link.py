@@ -1,0 +1,444 @@
+"""The host link: framed commands over a byte stream, a sample store and the training run.
+
+:mod:`boards.protocol` defines the frames. Every check (start byte, command, length, checksum,
+ranges, busy) happens before anything is written, so a rejected frame changes nothing.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.network import HostPort, NetworkCore
+
+from .protocol import (
+    IDLE_BITS,
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+    REPLY_START,
+    REQUEST_LENGTH,
+    REQUEST_START,
+    Code,
+    Command,
+)
+
+__all__ = ["HostLink", "MAX_REPLY", "crc8_next"]
+
+#: Longest reply payload (STATUS).
+MAX_REPLY = 19
+
+
+def crc8_next(crc, byte):
+    """CRC-8 (polynomial 0x07) after one more byte: the gateware twin of
+    :func:`boards.protocol.crc8`."""
+    value = crc ^ byte
+    for _ in range(8):
+        value = Mux(value[7], (value << 1) ^ 0x07, value << 1)[:8]
+    return value
+
+
+def _le(value, count: int) -> list:
+    """``count`` little-endian bytes of ``value``."""
+    return [value[8 * k : 8 * (k + 1)] for k in range(count)]
+
+
+class HostLink(wiring.Component):
+    """Serves :mod:`boards.protocol` requests for one :class:`~hw.network.NetworkCore`.
+
+    Received bytes are parsed into a payload buffer and checked; only then does a request
+    act. ``LOAD_WORD`` fills a sample store of ``slots`` samples; ``START n`` streams slots
+    ``0 .. n-1`` into the core one sample at a time; ``ABORT`` ends the run at the next
+    sample boundary (the core always finishes a sample, learning included, so ``W`` and its
+    transposed copy stay equal). While a run is active only STATUS, ABORT and READ_OUTPUT are
+    served; anything else gets a BUSY error.
+
+    Parameters
+    ----------
+    core : NetworkCore
+        The core (built with ``host_port=True``) whose sizes and widths the link serves.
+    divisor : int
+        Clocks per UART bit: sets the idle time that ends a truncated frame.
+    slots : int
+        Samples the store holds.
+
+    Attributes
+    ----------
+    rx : In(stream.Signature(8))
+        Received bytes (always accepted).
+    tx : Out(stream.Signature(8))
+        Reply bytes.
+    host : Out(HostPort)
+        To the core's weight and LFSR port.
+    load : Out(stream.Signature(signed(current_width)))
+        Sample words to the core.
+    start : Out(1)
+    running, sample_done : In(1)
+    samples : In(32)
+    sat_current, sat_weight, sat_copy : In(64)
+    output : In(ArrayLayout(signed(current_width + 1), outputs))
+    leds : Out(4)
+        Trained (the last run finished), the first output above 1/2, a run active, the last
+        request failed.
+    """
+
+    def __init__(self, core: NetworkCore, *, divisor: int, slots: int = 16) -> None:
+        if not 1 <= slots <= 255:
+            raise ValueError(f"slots must be in [1, 255], got {slots}")
+        cfg = core.cfg
+        self.cfg, self.slots, self.divisor = cfg, slots, divisor
+        self.input_words = core.input_size
+        self.output_words = max(core.output_size, 1)
+        self.weights = core.layout.n_weights
+        if self.weights > 0xFFFF or self.input_words > 0xFFFF:
+            raise ValueError("the link addresses at most 65,535 weights and input words")
+        cw, ww = cfg.current_width, cfg.weight_width
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "tx": Out(stream.Signature(8)),
+                "host": Out(HostPort(self.weights, ww)),
+                "load": Out(stream.Signature(signed(cw))),
+                "start": Out(1),
+                "running": In(1),
+                "sample_done": In(1),
+                "samples": In(32),
+                "sat_current": In(64),
+                "sat_weight": In(64),
+                "sat_copy": In(64),
+                "output": In(data.ArrayLayout(signed(cw + 1), self.output_words)),
+                "leds": Out(4),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        cw, ww = cfg.current_width, cfg.weight_width
+
+        # -- the sample store -------------------------------------------------------------
+        m.submodules.store = store = memory.Memory(
+            shape=signed(cw), depth=self.slots * self.input_words, init=[]
+        )
+        store_write = store.write_port()
+        store_read = store.read_port()
+
+        # -- line idle timer: ends truncated frames and drains --------------------------------
+        idle_clocks = IDLE_BITS * self.divisor
+        quiet = Signal(range(idle_clocks + 1))
+        line_idle = Signal()
+        m.d.comb += [self.rx.ready.eq(1), line_idle.eq(quiet == idle_clocks)]
+        with m.If(self.rx.valid):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(~line_idle):
+            m.d.sync += quiet.eq(quiet + 1)
+
+        # -- reply transmitter ----------------------------------------------------------------
+        reply_code = Signal(8)
+        reply_length = Signal(range(MAX_REPLY + 1))
+        reply_data = Signal(8 * MAX_REPLY)
+        reply_send = Signal()  # pulse: send the reply registers (only while tx_idle)
+        tx_index = Signal(range(MAX_REPLY + 5))
+        tx_active = Signal()
+        tx_crc = Signal(8)
+        tx_idle = Signal()
+        m.d.comb += tx_idle.eq(~tx_active)
+        frame_bytes = [Const(REPLY_START, 8), reply_code, reply_length] + _le(reply_data, MAX_REPLY)
+        byte = Mux(tx_index == reply_length + 3, tx_crc, Array(frame_bytes)[tx_index])
+        m.d.comb += [self.tx.payload.eq(byte), self.tx.valid.eq(tx_active)]
+        with m.If(reply_send):
+            m.d.sync += [tx_active.eq(1), tx_index.eq(0), tx_crc.eq(0)]
+        with m.Elif(tx_active & self.tx.ready):
+            m.d.sync += tx_index.eq(tx_index + 1)
+            with m.If(tx_index != 0):
+                m.d.sync += tx_crc.eq(crc8_next(tx_crc, byte))
+            with m.If(tx_index == reply_length + 3):
+                m.d.sync += tx_active.eq(0)
+
+        # -- the training run -------------------------------------------------------------------
+        run_active = Signal()
+        abort = Signal()
+        trained = Signal()
+        run_count = Signal(16)
+        run_slot = Signal(16)
+        run_done = Signal(16)
+        run_word = Signal(range(max(self.input_words, 2)))
+        run_base = Signal(range(self.slots * self.input_words + 1))
+        begin_run = Signal()
+        m.d.comb += [
+            store_read.addr.eq(run_base + run_word),
+            self.load.payload.eq(store_read.data),
+        ]
+        with m.FSM(name="run"):
+            with m.State("idle"):
+                with m.If(begin_run):
+                    m.d.sync += [
+                        run_active.eq(1),
+                        trained.eq(0),
+                        run_slot.eq(0),
+                        run_done.eq(0),
+                        run_base.eq(0),
+                        run_word.eq(0),
+                    ]
+                    m.next = "fetch"
+            with m.State("fetch"):  # the store's read port takes the address
+                m.next = "push"
+            with m.State("push"):
+                m.d.comb += self.load.valid.eq(1)
+                with m.If(self.load.ready):
+                    with m.If(run_word == self.input_words - 1):
+                        m.d.sync += run_word.eq(0)
+                        m.next = "go"
+                    with m.Else():
+                        m.d.sync += run_word.eq(run_word + 1)
+                        m.next = "fetch"
+            with m.State("go"):
+                m.d.comb += self.start.eq(1)
+                m.next = "wait"
+            with m.State("wait"):
+                with m.If(self.sample_done):
+                    m.d.sync += run_done.eq(run_done + 1)
+                    with m.If(abort | (run_slot == run_count - 1)):
+                        m.d.sync += [run_active.eq(0), abort.eq(0), trained.eq(~abort)]
+                        m.next = "idle"
+                    with m.Else():
+                        m.d.sync += [
+                            run_slot.eq(run_slot + 1),
+                            run_base.eq(run_base + self.input_words),
+                        ]
+                        m.next = "fetch"
+
+        # -- request parser -------------------------------------------------------------------
+        command = Signal(8)
+        length = Signal(8)
+        count = Signal(range(MAX_PAYLOAD + 1))
+        crc = Signal(8)
+        buffer = [Signal(8, name=f"payload{k}") for k in range(MAX_PAYLOAD)]
+        error_code = Signal(8)
+        error_command = Signal(8)
+        failed = Signal()  # the last request got an error reply
+        got = self.rx.valid
+        rx_byte = self.rx.payload
+
+        known = Signal()
+        expected = Signal(8)
+        with m.Switch(command):
+            for cmd in Command:
+                with m.Case(int(cmd)):
+                    m.d.comb += [known.eq(1), expected.eq(REQUEST_LENGTH[cmd])]
+
+        def fail(code: Code, cmd=None):
+            m.d.sync += [
+                error_code.eq(int(code)),
+                error_command.eq(command if cmd is None else cmd),
+            ]
+            m.next = "error"
+
+        def i32(first: int):
+            return Cat(*buffer[first : first + 4]).as_signed()
+
+        def u16(first: int):
+            return Cat(buffer[first], buffer[first + 1])
+
+        def in_range(value, width: int):
+            limit = (1 << (width - 1)) - 1  # the symmetric range saturation produces
+            return (value >= -limit) & (value <= limit)
+
+        def reply(code: Code, payload: list):
+            """Load the reply registers (payload: byte-wide values) and send."""
+            m.d.sync += [
+                reply_code.eq(int(code)),
+                reply_length.eq(len(payload)),
+                reply_data.eq(Cat(*payload) if payload else 0),
+            ]
+
+        weight_value = Signal(signed(32))
+        m.d.comb += weight_value.eq(self.host.rdata)
+        output_value = Signal(signed(32))
+        m.d.comb += output_value.eq(
+            Array(self.output[j] for j in range(self.output_words))[buffer[0]]
+        )
+        status_flags = Cat(run_active, abort, trained)
+        info = [
+            Const(PROTOCOL_VERSION, 8),
+            Const(self.input_words, 8),
+            Const(self.output_words, 8),
+            *_le(Const(self.weights, 16), 2),
+            Const(self.slots, 8),
+            Const(cw, 8),
+            Const(ww, 8),
+        ]
+        status = [
+            status_flags.as_unsigned() | Const(0, 8),
+            *_le(self.samples, 4),
+            *_le(self.sat_current, 4),
+            *_le(self.sat_weight, 4),
+            *_le(self.sat_copy, 4),
+            *_le(run_done, 2),
+        ]
+
+        with m.FSM(name="parser"):
+            with m.State("hunt"):
+                with m.If(got):
+                    with m.If(rx_byte == REQUEST_START):
+                        m.next = "command"
+                    with m.Else():
+                        fail(Code.FRAMING, 0)
+            with m.State("command"):
+                with m.If(got):
+                    m.d.sync += [command.eq(rx_byte), crc.eq(crc8_next(0, rx_byte))]
+                    m.next = "length"
+                with m.Elif(line_idle):
+                    fail(Code.TRUNCATED, 0)
+            with m.State("length"):
+                with m.If(got):
+                    m.d.sync += [length.eq(rx_byte), crc.eq(crc8_next(crc, rx_byte)), count.eq(0)]
+                    with m.If(~known):
+                        fail(Code.COMMAND)
+                    with m.Elif((rx_byte > MAX_PAYLOAD) | (rx_byte != expected)):
+                        fail(Code.LENGTH)
+                    with m.Elif(rx_byte == 0):
+                        m.next = "check"
+                    with m.Else():
+                        m.next = "payload"
+                with m.Elif(line_idle):
+                    fail(Code.TRUNCATED)
+            with m.State("payload"):
+                with m.If(got):
+                    m.d.sync += [crc.eq(crc8_next(crc, rx_byte)), count.eq(count + 1)]
+                    with m.Switch(count):
+                        for k in range(MAX_PAYLOAD):
+                            with m.Case(k):
+                                m.d.sync += buffer[k].eq(rx_byte)
+                    with m.If(count == length - 1):
+                        m.next = "check"
+                with m.Elif(line_idle):
+                    fail(Code.TRUNCATED)
+            with m.State("check"):
+                with m.If(got):
+                    with m.If(rx_byte == crc):
+                        m.next = "execute"
+                    with m.Else():
+                        fail(Code.CHECKSUM)
+                with m.Elif(line_idle):
+                    fail(Code.TRUNCATED)
+
+            with m.State("execute"):
+                needs_idle = Cat(
+                    *(
+                        command == int(c)
+                        for c in (
+                            Command.WRITE_WEIGHT,
+                            Command.READ_WEIGHT,
+                            Command.LOAD_WORD,
+                            Command.START,
+                            Command.WRITE_CONFIG,
+                            Command.READ_CONFIG,
+                        )
+                    )
+                ).any()
+                with m.If(needs_idle & run_active):
+                    fail(Code.BUSY)
+                with m.Else():
+                    with m.Switch(command):
+                        with m.Case(Command.INFO):
+                            reply(Code.OK, info)
+                            m.next = "reply"
+                        with m.Case(Command.STATUS):
+                            reply(Code.OK, status)
+                            m.next = "reply"
+                        with m.Case(Command.WRITE_WEIGHT, Command.READ_WEIGHT):
+                            with m.If(u16(0) >= self.weights):
+                                fail(Code.RANGE)
+                            with m.Elif((command == Command.WRITE_WEIGHT) & ~in_range(i32(2), ww)):
+                                fail(Code.VALUE)
+                            with m.Else():
+                                m.next = "weight"
+                        with m.Case(Command.LOAD_WORD):
+                            with m.If((buffer[0] >= self.slots) | (u16(1) >= self.input_words)):
+                                fail(Code.RANGE)
+                            with m.Elif(~in_range(i32(3), cw)):
+                                fail(Code.VALUE)
+                            with m.Else():
+                                m.d.comb += [
+                                    store_write.addr.eq(buffer[0] * self.input_words + u16(1)),
+                                    store_write.data.eq(i32(3)),
+                                    store_write.en.eq(1),
+                                ]
+                                reply(Code.OK, [])
+                                m.next = "reply"
+                        with m.Case(Command.START):
+                            with m.If((u16(0) == 0) | (u16(0) > self.slots)):
+                                fail(Code.RANGE)
+                            with m.Else():
+                                m.d.comb += begin_run.eq(1)
+                                m.d.sync += run_count.eq(u16(0))
+                                reply(Code.OK, [])
+                                m.next = "reply"
+                        with m.Case(Command.ABORT):
+                            m.d.sync += abort.eq(run_active)
+                            reply(Code.OK, [])
+                            m.next = "reply"
+                        with m.Case(Command.READ_OUTPUT):
+                            with m.If(buffer[0] >= self.output_words):
+                                fail(Code.RANGE)
+                            with m.Else():
+                                reply(Code.OK, _le(output_value, 4))
+                                m.next = "reply"
+                        with m.Case(Command.WRITE_CONFIG):
+                            with m.If(buffer[0] != 0):
+                                fail(Code.RANGE)
+                            with m.Elif(Cat(*buffer[1:5]) == 0):
+                                fail(Code.VALUE)  # an LFSR never leaves state 0
+                            with m.Else():
+                                m.next = "seed"
+                        with m.Case(Command.READ_CONFIG):
+                            with m.If(buffer[0] != 0):
+                                fail(Code.RANGE)
+                            with m.Else():
+                                reply(Code.OK, _le(self.host.lfsr_state, 4))
+                                m.next = "reply"
+            with m.State("weight"):
+                m.d.comb += [
+                    self.host.addr.eq(u16(0)),
+                    self.host.wdata.eq(i32(2)),
+                    self.host.read.eq(command == Command.READ_WEIGHT),
+                    self.host.write.eq(command == Command.WRITE_WEIGHT),
+                ]
+                with m.If(self.host.ready):
+                    m.next = "weight_wait"
+            with m.State("weight_wait"):
+                with m.If(self.host.done):
+                    with m.If(command == Command.READ_WEIGHT):
+                        reply(Code.OK, _le(weight_value, 4))
+                    with m.Else():
+                        reply(Code.OK, [])
+                    m.next = "reply"
+            with m.State("seed"):
+                m.d.comb += [self.host.seed.eq(Cat(*buffer[1:5])), self.host.seed_write.eq(1)]
+                with m.If(self.host.ready):
+                    reply(Code.OK, [])
+                    m.next = "reply"
+            with m.State("reply"):
+                with m.If(tx_idle):
+                    m.d.comb += reply_send.eq(1)
+                    m.d.sync += failed.eq(0)
+                    m.next = "hunt"
+            with m.State("error"):  # later bytes are dropped until the line goes idle
+                with m.If(tx_idle):
+                    reply(Code.OK, [error_command])
+                    m.d.sync += reply_code.eq(error_code)
+                    m.next = "error_send"
+            with m.State("error_send"):
+                m.d.comb += reply_send.eq(1)
+                m.d.sync += failed.eq(1)
+                m.next = "drain"
+            with m.State("drain"):
+                with m.If(line_idle):
+                    m.next = "hunt"
+
+        first_output = self.output[0]
+        m.d.comb += self.leds.eq(
+            Cat(trained, first_output > (1 << (cfg.current_frac - 1)), run_active, failed)
+        )
+        return m

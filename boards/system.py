@@ -1,0 +1,102 @@
+"""The core, its host link and a UART: everything a board needs between two pins and LEDs."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden_model.config import Config
+from golden_model.schedule import compile_backprop
+from hw.network import NetworkCore
+
+from .link import HostLink
+from .uart import UartRx, UartTx
+
+__all__ = ["PulsegateSystem"]
+
+
+class PulsegateSystem(wiring.Component):
+    """A trainable circuit behind a serial line.
+
+    Parameters
+    ----------
+    cfg : Config
+        The network (a backprop circuit).
+    divisor : int
+        Clocks per UART bit (clock frequency / baud rate).
+    lanes : int
+        Multiply-accumulate lanes of the core.
+    population_lanes : int or None
+        Population steps per clock (``None``: whole groups; boards use 1 to save area).
+    slots : int
+        Samples the link's store holds.
+    debug : bool
+        Bring the core's debug read port out (simulation: the full state, word by word).
+
+    Attributes
+    ----------
+    rx : In(1)
+    tx : Out(1)
+    leds : Out(4)
+        See :class:`~boards.link.HostLink`.
+    debug_addr, debug_data
+        With ``debug``: the core's debug port.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        divisor: int,
+        lanes: int = 1,
+        population_lanes: int | None = 1,
+        slots: int = 16,
+        debug: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.core = NetworkCore(
+            compile_backprop(cfg),
+            cfg,
+            lanes=lanes,
+            debug=debug,
+            population_lanes=population_lanes,
+            host_port=True,
+        )
+        self.link = HostLink(self.core, divisor=divisor, slots=slots)
+        self.uart_rx = UartRx(divisor)
+        self.uart_tx = UartTx(divisor)
+        ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(4)}
+        if debug:
+            ports["debug_addr"] = In(range(self.core.state_words))
+            ports["debug_data"] = Out(signed(64))
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        core, link = self.core, self.link
+        m.submodules.core = core
+        m.submodules.link = link
+        m.submodules.uart_rx = self.uart_rx
+        m.submodules.uart_tx = self.uart_tx
+        wiring.connect(m, self.uart_rx.data, link.rx)
+        wiring.connect(m, link.tx, self.uart_tx.data)
+        wiring.connect(m, link.host, core.host)
+        wiring.connect(m, link.load, core.load)
+        m.d.comb += [
+            self.uart_rx.rx.eq(self.rx),
+            self.tx.eq(self.uart_tx.tx),
+            self.leds.eq(link.leds),
+            core.start.eq(link.start),
+            core.hold.eq(0),
+            link.running.eq(core.running),
+            link.sample_done.eq(core.sample_done),
+            link.samples.eq(core.samples),
+            link.sat_current.eq(core.sat_current),
+            link.sat_weight.eq(core.sat_weight),
+            link.sat_copy.eq(core.sat_copy),
+            link.output.eq(core.output),
+        ]
+        if core.debug:
+            m.d.comb += [core.debug_addr.eq(self.debug_addr), self.debug_data.eq(core.debug_data)]
+        return m
