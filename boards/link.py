@@ -29,13 +29,34 @@ __all__ = ["HostLink", "MAX_REPLY", "crc8_next"]
 MAX_REPLY = 19
 
 
+def _crc8_table() -> list[list[int]]:
+    """For each output bit of one CRC-8 byte step, the bits of ``crc ^ byte`` it XORs
+    (the step is linear over GF(2), so unit vectors find the matrix)."""
+    from .protocol import crc8
+
+    taps = [[] for _ in range(8)]
+    for j in range(8):
+        out = crc8(bytes([1 << j]))  # crc 0, byte with bit j: the step applied to e_j
+        for i in range(8):
+            if out >> i & 1:
+                taps[i].append(j)
+    return taps
+
+
+_CRC8_TAPS = _crc8_table()
+
+
 def crc8_next(crc, byte):
     """CRC-8 (polynomial 0x07) after one more byte: the gateware twin of
-    :func:`boards.protocol.crc8`."""
+    :func:`boards.protocol.crc8`, as eight XOR trees (a linear-size expression)."""
     value = crc ^ byte
-    for _ in range(8):
-        value = Mux(value[7], (value << 1) ^ 0x07, value << 1)[:8]
-    return value
+    bits = []
+    for taps in _CRC8_TAPS:
+        bit = value[taps[0]]
+        for j in taps[1:]:
+            bit = bit ^ value[j]
+        bits.append(bit)
+    return Cat(*bits)
 
 
 def _le(value, count: int) -> list:

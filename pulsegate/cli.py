@@ -237,6 +237,76 @@ def cmd_bench_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board_config(args: argparse.Namespace) -> Config:
+    from boards.targets import board_config
+
+    cfg = board_config()
+    if getattr(args, "config", None):
+        cfg = Config.load(args.config, base=cfg)
+    return cfg
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from boards.targets import BOARDS, build, report_markdown
+
+    cfg = _board_config(args)
+    names = list(BOARDS) if args.board == "all" else [args.board]
+    results = []
+    for name in names:
+        out = Path(args.out or "build/boards") / name
+        print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
+        result = build(name, cfg, out, lanes=args.lanes, baud=args.baud)
+        print(report_markdown(result))
+        print(f"bitstream: {result['bitstream']}  ({result['build_seconds']} s)")
+        results.append(result)
+    _write_json(args.json, results[0] if len(results) == 1 else {"boards": results})
+    return 0 if all(r["timing_met"] for r in results) else 1
+
+
+def cmd_host(args: argparse.Namespace) -> int:
+    from boards.host import HostClient, SerialTransport, sleep_poll
+    from boards.protocol import ProtocolError
+
+    transport = SerialTransport(args.port, args.baud, timeout=args.timeout)
+    client = HostClient(transport)
+    try:
+        if args.action == "info":
+            print(client.info())
+        elif args.action == "status":
+            print(client.status())
+        elif args.action == "weights":
+            print(" ".join(str(int(w)) for w in client.read_weights()))
+        elif args.action == "abort":
+            client.abort()
+            print(client.wait_idle(sleep_poll()))
+        elif args.action == "train-xor":
+            from golden_model.circuit import Circuit
+            from golden_model.schedule import compile_backprop
+            from golden_model.tasks import xor_sample
+
+            cfg = _board_config(args)
+            golden = Circuit(compile_backprop(cfg), cfg)
+            info = client.info()
+            if info.input_words != golden.schedule.group("x+").size * 2 + 2:
+                print(
+                    f"pulsegate: error: the board serves {info}, not {cfg.layers}", file=sys.stderr
+                )
+                return 2
+            import numpy as np
+
+            order = np.random.default_rng([cfg.seed, 1]).integers(0, 4, args.samples)
+            words = [golden.input_words(xor_sample(int(k))) for k in order]
+            line = ProgressLine("training on the board")
+            status = client.train(words, progress=line, poll=sleep_poll())
+            print(status)
+    except ProtocolError as exc:
+        print(f"pulsegate: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        transport.close()
+    return 0
+
+
 def _task_options(p: argparse.ArgumentParser, *, rtl: bool) -> None:
     """The options every task command takes; ``rtl`` adds the simulation ones."""
     p.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
@@ -295,6 +365,26 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--config", help="JSON configuration")
     sched.add_argument("--inference", action="store_true", help="the inference schedule")
     sched.set_defaults(func=cmd_schedule)
+
+    from boards.targets import BOARDS
+
+    p = sub.add_parser("build", help="bitstream and report for a board (open toolchain)")
+    p.add_argument("--board", required=True, choices=[*BOARDS, "all"])
+    p.add_argument("--config", help="JSON configuration (default: the 2-4-1 XOR board network)")
+    p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    p.add_argument("--baud", type=int, default=115200, help="host link baud rate (115200)")
+    p.add_argument("--out", help="build directory (build/boards/NAME)")
+    p.add_argument("--json", help="write the report as JSON")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("host", help="talk to a board over its serial port")
+    p.add_argument("action", choices=("info", "status", "weights", "abort", "train-xor"))
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=int, default=115200, help="baud rate (115200)")
+    p.add_argument("--timeout", type=float, default=1.0, help="reply timeout in s (1.0)")
+    p.add_argument("--config", help="JSON configuration the board was built with")
+    p.add_argument("--samples", type=int, default=400, help="train-xor: samples (400)")
+    p.set_defaults(func=cmd_host)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="what", required=True)
     p = bench.add_parser("golden", help="time the golden model against numpy backprop")

@@ -1,0 +1,249 @@
+"""Supported boards, the board top, and builds with the open toolchain (YoWASP).
+
+``build(board, cfg, out)`` writes the Verilog, the bitstream and a report: cells used against
+what the device has (from nextpnr's JSON report), Fmax against the board clock, timing met or
+not. iCE40 caveat: nextpnr-ice40 does not time the inside of SB_MAC16 blocks (placeholder
+delays), so iCE40 Fmax with DSPs in use is optimistic about the multipliers themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.build import ResourceError
+from amaranth.hdl import Elaboratable, Module
+from amaranth_boards.ice40_hx8k_b_evn import ICE40HX8KBEVNPlatform
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
+from amaranth_boards.resources import UARTResource
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from golden_model.config import Config
+from sim.toolchain import tool_env
+
+from .system import PulsegateSystem
+
+__all__ = [
+    "Board",
+    "BOARDS",
+    "BoardTop",
+    "board_config",
+    "build",
+    "report_markdown",
+    "ICE40_TIMING_NOTE",
+]
+
+ICE40_TIMING_NOTE = "nextpnr-ice40 does not time SB_MAC16 internals (placeholder delays)"
+
+# The stock synth scripts map LUTs with abc9, which dies inside YoWASP's sandbox on designs of
+# any size: stop before LUT mapping, map with the classic ``abc -lut 4``, finish the script.
+_ICE40_AFTER = (
+    "techmap -map +/ice40/latches_map.v; abc -lut 4 -dress; ice40_wrapcarry -unwrap; "
+    "techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; "
+    "synth_ice40 {dsp} -top top -run map_cells:"
+)
+_ECP5_AFTER = (
+    "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+    "synth_ecp5 -top top -run map_cells:"
+)
+
+
+class _OrangeCrabWithUart(OrangeCrabR0_2_25FPlatform):
+    """OrangeCrab r0.2 (25F): its USB port goes to the FPGA, so the host link uses a USB-UART
+    adapter on feather pins 0 (FPGA rx) and 1 (FPGA tx)."""
+
+    resources = OrangeCrabR0_2_25FPlatform.resources + [
+        UARTResource(0, rx="0", tx="1", conn=("io", 0)),
+    ]
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    platform: type
+    family: str  # "ice40" or "ecp5"
+    device: str
+    dsp: bool  # the device has hard multipliers
+    notes: str = ""
+    leds: tuple[str, ...] = field(default=("led",))
+
+
+BOARDS = {
+    "icebreaker": Board(
+        "icebreaker", ICEBreakerPlatform, "ice40", "iCE40UP5K", True, ICE40_TIMING_NOTE
+    ),
+    "ice40-hx8k": Board(
+        "ice40-hx8k",
+        ICE40HX8KBEVNPlatform,
+        "ice40",
+        "iCE40HX8K",
+        False,
+        "no DSP blocks: multipliers are built from logic",
+    ),
+    "ulx3s-85f": Board("ulx3s-85f", ULX3S_85F_Platform, "ecp5", "LFE5U-85F", True),
+    "orangecrab": Board(
+        "orangecrab",
+        _OrangeCrabWithUart,
+        "ecp5",
+        "LFE5U-25F",
+        True,
+        "host link on feather pins 0 (rx) and 1 (tx) through a USB-UART adapter",
+        leds=("rgb_led",),
+    ),
+}
+
+
+def board_config() -> Config:
+    """The network boards are built with by default: XOR on 2-4-1 (trains from every seed
+    tried, and fits the iCE40UP5K with the host link)."""
+    return Config(layers=(2, 4, 1))
+
+
+def board_named(name: str) -> Board:
+    if name not in BOARDS:
+        raise ValueError(f"unknown board {name!r} (known: {', '.join(BOARDS)})")
+    return BOARDS[name]
+
+
+class BoardTop(Elaboratable):
+    """The system on a board: UART pins to the host link, LEDs to its status.
+
+    LEDs (as many as the board has): trained, the learned output (XOR: the last sample's
+    output above 1/2), a run active, the last request failed.
+    """
+
+    def __init__(self, cfg: Config, *, baud: int = 115200, lanes: int = 1) -> None:
+        self.cfg, self.baud, self.lanes = cfg, baud, lanes
+        self.system: PulsegateSystem | None = None
+
+    def elaborate(self, platform):
+        m = Module()
+        divisor = round(platform.default_clk_frequency / self.baud)
+        self.system = system = PulsegateSystem(self.cfg, divisor=divisor, lanes=self.lanes)
+        m.submodules.system = system
+        uart = platform.request("uart", 0)
+        m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
+        try:  # ULX3S: the FTDI chip listens to the FPGA's tx only when enabled
+            m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
+        except ResourceError:
+            pass
+        leds = []
+        for index in range(4):
+            try:
+                leds.append(platform.request("led", index).o)
+            except ResourceError:
+                break
+        if not leds:
+            try:
+                rgb = platform.request("rgb_led", 0)
+                leds = [rgb.g.o, rgb.b.o, rgb.r.o]
+            except ResourceError:
+                pass
+        for k, led in enumerate(leds):
+            m.d.comb += led.eq(system.leds[k])
+        return m
+
+
+def _flow(board: Board) -> dict:
+    if board.family == "ice40":
+        dsp = "-dsp" if board.dsp else ""
+        return {
+            "synth_opts": f"{dsp} -run begin:map_luts",
+            "script_after_synth": _ICE40_AFTER.format(dsp=dsp),
+        }
+    return {"synth_opts": "-run begin:map_luts", "script_after_synth": _ECP5_AFTER}
+
+
+def build(
+    board: Board | str,
+    cfg: Config,
+    out: str | Path,
+    *,
+    lanes: int = 1,
+    baud: int = 115200,
+) -> dict:
+    """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
+    written to ``out/report.json`` and ``out/report.md``)."""
+    board = board_named(board) if isinstance(board, str) else board
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    platform = board.platform()
+    top = BoardTop(cfg, baud=baud, lanes=lanes)
+    started = time.perf_counter()
+    plan = platform.prepare(
+        top,
+        name="top",
+        nextpnr_opts="--report report.json --timing-allow-fail",
+        **_flow(board),
+    )
+    os.environ.update(tool_env(workdir=out))  # YoWASP's ABC wants TMPDIR inside the build
+    try:
+        plan.execute_local(str(out))
+    except Exception as exc:
+        log = out / "top.tim" if (out / "top.tim").exists() else None
+        raise RuntimeError(
+            f"the {board.name} build failed ({exc}); logs in {out}"
+            + (f", timing log {log}" if log else "")
+        ) from exc
+    seconds = time.perf_counter() - started
+    report = json.loads((out / "report.json").read_text())
+    clock_mhz = platform.default_clk_frequency / 1e6
+    fmax = report.get("fmax", {})
+    achieved = min((v["achieved"] for v in fmax.values()), default=0.0)
+    utilization = {
+        cell: {"used": int(v["used"]), "available": int(v["available"])}
+        for cell, v in sorted(report.get("utilization", {}).items())
+        if int(v["used"]) > 0 or cell in _KEY_CELLS
+    }
+    result = {
+        "board": board.name,
+        "device": board.device,
+        "family": board.family,
+        "network": "-".join(str(n) for n in cfg.layers),
+        "lanes": lanes,
+        "baud": baud,
+        "clock_mhz": clock_mhz,
+        "fmax_mhz": round(achieved, 2),
+        "timing_met": achieved >= clock_mhz,
+        "utilization": utilization,
+        "notes": board.notes,
+        "build_seconds": round(seconds, 1),
+        "bitstream": str(next(iter(sorted(out.glob("top.bi[tn]"))), "")),
+    }
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "nextpnr.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(result))
+    return result
+
+
+_KEY_CELLS = {
+    "ICESTORM_LC",
+    "ICESTORM_DSP",
+    "ICESTORM_RAM",
+    "ICESTORM_SPRAM",
+    "TRELLIS_COMB",
+    "TRELLIS_FF",
+    "MULT18X18D",
+    "DP16KD",
+}
+
+
+def report_markdown(result: dict) -> str:
+    lines = [
+        f"# {result['board']} ({result['device']}), network {result['network']}",
+        "",
+        f"Fmax {result['fmax_mhz']:.2f} MHz against the {result['clock_mhz']:g} MHz board clock: "
+        f"timing {'met' if result['timing_met'] else 'NOT met'}."
+        + (f" ({result['notes']})" if result["notes"] else ""),
+        "",
+        "| cell | used | available | % |",
+        "| ---- | ---: | --------: | -: |",
+    ]
+    for cell, v in result["utilization"].items():
+        share = 100 * v["used"] / v["available"] if v["available"] else 0
+        lines.append(f"| {cell} | {v['used']:,} | {v['available']:,} | {share:.1f} |")
+    return "\n".join(lines) + "\n"
