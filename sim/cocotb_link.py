@@ -93,6 +93,7 @@ class SimTransport:
 async def _state(dut, words: int) -> np.ndarray:
     """Every state word through the debug port (one clock per word)."""
     out = []
+    await FallingEdge(dut.clk)  # drive the address between rising edges
     for address in range(words):
         dut.debug_addr.value = address
         await FallingEdge(dut.clk)
@@ -325,7 +326,7 @@ async def malformed(dut):
         uart.received.clear()
         await uart.send(frame)
         await uart.settle()
-        replies = ReplyDecoder().feed(await uart.read(64, 8 * s.job["divisor"]))
+        replies = ReplyDecoder().feed(await uart.read(64, 30 * s.job["divisor"]))
         want = expected_error(frame, info)
         if [r.code for r in replies] != [want]:
             problems.append(
@@ -334,7 +335,11 @@ async def malformed(dut):
             )
         state = await _state(dut, s.words)
         if not np.array_equal(state, before):
-            problems.append(f"frame {number} ({kind}, {frame.hex()}) changed the state")
+            k = int(np.flatnonzero(state != before)[0])
+            problems.append(
+                f"frame {number} ({kind}, {frame.hex()}) changed state word {k}: "
+                f"{before[k]} -> {state[k]}"
+            )
         # The link recovers: a good request right after is served.
         seed = await bridge(client.read_seed)()
         if seed != s.golden.lfsr.state:
@@ -362,7 +367,7 @@ async def abort(dut):
     and everything matches the golden model after the samples that ran."""
     await _reset(dut)
     s = Setup(dut)
-    client, uart = s.client, s.uart
+    client = s.client
     samples = s.samples(s.job["order"])
     words = [s.golden.input_words(sample) for sample in samples]
     info = await bridge(client.info)()
@@ -374,7 +379,9 @@ async def abort(dut):
         client.start(count)
 
     await bridge(load_and_start)()
-    # Wait into the middle of a later sample, then abort.
+    # Wait into the middle of a later sample (the run-active LED is on), then abort.
+    while not int(dut.leds.value) >> 2 & 1:
+        await ClockCycles(dut.clk, 1)
     await ClockCycles(dut.clk, s.job["abort_after_clocks"])
     running_at_abort = int(dut.leds.value) >> 2 & 1
     busy = await bridge(lambda: client.request(0x04, b"\x00\x00", check=False).code)()
