@@ -148,6 +148,21 @@ class BoardTop(Elaboratable):
         return m
 
 
+class BuildError(RuntimeError):
+    """A board build failed; the message says why (e.g. which cells do not fit)."""
+
+
+def _over_capacity(log: str) -> list[str]:
+    """``"CELL used/available (N%)"`` for every cell type nextpnr found over 100 %."""
+    import re
+
+    found = []
+    for cell, used, available in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log):
+        if int(used) > int(available):
+            found.append(f"{cell} {used}/{available} ({100 * int(used) // int(available)} %)")
+    return list(dict.fromkeys(found))
+
+
 def _flow(board: Board) -> dict:
     if board.family == "ice40":
         dsp = "-dsp" if board.dsp else ""
@@ -181,14 +196,19 @@ def build(
         **_flow(board),
     )
     os.environ.update(tool_env(workdir=out))  # YoWASP's ABC wants TMPDIR inside the build
+    os.environ.setdefault("DFU_SUFFIX", "true")  # OrangeCrab: plain .bit, no DFU suffix tool
     try:
         plan.execute_local(str(out))
     except Exception as exc:
-        log = out / "top.tim" if (out / "top.tim").exists() else None
-        raise RuntimeError(
-            f"the {board.name} build failed ({exc}); logs in {out}"
-            + (f", timing log {log}" if log else "")
-        ) from exc
+        log = out / "top.tim"
+        over = _over_capacity(log.read_text()) if log.exists() else []
+        if over:
+            raise BuildError(
+                f"the design does not fit {board.device} ({board.name}): "
+                + ", ".join(over)
+                + f"; log {log}"
+            ) from exc
+        raise BuildError(f"the {board.name} build failed ({exc}); logs in {out}") from exc
     seconds = time.perf_counter() - started
     report = json.loads((out / "report.json").read_text())
     clock_mhz = platform.default_clk_frequency / 1e6

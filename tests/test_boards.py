@@ -1,0 +1,197 @@
+"""Board targets: the host link protocol, its gateware (UART, CRC), the link under Verilator
+driven by the host client, and place-and-route reports."""
+
+import random
+
+import pytest
+from amaranth.hdl import Const, Module, Signal
+from amaranth.sim import Simulator
+
+from boards.host import HostClient
+from boards.link import crc8_next
+from boards.protocol import (
+    MAX_PAYLOAD,
+    Code,
+    Command,
+    Info,
+    ProtocolError,
+    ReplyDecoder,
+    crc8,
+    encode_reply,
+    encode_request,
+    expected_error,
+)
+from boards.targets import BOARDS, board_config, board_named
+from boards.uart import UartRx, UartTx
+from golden_model.tasks import train_xor
+from sim.board_run import run_link_bench
+
+INFO = Info(1, 6, 1, 21, 16, 16, 16)
+
+
+def test_crc8_matches_a_known_check_value():
+    assert crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+
+
+def test_gateware_crc_step_matches_the_protocol():
+    crc, byte, out = Signal(8), Signal(8), Signal(8)
+    m = Module()
+    m.d.comb += out.eq(crc8_next(crc, byte))
+    rng = random.Random(3)
+    cases = [(rng.randrange(256), rng.randrange(256)) for _ in range(300)]
+
+    async def bench(ctx):
+        for c, b in cases:
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            # the step from state c equals crc8 of a message whose CRC so far is c
+            want = c ^ b
+            for _ in range(8):
+                want = ((want << 1) ^ 7) & 0xFF if want & 0x80 else (want << 1) & 0xFF
+            assert ctx.get(out) == want
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert crc8_next(Const(0, 8), Const(0x31, 8)).shape().width == 8
+
+
+def test_reference_parser_names_every_kind_of_error():
+    ok = encode_request(Command.READ_WEIGHT, (3).to_bytes(2, "little"))
+    assert expected_error(ok, INFO) is None
+    assert expected_error(b"\x00" + ok, INFO) == Code.FRAMING
+    assert expected_error(ok[:-1], INFO) == Code.TRUNCATED
+    assert expected_error(ok[:-1] + bytes([ok[-1] ^ 1]), INFO) == Code.CHECKSUM
+    assert expected_error(encode_request(0x77), INFO) == Code.COMMAND
+    assert expected_error(encode_request(Command.INFO, bytes(MAX_PAYLOAD + 1)), INFO) == Code.LENGTH
+    assert expected_error(encode_request(Command.INFO, b"\x00"), INFO) == Code.LENGTH
+    far = encode_request(Command.READ_WEIGHT, (21).to_bytes(2, "little"))
+    assert expected_error(far, INFO) == Code.RANGE
+    big = encode_request(
+        Command.WRITE_WEIGHT, (0).to_bytes(2, "little") + (1 << 15).to_bytes(4, "little")
+    )
+    assert expected_error(big, INFO) == Code.VALUE
+    assert expected_error(encode_request(Command.START, (17).to_bytes(2, "little")), INFO) == (
+        Code.RANGE
+    )
+
+
+def test_reply_decoder_rejects_corrupt_replies():
+    good = encode_reply(Code.OK, b"\x01\x02")
+    (reply,) = ReplyDecoder().feed(good)
+    assert reply.ok and reply.payload == b"\x01\x02"
+    with pytest.raises(ProtocolError, match="checksum"):
+        ReplyDecoder().feed(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    with pytest.raises(ProtocolError, match="starts with"):
+        ReplyDecoder().feed(b"\x00" + good)
+
+
+class _SilentTransport:
+    def write(self, data):
+        self.sent = data
+
+    def read(self, count):
+        return b""
+
+
+def test_client_reports_a_missing_reply():
+    with pytest.raises(ProtocolError, match="timeout"):
+        HostClient(_SilentTransport()).status()
+
+
+def test_uart_loopback_carries_every_byte():
+    tx, rx = UartTx(divisor=5), UartRx(divisor=5)
+    m = Module()
+    m.submodules.tx, m.submodules.rx = tx, rx
+    m.d.comb += rx.rx.eq(tx.tx)
+    data = [0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80, 0x3C]
+    got = []
+
+    async def bench(ctx):
+        for byte in data:
+            ctx.set(tx.data.payload, byte)
+            ctx.set(tx.data.valid, 1)
+            await ctx.tick().until(tx.data.ready)
+            ctx.set(tx.data.valid, 0)
+            for _ in range(60):
+                await ctx.tick()
+                if ctx.get(rx.data.valid):
+                    got.append(ctx.get(rx.data.payload))
+        assert got == data
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_unknown_board_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown board 'icebraker'"):
+        board_named("icebraker")
+    assert {"icebreaker", "ice40-hx8k", "ulx3s-85f", "orangecrab"} <= set(BOARDS)
+
+
+# -- the link in the RTL, driven by the host client through a UART model --------------------
+
+
+@pytest.fixture(scope="module")
+def xor_order():
+    result = train_xor(board_config())
+    assert result.converged
+    return result.order
+
+
+def test_host_client_trains_xor_bit_exactly_over_the_uart(xor_order, tmp_path_factory):
+    verdict = run_link_bench(board_config(), "train", order=xor_order)
+    assert verdict["bit_exact"], verdict["problems"]
+    assert verdict["samples"] == len(xor_order) > 16  # several store-fulls of samples
+    assert verdict["status"]["trained"] and not verdict["status"]["running"]
+    assert verdict["leds"] & 1  # the "trained" LED
+
+
+def test_malformed_frames_get_errors_and_change_nothing(xor_order):
+    verdict = run_link_bench(board_config(), "malformed", order=xor_order[:8], seed=11, frames=1050)
+    assert verdict["ok"], verdict["problems"][:5]
+    assert verdict["frames"] >= 1000
+    assert set(verdict["kinds"]) == {
+        "bad checksum",
+        "truncated",
+        "unknown command",
+        "oversized length",
+        "address out of range",
+        "value out of range",
+        "random bytes",
+    }
+
+
+def test_abort_mid_run_keeps_weights_and_copies_equal(xor_order):
+    verdict = run_link_bench(board_config(), "abort", order=xor_order[:16], abort_after_clocks=1000)
+    assert verdict["ok"], verdict["problems"]
+    assert 0 < verdict["run_done"] < verdict["count"]
+    assert verdict["pairs_checked"] > 0
+
+
+# -- place and route with the open toolchain ---------------------------------------------------
+
+
+def test_ecp5_board_build_meets_timing_and_reports(tmp_path):
+    from boards.targets import build
+
+    result = build("ulx3s-85f", board_config(), tmp_path / "ulx3s")
+    for key in ("board", "device", "fmax_mhz", "clock_mhz", "timing_met", "utilization"):
+        assert key in result
+    assert result["clock_mhz"] == 25
+    assert result["timing_met"], f"Fmax {result['fmax_mhz']} MHz < 25 MHz"
+    used = result["utilization"]
+    assert used["MULT18X18D"]["used"] >= 5 and used["MULT18X18D"]["available"] == 156
+    assert (tmp_path / "ulx3s" / "top.bit").stat().st_size > 100_000
+    assert "| TRELLIS_COMB |" in (tmp_path / "ulx3s" / "report.md").read_text()
+
+
+def test_ice40up5k_build_says_what_does_not_fit(tmp_path):
+    """The 2-4-1 system needs more logic cells than the iCE40UP5K has (see docs/hardware.md);
+    the build must say so by cell type rather than end in a placer error."""
+    from boards.targets import BuildError, build
+
+    with pytest.raises(BuildError, match=r"does not fit iCE40UP5K .*ICESTORM_LC \d+/5280"):
+        build("icebreaker", board_config(), tmp_path / "icebreaker")
