@@ -10,6 +10,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.fixedpoint import saturate
 from hw.network import HostPort, NetworkCore
 
 from .protocol import (
@@ -262,8 +263,8 @@ class HostLink(wiring.Component):
             return Cat(buffer[first], buffer[first + 1])
 
         def in_range(value, width: int):
-            limit = (1 << (width - 1)) - 1  # the symmetric range saturation produces
-            return (value >= -limit) & (value <= limit)
+            # The symmetric range saturation produces: in range when it would not clamp.
+            return ~saturate(value, width)[1]
 
         def reply(code: Code, payload: list):
             """Load the reply registers (payload: byte-wide values) and send."""
@@ -358,7 +359,9 @@ class HostLink(wiring.Component):
                         )
                     )
                 ).any()
-                with m.If(needs_idle & run_active):
+                with m.If(~tx_idle):
+                    pass  # the last reply is still going out of the reply registers
+                with m.Elif(needs_idle & run_active):
                     fail(Code.BUSY)
                 with m.Else():
                     with m.Switch(command):

@@ -50,7 +50,7 @@ class PulsegateSystem(wiring.Component):
         *,
         divisor: int,
         lanes: int = 1,
-        population_lanes: int | None = 1,
+        population_lanes: int | None = None,
         slots: int = 16,
         debug: bool = False,
     ) -> None:

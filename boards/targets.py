@@ -98,9 +98,13 @@ BOARDS = {
 
 
 def board_config() -> Config:
-    """The network boards are built with by default: XOR on 2-4-1 (trains from every seed
-    tried, and fits the iCE40UP5K with the host link)."""
-    return Config(layers=(2, 4, 1))
+    """The network boards are built with by default: XOR on 2-4-1 in 12-bit words (Q4.8
+    currents and weights). It trains from each of seeds 1-10 in 48-476 samples, as the
+    16-bit words do, and leaves a fifth of the iCE40UP5K free beside the host link (16-bit
+    words fill 95 % of it)."""
+    return Config(
+        layers=(2, 4, 1), current_width=12, current_frac=8, weight_width=12, weight_frac=8
+    )
 
 
 def board_named(name: str) -> Board:

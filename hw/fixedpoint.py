@@ -6,21 +6,63 @@ saturation (with its event flag), round-half-up and stochastic right shifts. Use
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Value, signed
+from amaranth.hdl import Cat, Const, Mux, Value, signed
 
 from golden_model.fixed import max_code
 
-__all__ = ["saturate", "shift_round_nearest", "shift_round_stochastic", "max_code"]
+__all__ = [
+    "saturate",
+    "clamp_unsigned",
+    "is_positive",
+    "is_negative",
+    "scale_round_nearest",
+    "shift_round_nearest",
+    "shift_round_stochastic",
+    "max_code",
+]
 
 
 def saturate(value: Value, width: int) -> tuple[Value, Value]:
     """``(clamped, event)``: ``value`` clamped to ``+-(2**(width-1) - 1)``, as a
-    ``signed(width)`` expression, and a 1-bit flag set when the clamp acted."""
+    ``signed(width)`` expression, and a 1-bit flag set when the clamp acted.
+
+    The range test reads bits, not comparators: ``value`` fits when every bit from
+    ``width - 1`` up equals the sign, except ``-2**(width-1)`` itself. A comparison with a
+    constant would become a carry chain per clamp in Yosys, the largest part of a small core."""
     top = max_code(width)
-    over = value > top
-    under = value < -top
+    value = Value.cast(value)
+    if not value.shape().signed:
+        value = Cat(value, Const(0, 1)).as_signed()
+    n = len(value)
+    if n < width:
+        return value.as_signed(), Const(0, 1)
+    sign = value[n - 1]
+    high = value[width - 1 :]
+    low = value[: width - 1]
+    over = ~sign & high.any()
+    under = sign & (~high.all() | ~low.any())
     clamped = Mux(over, Const(top, signed(width)), Mux(under, Const(-top, signed(width)), value))
     return clamped.as_signed()[:width].as_signed(), over | under
+
+
+def clamp_unsigned(value: Value, width: int) -> Value:
+    """``min(value, 2**width - 1)`` for a non-negative ``value`` (a saturating counter's
+    next count), from its high bits rather than a comparator."""
+    value = Value.cast(value)
+    if len(value) <= width:
+        return value
+    return Mux(value[width:].any(), Const((1 << width) - 1, width), value[:width])
+
+
+def is_positive(value: Value) -> Value:
+    """``value > 0`` for a signed ``value``, without a comparator."""
+    value = Value.cast(value)
+    return ~value[-1] & value.any()
+
+
+def is_negative(value: Value) -> Value:
+    """``value < 0`` for a signed ``value``: its sign bit."""
+    return Value.cast(value)[-1]
 
 
 def shift_round_nearest(value: Value, shift: int) -> Value:
@@ -28,6 +70,23 @@ def shift_round_nearest(value: Value, shift: int) -> Value:
     if shift == 0:
         return value
     return (value + (1 << (shift - 1))) >> shift
+
+
+def scale_round_nearest(value: Value, gain: int, shift: int) -> Value:
+    """``shift_round_nearest(value * gain, shift)`` for a constant ``gain >= 0``, with the
+    gain's trailing zero bits taken out of both the product and the shift first (exact:
+    ``floor((a 2^k + 2^(s-1)) / 2^s) = floor((a + 2^(s-k-1)) / 2^(s-k))`` for ``k < s``, and
+    ``a 2^(k-s)`` for ``k >= s``). A gain of exactly one then costs no adder at all."""
+    if gain < 0:
+        raise ValueError(f"gain must be >= 0, got {gain}")
+    if gain == 0:
+        return Const(0, 1)
+    k = (gain & -gain).bit_length() - 1
+    odd = gain >> k
+    product = value if odd == 1 else value * odd
+    if k >= shift:
+        return product << (k - shift)
+    return shift_round_nearest(product, shift - k)
 
 
 def shift_round_stochastic(value: Value, shift: int, random: Value) -> Value:

@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from golden_model.config import Config
 
-from .fixedpoint import saturate, shift_round_nearest, shift_round_stochastic
+from .fixedpoint import clamp_unsigned, saturate, shift_round_nearest, shift_round_stochastic
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
@@ -196,7 +196,6 @@ class HebbianUnit(wiring.Component):
                 b_chunk
             ]
             m.d.comb += advance.eq(Mux(b_valid, valid_lanes, 0))
-        limit = (1 << COUNTER_WIDTH) - 1
         for counter, now, events in (
             (self.sat_count, self.sat_events, w_events),
             (self.sat_copy_count, self.sat_copy_events, t_events),
@@ -204,7 +203,7 @@ class HebbianUnit(wiring.Component):
             if events:
                 m.d.comb += now.eq(Mux(b_valid, sum(events), 0))
                 total = counter + Mux(b_valid, sum(events), 0)
-                m.d.sync += counter.eq(Mux(total > limit, limit, total))
+                m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
         m.d.comb += [
             self.busy.eq(issuing | b_valid),
             self.done.eq(b_valid & (b_address == geo.depth - 1)),

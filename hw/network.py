@@ -20,7 +20,7 @@ from golden_model.config import Config
 from golden_model.schedule import HELD, POP, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 
-from .fixedpoint import saturate
+from .fixedpoint import clamp_unsigned, is_negative, is_positive, saturate
 from .hebbian import HebbianUnit
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH, PopulationAccumulator
@@ -344,16 +344,22 @@ class NetworkCore(wiring.Component):
                         drive = getattr(self.synapses[matrix], half)
                     else:
                         drive = [
-                            Mux(v > 0, v, 0) if half == "plus" else Mux(v < 0, -v, 0)
+                            Mux(is_positive(v), v, 0)
+                            if half == "plus"
+                            else Mux(is_negative(v), -v, 0)
                             for v in identity_z[id(tr)]
                         ]
                 options.append(drive)
             g = self.sequencer.word.pops.index(name)
+            # A group's gate opens only in the phases that target it, so the drive of any
+            # other phase is never seen: select among the targeting phases only (a single
+            # one needs no multiplexer at all).
+            driving = [(p, opt) for p, opt in enumerate(options) if opt is not None]
             for j in range(sizes[name]):
-                picks = [
-                    (opt[j] if opt is not None else Const(0, unsigned(cw - 1))) for opt in options
-                ]
-                m.d.comb += unit.drive[j].eq(Array(picks)[phase_index])
+                pick = Const(0, unsigned(cw - 1))
+                for k, (p, opt) in enumerate(driving):
+                    pick = opt[j] if k == 0 else Mux(phase_index == p, opt[j], pick)
+                m.d.comb += unit.drive[j].eq(pick)
             m.d.comb += [
                 unit.gate.eq(getattr(seq.gates, port_name(name))),
                 unit.clear.eq(control.clear[g] & first),
@@ -410,12 +416,11 @@ class NetworkCore(wiring.Component):
             (self.sat_weight, [u.sat_events for u in self.hebbians.values()]),
             (self.sat_copy, [u.sat_copy_events for u in self.hebbians.values()]),
         )
-        limit = (1 << COUNTER_WIDTH) - 1
         for output, now in kinds:
             counter = Signal(COUNTER_WIDTH, name=f"{output.name}_counter")
             if now:
                 total = counter + sum(now)
-                m.d.sync += counter.eq(Mux(total > limit, limit, total))
+                m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
             m.d.comb += output.eq(counter)
         m.d.comb += [
             self.samples.eq(seq.samples),

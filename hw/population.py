@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from golden_model.config import Config
 from golden_model.dynamics import gain_word
 
-from .fixedpoint import saturate, shift_round_nearest
+from .fixedpoint import clamp_unsigned, saturate, scale_round_nearest, shift_round_nearest
 
 __all__ = ["PopulationStep", "PopulationAccumulator", "COUNTER_WIDTH"]
 
@@ -68,8 +68,14 @@ class PopulationStep(wiring.Component):
         else:
             leaked = base - shift_round_nearest(base, cfg.leak_shift)
         gated = Mux(self.gate, self.drive, 0)
-        gain = Mux(self.held_gain, held, exact)
-        drive = shift_round_nearest(gated * gain, cfg.gain_frac)
+        if held == exact:
+            drive = scale_round_nearest(gated, exact, cfg.gain_frac)
+        else:
+            drive = Mux(
+                self.held_gain,
+                scale_round_nearest(gated, held, cfg.gain_frac),
+                scale_round_nearest(gated, exact, cfg.gain_frac),
+            )
         total = Signal(signed(cfg.current_width + 26))
         m.d.comb += total.eq(leaked + drive)
         clamped, event = saturate(total, cfg.current_width)
@@ -174,10 +180,7 @@ class PopulationAccumulator(wiring.Component):
         m.d.comb += self.sat_events.eq(Mux(self.busy, sum(events), 0))
         with m.If(self.busy):
             total = sum(events)
-            limit = (1 << COUNTER_WIDTH) - 1
-            m.d.sync += self.sat_count.eq(
-                Mux(self.sat_count + total > limit, limit, self.sat_count + total)
-            )
+            m.d.sync += self.sat_count.eq(clamp_unsigned(self.sat_count + total, COUNTER_WIDTH))
         m.d.comb += self.done.eq(self.busy & (chunk == chunks - 1))
         with m.If(self.busy):
             m.d.sync += chunk.eq(Mux(self.done, 0, chunk + 1))

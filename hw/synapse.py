@@ -23,7 +23,7 @@ from amaranth.utils import ceil_log2
 
 from golden_model.config import Config
 
-from .fixedpoint import saturate, shift_round_nearest
+from .fixedpoint import clamp_unsigned, is_negative, saturate
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
 
@@ -159,6 +159,9 @@ class SynapseUnit(wiring.Component):
             shape=unsigned(self.geometry.word_width),
             depth=self.geometry.depth,
             init=self.geometry.pack(codes),
+            # Block RAM even for a few words: every target has block RAM to spare, while
+            # logic is what runs out (a small memory in flip-flops costs an LC per bit).
+            attrs={"ram_style": "block"},
         )
         cw = cfg.current_width
         addr_width = ceil_log2(max(self.geometry.depth, 2))
@@ -250,16 +253,24 @@ class SynapseUnit(wiring.Component):
             groups = [(products, [None])]  # one accumulator; target row = c.outer
         else:
             groups = [([p], [lane]) for lane, p in enumerate(products)]
-        z = [self.z[r] for r in range(self.rows)]
+        # Each row keeps z as sign and magnitude: the magnitude is formed once, where z is
+        # written, so the PMPY halves below need no negator per row.
+        negative = [Signal(name=f"negative{r}") for r in range(self.rows)]
+        magnitude = [Signal(unsigned(cw - 1), name=f"magnitude{r}") for r in range(self.rows)]
         for parts, (lane,) in groups:
             acc = Signal(signed(acc_width), name=f"acc{'' if lane is None else lane}")
-            total = Mux(c["first"], 0, acc) + sum(parts)
+            # The accumulator starts at half an output step, so rounding half up is a
+            # plain shift of the sum (no adder after the accumulator).
+            half = (
+                0 if self._fault == "floor" or cfg.weight_frac == 0 else 1 << (cfg.weight_frac - 1)
+            )
+            total = Mux(c["first"], half, acc) + sum(parts)
             with m.If(c["valid"]):
                 m.d.sync += acc.eq(total)
-            rounded = total >> cfg.weight_frac if self._fault == "floor" else None
-            if rounded is None:
-                rounded = shift_round_nearest(total, cfg.weight_frac)
+            rounded = total >> cfg.weight_frac
             value, event = saturate(rounded, cw)
+            value_negative = is_negative(value)
+            value_magnitude = Mux(value_negative, -value, value)[: cw - 1]
             targets = {r: r if lane is None else r * lanes + lane for r in range(geo.outer)}
             targets = {o: t for o, t in targets.items() if t < self.rows}
             writing = (
@@ -271,12 +282,14 @@ class SynapseUnit(wiring.Component):
                 with m.Switch(c["outer"]):
                     for o, t in targets.items():
                         with m.Case(o):
-                            m.d.sync += z[t].eq(value)
+                            m.d.sync += [
+                                negative[t].eq(value_negative),
+                                magnitude[t].eq(value_magnitude),
+                            ]
             events.append(writing & event)
         m.d.comb += self.sat_events.eq(sum(events))
         count = self.sat_count + sum(events)
-        limit = (1 << COUNTER_WIDTH) - 1
-        m.d.sync += self.sat_count.eq(Mux(count > limit, limit, count))
+        m.d.sync += self.sat_count.eq(clamp_unsigned(count, COUNTER_WIDTH))
 
         m.d.comb += [
             self.busy.eq(issuing | b["valid"] | c["valid"]),
@@ -285,7 +298,8 @@ class SynapseUnit(wiring.Component):
         for r in range(self.rows):
             open_ = self.gate[r]
             m.d.comb += [
-                self.plus[r].eq(Mux(open_ & (z[r] > 0), z[r], 0)),
-                self.minus[r].eq(Mux(open_ & (z[r] < 0), -z[r], 0)),
+                self.z[r].eq(Mux(negative[r], -magnitude[r], magnitude[r])),
+                self.plus[r].eq(Mux(open_ & ~negative[r], magnitude[r], 0)),
+                self.minus[r].eq(Mux(open_ & negative[r], magnitude[r], 0)),
             ]
         return m

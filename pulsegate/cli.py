@@ -247,20 +247,26 @@ def _board_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from boards.targets import BOARDS, build, report_markdown
+    from boards.targets import BOARDS, BuildError, build, report_markdown
 
     cfg = _board_config(args)
     names = list(BOARDS) if args.board == "all" else [args.board]
-    results = []
+    results, failed = [], []
     for name in names:
         out = Path(args.out or "build/boards") / name
         print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
-        result = build(name, cfg, out, lanes=args.lanes, baud=args.baud)
+        try:
+            result = build(name, cfg, out, lanes=args.lanes, baud=args.baud)
+        except BuildError as exc:  # the other boards still build
+            print(f"pulsegate: error: {exc}", file=sys.stderr)
+            failed.append(name)
+            continue
         print(report_markdown(result))
         print(f"bitstream: {result['bitstream']}  ({result['build_seconds']} s)")
         results.append(result)
-    _write_json(args.json, results[0] if len(results) == 1 else {"boards": results})
-    return 0 if all(r["timing_met"] for r in results) else 1
+    if results:
+        _write_json(args.json, results[0] if len(names) == 1 else {"boards": results})
+    return 0 if not failed and all(r["timing_met"] for r in results) else 1
 
 
 def cmd_host(args: argparse.Namespace) -> int:

@@ -177,6 +177,28 @@ def _transpose_pairs(layout: StateLayout, schedule) -> list[tuple[int, int]]:
     return pairs
 
 
+class RunClock:
+    """Clocks during which the run LED (``leds[2]``) is lit: the time runs take, sample
+    store to last ``sample_done``, measured from the LED's edges (no per-clock coroutine)."""
+
+    def __init__(self, dut) -> None:
+        self.dut, self.clocks, self.runs = dut, 0, 0
+        cocotb.start_soon(self._watch())
+
+    async def _watch(self) -> None:
+        lit_since = None
+        while True:
+            await self.dut.leds.value_change
+            lit = bool((int(self.dut.leds.value) >> 2) & 1)
+            now = cocotb.utils.get_sim_time("ns") / 10
+            if lit and lit_since is None:
+                lit_since = now
+            elif not lit and lit_since is not None:
+                self.clocks += int(now - lit_since)
+                self.runs += 1
+                lit_since = None
+
+
 @cocotb.test()
 async def train(dut):
     """The host client trains XOR from scratch; the result is bit-exact with the golden model."""
@@ -187,6 +209,7 @@ async def train(dut):
     s.golden_train(samples)
     client = s.client
     log = dut._log
+    run_clock = RunClock(dut)
 
     def host() -> dict:
         info = client.info()
@@ -221,6 +244,9 @@ async def train(dut):
         problems=problems,
         leds=int(dut.leds.value),
         samples=len(samples),
+        run_clocks=run_clock.clocks,
+        runs=run_clock.runs,
+        cycles_per_sample=run_clock.clocks / len(samples),
     )
     s.finish(got)
     assert not problems, problems

@@ -23,6 +23,7 @@ from boards.protocol import (
 )
 from boards.targets import BOARDS, board_config, board_named
 from boards.uart import UartRx, UartTx
+from golden_model.config import Config
 from golden_model.tasks import train_xor
 from sim.board_run import run_link_bench
 
@@ -188,10 +189,25 @@ def test_ecp5_board_build_meets_timing_and_reports(tmp_path):
     assert "| TRELLIS_COMB |" in (tmp_path / "ulx3s" / "report.md").read_text()
 
 
+def test_ice40up5k_board_build_meets_timing_and_reports(tmp_path):
+    """The XOR system on the iCEBreaker: placed, routed, timed at the 12 MHz board clock."""
+    from boards.targets import build
+
+    result = build("icebreaker", board_config(), tmp_path / "icebreaker")
+    assert result["device"] == "iCE40UP5K" and result["clock_mhz"] == 12
+    assert result["timing_met"], f"Fmax {result['fmax_mhz']} MHz < 12 MHz"
+    used = result["utilization"]
+    assert used["ICESTORM_LC"]["used"] <= used["ICESTORM_LC"]["available"] == 5280
+    assert used["ICESTORM_DSP"]["used"] >= 5 and used["ICESTORM_RAM"]["used"] >= 3
+    assert "SB_MAC16" in result["notes"]
+    assert (tmp_path / "icebreaker" / "top.bin").stat().st_size > 100_000
+
+
 def test_ice40up5k_build_says_what_does_not_fit(tmp_path):
-    """The 2-4-1 system needs more logic cells than the iCE40UP5K has (see docs/hardware.md);
-    the build must say so by cell type rather than end in a placer error."""
+    """A network too large for the iCE40UP5K (2-8-1 in 16-bit words) must fail by naming the
+    cell type that does not fit, not end in a bare placer error."""
     from boards.targets import BuildError, build
 
+    too_big = Config(layers=(2, 8, 1))
     with pytest.raises(BuildError, match=r"does not fit iCE40UP5K .*ICESTORM_LC \d+/5280"):
-        build("icebreaker", board_config(), tmp_path / "icebreaker")
+        build("icebreaker", too_big, tmp_path / "icebreaker")

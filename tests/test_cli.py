@@ -76,3 +76,25 @@ def test_schedule_command(capsys):
     assert "bwd2" in capsys.readouterr().out
     assert main(["schedule", "ar2"]) == 0
     assert "shift" in capsys.readouterr().out
+
+
+def test_build_failure_is_one_line_and_other_boards_still_build(tmp_path, capsys, monkeypatch):
+    import boards.targets as targets
+
+    built = []
+
+    def fake_build(name, cfg, out, **options):
+        built.append(name)
+        if name == "icebreaker":
+            raise targets.BuildError("the design does not fit iCE40UP5K: ICESTORM_LC 9/5")
+        return {"board": name, "timing_met": True, "bitstream": "", "build_seconds": 0.0}
+
+    monkeypatch.setattr(targets, "build", fake_build)
+    monkeypatch.setattr(targets, "report_markdown", lambda result: f"report {result['board']}")
+    status = main(["build", "--board", "all", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert built == list(targets.BOARDS)  # the failure did not stop the others
+    assert "pulsegate: error: the design does not fit iCE40UP5K" in captured.err
+    assert "Traceback" not in captured.err
+    assert "report ulx3s-85f" in captured.out
