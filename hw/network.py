@@ -11,7 +11,7 @@ the :class:`GatingSequencer` replaying the schedule. It computes exactly what
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -419,8 +419,16 @@ class NetworkCore(wiring.Component):
         for output, now in kinds:
             counter = Signal(COUNTER_WIDTH, name=f"{output.name}_counter")
             if now:
-                total = counter + sum(now)
-                m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
+                # The clock's events are summed into a register and added one clock later:
+                # the counter's carry chain then starts at a flip-flop, not at the end of a
+                # datapath's saturation flag. Every tick ends with at least two clocks of
+                # control after its last event, so the count is complete at the boundary.
+                events_now = Value.cast(sum(now))
+                pending = Signal(events_now.shape(), name=f"{output.name}_pending")
+                m.d.sync += [
+                    pending.eq(events_now),
+                    counter.eq(clamp_unsigned(counter + pending, COUNTER_WIDTH)),
+                ]
             m.d.comb += output.eq(counter)
         m.d.comb += [
             self.samples.eq(seq.samples),

@@ -266,3 +266,106 @@ def bench_rtl(samples: int = 24) -> dict:
             f"{r['xor_median_samples']:.0f} | {r['xor_median_cycles']:,.0f} |"
         )
     return {"rows": rows, "samples": samples}
+
+
+#: The cell types that say how full a device is, per family (LUT or logic cell, FF, DSP, RAM).
+_BOARD_CELLS = {
+    "ice40": ("ICESTORM_LC", None, "ICESTORM_DSP", "ICESTORM_RAM", "ICESTORM_SPRAM"),
+    "ecp5": ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", None),
+}
+
+
+def bench_boards(boards: list[str] | None = None, out: str = "build/bench-boards") -> dict:
+    """For every board: place and route the XOR system (resources, Fmax), and the cycles one
+    training sample takes through the host link, measured in the RTL under Verilator; samples
+    per second follow as Fmax (and board clock) over cycles per sample."""
+    from pathlib import Path
+
+    from boards.targets import BOARDS, BuildError, board_config, build
+    from golden_model.tasks import train_xor
+    from sim.board_run import run_link_bench
+
+    cfg = board_config()
+    names = list(BOARDS) if not boards else boards
+    order = train_xor(cfg).order
+    started = time.perf_counter()
+    verdict = run_link_bench(cfg, "train", order=order, work=Path(out) / "verilator")
+    if not verdict["bit_exact"]:
+        raise RuntimeError(f"the link run is not bit-exact: {verdict['problems']}")
+    cycles = verdict["cycles_per_sample"]
+    print(
+        f"measured {cycles:.1f} cycles per training sample over the link "
+        f"({verdict['samples']} samples, {verdict['runs']} runs, "
+        f"{time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    rows = []
+    for name in names:
+        board = BOARDS[name]
+        try:
+            report = build(name, cfg, Path(out) / name)
+        except BuildError as exc:
+            rows.append({"board": name, "device": board.device, "error": str(exc)})
+            print(f"{name}: {exc}", flush=True)
+            continue
+        used = report["utilization"]
+        logic, ff, dsp, ram, spram = _BOARD_CELLS[board.family]
+
+        def cell(kind, used=used):
+            return used.get(kind, {"used": 0, "available": 0}) if kind else None
+
+        rows.append(
+            {
+                "board": name,
+                "device": board.device,
+                "network": report["network"],
+                "logic": {"cell": logic, **cell(logic)},
+                "ff": {"cell": ff, **cell(ff)} if ff else None,
+                "dsp": {"cell": dsp, **cell(dsp)},
+                "ram": {"cell": ram, **cell(ram)},
+                "spram": {"cell": spram, **cell(spram)} if spram else None,
+                "fmax_mhz": report["fmax_mhz"],
+                "clock_mhz": report["clock_mhz"],
+                "timing_met": report["timing_met"],
+                "cycles_per_sample": cycles,
+                "samples_per_s_fmax": report["fmax_mhz"] * 1e6 / cycles,
+                "samples_per_s_clock": min(report["fmax_mhz"], report["clock_mhz"]) * 1e6 / cycles,
+                "build_seconds": report["build_seconds"],
+            }
+        )
+        print(f"built {name} ({report['build_seconds']} s)", flush=True)
+    print()
+    print(boards_table(rows))
+    return {
+        "config": cfg.to_dict(),
+        "cycles_per_sample": cycles,
+        "link_samples": verdict["samples"],
+        "rows": rows,
+    }
+
+
+def boards_table(rows: list[dict]) -> str:
+    """The markdown table of :func:`bench_boards`' rows."""
+
+    def frac(entry) -> str:
+        if not entry:
+            return "-"
+        return f"{entry['used']:,}/{entry['available']:,} {entry['cell']}"
+
+    lines = [
+        "| board | device | logic | FF | DSP | block RAM | SPRAM | Fmax / clock MHz | "
+        "timing | cycles/sample | samples/s at Fmax | samples/s at board clock |",
+        "|---|---|---|---|---|---|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['board']} | {r['device']} | {r['error']} |||||||||| ")
+            continue
+        lines.append(
+            f"| {r['board']} | {r['device']} | {frac(r['logic'])} | {frac(r['ff'])} | "
+            f"{frac(r['dsp'])} | {frac(r['ram'])} | {frac(r['spram'])} | "
+            f"{r['fmax_mhz']:.2f} / {r['clock_mhz']:g} | "
+            f"{'met' if r['timing_met'] else 'NOT met'} | {r['cycles_per_sample']:.1f} | "
+            f"{r['samples_per_s_fmax']:,.0f} | {r['samples_per_s_clock']:,.0f} |"
+        )
+    return "\n".join(lines)

@@ -69,6 +69,102 @@ def cmd_golden_xor(args: argparse.Namespace) -> int:
     return 0 if result.converged else 1
 
 
+def format_confusion(confusion, classes) -> str:
+    """The confusion matrix as text: rows true, columns predicted."""
+    width = max(4, max(len(c) for c in classes) + 1)
+    head = " " * width + "".join(f"{c[: width - 1]:>{width}}" for c in classes)
+    rows = [
+        f"{cls[: width - 1]:>{width}}" + "".join(f"{int(v):>{width}}" for v in row)
+        for cls, row in zip(classes, confusion, strict=True)
+    ]
+    return "\n".join([head, *rows])
+
+
+def _train_rtl(cfg: Config, data, epochs: int, limit: int | None) -> dict:
+    """Train the core under Verilator on the samples :func:`train_classifier` uses, in the
+    same order, compared with the golden model at every tick."""
+    import numpy as np
+
+    from golden_model.classify import epoch_order
+    from sim.verilator_run import run_verilator
+
+    order = np.concatenate(epoch_order(cfg, len(data.x_train), epochs))[:limit]
+    targets = data.targets(data.y_train)
+    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    print(f"RTL: building the core and training {len(samples)} samples under Verilator ...")
+    return run_verilator(cfg, samples, work=Path("build") / "train-rtl" / data.name, live=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from golden_model.classify import train_classifier
+    from golden_model.datasets import dataset_config, default_epochs, load_dataset
+
+    from . import plots
+
+    cfg = dataset_config(args.dataset)
+    if args.config:
+        cfg = Config.load(args.config, base=cfg)
+    if args.seed is not None:
+        cfg = cfg.replace(seed=args.seed)
+    data = load_dataset(args.dataset)
+    epochs = args.epochs or default_epochs(args.dataset)
+    mode = FLOAT if args.float else FIXED
+    print(
+        f"{args.dataset}: {len(data.x_train)} training and {len(data.x_test)} test samples, "
+        f"network {'-'.join(map(str, cfg.layers))}, eta 2^-{cfg.learning_rate_shift}, "
+        f"{mode}, seed {cfg.seed}, {epochs} epochs"
+    )
+
+    def progress(epoch: int, total: int, result) -> None:
+        _, train, test = result.curve[-1]
+        print(
+            f"epoch {epoch:3d}/{total}: training {train * 100:5.1f} %, test {test * 100:5.1f} %",
+            flush=True,
+        )
+
+    limit = args.samples
+    if args.rtl:
+        if mode != FIXED:
+            print("pulsegate: error: --rtl trains the fixed-point model's RTL", file=sys.stderr)
+            return 2
+        verdict = _train_rtl(cfg, data, epochs, limit)
+        if not verdict["bit_exact"]:
+            print(f"RTL differs from the golden model: {verdict['first_mismatch']}")
+            return 1
+    result = train_classifier(cfg, data, epochs, mode, progress=progress, limit=limit)
+    if args.rtl:
+        # Every tick was compared; the weights the RTL ended with are checked once more here.
+        golden = {name: w.tolist() for name, w in result.weights.items()}
+        if verdict["weights"] != golden:
+            print("RTL final weights differ from the golden model's")
+            return 1
+        print(
+            f"RTL: {verdict['samples']} samples bit-exact with the golden model at every tick "
+            f"({verdict['ticks_compared']} ticks, {verdict['cycles']:,} cycles, "
+            f"{verdict['cycles'] / verdict['samples']:.0f} per sample); the accuracy below is "
+            "that of the weights the RTL reached"
+        )
+    print(f"\ntest accuracy {result.test_accuracy * 100:.2f} % after {result.samples} samples")
+    print("confusion matrix (test; rows true, columns predicted):")
+    print(format_confusion(result.confusion, data.classes))
+    if result.counters[:3] != [0, 0, 0]:
+        print(f"saturation events: currents, weights, copies = {result.counters[:3]}")
+    payload = result.to_json()
+    payload["config"] = cfg.to_dict()
+    payload["classes"] = list(data.classes)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        title = f"{args.dataset} {'-'.join(map(str, cfg.layers))}, {mode}, seed {cfg.seed}"
+        curve = plots.accuracy_curve(result.curve, out / "accuracy.png", title)
+        matrix = plots.confusion_figure(
+            result.confusion, data.classes, out / "confusion.png", f"{title}\ntest set"
+        )
+        print(f"wrote {curve}\nwrote {matrix}")
+    _write_json(args.json, payload)
+    return 0
+
+
 def cmd_golden_ar2(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -230,6 +326,22 @@ def cmd_bench_rtl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_boards(args: argparse.Namespace) -> int:
+    from boards.targets import BOARDS
+
+    from .bench import bench_boards
+
+    unknown = [b for b in args.board if b not in BOARDS]
+    if unknown:
+        print(
+            f"pulsegate: error: unknown board {unknown[0]!r} (known: {', '.join(BOARDS)})",
+            file=sys.stderr,
+        )
+        return 2
+    _write_json(args.json, bench_boards(args.board or None, out=args.out))
+    return 0
+
+
 def cmd_bench_blocks(args: argparse.Namespace) -> int:
     from .bench import bench_blocks
 
@@ -383,6 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON")
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("train", help="train a classifier on iris or the 8x8 digits")
+    p.add_argument("dataset", choices=("digits", "iris"))
+    p.add_argument("--epochs", type=int, help="passes over the training split (20)")
+    p.add_argument("--seed", type=int, help="weights and sample order (config's, 1)")
+    p.add_argument("--config", help="JSON configuration over the data set's default")
+    p.add_argument("--float", action="store_true", help="float model instead of fixed point")
+    p.add_argument("--rtl", action="store_true", help="train the RTL under Verilator too")
+    p.add_argument("--samples", type=int, help="stop after this many training samples")
+    p.add_argument("--out", help="directory for accuracy.png and confusion.png")
+    p.add_argument("--json", help="write the result as JSON")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("host", help="talk to a board over its serial port")
     p.add_argument("action", choices=("info", "status", "weights", "abort", "train-xor"))
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
@@ -401,6 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=24, help="training samples per setup (24)")
     p.add_argument("--json", help="write the table as JSON")
     p.set_defaults(func=cmd_bench_rtl)
+    p = bench.add_parser("boards", help="place and route per board, with cycles per sample")
+    p.add_argument("--board", action="append", default=[], help="a board (repeat; all)")
+    p.add_argument("--out", default="build/bench-boards", help="build directory")
+    p.add_argument("--json", help="write the table as JSON")
+    p.set_defaults(func=cmd_bench_boards)
     p = bench.add_parser("blocks", help="Yosys resources of each gateware block")
     p.add_argument("--json", help="write the table as JSON")
     p.set_defaults(func=cmd_bench_blocks)

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from golden_model.schedule import POP, Schedule  # noqa: E402
 from golden_model.trace import Trace  # noqa: E402
 
-__all__ = ["learning_curve", "raster", "ar2_figure"]
+__all__ = ["learning_curve", "raster", "ar2_figure", "accuracy_curve", "confusion_figure"]
 
 
 def learning_curve(curve: list[tuple[int, float]], path: Path, title: str) -> Path:
@@ -113,6 +113,47 @@ def ar2_figure(result, path: Path) -> Path:
     right.set_title("K_l against the covariance of the data so far", fontsize=9)
     right.legend(fontsize=8)
     right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def accuracy_curve(curve: list[tuple[int, float, float]], path: Path, title: str) -> Path:
+    """Training accuracy (seen while training) and test accuracy, epoch by epoch."""
+    epochs, train, test = zip(*curve, strict=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(epochs, np.array(train) * 100, marker=".", label="training (while learning)")
+    ax.plot(epochs, np.array(test) * 100, marker=".", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def confusion_figure(
+    confusion: np.ndarray, classes: tuple[str, ...], path: Path, title: str
+) -> Path:
+    """Test-set confusion matrix: rows are true classes, columns predicted ones."""
+    n = len(classes)
+    side = max(4.0, 1.5 + 0.5 * n)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(confusion, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if confusion[i, j]:
+                color = "white" if confusion[i, j] > confusion.max() / 2 else "black"
+                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", color=color)
+    ax.set_xticks(range(n), classes, rotation=45 if max(map(len, classes)) > 2 else 0)
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

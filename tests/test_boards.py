@@ -148,6 +148,13 @@ def test_host_client_trains_xor_bit_exactly_over_the_uart(xor_order, tmp_path_fa
     assert verdict["samples"] == len(xor_order) > 16  # several store-fulls of samples
     assert verdict["status"]["trained"] and not verdict["status"]["running"]
     assert verdict["leds"] & 1  # the "trained" LED
+    # The run LED's lit time: one run per store-full, no fewer clocks than multiply-accumulates.
+    from golden_model.schedule import compile_backprop
+    from pulsegate.bench import macs_per_sample
+
+    assert verdict["runs"] == -(-verdict["samples"] // 16)
+    minimum = macs_per_sample(compile_backprop(board_config()), board_config())
+    assert minimum < verdict["cycles_per_sample"] < 10 * minimum
 
 
 def test_malformed_frames_get_errors_and_change_nothing(xor_order):

@@ -98,3 +98,20 @@ def test_build_failure_is_one_line_and_other_boards_still_build(tmp_path, capsys
     assert "pulsegate: error: the design does not fit iCE40UP5K" in captured.err
     assert "Traceback" not in captured.err
     assert "report ulx3s-85f" in captured.out
+
+
+def test_train_iris_prints_progress_confusion_and_writes_plots(tmp_path, capsys):
+    out = tmp_path / "iris"
+    status = main(
+        ["train", "iris", "--epochs", "3", "--out", str(out), "--json", str(out / "r.json")]
+    )
+    assert status == 0
+    data = json.loads((out / "r.json").read_text())
+    assert data["dataset"] == "iris" and data["epochs"] == 3 and data["samples"] == 3 * 105
+    assert len(data["curve"]) == 3 and 0.0 <= data["test_accuracy"] <= 1.0
+    assert sum(map(sum, data["confusion"])) == 45
+    assert data["classes"] == ["setosa", "versicolor", "virginica"]
+    for name in ("accuracy.png", "confusion.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "epoch   3/3" in printed and "confusion matrix" in printed and "virginica" in printed
