@@ -9,7 +9,13 @@ from amaranth.utils import ceil_log2
 
 from golden_model.config import Config
 
-from .fixedpoint import clamp_unsigned, saturate, shift_round_nearest, shift_round_stochastic
+from .fixedpoint import (
+    balanced_sum,
+    clamp_unsigned,
+    saturate,
+    shift_round_nearest,
+    shift_round_stochastic,
+)
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
@@ -201,8 +207,8 @@ class HebbianUnit(wiring.Component):
             (self.sat_copy_count, self.sat_copy_events, t_events),
         ):
             if events:
-                m.d.comb += now.eq(Mux(b_valid, sum(events), 0))
-                total = counter + Mux(b_valid, sum(events), 0)
+                m.d.comb += now.eq(Mux(b_valid, balanced_sum(events), 0))
+                total = counter + Mux(b_valid, balanced_sum(events), 0)
                 m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
         m.d.comb += [
             self.busy.eq(issuing | b_valid),

@@ -11,7 +11,7 @@ the :class:`GatingSequencer` replaying the schedule. It computes exactly what
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,7 +20,7 @@ from golden_model.config import Config
 from golden_model.schedule import HELD, POP, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 
-from .fixedpoint import clamp_unsigned, is_negative, is_positive, saturate
+from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, is_positive, saturate
 from .hebbian import HebbianUnit
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH, PopulationAccumulator
@@ -423,7 +423,7 @@ class NetworkCore(wiring.Component):
                 # the counter's carry chain then starts at a flip-flop, not at the end of a
                 # datapath's saturation flag. Every tick ends with at least two clocks of
                 # control after its last event, so the count is complete at the boundary.
-                events_now = Value.cast(sum(now))
+                events_now = balanced_sum(now)
                 pending = Signal(events_now.shape(), name=f"{output.name}_pending")
                 m.d.sync += [
                     pending.eq(events_now),
@@ -474,12 +474,12 @@ class NetworkCore(wiring.Component):
                 m.next = "sweeping"
             with m.State("sweeping"):
                 busy = Signal()
-                m.d.comb += busy.eq(sum(u.busy for u in self.synapses.values()) != 0)
+                m.d.comb += busy.eq(Cat(u.busy for u in self.synapses.values()).any())
                 with m.If(~busy):
                     m.d.comb += step_tick.eq(1)
                     m.next = "stepping"
             with m.State("stepping"):
-                with m.If(sum(u.busy for u in self.populations.values()) == 0):
+                with m.If(~Cat(u.busy for u in self.populations.values()).any()):
                     m.d.comb += seq.tick_done.eq(1)
                     m.next = "boundary"
             with m.State("boundary"):

@@ -9,7 +9,13 @@ from amaranth.lib.wiring import In, Out
 from golden_model.config import Config
 from golden_model.dynamics import gain_word
 
-from .fixedpoint import clamp_unsigned, saturate, scale_round_nearest, shift_round_nearest
+from .fixedpoint import (
+    balanced_sum,
+    clamp_unsigned,
+    saturate,
+    scale_round_nearest,
+    shift_round_nearest,
+)
 
 __all__ = ["PopulationStep", "PopulationAccumulator", "COUNTER_WIDTH"]
 
@@ -177,9 +183,9 @@ class PopulationAccumulator(wiring.Component):
                     if j is not None:
                         with m.If(chunk == c):
                             m.d.sync += currents[j].eq(step.next)
-        m.d.comb += self.sat_events.eq(Mux(self.busy, sum(events), 0))
+        m.d.comb += self.sat_events.eq(Mux(self.busy, balanced_sum(events), 0))
         with m.If(self.busy):
-            total = sum(events)
+            total = balanced_sum(events)
             m.d.sync += self.sat_count.eq(clamp_unsigned(self.sat_count + total, COUNTER_WIDTH))
         m.d.comb += self.done.eq(self.busy & (chunk == chunks - 1))
         with m.If(self.busy):

@@ -23,7 +23,7 @@ from amaranth.utils import ceil_log2
 
 from golden_model.config import Config
 
-from .fixedpoint import clamp_unsigned, is_negative, saturate
+from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, saturate
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
 
@@ -264,7 +264,7 @@ class SynapseUnit(wiring.Component):
             half = (
                 0 if self._fault == "floor" or cfg.weight_frac == 0 else 1 << (cfg.weight_frac - 1)
             )
-            total = Mux(c["first"], half, acc) + sum(parts)
+            total = Mux(c["first"], half, acc) + balanced_sum(parts)
             with m.If(c["valid"]):
                 m.d.sync += acc.eq(total)
             rounded = total >> cfg.weight_frac
@@ -287,8 +287,8 @@ class SynapseUnit(wiring.Component):
                                 magnitude[t].eq(value_magnitude),
                             ]
             events.append(writing & event)
-        m.d.comb += self.sat_events.eq(sum(events))
-        count = self.sat_count + sum(events)
+        m.d.comb += self.sat_events.eq(balanced_sum(events))
+        count = self.sat_count + balanced_sum(events)
         m.d.sync += self.sat_count.eq(clamp_unsigned(count, COUNTER_WIDTH))
 
         m.d.comb += [

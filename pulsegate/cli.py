@@ -326,6 +326,21 @@ def cmd_bench_rtl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_roofline(args: argparse.Namespace) -> int:
+    from boards.targets import BOARDS
+
+    from .roofline import DEFAULT_BOARDS, bench_roofline
+
+    boards = tuple(getattr(args, "board", None) or DEFAULT_BOARDS)
+    unknown = [b for b in boards if b not in BOARDS or BOARDS[b].family not in ("ice40", "ecp5")]
+    if unknown:
+        print(f"pulsegate: error: unknown board {unknown[0]!r}", file=sys.stderr)
+        return 2
+    data = bench_roofline(boards, epochs=getattr(args, "epochs", None))
+    _write_json(getattr(args, "json", None), data)
+    return 0
+
+
 def cmd_bench_boards(args: argparse.Namespace) -> int:
     from boards.targets import BOARDS
 
@@ -516,7 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=400, help="train-xor: samples (400)")
     p.set_defaults(func=cmd_host)
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="what", required=True)
+    bench_parser = sub.add_parser(
+        "bench", help="benchmarks (no subcommand: boards x networks against the roofline)"
+    )
+    bench_parser.add_argument("--json", help="write the roofline table as JSON")
+    bench_parser.set_defaults(func=cmd_bench_roofline)
+    bench = bench_parser.add_subparsers(dest="what")
+    p = bench.add_parser("roofline", help="boards x networks against the multiplier roofline")
+    p.add_argument("--board", action="append", default=[], help="a board (repeat)")
+    p.add_argument("--epochs", type=int, help="training epochs for the accuracies (20)")
+    p.add_argument("--json", help="write the table as JSON")
+    p.set_defaults(func=cmd_bench_roofline)
     p = bench.add_parser("golden", help="time the golden model against numpy backprop")
     p.add_argument("--seconds", type=float, default=2.0, help="time per measurement (2.0)")
     p.add_argument("--json", help="write the table as JSON")

@@ -1,0 +1,255 @@
+"""``pulsegate bench``: each board and network against the device's multiplier roofline.
+
+Everything in the table is measured in the run that prints it: cycles per training sample in
+simulation (Amaranth's simulator, one sample; timing does not depend on data), Fmax from a place
+and route of the board system, numpy float backprop of the same network on this CPU, and the
+fixed-point test accuracies. The 400-400-10 row is a projection and says how it was made.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden_model.config import Config
+from golden_model.schedule import compile_backprop
+
+from .bench import _numpy_step, _rate, macs_per_sample
+
+__all__ = ["bench_roofline", "unit_depths", "projected_cycles", "LOIHI"]
+
+#: Renner et al. 2024, on-chip backprop on Loihi: 1.5 ms per training sample, 400-400-10.
+LOIHI = {"board": "Loihi (Renner et al. 2024)", "network": "400-400-10", "seconds": 1.5e-3}
+#: Multiplier and block RAM cells per family, as named in the place-and-route reports.
+MULTIPLIER_CELL = {"ice40": "ICESTORM_DSP", "ecp5": "MULT18X18D"}
+#: ECP5 DP16KD as 1,024 x 18: one 16-bit weight word per address.
+DP16KD_WORDS = 1024
+DEFAULT_BOARDS = ("icebreaker", "ulx3s-85f")
+
+
+def networks() -> dict[str, Config]:
+    from boards.targets import board_config
+    from golden_model.datasets import dataset_config
+
+    return {
+        "xor 2-4-1 (12-bit)": board_config(),
+        "iris 4-8-3": dataset_config("iris"),
+        "digits 64-32-10": dataset_config("digits"),
+    }
+
+
+def unit_depths(cfg: Config, lanes: int) -> list[int]:
+    """Clocks of every weight sweep in one training sample at ``lanes`` multiply-accumulates
+    per clock: each matrix transfer (``W`` by rows, ``W^T`` by columns) and each learning
+    update (one word of ``W`` per clock)."""
+    schedule = compile_backprop(cfg)
+    shapes = {m.name: (m.rows, m.cols, m.transpose_of) for m in schedule.matrices}
+    depths = []
+    for phase in schedule.phases:
+        for tr in phase.transfers:
+            for name in {t.matrix for t in tr.terms} - {None}:
+                rows, cols, transposed = shapes[name]
+                depth = math.ceil(rows / lanes) * cols if transposed else rows * -(-cols // lanes)
+                depths += [depth] * cfg.ticks_per_window
+        for ln in phase.learns:
+            rows, cols, _ = shapes[ln.matrix]
+            depths.append(rows * -(-cols // lanes))
+    return depths
+
+
+def projected_cycles(cfg: Config, lanes: int, overhead: float) -> float:
+    """Cycles per sample if every sweep runs at ``lanes`` MACs per clock, one after another,
+    plus a fixed ``overhead`` per sample (control, pipeline latencies, population steps)."""
+    return sum(unit_depths(cfg, lanes)) + overhead
+
+
+def _measure_cycles(cfg: Config, lanes: int = 1) -> int:
+    from golden_model.tasks import xor_sample
+    from sim.amaranth_run import run_core
+    from sim.generate import core_for
+
+    x = np.linspace(0.0, 1.0, cfg.layers[0]) if cfg.layers[0] != 2 else xor_sample(1)["x"]
+    t = np.eye(cfg.layers[-1])[0]
+    _, clocks = run_core(core_for(cfg, lanes=lanes, debug=False), [{"x": x, "t": t}], 10**7)
+    return clocks
+
+
+def _numpy_rate(cfg: Config, seconds: float) -> float:
+    from golden_model.circuit import FLOAT, Circuit
+
+    schedule = compile_backprop(cfg)
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0.0, 1.0, size=(64, cfg.layers[0]))
+    ts = np.eye(cfg.layers[-1])[rng.integers(0, cfg.layers[-1], size=64)]
+    initial = Circuit(schedule, cfg, FLOAT).weights_float()
+    weights = [initial[f"W{i}"] for i in range(1, len(cfg.layers))]
+    return _rate(_numpy_step(weights, xs, ts, cfg.eta), seconds)
+
+
+def bench_roofline(
+    boards: tuple[str, ...] = DEFAULT_BOARDS,
+    out: str | Path = "build/bench-roofline",
+    seconds: float = 1.0,
+    epochs: int | None = None,
+) -> dict:
+    from boards.targets import BOARDS, board_config, build
+    from golden_model.classify import train_classifier
+    from golden_model.datasets import dataset_config, default_epochs, load_dataset
+
+    started = time.perf_counter()
+    nets = networks()
+    measured = {}
+    for label, cfg in nets.items():
+        measured[label] = {
+            "cycles": _measure_cycles(cfg),
+            "macs": macs_per_sample(compile_backprop(cfg), cfg),
+            "numpy": _numpy_rate(cfg, seconds),
+        }
+        print(f"measured {label}: {measured[label]['cycles']} cycles/sample", flush=True)
+    reports = {}
+    for name in boards:
+        reports[name] = build(name, board_config(), Path(out) / name)
+        print(f"built {name}: Fmax {reports[name]['fmax_mhz']} MHz", flush=True)
+    rows = []
+    for name in boards:
+        report = reports[name]
+        cell = MULTIPLIER_CELL[BOARDS[name].family]
+        multipliers = report["utilization"].get(cell, {"available": 0})["available"]
+        fmax = report["fmax_mhz"]
+        for label, m in measured.items():
+            rate = fmax * 1e6 / m["cycles"]
+            roofline = multipliers * fmax * 1e6 / m["macs"] if multipliers else None
+            rows.append(
+                {
+                    "board": name,
+                    "network": label,
+                    "lanes": 1,
+                    "cycles_per_sample": m["cycles"],
+                    "macs_per_sample": m["macs"],
+                    "multipliers": multipliers,
+                    "fmax_mhz": fmax,
+                    "fmax_from": "the XOR board system's place and route",
+                    "samples_per_s": rate,
+                    "roofline_samples_per_s": roofline,
+                    "roofline_fraction": rate / roofline if roofline else None,
+                    "numpy_samples_per_s": m["numpy"],
+                }
+            )
+    loihi = {
+        "board": LOIHI["board"],
+        "network": LOIHI["network"],
+        "samples_per_s": 1.0 / LOIHI["seconds"],
+        "us_per_sample": LOIHI["seconds"] * 1e6,
+    }
+    # Accuracy of the fixed-point model, seed 1, default epochs.
+    accuracy = {}
+    for name in ("digits", "iris"):
+        n = epochs or default_epochs(name)
+        result = train_classifier(dataset_config(name), load_dataset(name), n)
+        accuracy[f"{name}_test"] = result.test_accuracy
+        accuracy[f"{name}_epochs"] = n
+        print(f"trained {name}: {result.test_accuracy:.4f} after {n} epochs", flush=True)
+    projection = project_mnist(measured["digits 64-32-10"], reports.get("ulx3s-85f"))
+    # The projection's cycle model, checked against a measurement it was not fitted to.
+    iris = nets["iris 4-8-3"]
+    overhead = measured["digits 64-32-10"]["cycles"] - sum(unit_depths(nets["digits 64-32-10"], 1))
+    projection["model_check"] = {
+        "network": "iris 4-8-3",
+        "lanes": 4,
+        "measured_cycles": _measure_cycles(iris, lanes=4),
+        "projected_cycles": projected_cycles(iris, 4, overhead),
+    }
+    data = {
+        "rows": rows,
+        "loihi": loihi,
+        "accuracy": accuracy,
+        "projection_400_400_10": projection,
+        "seconds": time.perf_counter() - started,
+    }
+    print()
+    print(roofline_table(data))
+    return data
+
+
+def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
+    """400-400-10 on the ECP5-85F: do its weights fit the block RAM, and how many samples per
+    second if all multipliers ran as lanes of the sweeps (the digits run's per-sample overhead
+    added)."""
+    cfg = Config(layers=(400, 400, 10))
+    schedule = compile_backprop(cfg)
+    words = sum(m.rows * m.cols for m in schedule.matrices)
+    capacity = 208 * DP16KD_WORDS
+    multipliers = 156
+    units = len(schedule.matrices) + len({ln.matrix for ph in schedule.phases for ln in ph.learns})
+    lanes = multipliers // units
+    overhead = digits["cycles"] - sum(unit_depths(Config(layers=(64, 32, 10)), 1))
+    cycles = projected_cycles(cfg, lanes, overhead)
+    fmax = ecp5_report["fmax_mhz"] if ecp5_report else None
+    out = {
+        "weight_words": words,
+        "block_ram_words": capacity,
+        "fits_block_ram": words <= capacity,
+        "block_ram_fraction": words / capacity,
+        "lanes_per_unit": lanes,
+        "units": units,
+        "overhead_cycles": overhead,
+        "projected_cycles_per_sample": cycles,
+        "macs_per_sample": macs_per_sample(schedule, cfg),
+    }
+    for label, mhz in (("measured_fmax", fmax), ("goal_100mhz", 100.0)):
+        if mhz:
+            out[f"samples_per_s_{label}"] = mhz * 1e6 / cycles
+            out[f"us_per_sample_{label}"] = cycles / mhz
+            out[f"fmax_mhz_{label}"] = mhz
+    return out
+
+
+def roofline_table(data: dict) -> str:
+    lines = [
+        "| board | network | cycles/sample | MACs/sample | multipliers | Fmax MHz | samples/s | "
+        "roofline samples/s | of roofline | numpy samples/s (this CPU) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["rows"]:
+        roof = r["roofline_samples_per_s"]
+        lines.append(
+            f"| {r['board']} | {r['network']} | {r['cycles_per_sample']:,} | "
+            f"{r['macs_per_sample']:,} | {r['multipliers']} | {r['fmax_mhz']:.2f} | "
+            f"{r['samples_per_s']:,.0f} | {roof:,.0f} | {r['roofline_fraction'] * 100:.2f} % | "
+            f"{r['numpy_samples_per_s']:,.0f} |"
+        )
+    loihi = data["loihi"]
+    lines.append(
+        f"| {loihi['board']} | {loihi['network']} | - | - | - | - | "
+        f"{loihi['samples_per_s']:,.0f} | - | - | - |"
+    )
+    p = data["projection_400_400_10"]
+    text = [
+        "\n".join(lines),
+        "",
+        f"accuracy (fixed point, seed 1): digits {data['accuracy']['digits_test'] * 100:.2f} % "
+        f"after {data['accuracy']['digits_epochs']} epochs, iris "
+        f"{data['accuracy']['iris_test'] * 100:.2f} % after {data['accuracy']['iris_epochs']}",
+        "",
+        f"400-400-10 on ECP5-85F (projection): {p['weight_words']:,} weight words against "
+        f"{p['block_ram_words']:,} in 208 DP16KD ({p['block_ram_fraction'] * 100:.0f} %, "
+        f"{'fits' if p['fits_block_ram'] else 'does NOT fit'}); {p['units']} sweep units x "
+        f"{p['lanes_per_unit']} lanes = {p['projected_cycles_per_sample']:,.0f} cycles/sample "
+        f"({p['overhead_cycles']:.0f} of them overhead, from the digits run)",
+    ]
+    check = p["model_check"]
+    text.append(
+        f"  cycle model check: {check['network']} at {check['lanes']} lanes, projected "
+        f"{check['projected_cycles']:,.0f}, measured {check['measured_cycles']:,}"
+    )
+    for label in ("measured_fmax", "goal_100mhz"):
+        if f"us_per_sample_{label}" in p:
+            text.append(
+                f"  at {p[f'fmax_mhz_{label}']:.2f} MHz: {p[f'samples_per_s_{label}']:,.0f} "
+                f"samples/s, {p[f'us_per_sample_{label}']:.1f} us per sample "
+                f"(Loihi: {LOIHI['seconds'] * 1e6:,.0f} us)"
+            )
+    return "\n".join(text)
