@@ -230,6 +230,10 @@ def roofline_table(data: dict) -> str:
     text = [
         "\n".join(lines),
         "",
+        "Fmax in every row is the XOR board system's, placed and routed in this run; the iris "
+        "and digits cores were not placed here, so their rows say what the measured cycles "
+        "would give at that clock (a core too large for a device still gets a row).",
+        "",
         f"accuracy (fixed point, seed 1): digits {data['accuracy']['digits_test'] * 100:.2f} % "
         f"after {data['accuracy']['digits_epochs']} epochs, iris "
         f"{data['accuracy']['iris_test'] * 100:.2f} % after {data['accuracy']['iris_epochs']}",

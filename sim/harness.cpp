@@ -1,0 +1,108 @@
+// Native Verilator harness for pulsegate_core: trains on a file of samples at full simulation
+// speed and dumps the complete state (through the debug port) at sample boundaries. Python
+// (sim/fast_run.py) writes the input, runs this, and compares every dump with the golden model.
+//
+// Input (little-endian int32): n_samples, words_per_sample, state_words, payload_width,
+// read_every, then n_samples * words_per_sample input words.
+// Output (little-endian): for every sample k with (k + 1) % read_every == 0 or k the last one,
+// int32 k and state_words int64 words; then int32 -1, the compute cycles of every sample
+// (int64 each, from start to sample_done), and the total clocks simulated (int64).
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "Vpulsegate_core.h"
+#include "verilated.h"
+
+// Verilator escapes the double underscore of Amaranth's port names (load__valid) as ___05F.
+
+static void fail(const char* what) {
+    std::fprintf(stderr, "harness: %s\n", what);
+    std::exit(2);
+}
+
+int main(int argc, char** argv) {
+    if (argc != 3) fail("usage: harness INPUT OUTPUT");
+    FILE* in = std::fopen(argv[1], "rb");
+    if (!in) fail("cannot open the input file");
+    int32_t header[5];
+    if (std::fread(header, sizeof(int32_t), 5, in) != 5) fail("short header");
+    const int32_t n_samples = header[0], words = header[1], state_words = header[2];
+    const int32_t width = header[3], read_every = header[4];
+    if (n_samples < 0 || words < 1 || state_words < 1 || width < 1 || width > 32 || read_every < 1)
+        fail("bad header");
+    std::vector<int32_t> inputs(static_cast<size_t>(n_samples) * words);
+    if (std::fread(inputs.data(), sizeof(int32_t), inputs.size(), in) != inputs.size())
+        fail("short input");
+    std::fclose(in);
+    FILE* out = std::fopen(argv[2], "wb");
+    if (!out) fail("cannot open the output file");
+
+    auto context = std::make_unique<VerilatedContext>();
+    auto top = std::make_unique<Vpulsegate_core>(context.get());
+    int64_t clocks = 0;
+    auto tick = [&]() {  // one rising edge; inputs set before it are sampled by it
+        top->clk = 0;
+        top->eval();
+        top->clk = 1;
+        top->eval();
+        ++clocks;
+    };
+    const uint32_t mask = width == 32 ? 0xFFFFFFFFu : ((1u << width) - 1u);
+
+    top->rst = 1;
+    top->load___05Fvalid = 0;
+    top->start = 0;
+    top->hold = 0;
+    top->debug_addr = 0;
+    tick();
+    tick();
+    top->rst = 0;
+    tick();
+
+    std::vector<int64_t> cycles;
+    cycles.reserve(n_samples);
+    std::vector<int64_t> state(state_words);
+    for (int32_t k = 0; k < n_samples; ++k) {
+        for (int32_t w = 0; w < words; ++w) {
+            top->load___05Fpayload = static_cast<uint32_t>(inputs[static_cast<size_t>(k) * words + w]) & mask;
+            top->load___05Fvalid = 1;
+            top->eval();
+            if (!top->load___05Fready) fail("load not ready between samples");
+            tick();
+        }
+        top->load___05Fvalid = 0;
+        top->start = 1;
+        tick();
+        top->start = 0;
+        int64_t started = clocks;
+        while (true) {
+            top->eval();
+            if (top->sample_done) break;
+            tick();
+            if (clocks - started > 100000000) fail("no sample_done after 1e8 clocks");
+        }
+        tick();  // the clock of sample_done: the last updates land
+        cycles.push_back(clocks - started);
+        if ((k + 1) % read_every == 0 || k == n_samples - 1) {
+            // debug_data shows the word one clock after its address.
+            for (int32_t a = 0; a < state_words; ++a) {
+                top->debug_addr = a;
+                tick();
+                top->eval();
+                state[a] = static_cast<int64_t>(top->debug_data);
+            }
+            std::fwrite(&k, sizeof(int32_t), 1, out);
+            std::fwrite(state.data(), sizeof(int64_t), state.size(), out);
+        }
+    }
+    const int32_t end = -1;
+    std::fwrite(&end, sizeof(int32_t), 1, out);
+    std::fwrite(cycles.data(), sizeof(int64_t), cycles.size(), out);
+    std::fwrite(&clocks, sizeof(int64_t), 1, out);
+    std::fclose(out);
+    top->final();
+    return 0;
+}
