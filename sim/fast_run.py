@@ -49,6 +49,8 @@ def build_harness(
         "--cc",
         "--exe",
         "--build",
+        "-j",
+        "0",  # compile the model's C++ files on every core
         "-O3",
         "-Wno-fatal",
         "-Wno-lint",
