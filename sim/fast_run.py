@@ -38,13 +38,7 @@ def build_harness(
     synapse unit on purpose."""
     work = Path(work).resolve()
     paths = generate(cfg, work / "src", circuit=circuit, lanes=lanes, _fault=_fault)
-    digest = hashlib.sha256(paths["verilog"].read_bytes() + HARNESS.read_bytes()).hexdigest()
-    build = work / f"harness-{digest[:16]}"
-    exe = build / "Vpulsegate_core"
-    if exe.exists():
-        return exe
-    build.mkdir(parents=True, exist_ok=True)
-    command = [
+    flags = [
         "verilator",
         "--cc",
         "--exe",
@@ -52,17 +46,29 @@ def build_harness(
         "-j",
         "0",  # compile the model's C++ files on every core
         "-O3",
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+        "--threads",
+        "2",
         "-Wno-fatal",
         "-Wno-lint",
         "--top-module",
         TOP,
-        "-Mdir",
-        str(build),
         "-CFLAGS",
-        "-O2",
-        str(paths["verilog"]),
-        str(HARNESS),
+        "-O3",
     ]
+    # The executable is cached by everything that makes it: Verilog, harness and flags.
+    digest = hashlib.sha256(
+        paths["verilog"].read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()
+    ).hexdigest()
+    build = work / f"harness-{digest[:16]}"
+    exe = build / "Vpulsegate_core"
+    if exe.exists():
+        return exe
+    build.mkdir(parents=True, exist_ok=True)
+    command = [*flags, "-Mdir", str(build), str(paths["verilog"]), str(HARNESS)]
     proc = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=build)
     (build / "build.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not exe.exists():

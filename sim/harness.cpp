@@ -78,9 +78,7 @@ int main(int argc, char** argv) {
         tick();
         top->start = 0;
         int64_t started = clocks;
-        while (true) {
-            top->eval();
-            if (top->sample_done) break;
+        while (!top->sample_done) {  // outputs are settled after every tick()
             tick();
             if (clocks - started > 100000000) fail("no sample_done after 1e8 clocks");
         }
@@ -91,7 +89,6 @@ int main(int argc, char** argv) {
             for (int32_t a = 0; a < state_words; ++a) {
                 top->debug_addr = a;
                 tick();
-                top->eval();
                 state[a] = static_cast<int64_t>(top->debug_data);
             }
             std::fwrite(&k, sizeof(int32_t), 1, out);

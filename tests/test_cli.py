@@ -115,3 +115,16 @@ def test_train_iris_prints_progress_confusion_and_writes_plots(tmp_path, capsys)
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "epoch   3/3" in printed and "confusion matrix" in printed and "virginica" in printed
+
+
+def test_train_rtl_checks_the_core_and_reports_the_same_accuracy(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the RTL build goes to ./build
+    argv = ["train", "iris", "--epochs", "1", "--samples", "12", "--json", "r.json"]
+    assert main([*argv, "--rtl"]) == 0
+    printed = capsys.readouterr().out
+    assert "12 samples, complete state (217 words) bit-exact" in printed
+    with_rtl = json.loads((tmp_path / "r.json").read_text())
+    assert main(argv) == 0
+    golden_only = json.loads((tmp_path / "r.json").read_text())
+    assert with_rtl["test_accuracy"] == golden_only["test_accuracy"]
+    assert with_rtl["samples"] == 12

@@ -50,3 +50,16 @@ def test_a_broken_rounding_is_caught_and_named(work):
     # named like the golden trace's words: a group element or a weight (here md1+[0], the
     # error held for learning, which a floor-rounded W1 sum reaches first)
     assert re.fullmatch(r"[a-zA-Z]\w*[+-]?\[\d+(,\d+)?\]", first["word"]), first
+
+
+def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path):
+    """The 64-32-10 core on the first 20 training samples of the digits epoch, its 3,382
+    state words compared after each (a full epoch is the benchmark in BENCHMARKS.md)."""
+    data, cfg = load_dataset("digits"), dataset_config("digits")
+    order = epoch_order(cfg, len(data.x_train), 1)[0][:20]
+    targets = data.targets(data.y_train)
+    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    verdict = run_fast(cfg, samples, work=tmp_path / "digits")
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["samples_compared"] == 20 and verdict["state_words"] == 3382
+    assert verdict["cycles_per_sample"] > 5140  # no fewer clocks than multiply-accumulates
