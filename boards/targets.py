@@ -33,6 +33,9 @@ __all__ = [
     "BoardTop",
     "board_config",
     "build",
+    "build_auto",
+    "lane_candidates",
+    "MULTIPLIERS",
     "report_markdown",
     "ICE40_TIMING_NOTE",
 ]
@@ -271,3 +274,53 @@ def report_markdown(result: dict) -> str:
         share = 100 * v["used"] / v["available"] if v["available"] else 0
         lines.append(f"| {cell} | {v['used']:,} | {v['available']:,} | {share:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+#: Hard multipliers per device (amaranth-boards' devices; the HX8K has none).
+MULTIPLIERS = {"iCE40UP5K": 8, "iCE40HX8K": 0, "LFE5U-85F": 156, "LFE5U-25F": 28}
+
+
+def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
+    """Lane counts worth trying for ``cfg`` on ``board``, largest first: every synapse and
+    Hebbian unit has ``lanes`` multipliers, so the device's multipliers bound the count, and
+    lanes past the widest sweep (a row's columns, a column's rows) would idle."""
+    from golden_model.schedule import compile_backprop
+
+    board = board_named(board) if isinstance(board, str) else board
+    schedule = compile_backprop(cfg)
+    units = len(schedule.matrices) + len({ln.matrix for ph in schedule.phases for ln in ph.learns})
+    widest = max(m.rows if m.transpose_of else m.cols for m in schedule.matrices)
+    budget = MULTIPLIERS.get(board.device, 0) // units if board.dsp else widest
+    top = max(1, min(widest, budget))
+    return list(range(top, 0, -1))
+
+
+def build_auto(board: Board | str, cfg: Config, out: str | Path, *, baud: int = 115200) -> dict:
+    """Build with the largest lane count that fits ``board`` and meets its clock. Area and
+    delay grow with lanes, so the search halves the range of :func:`lane_candidates` at each
+    build (a handful of builds even for 65 candidates); the report lists every attempt."""
+    board = board_named(board) if isinstance(board, str) else board
+    candidates = sorted(lane_candidates(board, cfg))
+    tried, best = [], None
+    low, high = 0, len(candidates) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        lanes = candidates[middle]
+        try:
+            report = build(board, cfg, Path(out) / f"lanes{lanes}", lanes=lanes, baud=baud)
+            ok = report["timing_met"]
+            outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"
+        except BuildError as exc:
+            ok, outcome = False, str(exc)
+        tried.append({"lanes": lanes, "result": outcome})
+        if ok:
+            best, low = report, middle + 1
+        else:
+            high = middle - 1
+    if best is None:
+        raise BuildError(
+            f"no lane count fits {board.device} ({board.name}) and meets timing: "
+            + "; ".join(f"{t['lanes']}: {t['result']}" for t in tried)
+        )
+    best["lanes_tried"] = tried
+    return best

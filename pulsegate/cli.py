@@ -383,8 +383,14 @@ def _board_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _lanes(text: str) -> str:
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"must be 'auto' or a whole number >= 1, got {text!r}")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    from boards.targets import BOARDS, BuildError, build, report_markdown
+    from boards.targets import BOARDS, BuildError, build, build_auto, report_markdown
 
     cfg = _board_config(args)
     names = list(BOARDS) if args.board == "all" else [args.board]
@@ -393,7 +399,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         out = Path(args.out or "build/boards") / name
         print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
         try:
-            result = build(name, cfg, out, lanes=args.lanes, baud=args.baud)
+            if args.lanes == "auto":
+                result = build_auto(name, cfg, out, baud=args.baud)
+                for attempt in result["lanes_tried"]:
+                    print(f"  lanes {attempt['lanes']}: {attempt['result']}")
+            else:
+                result = build(name, cfg, out, lanes=int(args.lanes), baud=args.baud)
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)
             failed.append(name)
@@ -514,7 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="bitstream and report for a board (open toolchain)")
     p.add_argument("--board", required=True, choices=[*BOARDS, "all"])
     p.add_argument("--config", help="JSON configuration (default: the 2-4-1 XOR board network)")
-    p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    p.add_argument(
+        "--lanes",
+        type=_lanes,
+        default="1",
+        help="multiply-accumulates per clock, or 'auto': the most that fit and meet timing (1)",
+    )
     p.add_argument("--baud", type=int, default=115200, help="host link baud rate (115200)")
     p.add_argument("--out", help="build directory (build/boards/NAME)")
     p.add_argument("--json", help="write the report as JSON")

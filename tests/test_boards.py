@@ -218,3 +218,32 @@ def test_ice40up5k_build_says_what_does_not_fit(tmp_path):
     too_big = Config(layers=(2, 8, 1))
     with pytest.raises(BuildError, match=r"does not fit iCE40UP5K .*ICESTORM_LC \d+/5280"):
         build("icebreaker", too_big, tmp_path / "icebreaker")
+
+
+def test_lane_candidates_follow_multipliers_and_widths():
+    from boards.targets import lane_candidates
+    from golden_model.datasets import dataset_config
+
+    xor = board_config()  # 2-4-1: five units (W1, W2, W2T sweeps; W1, W2 learning), widest 5
+    assert lane_candidates("icebreaker", xor) == [1]  # 8 DSPs / 5 units
+    assert lane_candidates("ulx3s-85f", xor) == [5, 4, 3, 2, 1]  # width-bound
+    digits = dataset_config("digits")
+    assert lane_candidates("ulx3s-85f", digits)[0] == 31  # 156 multipliers / 5 units
+    assert lane_candidates("orangecrab", digits)[0] == 5  # 28 / 5
+    assert lane_candidates("ice40-hx8k", digits)[0] == 65  # no DSPs: only the widest sweep
+
+
+def test_auto_lanes_search_keeps_the_largest_that_builds(monkeypatch, tmp_path):
+    import boards.targets as targets
+
+    def fake_build(board, cfg, out, lanes, baud):
+        if lanes > 3:
+            raise targets.BuildError(f"the design does not fit: {lanes} lanes")
+        return {"board": board.name, "lanes": lanes, "timing_met": lanes <= 2, "fmax_mhz": 9}
+
+    monkeypatch.setattr(targets, "build", fake_build)
+    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    assert report["lanes"] == 2
+    tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
+    assert tried[2] == "fits, timing met" and "timing not met" in tried[3]
+    assert len(tried) <= 3  # halving, not one build per candidate
