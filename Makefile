@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(BIN)/pulsegate bench golden --json out/bench_golden.json
 	$(BIN)/pulsegate bench blocks --json out/bench_blocks.json
 	$(BIN)/pulsegate bench rtl --json out/bench_rtl.json
+	$(BIN)/pulsegate bench boards --json out/bench_boards.json
+	$(BIN)/pulsegate bench --json out/bench_roofline.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
