@@ -246,6 +246,13 @@ class Circuit:
     def mask(self, name: str) -> np.ndarray:
         return self.masks[self._mask_slices[name]]
 
+    def state_vector(self) -> np.ndarray:
+        """The complete state as one int64 vector, in the order of the trace and of the
+        core's debug port: currents, masks, weights, counters, LFSR state."""
+        return np.concatenate(
+            [self.currents, self.masks, self.weight_flat, self.counters, [self.lfsr.state]]
+        ).astype(np.int64)
+
     def output(self) -> np.ndarray:
         """Float value of the readout captured during the last sample."""
         if self.last_output is None:

@@ -101,18 +101,6 @@ async def _state(dut, words: int) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def _golden_state(golden: Circuit) -> np.ndarray:
-    return np.concatenate(
-        [
-            golden.currents,
-            golden.masks.astype(np.int64),
-            golden.weight_flat,
-            golden.counters,
-            [golden.lfsr.state],
-        ]
-    ).astype(np.int64)
-
-
 class Setup:
     def __init__(self, dut) -> None:
         job = json.loads(open(os.environ["PULSEGATE_JOB"]).read())
@@ -140,7 +128,7 @@ class Setup:
 
     async def compare_state(self) -> str | None:
         hw = await _state(self.dut, self.words)
-        gold = _golden_state(self.golden)
+        gold = self.golden.state_vector()
         if not np.array_equal(hw, gold):
             k = int(np.flatnonzero(hw != gold)[0])
             return f"state word {k}: golden {gold[k]}, RTL {hw[k]}"

@@ -85,18 +85,6 @@ def state_names(circuit: Circuit) -> list[str]:
     return names + list(COUNTERS) + ["lfsr"]
 
 
-def _golden_state(golden: Circuit) -> np.ndarray:
-    return np.concatenate(
-        [
-            golden.currents,
-            golden.masks.astype(np.int64),
-            golden.weight_flat,
-            golden.counters,
-            [golden.lfsr.state],
-        ]
-    ).astype(np.int64)
-
-
 def run_fast(
     cfg: Config,
     samples: list[dict[str, np.ndarray]],
@@ -120,7 +108,7 @@ def run_fast(
     golden = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
     words = [golden.input_words(sample) for sample in samples]
     per_sample = len(words[0]) if words else 0
-    state_words = len(_golden_state(golden))
+    state_words = len(golden.state_vector())
     run = work / "run"
     run.mkdir(parents=True, exist_ok=True)
     source, dump = run / "input.bin", run / "state.bin"
@@ -151,7 +139,7 @@ def run_fast(
             golden.load_signed(name, values)
         golden.run_sample()
         if k in dumps:
-            expected = _golden_state(golden)
+            expected = golden.state_vector()
             differ = np.flatnonzero(dumps[k] != expected)
             if differ.size:
                 w = int(differ[0])
