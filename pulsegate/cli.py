@@ -108,6 +108,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from . import plots
 
+    for option, value in (("--epochs", args.epochs), ("--samples", args.samples)):
+        if value is not None and value < 1:
+            print(f"pulsegate: error: {option} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    if args.lanes < 1:
+        print(f"pulsegate: error: --lanes must be >= 1, got {args.lanes}", file=sys.stderr)
+        return 2
     cfg = dataset_config(args.dataset)
     if args.config:
         cfg = Config.load(args.config, base=cfg)

@@ -128,3 +128,10 @@ def test_train_rtl_checks_the_core_and_reports_the_same_accuracy(tmp_path, capsy
     golden_only = json.loads((tmp_path / "r.json").read_text())
     assert with_rtl["test_accuracy"] == golden_only["test_accuracy"]
     assert with_rtl["samples"] == 12
+
+
+def test_train_refuses_bad_counts_in_one_line(capsys):
+    for argv in (["--epochs", "0"], ["--samples", "-3"], ["--lanes", "0"]):
+        assert main(["train", "iris", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("pulsegate: error: --") and err.count("\n") == 1
