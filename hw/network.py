@@ -255,9 +255,19 @@ class NetworkCore(wiring.Component):
 
         def combined(parts, j, enable):
             """``sat(sum(sign * part[j]))``; its saturation is counted when ``enable``."""
-            total = sum(self.value(name)[j] * sign for name, sign in parts)
             if len(parts) == 1 and parts[0][1] == 1:
-                return total  # a single positive part cannot leave the range
+                return self.value(parts[0][0])[j]  # a single positive part cannot leave the range
+            expression = None
+            for name, sign in parts:
+                value = self.value(name)[j]
+                if expression is None:
+                    expression = value if sign > 0 else -value
+                else:
+                    expression = expression + value if sign > 0 else expression - value
+            # Named once: saturate() reads the sum five times, and the Verilog would otherwise
+            # spell the whole sum out at every read (Verilator then evaluates every copy).
+            total = Signal(expression.shape(), name=f"sum_{port_name(parts[0][0])}_{j}")
+            m.d.comb += total.eq(expression)
             clamped, flag = saturate(total, cw)
             events.append((enable, flag))
             return clamped

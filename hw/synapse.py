@@ -264,7 +264,9 @@ class SynapseUnit(wiring.Component):
             half = (
                 0 if self._fault == "floor" or cfg.weight_frac == 0 else 1 << (cfg.weight_frac - 1)
             )
-            total = Mux(c["first"], half, acc) + balanced_sum(parts)
+            sum_ = Mux(c["first"], half, acc) + balanced_sum(parts)
+            total = Signal(sum_.shape(), name=f"total{'' if lane is None else lane}")
+            m.d.comb += total.eq(sum_)  # one adder tree, however often it is read below
             with m.If(c["valid"]):
                 m.d.sync += acc.eq(total)
             rounded = total >> cfg.weight_frac

@@ -24,19 +24,39 @@ def schedule_for(cfg: Config, circuit: str = "xor") -> Schedule:
 
 
 def core_for(
-    cfg: Config, circuit: str = "xor", lanes: int = 1, debug: bool = True, _fault=None
+    cfg: Config,
+    circuit: str = "xor",
+    lanes: int = 1,
+    debug: bool = True,
+    _fault=None,
+    *,
+    population_lanes: int | None = None,
 ) -> NetworkCore:
-    return NetworkCore(schedule_for(cfg, circuit), cfg, lanes=lanes, debug=debug, _fault=_fault)
+    return NetworkCore(
+        schedule_for(cfg, circuit),
+        cfg,
+        lanes=lanes,
+        debug=debug,
+        population_lanes=population_lanes,
+        _fault=_fault,
+    )
 
 
 def generate(
-    cfg: Config, out: str | Path, circuit: str = "xor", lanes: int = 1, *, _fault=None
+    cfg: Config,
+    out: str | Path,
+    circuit: str = "xor",
+    lanes: int = 1,
+    *,
+    population_lanes: int | None = None,
+    _fault=None,
 ) -> dict[str, Path]:
     """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``.
-    ``_fault`` (tests only) breaks a synapse unit on purpose."""
+    ``population_lanes``: see :class:`hw.network.NetworkCore`. ``_fault`` (tests only) breaks
+    a synapse unit on purpose."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    core = core_for(cfg, circuit, lanes, _fault=_fault)
+    core = core_for(cfg, circuit, lanes, _fault=_fault, population_lanes=population_lanes)
     paths = {
         "verilog": out / f"{TOP}.v",
         "config": out / "config.json",

@@ -32,3 +32,25 @@ def test_ar2_long_run_recovers_coefficients_closely():
     result = run_ar2(default_config("ar2"), FIXED, samples=40_000)
     assert max(result.cov_rel_error) < 0.05
     assert result.prediction_mse < 1.01 * result.true_prediction_mse
+
+
+def test_auto_lanes_for_iris_on_the_ulx3s_are_bit_exact(tmp_path):
+    """The search itself (several ECP5 builds), then the lanes it chose trained under the
+    fast path beside one lane: both bit-exact with the golden model, same final state."""
+    from boards.targets import build_auto
+    from golden_model.classify import epoch_order
+    from golden_model.datasets import dataset_config, load_dataset
+    from sim.fast_run import run_fast
+
+    data, cfg = load_dataset("iris"), dataset_config("iris")
+    report = build_auto("ulx3s-85f", cfg, tmp_path / "auto")
+    assert report["timing_met"]
+    order = epoch_order(cfg, len(data.x_train), 1)[0][:30]
+    targets = data.targets(data.y_train)
+    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    runs = [
+        run_fast(cfg, samples, lanes=lanes, work=tmp_path / f"lanes{lanes}", read_every=10)
+        for lanes in (1, report["lanes"])
+    ]
+    assert all(run["bit_exact"] for run in runs), [run["first_mismatch"] for run in runs]
+    assert runs[0]["rtl_state"] == runs[1]["rtl_state"]
