@@ -296,27 +296,34 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
 
 
 def build_auto(board: Board | str, cfg: Config, out: str | Path, *, baud: int = 115200) -> dict:
-    """Build with the largest lane count that fits ``board`` and meets its clock. Area and
-    delay grow with lanes, so the search halves the range of :func:`lane_candidates` at each
-    build (a handful of builds even for 65 candidates); the report lists every attempt."""
+    """Build with the largest lane count that fits ``board`` and meets its clock. The largest
+    candidate of :func:`lane_candidates` is tried first (on a large device it usually fits:
+    one build); otherwise the search halves the rest of the range at each build (area and
+    delay grow with lanes). The report lists every attempt."""
     board = board_named(board) if isinstance(board, str) else board
     candidates = sorted(lane_candidates(board, cfg))
     tried, best = [], None
-    low, high = 0, len(candidates) - 1
-    while low <= high:
-        middle = (low + high) // 2
-        lanes = candidates[middle]
+
+    def attempt(lanes: int) -> dict | None:
         try:
             report = build(board, cfg, Path(out) / f"lanes{lanes}", lanes=lanes, baud=baud)
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"
         except BuildError as exc:
-            ok, outcome = False, str(exc)
+            report, ok, outcome = None, False, str(exc)
         tried.append({"lanes": lanes, "result": outcome})
-        if ok:
-            best, low = report, middle + 1
-        else:
-            high = middle - 1
+        return report if ok else None
+
+    best = attempt(candidates[-1])
+    if best is None:
+        low, high = 0, len(candidates) - 2
+        while low <= high:
+            middle = (low + high) // 2
+            report = attempt(candidates[middle])
+            if report is not None:
+                best, low = report, middle + 1  # the largest success so far
+            else:
+                high = middle - 1
     if best is None:
         raise BuildError(
             f"no lane count fits {board.device} ({board.name}) and meets timing: "

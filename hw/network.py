@@ -211,6 +211,7 @@ class NetworkCore(wiring.Component):
                 layout=layout,
                 init=self._initial_weights[mat.name],
                 debug=self.debug,
+                fetch=True,
                 _fault=self._fault.get(mat.name),
             )
         self.learns = list(
@@ -253,24 +254,29 @@ class NetworkCore(wiring.Component):
             m.submodules[f"learn_{name}"] = unit
         events: list = []  # (enable, flag) pairs counted into sat_current at their moment
 
-        def combined(parts, j, enable):
-            """``sat(sum(sign * part[j]))``; its saturation is counted when ``enable``."""
-            if len(parts) == 1 and parts[0][1] == 1:
-                return self.value(parts[0][0])[j]  # a single positive part cannot leave the range
+        def signed_sum(terms, name, enable):
+            """``sat(sum(sign * value))`` of ``(value, sign)`` terms; its saturation is
+            counted when ``enable``."""
+            if len(terms) == 1 and terms[0][1] == 1:
+                return terms[0][0]  # a single positive part cannot leave the range
             expression = None
-            for name, sign in parts:
-                value = self.value(name)[j]
+            for value, sign in terms:
                 if expression is None:
                     expression = value if sign > 0 else -value
                 else:
                     expression = expression + value if sign > 0 else expression - value
             # Named once: saturate() reads the sum five times, and the Verilog would otherwise
             # spell the whole sum out at every read (Verilator then evaluates every copy).
-            total = Signal(expression.shape(), name=f"sum_{port_name(parts[0][0])}_{j}")
+            total = Signal(expression.shape(), name=name)
             m.d.comb += total.eq(expression)
             clamped, flag = saturate(total, cw)
             events.append((enable, flag))
             return clamped
+
+        def combined(parts, j, enable):
+            """``sat(sum(sign * part[j]))``; its saturation is counted when ``enable``."""
+            terms = [(self.value(name)[j], sign) for name, sign in parts]
+            return signed_sum(terms, f"sum_{port_name(parts[0][0])}_{j}", enable)
 
         # Input words stream into the input groups, in order.
         load_index = Signal(range(max(self.input_size, 2)))
@@ -316,12 +322,38 @@ class NetworkCore(wiring.Component):
             if name not in self.uses:
                 continue
             index, tr = self.uses[name]
-            enable = step_tick & active[name]
-            for col0, size, parts in _grouped(
-                ((t.source, t.sign, t.col0) for t in tr.terms), sizes
-            ):
-                for j in range(size):
-                    m.d.comb += unit.source[col0 + j].eq(combined(parts, j, enable))
+            ranges = _grouped(((t.source, t.sign, t.col0) for t in tr.terms), sizes)
+            # Each lane's element is picked from the groups first, then its PMPY difference
+            # formed once: a subtractor and a clamp per lane, not per source element. Its
+            # saturation is counted at the element's first read of the sweep (the sweep runs
+            # once in each tick of its phase, while the sources hold still).
+            for lane in range(unit.fetch_lanes):
+                columns = unit.lane_columns(lane)
+                pick = Const(0, signed(cw))
+                for col0, size, parts in ranges:
+                    member = [c is not None and col0 <= c < col0 + size for c in columns]
+                    if not any(member):
+                        continue
+                    zero = Const(0, signed(cw))
+                    terms = [
+                        (
+                            Array(
+                                self.value(group)[c - col0] if inside else zero
+                                for c, inside in zip(columns, member, strict=True)
+                            )[unit.fetch_inner],
+                            sign,
+                        )
+                        for group, sign in parts
+                    ]
+                    here = (
+                        Const(1)
+                        if all(member)
+                        else Array(Const(inside) for inside in member)[unit.fetch_inner]
+                    )
+                    label = f"fetch_{name}_{lane}_{port_name(parts[0][0])}"
+                    value = signed_sum(terms, label, unit.fetch_first & here)
+                    pick = value if all(member) else Mux(here, value, pick)
+                m.d.comb += unit.fetched[lane].eq(pick)
             m.d.comb += [
                 unit.gate.eq(getattr(seq.gates, port_name(tr.plus))),
                 unit.start.eq(synapse_start & active[name]),

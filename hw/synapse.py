@@ -105,6 +105,11 @@ class SynapseUnit(wiring.Component):
     ``done`` pulses when the last ``z`` is written: ``depth + 3`` clocks after ``start``.
     ``source`` must stay stable while ``busy``.
 
+    With ``fetch=True`` the unit has no ``source`` vector: in every clock of the multiply
+    stage it names the chunk it reads (``fetch_inner``), and the element each lane needs
+    (:meth:`lane_columns`) must arrive on ``fetched`` in the same clock. The network then forms
+    one PMPY difference per lane instead of one per source element.
+
     Parameters
     ----------
     cfg : Config
@@ -120,11 +125,21 @@ class SynapseUnit(wiring.Component):
     debug : bool
         Add a third read port (``debug_raddr`` in, ``debug_rdata`` out one clock later) for
         reading weights while the unit runs.
+    fetch : bool
+        Take source elements by index (``fetch_inner``, ``fetched``) instead of ``source``.
 
     Attributes
     ----------
     start : In(1)
     source : In(ArrayLayout(signed(current_width), cols))
+        (``fetch=False``)
+    fetch_inner : Out(range(inner))
+        (``fetch=True``) The chunk (``rows`` layout) or column (``columns``) read this clock.
+    fetch_first : Out(1)
+        (``fetch=True``) This clock's reads are the sweep's first of their elements.
+    fetched : In(ArrayLayout(signed(current_width), fetch_lanes))
+        (``fetch=True``) The element of :meth:`lane_columns` for each lane (0 for padding);
+        one shared by all lanes in the ``columns`` layout.
     gate : In(rows)
         Per-target gate (mask bits); a closed gate outputs 0 on both halves.
     z : Out(ArrayLayout(signed(current_width), rows))
@@ -147,10 +162,12 @@ class SynapseUnit(wiring.Component):
         layout: str = ROWS,
         init: np.ndarray | None = None,
         debug: bool = False,
+        fetch: bool = False,
         _fault: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.debug = debug
+        self.fetch = fetch
         self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width)
         self.rows, self.cols, self.lanes, self.layout = rows, cols, lanes, layout
         self._fault = _fault  # test-only: "floor" rounds down instead of half up
@@ -170,11 +187,22 @@ class SynapseUnit(wiring.Component):
             if debug
             else {}
         )
+        #: Elements fetched per clock: one per lane by rows, one for all lanes by columns.
+        self.fetch_lanes = lanes if layout == ROWS else 1
+        source_ports = (
+            {
+                "fetch_inner": Out(range(max(self.geometry.inner, 2))),
+                "fetch_first": Out(1),
+                "fetched": In(data.ArrayLayout(signed(cw), self.fetch_lanes)),
+            }
+            if fetch
+            else {"source": In(data.ArrayLayout(signed(cw), cols))}
+        )
         super().__init__(
             {
                 **debug_ports,
+                **source_ports,
                 "start": In(1),
-                "source": In(data.ArrayLayout(signed(cw), cols)),
                 "gate": In(rows),
                 "z": Out(data.ArrayLayout(signed(cw), rows)),
                 "plus": Out(data.ArrayLayout(unsigned(cw - 1), rows)),
@@ -186,6 +214,14 @@ class SynapseUnit(wiring.Component):
                 "learn": In(LearnPort(addr_width, self.geometry.word_width)),
             }
         )
+
+    def lane_columns(self, lane: int) -> list[int | None]:
+        """The source element ``lane`` reads at each value of ``fetch_inner`` (``None``:
+        past the last column, a padding lane)."""
+        if self.layout == ROWS:
+            columns = [k * self.lanes + lane for k in range(self.geometry.inner)]
+            return [c if c < self.cols else None for c in columns]
+        return list(range(self.cols))
 
     def elaborate(self, platform):
         m = Module()
@@ -235,9 +271,16 @@ class SynapseUnit(wiring.Component):
 
         # Stage B: the word is on the read port; multiply, register the products.
         products = [Signal(signed(cw + ww), name=f"product{lane}") for lane in range(lanes)]
+        if self.fetch:
+            m.d.comb += [
+                self.fetch_inner.eq(b["inner"]),
+                self.fetch_first.eq(b["valid"] & ~b["outer"].any()),
+            ]
         for lane in range(lanes):
             weight = sweep.data[lane * ww : (lane + 1) * ww].as_signed()
-            if self.layout == ROWS:
+            if self.fetch:
+                operand = self.fetched[lane if self.layout == ROWS else 0]
+            elif self.layout == ROWS:
                 picks = [k * lanes + lane for k in range(geo.inner)]
                 zero = Const(0, signed(cw))
                 options = [self.source[j] if j < self.cols else zero for j in picks]

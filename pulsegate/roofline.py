@@ -95,7 +95,7 @@ def bench_roofline(
     seconds: float = 1.0,
     epochs: int | None = None,
 ) -> dict:
-    from boards.targets import BOARDS, board_config, build
+    from boards.targets import BOARDS, board_config, build, lane_candidates
     from golden_model.classify import train_classifier
     from golden_model.datasets import dataset_config, default_epochs, load_dataset
 
@@ -103,12 +103,19 @@ def bench_roofline(
     nets = networks()
     measured = {}
     for label, cfg in nets.items():
+        # One lane, and the most any board here gives it (what --lanes auto takes when the
+        # largest candidate fits and meets timing).
+        widest = {name: lane_candidates(name, cfg)[0] for name in boards}
+        cycles = {lanes: _measure_cycles(cfg, lanes) for lanes in sorted({1, *widest.values()})}
         measured[label] = {
-            "cycles": _measure_cycles(cfg),
+            "cycles": cycles[1],
+            "cycles_at": cycles,
+            "widest": widest,
             "macs": macs_per_sample(compile_backprop(cfg), cfg),
             "numpy": _numpy_rate(cfg, seconds),
         }
-        print(f"measured {label}: {measured[label]['cycles']} cycles/sample", flush=True)
+        at = ", ".join(f"{c:,} at {lanes} lane(s)" for lanes, c in cycles.items())
+        print(f"measured {label}: {at} cycles/sample", flush=True)
     reports = {}
     for name in boards:
         reports[name] = build(name, board_config(), Path(out) / name)
@@ -120,24 +127,25 @@ def bench_roofline(
         multipliers = report["utilization"].get(cell, {"available": 0})["available"]
         fmax = report["fmax_mhz"]
         for label, m in measured.items():
-            rate = fmax * 1e6 / m["cycles"]
             roofline = multipliers * fmax * 1e6 / m["macs"] if multipliers else None
-            rows.append(
-                {
-                    "board": name,
-                    "network": label,
-                    "lanes": 1,
-                    "cycles_per_sample": m["cycles"],
-                    "macs_per_sample": m["macs"],
-                    "multipliers": multipliers,
-                    "fmax_mhz": fmax,
-                    "fmax_from": "the XOR board system's place and route",
-                    "samples_per_s": rate,
-                    "roofline_samples_per_s": roofline,
-                    "roofline_fraction": rate / roofline if roofline else None,
-                    "numpy_samples_per_s": m["numpy"],
-                }
-            )
+            for lanes in sorted({1, m["widest"][name]}):
+                rate = fmax * 1e6 / m["cycles_at"][lanes]
+                rows.append(
+                    {
+                        "board": name,
+                        "network": label,
+                        "lanes": lanes,
+                        "cycles_per_sample": m["cycles_at"][lanes],
+                        "macs_per_sample": m["macs"],
+                        "multipliers": multipliers,
+                        "fmax_mhz": fmax,
+                        "fmax_from": "the XOR board system's place and route",
+                        "samples_per_s": rate,
+                        "roofline_samples_per_s": roofline,
+                        "roofline_fraction": rate / roofline if roofline else None,
+                        "numpy_samples_per_s": m["numpy"],
+                    }
+                )
     loihi = {
         "board": LOIHI["board"],
         "network": LOIHI["network"],
@@ -209,21 +217,21 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
 
 def roofline_table(data: dict) -> str:
     lines = [
-        "| board | network | cycles/sample | MACs/sample | multipliers | Fmax MHz | samples/s | "
-        "roofline samples/s | of roofline | numpy samples/s (this CPU) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| board | network | lanes | cycles/sample | MACs/sample | multipliers | Fmax MHz | "
+        "samples/s | roofline samples/s | of roofline | numpy samples/s (this CPU) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in data["rows"]:
         roof = r["roofline_samples_per_s"]
         lines.append(
-            f"| {r['board']} | {r['network']} | {r['cycles_per_sample']:,} | "
+            f"| {r['board']} | {r['network']} | {r['lanes']} | {r['cycles_per_sample']:,} | "
             f"{r['macs_per_sample']:,} | {r['multipliers']} | {r['fmax_mhz']:.2f} | "
             f"{r['samples_per_s']:,.0f} | {roof:,.0f} | {r['roofline_fraction'] * 100:.2f} % | "
             f"{r['numpy_samples_per_s']:,.0f} |"
         )
     loihi = data["loihi"]
     lines.append(
-        f"| {loihi['board']} | {loihi['network']} | - | - | - | - | "
+        f"| {loihi['board']} | {loihi['network']} | - | - | - | - | - | "
         f"{loihi['samples_per_s']:,.0f} | - | - | - |"
     )
     p = data["projection_400_400_10"]
@@ -232,7 +240,9 @@ def roofline_table(data: dict) -> str:
         "",
         "Fmax in every row is the XOR board system's, placed and routed in this run; the iris "
         "and digits cores were not placed here, so their rows say what the measured cycles "
-        "would give at that clock (a core too large for a device still gets a row).",
+        "would give at that clock (a core too large for a device still gets a row). Lanes: "
+        "one, and the largest count the board's multipliers allow (what --lanes auto takes "
+        "when it fits and meets timing).",
         "",
         f"accuracy (fixed point, seed 1): digits {data['accuracy']['digits_test'] * 100:.2f} % "
         f"after {data['accuracy']['digits_epochs']} epochs, iris "

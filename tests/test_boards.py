@@ -246,4 +246,19 @@ def test_auto_lanes_search_keeps_the_largest_that_builds(monkeypatch, tmp_path):
     assert report["lanes"] == 2
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
     assert tried[2] == "fits, timing met" and "timing not met" in tried[3]
-    assert len(tried) <= 3  # halving, not one build per candidate
+    assert "does not fit" in tried[5]  # the largest candidate first
+    assert len(tried) <= 4  # then halving, not one build per candidate
+
+
+def test_auto_lanes_stop_after_one_build_when_the_largest_fits(monkeypatch, tmp_path):
+    import boards.targets as targets
+
+    built = []
+
+    def fake_build(board, cfg, out, lanes, baud):
+        built.append(lanes)
+        return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
+
+    monkeypatch.setattr(targets, "build", fake_build)
+    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    assert report["lanes"] == 5 and built == [5]
