@@ -54,12 +54,23 @@ class HebbianUnit(wiring.Component):
     shared_lfsr : bool
         Take random addends from an LFSR outside (``random_ahead`` in, ``random_advance`` out)
         instead of owning one, so that several units draw from one sequence in turn.
+    fetch : bool
+        Take ``post`` and ``pre`` elements by index instead of as vectors: in the clock a word
+        is addressed, the unit names its row and chunk (``fetch_row``, ``fetch_chunk``,
+        ``fetch_valid``) and takes ``fetched_post`` and ``fetched_pre`` (the column of
+        :meth:`lane_columns` per lane) into a register for the update a clock later.
 
     Attributes
     ----------
     start : In(1)
     post : In(ArrayLayout(signed(current_width), rows))
+        (``fetch=False``)
     pre : In(ArrayLayout(signed(current_width), cols))
+        (``fetch=False``)
+    fetch_row : Out(range(rows)), fetch_chunk : Out(range(inner)), fetch_valid : Out(1)
+        (``fetch=True``) The word addressed this clock.
+    fetched_post : In(signed(current_width)), fetched_pre : In(ArrayLayout(..., lanes))
+        (``fetch=True``) ``post[fetch_row]`` and each lane's ``pre`` element (0 for padding).
     w, wt : Out(LearnPort)
         Connect to the ``learn`` ports of the synapse units holding ``W`` and ``W^T``.
     busy, done : Out(1)
@@ -82,6 +93,7 @@ class HebbianUnit(wiring.Component):
         copy_rows: int | None = None,
         rule: str = "hebbian",
         shared_lfsr: bool = False,
+        fetch: bool = False,
         _fault: str | None = None,
     ) -> None:
         if rule not in ("hebbian", "covariance"):
@@ -97,12 +109,26 @@ class HebbianUnit(wiring.Component):
         self.cfg, self.rows, self.cols, self.lanes = cfg, rows, cols, lanes
         self.copy_rows = copy_rows
         self.shared_lfsr = shared_lfsr
+        self.fetch = fetch
         self._fault = _fault  # test-only: "wrap" drops the saturation of W
         self.geometry = WeightLayout(rows, cols, lanes, ROWS, cfg.weight_width)
+        cw = cfg.current_width
+        if fetch:
+            vectors = {
+                "fetch_row": Out(range(max(rows, 2))),
+                "fetch_chunk": Out(range(max(self.geometry.inner, 2))),
+                "fetch_valid": Out(1),
+                "fetched_post": In(signed(cw)),
+                "fetched_pre": In(data.ArrayLayout(signed(cw), lanes)),
+            }
+        else:
+            vectors = {
+                "post": In(data.ArrayLayout(signed(cw), rows)),
+                "pre": In(data.ArrayLayout(signed(cw), cols)),
+            }
         ports = {
             "start": In(1),
-            "post": In(data.ArrayLayout(signed(cfg.current_width), rows)),
-            "pre": In(data.ArrayLayout(signed(cfg.current_width), cols)),
+            **vectors,
             "w": Out(LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width)),
             "busy": Out(1),
             "done": Out(1),
@@ -123,6 +149,12 @@ class HebbianUnit(wiring.Component):
             depth = self.copy_geometry.depth
             ports["wt"] = Out(LearnPort(ceil_log2(max(depth, 2)), self.geometry.word_width))
         super().__init__(ports)
+
+    def lane_columns(self, lane: int) -> list[int | None]:
+        """The ``pre`` element ``lane`` reads at each value of ``fetch_chunk`` (``None``:
+        past the last column)."""
+        columns = [k * self.lanes + lane for k in range(self.geometry.inner)]
+        return [c if c < self.cols else None for c in columns]
 
     @staticmethod
     def _named(m: Module, expression, name: str) -> Signal:
@@ -155,12 +187,26 @@ class HebbianUnit(wiring.Component):
         b_valid, b_row = Signal(), Signal.like(row)
         b_chunk, b_address = Signal.like(chunk), Signal.like(address)
         m.d.sync += [b_valid.eq(issuing), b_row.eq(row), b_chunk.eq(chunk), b_address.eq(address)]
-        post = Array(self.post[r] for r in range(self.rows))[b_row]
+        if self.fetch:
+            # The elements of the word being addressed, registered beside it.
+            m.d.comb += [
+                self.fetch_row.eq(row),
+                self.fetch_chunk.eq(chunk),
+                self.fetch_valid.eq(issuing),
+            ]
+            post = Signal(signed(cfg.current_width), name="post")
+            m.d.sync += post.eq(self.fetched_post)
+        else:
+            post = Array(self.post[r] for r in range(self.rows))[b_row]
         w_words, t_words, w_events, t_events = [], [], [], []
         for lane in range(lanes):
             columns = [k * lanes + lane for k in range(geo.inner)]
             zero = Const(0, signed(cfg.current_width))
-            pre = Array(self.pre[c] if c < self.cols else zero for c in columns)[b_chunk]
+            if self.fetch:
+                pre = Signal(signed(cfg.current_width), name=f"pre{lane}")
+                m.d.sync += pre.eq(self.fetched_pre[lane])
+            else:
+                pre = Array(self.pre[c] if c < self.cols else zero for c in columns)[b_chunk]
             in_w = Array(Const(c < self.cols) for c in columns)[b_chunk]
             product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
             m.d.comb += product.eq(post * pre)

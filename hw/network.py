@@ -226,6 +226,7 @@ class NetworkCore(wiring.Component):
                 copy_rows=s.matrix(ln.copy).rows if ln.copy else None,
                 rule=ln.rule,
                 shared_lfsr=True,
+                fetch=True,
             )
             for ln in self.learns
         }
@@ -278,6 +279,31 @@ class NetworkCore(wiring.Component):
             terms = [(self.value(name)[j], sign) for name, sign in parts]
             return signed_sum(terms, f"sum_{port_name(parts[0][0])}_{j}", enable)
 
+        def fetch_element(ranges, columns, index, enable, label):
+            """``sat(sum(sign * part[c]))`` for the column ``c = columns[index]`` (0 where it
+            is ``None``): the parts are picked first, so one subtractor and clamp serve every
+            column. ``ranges`` as from :func:`_grouped`; saturation counted when ``enable``."""
+            pick = Const(0, signed(cw))
+            for col0, size, parts in ranges:
+                member = [c is not None and col0 <= c < col0 + size for c in columns]
+                if not any(member):
+                    continue
+                zero = Const(0, signed(cw))
+                terms = [
+                    (
+                        Array(
+                            self.value(group)[c - col0] if inside else zero
+                            for c, inside in zip(columns, member, strict=True)
+                        )[index],
+                        sign,
+                    )
+                    for group, sign in parts
+                ]
+                here = Const(1) if all(member) else Array(Const(inside) for inside in member)[index]
+                value = signed_sum(terms, f"fetch_{label}_{port_name(parts[0][0])}", enable & here)
+                pick = value if all(member) else Mux(here, value, pick)
+            return pick
+
         # Input words stream into the input groups, in order.
         load_index = Signal(range(max(self.input_size, 2)))
         m.d.comb += self.load.ready.eq(~self.running)
@@ -328,32 +354,14 @@ class NetworkCore(wiring.Component):
             # saturation is counted at the element's first read of the sweep (the sweep runs
             # once in each tick of its phase, while the sources hold still).
             for lane in range(unit.fetch_lanes):
-                columns = unit.lane_columns(lane)
-                pick = Const(0, signed(cw))
-                for col0, size, parts in ranges:
-                    member = [c is not None and col0 <= c < col0 + size for c in columns]
-                    if not any(member):
-                        continue
-                    zero = Const(0, signed(cw))
-                    terms = [
-                        (
-                            Array(
-                                self.value(group)[c - col0] if inside else zero
-                                for c, inside in zip(columns, member, strict=True)
-                            )[unit.fetch_inner],
-                            sign,
-                        )
-                        for group, sign in parts
-                    ]
-                    here = (
-                        Const(1)
-                        if all(member)
-                        else Array(Const(inside) for inside in member)[unit.fetch_inner]
-                    )
-                    label = f"fetch_{name}_{lane}_{port_name(parts[0][0])}"
-                    value = signed_sum(terms, label, unit.fetch_first & here)
-                    pick = value if all(member) else Mux(here, value, pick)
-                m.d.comb += unit.fetched[lane].eq(pick)
+                value = fetch_element(
+                    ranges,
+                    unit.lane_columns(lane),
+                    unit.fetch_inner,
+                    unit.fetch_first,
+                    f"{name}_{lane}",
+                )
+                m.d.comb += unit.fetched[lane].eq(value)
             m.d.comb += [
                 unit.gate.eq(getattr(seq.gates, port_name(tr.plus))),
                 unit.start.eq(synapse_start & active[name]),
@@ -410,18 +418,35 @@ class NetworkCore(wiring.Component):
                 unit.tick.eq(step_tick),
             ]
 
-        # Learning: post and pre vectors, memory ports, the shared LFSR.
+        # Learning: post and pre elements, memory ports, the shared LFSR.
         drivers = {}  # matrix -> the LearnPort that writes it while the core runs
         for k, ln in enumerate(self.learns):
             unit = self.hebbians[ln.matrix]
             enable = learn_start & (learn_index == k)
-            for j in range(s.matrix(ln.matrix).rows):
-                m.d.comb += unit.post[j].eq(
-                    combined([(ln.post_plus, 1), (ln.post_minus, -1)], j, enable)
+            # post[r] and pre[c] by index, as the synapse units fetch their sources; each
+            # element's saturation counted at its first use (chunk 0 of its row, row 0).
+            rows = s.matrix(ln.matrix).rows
+            post_parts = [(ln.post_plus, 1), (ln.post_minus, -1)]
+            m.d.comb += unit.fetched_post.eq(
+                fetch_element(
+                    [(0, rows, post_parts)],
+                    list(range(rows)),
+                    unit.fetch_row,
+                    unit.fetch_valid & ~unit.fetch_chunk.any(),
+                    f"{ln.matrix}_post",
                 )
-            for col0, size, parts in _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes):
-                for j in range(size):
-                    m.d.comb += unit.pre[col0 + j].eq(combined(parts, j, enable))
+            )
+            pre_ranges = _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes)
+            for lane in range(self.lanes):
+                m.d.comb += unit.fetched_pre[lane].eq(
+                    fetch_element(
+                        pre_ranges,
+                        unit.lane_columns(lane),
+                        unit.fetch_chunk,
+                        unit.fetch_valid & ~unit.fetch_row.any(),
+                        f"{ln.matrix}_pre{lane}",
+                    )
+                )
             drivers[ln.matrix] = unit.w
             if ln.copy:
                 drivers[ln.copy] = unit.wt
