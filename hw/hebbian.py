@@ -180,13 +180,30 @@ class HebbianUnit(wiring.Component):
         m.submodules.steps = steps = Sweep(self.rows, geo.inner)
         issuing, row, chunk, address = steps.issuing, steps.outer, steps.inner, steps.address
         m.d.comb += [steps.start.eq(self.start), self.w.raddr.eq(address)]
+        # W^T's address k * rows + r, kept as a running sum in step with the sweep: a product
+        # with a constant here took a hard multiplier on the ECP5 (three in a 2-layer core).
+        t_address = Signal(range(geo.inner * self.rows + 1), name="t_address")
+        with m.If(issuing):
+            with m.If(chunk == geo.inner - 1):
+                m.d.sync += t_address.eq(row + 1)
+            with m.Else():
+                m.d.sync += t_address.eq(t_address + self.rows)
+        with m.Elif(self.start):
+            m.d.sync += t_address.eq(0)
         if self.copy_rows is not None:
-            m.d.comb += self.wt.raddr.eq(chunk * self.rows + row)
+            m.d.comb += self.wt.raddr.eq(t_address)
 
         # Stage B: the words are on the read ports; update and write back.
         b_valid, b_row = Signal(), Signal.like(row)
         b_chunk, b_address = Signal.like(chunk), Signal.like(address)
-        m.d.sync += [b_valid.eq(issuing), b_row.eq(row), b_chunk.eq(chunk), b_address.eq(address)]
+        b_t_address = Signal.like(t_address)
+        m.d.sync += [
+            b_valid.eq(issuing),
+            b_row.eq(row),
+            b_chunk.eq(chunk),
+            b_address.eq(address),
+            b_t_address.eq(t_address),
+        ]
         if self.fetch:
             # The elements of the word being addressed, registered beside it.
             m.d.comb += [
@@ -247,7 +264,7 @@ class HebbianUnit(wiring.Component):
             # W's last chunk may hold only the bias column, which has no row in the copy.
             in_copy = b_chunk < self.copy_geometry.outer
             m.d.comb += [
-                self.wt.waddr.eq(b_chunk * self.rows + b_row),
+                self.wt.waddr.eq(b_t_address),
                 self.wt.wdata.eq(Cat(*(word[:ww] for word in t_words))),
                 self.wt.we.eq(b_valid & in_copy),
             ]
