@@ -10,7 +10,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.fixedpoint import saturate
+from hw.fixedpoint import saturate, times_constant
 from hw.network import HostPort, NetworkCore
 
 from .protocol import (
@@ -384,8 +384,9 @@ class HostLink(wiring.Component):
                             with m.Elif(~in_range(i32(3), cw)):
                                 fail(Code.VALUE)
                             with m.Else():
+                                slot_base = times_constant(buffer[0], self.input_words)
                                 m.d.comb += [
-                                    store_write.addr.eq(buffer[0] * self.input_words + u16(1)),
+                                    store_write.addr.eq(slot_base + u16(1)),
                                     store_write.data.eq(i32(3)),
                                     store_write.en.eq(1),
                                 ]

@@ -17,6 +17,7 @@ __all__ = [
     "is_negative",
     "scale_round_nearest",
     "balanced_sum",
+    "times_constant",
     "shift_round_nearest",
     "shift_round_stochastic",
     "max_code",
@@ -109,3 +110,14 @@ def balanced_sum(values) -> Value:
         paired = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
         terms = paired + ([terms[-1]] if len(terms) % 2 else [])
     return terms[0]
+
+
+def times_constant(value: Value, constant: int) -> Value:
+    """``value * constant`` for a constant ``constant >= 0``, as a sum of shifted copies of
+    ``value`` (one per set bit). Yosys maps a product with a constant to a hard multiplier on
+    the ECP5, one that the multiply-accumulate lanes could have used."""
+    if constant < 0:
+        raise ValueError(f"constant must be >= 0, got {constant}")
+    value = Value.cast(value)
+    shifted = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return balanced_sum(shifted)

@@ -550,3 +550,28 @@ def test_multistep_lfsr_is_exact_and_stays_small():
             assert ctx.get(dut.state) == golden.state
 
     simulate(dut, bench)
+
+
+@pytest.mark.parametrize("constant", [0, 1, 6, 37, 148])
+def test_times_constant_is_a_product_without_a_multiplier(constant):
+    """Every 8-bit input times the constant, simulated; the Verilog has no multiplication."""
+    from amaranth.hdl import Signal
+
+    from hw.fixedpoint import times_constant
+
+    m = Module()
+    x = Signal(8)
+    y = Signal(16)
+    m.d.comb += y.eq(times_constant(x, constant))
+    sim = Simulator(m)
+    seen = []
+
+    async def bench(ctx):
+        for value in range(256):
+            ctx.set(x, value)
+            seen.append((value, ctx.get(y)))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(product == value * constant for value, product in seen)
+    assert " * " not in verilog.convert(m, ports=[x, y])
