@@ -6,11 +6,12 @@ saturation (with its event flag), round-half-up and stochastic right shifts. Use
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
 from golden_model.fixed import max_code
 
 __all__ = [
+    "named",
     "saturate",
     "clamp_unsigned",
     "is_positive",
@@ -22,6 +23,16 @@ __all__ = [
     "shift_round_stochastic",
     "max_code",
 ]
+
+
+def named(m: Module, expression: Value, name: str) -> Signal:
+    """``expression`` as a combinational signal called ``name``. The Verilog spells an unnamed
+    expression out again at every read, and ``saturate`` reads its input five times: name a
+    sum before clamping it (Verilator evaluates every copy, every clock)."""
+    expression = Value.cast(expression)
+    signal = Signal(expression.shape(), name=name)
+    m.d.comb += signal.eq(expression)
+    return signal
 
 
 def saturate(value: Value, width: int) -> tuple[Value, Value]:

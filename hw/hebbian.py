@@ -12,6 +12,7 @@ from golden_model.config import Config
 from .fixedpoint import (
     balanced_sum,
     clamp_unsigned,
+    named,
     saturate,
     shift_round_nearest,
     shift_round_stochastic,
@@ -156,14 +157,6 @@ class HebbianUnit(wiring.Component):
         columns = [k * self.lanes + lane for k in range(self.geometry.inner)]
         return [c if c < self.cols else None for c in columns]
 
-    @staticmethod
-    def _named(m: Module, expression, name: str) -> Signal:
-        """``expression`` as a signal: saturate() reads its input several times, and each
-        read of an unnamed expression is spelled out again in the Verilog."""
-        signal = Signal(expression.shape(), name=name)
-        m.d.comb += signal.eq(expression)
-        return signal
-
     def elaborate(self, platform):
         m = Module()
         cfg, geo, lanes, ww = self.cfg, self.geometry, self.lanes, self.cfg.weight_width
@@ -238,13 +231,13 @@ class HebbianUnit(wiring.Component):
                 else:
                     addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
                 change = (error + addend) >> amount
-                new, event = saturate(self._named(m, old + change, f"updated{lane}"), ww)
+                new, event = saturate(named(m, old + change, f"updated{lane}"), ww)
             else:
                 if stochastic:
                     change = shift_round_stochastic(product, shift, ahead[lane])
                 else:
                     change = shift_round_nearest(product, shift)
-                new, event = saturate(self._named(m, old - change, f"updated{lane}"), ww)
+                new, event = saturate(named(m, old - change, f"updated{lane}"), ww)
             if self._fault == "wrap":
                 new, event = (old - change)[:ww].as_signed(), Const(0)
             w_words.append(Mux(in_w, new, old))
@@ -252,7 +245,7 @@ class HebbianUnit(wiring.Component):
             if self.copy_rows is not None:
                 in_t = Array(Const(c < self.copy_rows) for c in columns)[b_chunk]
                 old_t = self.wt.rdata[lane * ww : (lane + 1) * ww].as_signed()
-                new_t, event_t = saturate(self._named(m, old_t - change, f"updated_copy{lane}"), ww)
+                new_t, event_t = saturate(named(m, old_t - change, f"updated_copy{lane}"), ww)
                 t_words.append(Mux(in_t, new_t, old_t))
                 t_events.append(in_t & event_t)
         m.d.comb += [

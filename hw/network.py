@@ -20,7 +20,14 @@ from golden_model.config import Config
 from golden_model.schedule import HELD, POP, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 
-from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, is_positive, saturate
+from .fixedpoint import (
+    balanced_sum,
+    clamp_unsigned,
+    is_negative,
+    is_positive,
+    named,
+    saturate,
+)
 from .hebbian import HebbianUnit
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH, PopulationAccumulator
@@ -266,11 +273,7 @@ class NetworkCore(wiring.Component):
                     expression = value if sign > 0 else -value
                 else:
                     expression = expression + value if sign > 0 else expression - value
-            # Named once: saturate() reads the sum five times, and the Verilog would otherwise
-            # spell the whole sum out at every read (Verilator then evaluates every copy).
-            total = Signal(expression.shape(), name=name)
-            m.d.comb += total.eq(expression)
-            clamped, flag = saturate(total, cw)
+            clamped, flag = saturate(named(m, expression, name), cw)
             events.append((enable, flag))
             return clamped
 

@@ -23,7 +23,7 @@ from amaranth.utils import ceil_log2
 
 from golden_model.config import Config
 
-from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, saturate
+from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, named, saturate
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
 
@@ -307,9 +307,11 @@ class SynapseUnit(wiring.Component):
             half = (
                 0 if self._fault == "floor" or cfg.weight_frac == 0 else 1 << (cfg.weight_frac - 1)
             )
-            sum_ = Mux(c["first"], half, acc) + balanced_sum(parts)
-            total = Signal(sum_.shape(), name=f"total{'' if lane is None else lane}")
-            m.d.comb += total.eq(sum_)  # one adder tree, however often it is read below
+            total = named(
+                m,
+                Mux(c["first"], half, acc) + balanced_sum(parts),
+                f"total{'' if lane is None else lane}",
+            )
             with m.If(c["valid"]):
                 m.d.sync += acc.eq(total)
             rounded = total >> cfg.weight_frac
