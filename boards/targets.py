@@ -283,8 +283,11 @@ MULTIPLIERS = {"iCE40UP5K": 8, "iCE40HX8K": 0, "LFE5U-85F": 156, "LFE5U-25F": 28
 def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     """Lane counts worth trying for ``cfg`` on ``board``, largest first: every synapse and
     Hebbian unit has ``lanes`` multipliers, so the device's multipliers bound the count, and
-    lanes past the widest sweep (a row's columns, a column's rows) would idle."""
+    only counts that shorten some sweep are kept (the fewest lanes for each sample length:
+    digits at 31 lanes splits its 65 columns into 3 chunks, as at 22, so 23-31 would only add
+    idle multipliers and routing)."""
     from golden_model.schedule import compile_backprop
+    from hw.network import sweep_depths
 
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
@@ -292,7 +295,8 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     widest = max(m.rows if m.transpose_of else m.cols for m in schedule.matrices)
     budget = MULTIPLIERS.get(board.device, 0) // units if board.dsp else widest
     top = max(1, min(widest, budget))
-    return list(range(top, 0, -1))
+    clocks = {lanes: sum(sweep_depths(schedule, cfg, lanes)) for lanes in range(1, top + 1)}
+    return [n for n in range(top, 0, -1) if n == 1 or clocks[n] < clocks[n - 1]]
 
 
 def build_auto(board: Board | str, cfg: Config, out: str | Path, *, baud: int = 115200) -> dict:

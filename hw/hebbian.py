@@ -30,13 +30,14 @@ class HebbianUnit(wiring.Component):
     populations, and the same change on the transposed copy
     (:func:`golden_model.units.hebbian_update`).
 
-    A pulse on ``start`` sweeps ``W`` (stored by rows) one word per clock in row-major order:
-    read ``W`` and ``W^T`` (stored by columns, so the word is the same ``lanes`` synapses),
-    compute ``lanes`` products ``post[r] * pre[c]``, round them (half up, or stochastically with
-    one LFSR step per synapse in row-major order), subtract with saturation, and write both words
-    back on the next clock. ``done`` pulses with the last write: ``depth + 1`` clocks after
-    ``start``. ``post`` and ``pre`` must stay stable while ``busy``. The copy is a separate
-    synapse: its own read, its own saturation, its own counter.
+    A pulse on ``start`` sweeps ``W`` (stored by rows) one word per clock in row-major order,
+    through three stages: take ``post[r]`` and ``pre[c]`` into registers; compute ``lanes``
+    products ``post[r] * pre[c]`` into registers while reading the words of ``W`` and ``W^T``
+    (stored by columns, so the word is the same ``lanes`` synapses); round the products (half
+    up, or stochastically with one LFSR step per synapse in row-major order), subtract with
+    saturation and write both words back. ``done`` pulses with the last write: ``depth + 2``
+    clocks after ``start``. ``post`` and ``pre`` must stay stable while ``busy``. The copy is a
+    separate synapse: its own read, its own saturation, its own counter.
 
     Parameters
     ----------
@@ -57,9 +58,9 @@ class HebbianUnit(wiring.Component):
         instead of owning one, so that several units draw from one sequence in turn.
     fetch : bool
         Take ``post`` and ``pre`` elements by index instead of as vectors: in the clock a word
-        is addressed, the unit names its row and chunk (``fetch_row``, ``fetch_chunk``,
+        is named, the unit names its row and chunk (``fetch_row``, ``fetch_chunk``,
         ``fetch_valid``) and takes ``fetched_post`` and ``fetched_pre`` (the column of
-        :meth:`lane_columns` per lane) into a register for the update a clock later.
+        :meth:`lane_columns` per lane) into a register for the product a clock later.
 
     Attributes
     ----------
@@ -169,10 +170,10 @@ class HebbianUnit(wiring.Component):
         shift = cfg.update_shift
         stochastic = cfg.rounding == "stochastic"
 
-        # Stage A: read word (r, k) of W and word k * rows + r of W^T.
+        # Stage A: name word (r, k) of W (and word k * rows + r of W^T) and fetch its operands.
         m.submodules.steps = steps = Sweep(self.rows, geo.inner)
         issuing, row, chunk, address = steps.issuing, steps.outer, steps.inner, steps.address
-        m.d.comb += [steps.start.eq(self.start), self.w.raddr.eq(address)]
+        m.d.comb += steps.start.eq(self.start)
         # W^T's address k * rows + r, kept as a running sum in step with the sweep: a product
         # with a constant here took a hard multiplier on the ECP5 (three in a 2-layer core).
         t_address = Signal(range(geo.inner * self.rows + 1), name="t_address")
@@ -183,10 +184,8 @@ class HebbianUnit(wiring.Component):
                 m.d.sync += t_address.eq(t_address + self.rows)
         with m.Elif(self.start):
             m.d.sync += t_address.eq(0)
-        if self.copy_rows is not None:
-            m.d.comb += self.wt.raddr.eq(t_address)
 
-        # Stage B: the words are on the read ports; update and write back.
+        # Stage B: the operands are in registers; form the products and address the words.
         b_valid, b_row = Signal(), Signal.like(row)
         b_chunk, b_address = Signal.like(chunk), Signal.like(address)
         b_t_address = Signal.like(t_address)
@@ -197,6 +196,9 @@ class HebbianUnit(wiring.Component):
             b_address.eq(address),
             b_t_address.eq(t_address),
         ]
+        m.d.comb += self.w.raddr.eq(b_address)
+        if self.copy_rows is not None:
+            m.d.comb += self.wt.raddr.eq(b_t_address)
         if self.fetch:
             # The elements of the word being addressed, registered beside it.
             m.d.comb += [
@@ -208,6 +210,17 @@ class HebbianUnit(wiring.Component):
             m.d.sync += post.eq(self.fetched_post)
         else:
             post = Array(self.post[r] for r in range(self.rows))[b_row]
+
+        # Stage C: the products are in registers and the words on the read ports; update and
+        # write back. (The register after the multiplier keeps it out of the update's path.)
+        c_valid, c_chunk = Signal(), Signal.like(chunk)
+        c_address, c_t_address = Signal.like(address), Signal.like(t_address)
+        m.d.sync += [
+            c_valid.eq(b_valid),
+            c_chunk.eq(b_chunk),
+            c_address.eq(b_address),
+            c_t_address.eq(b_t_address),
+        ]
         w_words, t_words, w_events, t_events = [], [], [], []
         for lane in range(lanes):
             columns = [k * lanes + lane for k in range(geo.inner)]
@@ -217,9 +230,9 @@ class HebbianUnit(wiring.Component):
                 m.d.sync += pre.eq(self.fetched_pre[lane])
             else:
                 pre = Array(self.pre[c] if c < self.cols else zero for c in columns)[b_chunk]
-            in_w = Array(Const(c < self.cols) for c in columns)[b_chunk]
+            in_w = Array(Const(c < self.cols) for c in columns)[c_chunk]
             product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
-            m.d.comb += product.eq(post * pre)
+            m.d.sync += product.eq(post * pre)
             old = self.w.rdata[lane * ww : (lane + 1) * ww].as_signed()
             if self.rule == "covariance":
                 width = max(2 * cfg.current_width, ww + self.align) + 2
@@ -243,39 +256,39 @@ class HebbianUnit(wiring.Component):
             w_words.append(Mux(in_w, new, old))
             w_events.append(in_w & event)
             if self.copy_rows is not None:
-                in_t = Array(Const(c < self.copy_rows) for c in columns)[b_chunk]
+                in_t = Array(Const(c < self.copy_rows) for c in columns)[c_chunk]
                 old_t = self.wt.rdata[lane * ww : (lane + 1) * ww].as_signed()
                 new_t, event_t = saturate(named(m, old_t - change, f"updated_copy{lane}"), ww)
                 t_words.append(Mux(in_t, new_t, old_t))
                 t_events.append(in_t & event_t)
         m.d.comb += [
-            self.w.waddr.eq(b_address),
+            self.w.waddr.eq(c_address),
             self.w.wdata.eq(Cat(*(word[:ww] for word in w_words))),
-            self.w.we.eq(b_valid),
+            self.w.we.eq(c_valid),
         ]
         if self.copy_rows is not None:
             # W's last chunk may hold only the bias column, which has no row in the copy.
-            in_copy = b_chunk < self.copy_geometry.outer
+            in_copy = c_chunk < self.copy_geometry.outer
             m.d.comb += [
-                self.wt.waddr.eq(b_t_address),
+                self.wt.waddr.eq(c_t_address),
                 self.wt.wdata.eq(Cat(*(word[:ww] for word in t_words))),
-                self.wt.we.eq(b_valid & in_copy),
+                self.wt.we.eq(c_valid & in_copy),
             ]
         if stochastic:
             valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[
-                b_chunk
+                c_chunk
             ]
-            m.d.comb += advance.eq(Mux(b_valid, valid_lanes, 0))
+            m.d.comb += advance.eq(Mux(c_valid, valid_lanes, 0))
         for counter, now, events in (
             (self.sat_count, self.sat_events, w_events),
             (self.sat_copy_count, self.sat_copy_events, t_events),
         ):
             if events:
-                m.d.comb += now.eq(Mux(b_valid, balanced_sum(events), 0))
-                total = counter + Mux(b_valid, balanced_sum(events), 0)
+                m.d.comb += now.eq(Mux(c_valid, balanced_sum(events), 0))
+                total = counter + Mux(c_valid, balanced_sum(events), 0)
                 m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
         m.d.comb += [
-            self.busy.eq(issuing | b_valid),
-            self.done.eq(b_valid & (b_address == geo.depth - 1)),
+            self.busy.eq(issuing | b_valid | c_valid),
+            self.done.eq(c_valid & (c_address == geo.depth - 1)),
         ]
         return m

@@ -32,9 +32,29 @@ from .hebbian import HebbianUnit
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
-from .synapse import COLUMNS, ROWS, SynapseUnit
+from .synapse import COLUMNS, ROWS, SynapseUnit, WeightLayout
 
-__all__ = ["NetworkCore", "HostPort"]
+__all__ = ["NetworkCore", "HostPort", "sweep_depths"]
+
+
+def sweep_depths(schedule: Schedule, cfg: Config, lanes: int) -> list[int]:
+    """Clocks of every weight sweep of one sample at ``lanes`` multiply-accumulates per clock,
+    in schedule order: each matrix transfer in each tick of its phase (``W`` by rows, ``W^T``
+    by columns) and each learning update (a word of ``W`` per clock). Their sum plus the
+    control clocks is a sample's length; it never depends on data."""
+    shapes = {m.name: m for m in schedule.matrices}
+    depths = []
+    for phase in schedule.phases:
+        for tr in phase.transfers:
+            for name in dict.fromkeys(t.matrix for t in tr.terms if t.matrix is not None):
+                mat = shapes[name]
+                layout = COLUMNS if mat.transpose_of else ROWS
+                depth = WeightLayout(mat.rows, mat.cols, lanes, layout, cfg.weight_width).depth
+                depths += [depth] * cfg.ticks_per_window
+        for ln in phase.learns:
+            mat = shapes[ln.matrix]
+            depths.append(WeightLayout(mat.rows, mat.cols, lanes, ROWS, cfg.weight_width).depth)
+    return depths
 
 
 def HostPort(weights: int, weight_width: int) -> wiring.Signature:
@@ -82,7 +102,9 @@ class NetworkCore(wiring.Component):
 
     A tick: (first tick of a phase) latched copies into memories; learning, one Hebbian sweep
     per enabled matrix in schedule order; every active synapse unit sweeps its matrix; every
-    population group steps once. Its length in clocks depends on ``lanes``.
+    population group steps once. A tick that learns nothing or sweeps no matrix skips those
+    stages. Its length in clocks depends on ``lanes``, never on data: its sweeps' depths plus
+    about 8 control clocks (56 in a 7-tick backprop sample).
 
     Parameters
     ----------
@@ -370,7 +392,19 @@ class NetworkCore(wiring.Component):
                 unit.start.eq(synapse_start & active[name]),
             ]
 
-        # Identity transfers: z = sat(sum of signed parts), once per transfer.
+        # Identity transfers: z = sat(sum of signed parts), once per transfer. A sum of
+        # several parts is latched when the step starts (its sources hold still until the
+        # populations step, a clock later): the sum and its clamp then sit before a register,
+        # not in front of the population step.
+        def latched(parts, j, enable):
+            value = combined(parts, j, enable)
+            if len(parts) == 1 and parts[0][1] == 1:
+                return value  # a copy of a current: nothing to latch
+            z = Signal(signed(cw), name=f"z_{port_name(parts[0][0])}_{j}")
+            with m.If(enable):
+                m.d.sync += z.eq(value)
+            return z
+
         identity_z = {}
         for index, phase in enumerate(s.phases):
             for tr in phase.transfers:
@@ -378,7 +412,7 @@ class NetworkCore(wiring.Component):
                     enable = step_tick & (phase_index == index)
                     terms = ((t.source, t.sign, t.col0) for t in tr.terms)
                     identity_z[id(tr)] = [
-                        combined(parts, j, enable)
+                        latched(parts, j, enable)
                         for _, size, parts in _grouped(terms, sizes)
                         for j in range(size)
                     ]
@@ -509,6 +543,16 @@ class NetworkCore(wiring.Component):
 
         copies = self.sequencer.word.copies
         learn_units = list(self.hebbians.values())
+        # Ticks that learn nothing or sweep no matrix skip those states (most ticks do one
+        # or neither): control clocks are a large share of a sample at many lanes.
+        learns_now = Signal()
+        sweeps_now = Signal()
+        m.d.comb += sweeps_now.eq(Cat(active[name] for name in self.uses).any())
+        learn_enabled = [
+            control.learn[self.sequencer.word.learns.index(ln.matrix)] for ln in self.learns
+        ]
+        if self.learns:
+            m.d.comb += learns_now.eq(seq.first_tick & Cat(learn_enabled).any())
         with m.FSM():
             with m.State("idle"):
                 with m.If(seq.tick_valid):
@@ -517,35 +561,43 @@ class NetworkCore(wiring.Component):
                         for k, cp in enumerate(copies):
                             with m.If(control.copy[k]):
                                 m.d.sync += self.held[cp.target].eq(self.value(cp.source))
-                    m.next = "learn"
-            with m.State("learn"):
-                if learn_units:
-                    busy = Array(u.busy for u in learn_units)[learn_index]
-                    enabled = Array(
-                        control.learn[self.sequencer.word.learns.index(ln.matrix)]
-                        for ln in self.learns
-                    )[learn_index]
-                    with m.If(learn_index == len(self.learns)):
+                    with m.If(learns_now):
+                        m.next = "learn" if learn_units else "step"
+                    with m.Elif(sweeps_now):
                         m.next = "sweep"
+                    with m.Else():
+                        m.next = "step"
+            if learn_units:  # entered only in ticks where some rule learns
+                with m.State("learn"):
+                    busy = Array(u.busy for u in learn_units)[learn_index]
+                    enabled = Array(learn_enabled)[learn_index]
+                    with m.If(learn_index == len(self.learns)):
+                        with m.If(sweeps_now):
+                            m.next = "sweep"
+                        with m.Else():
+                            m.next = "step"
                     with m.Elif(enabled & first & ~busy):
                         m.d.comb += learn_start.eq(1)
                         m.next = "learning"
                     with m.Else():
                         m.d.sync += learn_index.eq(learn_index + 1)
-                else:
-                    m.next = "sweep"
-            with m.State("learning"):
-                busy = Array(u.busy for u in learn_units)[learn_index] if learn_units else 0
-                with m.If(~busy):
-                    m.d.sync += learn_index.eq(learn_index + 1)
-                    m.next = "learn"
+                with m.State("learning"):
+                    # On to the next rule in the clock the last word is written.
+                    busy = Array(u.busy for u in learn_units)[learn_index]
+                    done = Array(u.done for u in learn_units)[learn_index]
+                    with m.If(~busy | done):
+                        m.d.sync += learn_index.eq(learn_index + 1)
+                        m.next = "learn"
             with m.State("sweep"):
                 m.d.comb += synapse_start.eq(1)
                 m.next = "sweeping"
+            with m.State("step"):
+                m.d.comb += step_tick.eq(1)
+                m.next = "stepping"
             with m.State("sweeping"):
-                busy = Signal()
-                m.d.comb += busy.eq(Cat(u.busy for u in self.synapses.values()).any())
-                with m.If(~busy):
+                # The populations step from the clock after the last z is written.
+                finished = Cat(~u.busy | u.done for u in self.synapses.values()).all()
+                with m.If(finished):
                     m.d.comb += step_tick.eq(1)
                     m.next = "stepping"
             with m.State("stepping"):

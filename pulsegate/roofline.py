@@ -8,7 +8,6 @@ fixed-point test accuracies. The 400-400-10 row is a projection and says how it 
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -43,21 +42,10 @@ def networks() -> dict[str, Config]:
 
 def unit_depths(cfg: Config, lanes: int) -> list[int]:
     """Clocks of every weight sweep in one training sample at ``lanes`` multiply-accumulates
-    per clock: each matrix transfer (``W`` by rows, ``W^T`` by columns) and each learning
-    update (one word of ``W`` per clock)."""
-    schedule = compile_backprop(cfg)
-    shapes = {m.name: (m.rows, m.cols, m.transpose_of) for m in schedule.matrices}
-    depths = []
-    for phase in schedule.phases:
-        for tr in phase.transfers:
-            for name in {t.matrix for t in tr.terms} - {None}:
-                rows, cols, transposed = shapes[name]
-                depth = math.ceil(rows / lanes) * cols if transposed else rows * -(-cols // lanes)
-                depths += [depth] * cfg.ticks_per_window
-        for ln in phase.learns:
-            rows, cols, _ = shapes[ln.matrix]
-            depths.append(rows * -(-cols // lanes))
-    return depths
+    per clock (:func:`hw.network.sweep_depths` of the backprop schedule)."""
+    from hw.network import sweep_depths
+
+    return sweep_depths(compile_backprop(cfg), cfg, lanes)
 
 
 def projected_cycles(cfg: Config, lanes: int, overhead: float) -> float:
