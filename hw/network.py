@@ -38,22 +38,28 @@ __all__ = ["NetworkCore", "HostPort", "sweep_depths"]
 
 
 def sweep_depths(schedule: Schedule, cfg: Config, lanes: int) -> list[int]:
-    """Clocks of every weight sweep of one sample at ``lanes`` multiply-accumulates per clock,
-    in schedule order: each matrix transfer in each tick of its phase (``W`` by rows, ``W^T``
-    by columns) and each learning update (a word of ``W`` per clock). Their sum plus the
-    control clocks is a sample's length; it never depends on data."""
+    """Clocks the weight sweeps take in one sample at ``lanes`` multiply-accumulates per clock,
+    one entry per stage that sweeps, in schedule order: the matrix transfers of each tick
+    (``W`` by rows, ``W^T`` by columns; sweeps of one tick run at once, so the longest counts)
+    and a phase's learning updates (a word of ``W`` per clock; at once too, unless stochastic
+    rounding makes them take turns). Their sum plus the control clocks is a sample's length;
+    it never depends on data."""
     shapes = {m.name: m for m in schedule.matrices}
+
+    def depth(name: str, layout: str) -> int:
+        mat = shapes[name]
+        return WeightLayout(mat.rows, mat.cols, lanes, layout, cfg.weight_width).depth
+
     depths = []
     for phase in schedule.phases:
-        for tr in phase.transfers:
-            for name in dict.fromkeys(t.matrix for t in tr.terms if t.matrix is not None):
-                mat = shapes[name]
-                layout = COLUMNS if mat.transpose_of else ROWS
-                depth = WeightLayout(mat.rows, mat.cols, lanes, layout, cfg.weight_width).depth
-                depths += [depth] * cfg.ticks_per_window
-        for ln in phase.learns:
-            mat = shapes[ln.matrix]
-            depths.append(WeightLayout(mat.rows, mat.cols, lanes, ROWS, cfg.weight_width).depth)
+        if phase.learns:
+            learning = [depth(ln.matrix, ROWS) for ln in phase.learns]
+            together = cfg.rounding != "stochastic"
+            depths += [max(learning)] if together else learning
+        swept = {t.matrix for tr in phase.transfers for t in tr.terms} - {None}
+        if swept:
+            longest = max(depth(n, COLUMNS if shapes[n].transpose_of else ROWS) for n in swept)
+            depths += [longest] * cfg.ticks_per_window
     return depths
 
 
@@ -100,11 +106,12 @@ class NetworkCore(wiring.Component):
     after every tick (longer while ``hold``): then every current, mask, weight and counter
     holds its value at that tick boundary.
 
-    A tick: (first tick of a phase) latched copies into memories; learning, one Hebbian sweep
-    per enabled matrix in schedule order; every active synapse unit sweeps its matrix; every
+    A tick: (first tick of a phase) latched copies into memories; learning, a Hebbian sweep
+    per enabled matrix; every active synapse unit sweeps its matrix; every
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
-    stages. Its length in clocks depends on ``lanes``, never on data: its sweeps' depths plus
-    about 8 control clocks (56 in a 7-tick backprop sample).
+    stages; rules learn at once unless stochastic rounding makes them take turns. Its length
+    in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 7 control
+    clocks (52 in a 7-tick backprop sample).
 
     Parameters
     ----------
@@ -455,11 +462,17 @@ class NetworkCore(wiring.Component):
                 unit.tick.eq(step_tick),
             ]
 
-        # Learning: post and pre elements, memory ports, the shared LFSR.
+        # Learning: post and pre elements, memory ports, the shared LFSR. Rules that draw no
+        # random bits learn at once, as nothing orders them; with stochastic rounding they take
+        # turns, drawing the shared LFSR's numbers in schedule order.
+        together = cfg.rounding != "stochastic"
+        learn_enabled = [
+            control.learn[self.sequencer.word.learns.index(ln.matrix)] for ln in self.learns
+        ]
         drivers = {}  # matrix -> the LearnPort that writes it while the core runs
         for k, ln in enumerate(self.learns):
             unit = self.hebbians[ln.matrix]
-            enable = learn_start & (learn_index == k)
+            enable = learn_start & (learn_enabled[k] if together else learn_index == k)
             # post[r] and pre[c] by index, as the synapse units fetch their sources; each
             # element's saturation counted at its first use (chunk 0 of its row, row 0).
             rows = s.matrix(ln.matrix).rows
@@ -548,9 +561,6 @@ class NetworkCore(wiring.Component):
         learns_now = Signal()
         sweeps_now = Signal()
         m.d.comb += sweeps_now.eq(Cat(active[name] for name in self.uses).any())
-        learn_enabled = [
-            control.learn[self.sequencer.word.learns.index(ln.matrix)] for ln in self.learns
-        ]
         if self.learns:
             m.d.comb += learns_now.eq(seq.first_tick & Cat(learn_enabled).any())
         with m.FSM():
@@ -567,7 +577,18 @@ class NetworkCore(wiring.Component):
                         m.next = "sweep"
                     with m.Else():
                         m.next = "step"
-            if learn_units:  # entered only in ticks where some rule learns
+            if learn_units and together:  # entered only in ticks where some rule learns
+                with m.State("learn"):
+                    m.d.comb += learn_start.eq(1)
+                    m.next = "learning"
+                with m.State("learning"):
+                    # On in the clock the last word is written.
+                    with m.If(Cat(~u.busy | u.done for u in learn_units).all()):
+                        with m.If(sweeps_now):
+                            m.next = "sweep"
+                        with m.Else():
+                            m.next = "step"
+            elif learn_units:
                 with m.State("learn"):
                     busy = Array(u.busy for u in learn_units)[learn_index]
                     enabled = Array(learn_enabled)[learn_index]
