@@ -8,6 +8,7 @@ delays), so iCE40 Fmax with DSPs in use is optimistic about the multipliers them
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -23,6 +24,7 @@ from amaranth_boards.resources import UARTResource
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
+from hw.network import lanes_label, sweep_depths
 from sim.toolchain import tool_env
 
 from .system import PulsegateSystem
@@ -35,6 +37,7 @@ __all__ = [
     "build",
     "build_auto",
     "lane_candidates",
+    "lane_plans",
     "MULTIPLIERS",
     "report_markdown",
     "ICE40_TIMING_NOTE",
@@ -287,7 +290,6 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     digits at 31 lanes splits its 65 columns into 3 chunks, as at 22, so 23-31 would only add
     idle multipliers and routing)."""
     from golden_model.schedule import compile_backprop
-    from hw.network import sweep_depths
 
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
@@ -299,38 +301,81 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     return [n for n in range(top, 0, -1) if n == 1 or clocks[n] < clocks[n - 1]]
 
 
-def build_auto(board: Board | str, cfg: Config, out: str | Path, *, baud: int = 115200) -> dict:
-    """Build with the largest lane count that fits ``board`` and meets its clock. The largest
-    candidate of :func:`lane_candidates` is tried first (on a large device it usually fits:
-    one build); otherwise the search halves the rest of the range at each build (area and
-    delay grow with lanes). The report lists every attempt."""
+def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
+    """Lane counts per matrix worth trying for ``cfg`` on ``board``, fastest first: each
+    plan gives every weight matrix (with its transposed copy and its learning rule, which share
+    the count) as many lanes as shortens its sweeps, within the device's multipliers, and no
+    plan uses more multipliers than a faster one. Digits on the ECP5-85F: W1 at 33 lanes (two
+    chunks of 65 columns) and W2 at 17 (two of 33), 117 multipliers, 168 sweep clocks per
+    sample, where 22 lanes everywhere take 110 multipliers and 232 clocks."""
+    from golden_model.schedule import compile_backprop
+
     board = board_named(board) if isinstance(board, str) else board
-    candidates = sorted(lane_candidates(board, cfg))
+    schedule = compile_backprop(cfg)
+    primaries = [m for m in schedule.matrices if not m.transpose_of]
+    copies = {m.transpose_of: m for m in schedule.matrices if m.transpose_of}
+    learned = {ln.matrix for ph in schedule.phases for ln in ph.learns}
+    units = {m.name: 1 + (m.name in copies) + (m.name in learned) for m in primaries}
+
+    def useful(m) -> list[int]:
+        """Counts that shorten one of the matrix's sweeps (by rows; its copy by columns)."""
+        copy = copies.get(m.name)
+
+        def depths(n: int) -> tuple[int, ...]:
+            own = m.rows * -(-m.cols // n)
+            return (own, -(-copy.rows // n) * copy.cols) if copy else (own,)
+
+        widest = max(m.cols, copy.rows if copy else 0)
+        return [n for n in range(1, widest + 1) if n == 1 or depths(n) != depths(n - 1)]
+
+    budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
+    plans = []
+    for counts in itertools.product(*(useful(m) for m in primaries)):
+        plan = {m.name: n for m, n in zip(primaries, counts, strict=True)}
+        multipliers = sum(units[name] * n for name, n in plan.items())
+        if budget is None or multipliers <= budget:
+            plans.append((sum(sweep_depths(schedule, cfg, plan)), multipliers, plan))
+    frontier, fewest = [], None
+    for _, multipliers, plan in sorted(plans, key=lambda p: (p[0], p[1])):
+        if fewest is None or multipliers < fewest:
+            frontier.append(plan)
+            fewest = multipliers
+    return frontier
+
+
+def build_auto(board: Board | str, cfg: Config, out: str | Path, *, baud: int = 115200) -> dict:
+    """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
+    its clock. The fastest is tried first (on a large device it usually fits: one build);
+    otherwise the search halves the rest of the list at each build (area and delay grow with
+    the multipliers). The report lists every attempt."""
+    board = board_named(board) if isinstance(board, str) else board
+    plans = lane_plans(board, cfg)
     tried, best = [], None
 
-    def attempt(lanes: int) -> dict | None:
+    def attempt(plan: dict[str, int]) -> dict | None:
+        label = lanes_label(plan)
         try:
-            report = build(board, cfg, Path(out) / f"lanes{lanes}", lanes=lanes, baud=baud)
+            report = build(board, cfg, Path(out) / f"lanes-{label}", lanes=plan, baud=baud)
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"
         except BuildError as exc:
             report, ok, outcome = None, False, str(exc)
-        tried.append({"lanes": lanes, "result": outcome})
+        tried.append({"lanes": label, "result": outcome})
         return report if ok else None
 
-    best = attempt(candidates[-1])
+    best = attempt(plans[0])
     if best is None:
-        low, high = 0, len(candidates) - 2
+        low, high = 1, len(plans) - 1
         while low <= high:
             middle = (low + high) // 2
-            report = attempt(candidates[middle])
+            report = attempt(plans[middle])
             if report is not None:
-                best, low = report, middle + 1  # the largest success so far
+                best, high = report, middle - 1  # the fastest success so far
             else:
-                high = middle - 1
+                low = middle + 1
     if best is None:
         raise BuildError(
-            f"no lane count fits {board.device} ({board.name}) and meets timing: "
+            f"no lane plan fits {board.device} ({board.name}) and meets timing: "
             + "; ".join(f"{t['lanes']}: {t['result']}" for t in tried)
         )
     best["lanes_tried"] = tried

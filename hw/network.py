@@ -10,13 +10,15 @@ the :class:`GatingSequencer` replaying the schedule. It computes exactly what
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden_model.circuit import FIXED, Circuit
-from golden_model.config import Config
+from golden_model.config import Config, ConfigError
 from golden_model.schedule import HELD, POP, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 
@@ -34,21 +36,61 @@ from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
 from .synapse import COLUMNS, ROWS, SynapseUnit, WeightLayout
 
-__all__ = ["NetworkCore", "HostPort", "sweep_depths"]
+__all__ = ["NetworkCore", "HostPort", "lanes_label", "resolve_lanes", "sweep_depths"]
 
 
-def sweep_depths(schedule: Schedule, cfg: Config, lanes: int) -> list[int]:
-    """Clocks the weight sweeps take in one sample at ``lanes`` multiply-accumulates per clock,
-    one entry per stage that sweeps, in schedule order: the matrix transfers of each tick
-    (``W`` by rows, ``W^T`` by columns; sweeps of one tick run at once, so the longest counts)
-    and a phase's learning updates (a word of ``W`` per clock; at once too, unless stochastic
-    rounding makes them take turns). Their sum plus the control clocks is a sample's length;
-    it never depends on data."""
+def resolve_lanes(schedule: Schedule, lanes: int | Mapping[str, int]) -> dict[str, int]:
+    """Multiply-accumulates per clock for every matrix of ``schedule``: one count for all, or
+    a count per learned or read matrix (a transposed copy takes its primary's count, as the
+    Hebbian unit updates both a word at a time; naming the copy is allowed if it agrees)."""
+    names = [m.name for m in schedule.matrices]
+    primary = {m.name: m.transpose_of or m.name for m in schedule.matrices}
+    if isinstance(lanes, int):
+        given = {name: lanes for name in names}
+    else:
+        given = dict(lanes)
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ConfigError("lanes", f"no matrix named {', '.join(unknown)} (matrices: {names})")
+        for name in names:
+            if name not in given and primary[name] in given:
+                given[name] = given[primary[name]]
+        missing = [name for name in names if name not in given]
+        if missing:
+            raise ConfigError("lanes", f"no count for matrix {', '.join(missing)}")
+        for name in names:
+            if given[name] != given[primary[name]]:
+                raise ConfigError(
+                    "lanes",
+                    f"{name} ({given[name]}) must match {primary[name]} "
+                    f"({given[primary[name]]}), the matrix it copies",
+                )
+    for name, count in given.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ConfigError("lanes", f"{name} needs a whole number >= 1, got {count!r}")
+    return {name: given[name] for name in names}
+
+
+def lanes_label(lanes: int | Mapping[str, int]) -> str:
+    """``22`` or ``W1=33,W2=17``: a lane setting as the command line takes it."""
+    if isinstance(lanes, int):
+        return str(lanes)
+    return ",".join(f"{name}={n}" for name, n in lanes.items())
+
+
+def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]) -> list[int]:
+    """Clocks the weight sweeps take in one sample at ``lanes`` multiply-accumulates per clock
+    (one count, or one per matrix as in :func:`resolve_lanes`), one entry per stage that
+    sweeps, in schedule order: the matrix transfers of each tick (``W`` by rows, ``W^T`` by
+    columns; sweeps of one tick run at once, so the longest counts) and a phase's learning
+    updates (a word of ``W`` per clock; at once too, unless stochastic rounding makes them take
+    turns). Their sum plus the control clocks is a sample's length; it never depends on data."""
     shapes = {m.name: m for m in schedule.matrices}
+    counts = resolve_lanes(schedule, lanes)
 
     def depth(name: str, layout: str) -> int:
         mat = shapes[name]
-        return WeightLayout(mat.rows, mat.cols, lanes, layout, cfg.weight_width).depth
+        return WeightLayout(mat.rows, mat.cols, counts[name], layout, cfg.weight_width).depth
 
     depths = []
     for phase in schedule.phases:
@@ -117,8 +159,10 @@ class NetworkCore(wiring.Component):
     ----------
     schedule : Schedule
     cfg : Config
-    lanes : int
-        Multiply-accumulates per clock in every synapse and Hebbian unit.
+    lanes : int or Mapping[str, int]
+        Multiply-accumulates per clock in every synapse and Hebbian unit, or per matrix
+        (:func:`resolve_lanes`: a matrix, its transposed copy and its learning rule share one
+        count), so that the multipliers go where the long sweeps are.
     host_port : bool
         Add the ``host`` port: weight reads and writes and LFSR reseeding between samples.
     debug : bool
@@ -151,14 +195,16 @@ class NetworkCore(wiring.Component):
         self,
         schedule: Schedule,
         cfg: Config,
-        lanes: int = 1,
+        lanes: int | Mapping[str, int] = 1,
         debug: bool = True,
         *,
         population_lanes: int | None = None,
         host_port: bool = False,
         _fault: dict[str, str] | None = None,
     ) -> None:
-        self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
+        self.schedule, self.cfg, self.debug = schedule, cfg, debug
+        self.matrix_lanes = resolve_lanes(schedule, lanes)
+        self.lanes = max(self.matrix_lanes.values())  # the widest unit
         if population_lanes is not None and population_lanes < 1:
             raise ValueError(f"population_lanes must be >= 1 or None, got {population_lanes}")
         self.population_lanes = population_lanes
@@ -243,7 +289,7 @@ class NetworkCore(wiring.Component):
                 cfg,
                 mat.rows,
                 mat.cols,
-                self.lanes,
+                self.matrix_lanes[mat.name],
                 layout=layout,
                 init=self._initial_weights[mat.name],
                 debug=self.debug,
@@ -258,7 +304,7 @@ class NetworkCore(wiring.Component):
                 cfg,
                 s.matrix(ln.matrix).rows,
                 s.matrix(ln.matrix).cols,
-                self.lanes,
+                self.matrix_lanes[ln.matrix],
                 copy_rows=s.matrix(ln.copy).rows if ln.copy else None,
                 rule=ln.rule,
                 shared_lfsr=True,
@@ -266,7 +312,9 @@ class NetworkCore(wiring.Component):
             )
             for ln in self.learns
         }
-        self.lfsr = MultiStepLfsr(cfg.lfsr_seed, self.lanes)
+        # Shared by the learning rules in turn: as many steps a clock as the widest draws.
+        widest = max((self.matrix_lanes[ln.matrix] for ln in self.learns), default=1)
+        self.lfsr = MultiStepLfsr(cfg.lfsr_seed, widest)
 
     def value(self, name: str):
         """The current values of a group (population currents or held registers)."""
@@ -487,7 +535,7 @@ class NetworkCore(wiring.Component):
                 )
             )
             pre_ranges = _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes)
-            for lane in range(self.lanes):
+            for lane in range(unit.lanes):
                 m.d.comb += unit.fetched_pre[lane].eq(
                     fetch_element(
                         pre_ranges,
@@ -502,7 +550,7 @@ class NetworkCore(wiring.Component):
                 drivers[ln.copy] = unit.wt
             m.d.comb += [
                 unit.start.eq(enable),
-                unit.random_ahead.eq(self.lfsr.ahead),
+                *(unit.random_ahead[i].eq(self.lfsr.ahead[i]) for i in range(unit.lanes)),
             ]
         if any(ln.rule == "covariance" for ln in self.learns):
             # eta_t = 2^-floor(log2 t) for the t-th sample (1-based), floored at 2^-shift.
@@ -744,8 +792,9 @@ class NetworkCore(wiring.Component):
             at_lane = Mux(mine, r_lane, r_copy_lane)
             word = Signal.like(port.rdata, name=f"host_word_{name}")
             m.d.comb += word.eq(port.rdata)
-            lanes = [word[i * ww : (i + 1) * ww] for i in range(self.lanes)]
-            patched = Cat(*(Mux(at_lane == i, value, lanes[i]) for i in range(self.lanes)))
+            count = self.matrix_lanes[name]
+            lanes = [word[i * ww : (i + 1) * ww] for i in range(count)]
+            patched = Cat(*(Mux(at_lane == i, value, lanes[i]) for i in range(count)))
             with m.If(mine | theirs):
                 m.d.comb += [
                     port.raddr.eq(at),
@@ -763,9 +812,7 @@ class NetworkCore(wiring.Component):
                     ]
                 m.d.comb += drivers[name].rdata.eq(port.rdata)
             with m.If(mine):
-                m.d.sync += self.host.rdata.eq(
-                    Array(lanes[i] for i in range(self.lanes))[at_lane].as_signed()
-                )
+                m.d.sync += self.host.rdata.eq(Array(lanes)[at_lane].as_signed())
         m.d.comb += self.lfsr.load_en.eq(self.host.seed_write & self.host.ready)
         m.d.comb += [
             self.lfsr.load_value.eq(self.host.seed),

@@ -80,25 +80,29 @@ def format_confusion(confusion, classes) -> str:
     return "\n".join([head, *rows])
 
 
-def _train_rtl(cfg: Config, data, epochs: int, limit: int | None, lanes: int) -> dict:
+def _train_rtl(
+    cfg: Config, data, epochs: int, limit: int | None, lanes: int | dict[str, int]
+) -> dict:
     """Train the core under the native Verilator harness on the samples
     :func:`train_classifier` uses, in the same order; its complete state is compared with the
     golden model after every sample."""
     import numpy as np
 
     from golden_model.classify import epoch_order
+    from hw.network import lanes_label
     from sim.fast_run import run_fast
 
     order = np.concatenate(epoch_order(cfg, len(data.x_train), epochs))[:limit]
     targets = data.targets(data.y_train)
     samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    layers = "-".join(map(str, cfg.layers))
     print(
-        f"RTL: building the {'-'.join(map(str, cfg.layers))} core at {lanes} lane(s) and "
+        f"RTL: building the {layers} core at {lanes_label(lanes)} lane(s) and "
         f"training {len(samples)} samples under Verilator (the first build of a large core "
         "takes minutes) ...",
         flush=True,
     )
-    work = Path("build") / "train-rtl" / f"{data.name}-lanes{lanes}"
+    work = Path("build") / "train-rtl" / f"{data.name}-lanes{lanes_label(lanes)}"
     return run_fast(cfg, samples, lanes=lanes, work=work)
 
 
@@ -112,9 +116,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             print(f"pulsegate: error: {option} must be >= 1, got {value}", file=sys.stderr)
             return 2
-    if args.lanes < 1:
-        print(f"pulsegate: error: --lanes must be >= 1, got {args.lanes}", file=sys.stderr)
-        return 2
     cfg = dataset_config(args.dataset)
     if args.config:
         cfg = Config.load(args.config, base=cfg)
@@ -263,6 +264,7 @@ def _print_verdict(verdict: dict) -> None:
 
 def cmd_sim_xor(args: argparse.Namespace) -> int:
     from golden_model.schedule import compile_backprop
+    from hw.network import lanes_label
     from sim.tasks import rtl_xor
 
     from . import plots
@@ -282,9 +284,10 @@ def cmd_sim_xor(args: argparse.Namespace) -> int:
     bar.close()
     _print_verdict(verdict)
     state = "converged" if verdict["converged"] else "did NOT converge"
+    per_sample = verdict["cycles"] / max(verdict["samples"], 1)
     print(
         f"{state} after {verdict['samples']} samples, {verdict['cycles']} clock cycles "
-        f"({verdict['cycles'] / max(verdict['samples'], 1):.0f} per sample, lanes={args.lanes})"
+        f"({per_sample:.0f} per sample, lanes={lanes_label(args.lanes)})"
     )
     print(" x1  x2  output (RTL weights)  target")
     for (x1, x2, out), t in zip(verdict["outputs"], (0, 1, 1, 0), strict=True):
@@ -390,10 +393,26 @@ def _board_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _lanes(text: str) -> str:
-    if text == "auto" or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"must be 'auto' or a whole number >= 1, got {text!r}")
+LANES_HELP = "multiply-accumulates per clock, for all matrices or per matrix: 4, W1=33,W2=17 (1)"
+
+
+def _lane_setting(text: str) -> int | dict[str, int]:
+    """``4`` (every matrix) or ``W1=33,W2=17`` (per matrix; a copy follows its primary)."""
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    plan = {}
+    for part in text.split(","):
+        name, equals, count = (item.strip() for item in part.partition("="))
+        if not (name and equals and count.isdigit() and int(count) >= 1):
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= 1 or MATRIX=N,... (e.g. W1=33,W2=17), got {text!r}"
+            )
+        plan[name] = int(count)
+    return plan
+
+
+def _lanes(text: str) -> str | int | dict[str, int]:
+    return "auto" if text == "auto" else _lane_setting(text)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -411,7 +430,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")
             else:
-                result = build(name, cfg, out, lanes=int(args.lanes), baud=args.baud)
+                result = build(name, cfg, out, lanes=args.lanes, baud=args.baud)
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)
             failed.append(name)
@@ -473,7 +492,7 @@ def _task_options(p: argparse.ArgumentParser, *, rtl: bool) -> None:
     p.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
     p.add_argument("--seed", type=int, help="override the configuration's seed")
     if rtl:
-        p.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+        p.add_argument("--lanes", type=_lane_setting, default=1, help=LANES_HELP)
         p.add_argument("--waves", action="store_true", help="write an FST waveform of the run")
     else:
         p.add_argument("--float", action="store_true", help="float model instead of fixed point")
@@ -505,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write the circuit's Verilog (deterministic)")
     gen.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")
     gen.add_argument("--config", help="JSON configuration")
-    gen.add_argument("--lanes", type=int, default=1, help="multiply-accumulates per clock (1)")
+    gen.add_argument("--lanes", type=_lane_setting, default=1, help=LANES_HELP)
     gen.add_argument("--out", required=True, help="output directory")
     gen.set_defaults(func=cmd_generate)
 
@@ -536,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lanes",
         type=_lanes,
         default="1",
-        help="multiply-accumulates per clock, or 'auto': the most that fit and meet timing (1)",
+        help=LANES_HELP[:-4] + ", or 'auto': the fastest plan that fits and meets timing (1)",
     )
     p.add_argument("--baud", type=int, default=115200, help="host link baud rate (115200)")
     p.add_argument("--out", help="build directory (build/boards/NAME)")
@@ -551,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float", action="store_true", help="float model instead of fixed point")
     p.add_argument("--rtl", action="store_true", help="train the RTL under Verilator too")
     p.add_argument("--samples", type=int, help="stop after this many training samples")
-    p.add_argument("--lanes", type=int, default=1, help="--rtl: multiply-accumulates per clock")
+    p.add_argument("--lanes", type=_lane_setting, default=1, help="--rtl: " + LANES_HELP)
     p.add_argument("--out", help="directory for accuracy.png and confusion.png")
     p.add_argument("--json", help="write the result as JSON")
     p.set_defaults(func=cmd_train)

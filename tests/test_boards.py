@@ -236,24 +236,49 @@ def test_lane_candidates_follow_multipliers_and_widths():
     assert lane_candidates("ice40-hx8k", digits)[:2] == [65, 33]  # no DSPs: the widest sweep
 
 
-def test_auto_lanes_search_keeps_the_largest_that_builds(monkeypatch, tmp_path):
+def test_lane_plans_put_multipliers_where_the_sweeps_are():
+    from boards.targets import lane_plans
+    from golden_model.datasets import dataset_config
+    from golden_model.schedule import compile_backprop
+    from hw.network import sweep_depths
+
+    digits = dataset_config("digits")
+    plans = lane_plans("ulx3s-85f", digits)
+    # W1 (2 units) at 33 lanes: 65 columns in 2 chunks; W2 (3 units: W2, W2T, its rule) at
+    # 17: 33 in 2. 117 of 156 multipliers, and no plan within 156 is faster.
+    assert plans[0] == {"W1": 33, "W2": 17}
+    schedule = compile_backprop(digits)
+    clocks = [sum(sweep_depths(schedule, digits, plan)) for plan in plans]
+    assert clocks[0] == 168 < sum(sweep_depths(schedule, digits, 22))
+    assert clocks == sorted(clocks) and plans[-1] == {"W1": 1, "W2": 1}
+    # the UP5K's 8 DSPs: W1 at 2 lanes (4) and W2 at 1 (3), not 1 everywhere (5)
+    assert lane_plans("icebreaker", digits)[0] == {"W1": 2, "W2": 1}
+
+
+def _plan_size(lanes):
+    return 2 * lanes["W1"] + 3 * lanes["W2"]  # multipliers of a 2-layer plan
+
+
+def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.targets as targets
 
     def fake_build(board, cfg, out, lanes, baud):
-        if lanes > 3:
-            raise targets.BuildError(f"the design does not fit: {lanes} lanes")
-        return {"board": board.name, "lanes": lanes, "timing_met": lanes <= 2, "fmax_mhz": 9}
+        if _plan_size(lanes) > 15:
+            raise targets.BuildError(f"the design does not fit: {lanes}")
+        ok = _plan_size(lanes) <= 12
+        return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(targets, "build", fake_build)
+    plans = targets.lane_plans("ulx3s-85f", board_config())  # 21, 18, 15, 12, 9, 7, 5 mults
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert report["lanes"] == 2
+    assert report["lanes"] == {"W1": 3, "W2": 2} == plans[3]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
-    assert tried[2] == "fits, timing met" and "timing not met" in tried[3]
-    assert "does not fit" in tried[5]  # the largest candidate first
-    assert len(tried) <= 4  # then halving, not one build per candidate
+    assert tried["W1=3,W2=2"] == "fits, timing met"
+    assert "does not fit" in tried["W1=3,W2=5"]  # the fastest plan first
+    assert len(tried) <= 4  # then halving, not one build per plan
 
 
-def test_auto_lanes_stop_after_one_build_when_the_largest_fits(monkeypatch, tmp_path):
+def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_path):
     import boards.targets as targets
 
     built = []
@@ -264,4 +289,4 @@ def test_auto_lanes_stop_after_one_build_when_the_largest_fits(monkeypatch, tmp_
 
     monkeypatch.setattr(targets, "build", fake_build)
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert report["lanes"] == 5 and built == [5]
+    assert report["lanes"] == {"W1": 3, "W2": 5} and built == [report["lanes"]]

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from pulsegate.cli import main
 
 
@@ -131,7 +133,19 @@ def test_train_rtl_checks_the_core_and_reports_the_same_accuracy(tmp_path, capsy
 
 
 def test_train_refuses_bad_counts_in_one_line(capsys):
-    for argv in (["--epochs", "0"], ["--samples", "-3"], ["--lanes", "0"]):
+    for argv in (["--epochs", "0"], ["--samples", "-3"]):
         assert main(["train", "iris", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("pulsegate: error: --") and err.count("\n") == 1
+    # lane settings are parsed by the argument parser (exit status 2, the field named)
+    for lanes in ("0", "W1=0", "W1", "W1=3,"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "iris", "--lanes", lanes])
+        assert exit_.value.code == 2
+        assert "argument --lanes: must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_a_lane_plan_naming_no_matrix_is_refused_in_one_line(capsys, tmp_path):
+    assert main(["generate", "--lanes", "W1=2,W7=3", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulsegate: error: config field 'lanes': no matrix named W7")

@@ -44,7 +44,7 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("lanes", [1, 3, "1/pop1"])
+@pytest.mark.parametrize("lanes", [1, 3, "1/pop1", "mixed"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_core_is_bit_exact_at_every_tick(name, lanes):
     cfg = CONFIGS[name]
@@ -53,6 +53,9 @@ def test_core_is_bit_exact_at_every_tick(name, lanes):
     # "1/pop1": one MAC lane and one population step per clock (the board setting).
     population_lanes = 1 if lanes == "1/pop1" else None
     lanes = 1 if lanes == "1/pop1" else lanes
+    if lanes == "mixed":  # a count per matrix: W1 (and its rule) 3 lanes, the others 2
+        primaries = [m.name for m in compile_backprop(cfg).matrices if not m.transpose_of]
+        lanes = {name: 3 if name == "W1" else 2 for name in primaries}
     core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, population_lanes=population_lanes)
     trace, clocks = run_core(core, samples)
     mismatch = golden.first_mismatch(trace)
@@ -107,3 +110,23 @@ def test_ar2_core_is_bit_exact():
     mismatch = golden.first_mismatch(trace)
     assert mismatch is None, str(mismatch)
     assert len(set(golden.lfsr.tolist())) > 10  # stochastic rounding drew all along
+
+
+def test_lanes_per_matrix_are_checked_and_copies_follow_their_primary():
+    from hw.network import resolve_lanes, sweep_depths
+
+    schedule = compile_backprop(Config(layers=(4, 8, 3)))  # W1 8x5, W2 3x9, W2T 8x3
+    assert resolve_lanes(schedule, 2) == {"W1": 2, "W2": 2, "W2T": 2}
+    assert resolve_lanes(schedule, {"W1": 5, "W2": 3}) == {"W1": 5, "W2": 3, "W2T": 3}
+    cfg = Config(layers=(4, 8, 3))
+    # forward 8 rows x 1 chunk, 3 rows x 3 chunks, backward 3 row chunks x 3 columns; learning
+    # W1 and W2 at once (the longer, 9, counts)
+    assert sweep_depths(schedule, cfg, {"W1": 5, "W2": 3}) == [8, 9, 9, 9]
+    for bad, field in (
+        ({"W1": 2, "W3": 1}, "W3"),  # no such matrix
+        ({"W1": 2}, "W2"),  # no count
+        ({"W1": 2, "W2": 2, "W2T": 3}, "W2T"),  # a copy must match its primary
+        ({"W1": 0, "W2": 1}, "W1"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            resolve_lanes(schedule, bad)

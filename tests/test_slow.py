@@ -40,6 +40,7 @@ def test_auto_lanes_for_iris_on_the_ulx3s_are_bit_exact(tmp_path):
     from boards.targets import build_auto
     from golden_model.classify import epoch_order
     from golden_model.datasets import dataset_config, load_dataset
+    from hw.network import lanes_label
     from sim.fast_run import run_fast
 
     data, cfg = load_dataset("iris"), dataset_config("iris")
@@ -49,7 +50,9 @@ def test_auto_lanes_for_iris_on_the_ulx3s_are_bit_exact(tmp_path):
     targets = data.targets(data.y_train)
     samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
     runs = [
-        run_fast(cfg, samples, lanes=lanes, work=tmp_path / f"lanes{lanes}", read_every=10)
+        run_fast(
+            cfg, samples, lanes=lanes, work=tmp_path / f"lanes{lanes_label(lanes)}", read_every=10
+        )
         for lanes in (1, report["lanes"])
     ]
     assert all(run["bit_exact"] for run in runs), [run["first_mismatch"] for run in runs]
