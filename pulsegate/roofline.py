@@ -15,6 +15,8 @@ import numpy as np
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
+from hw.network import resolve_lanes
+from hw.synapse import COLUMNS, ROWS, WeightLayout
 
 from .bench import _numpy_step, _rate, macs_per_sample
 
@@ -24,8 +26,23 @@ __all__ = ["bench_roofline", "unit_depths", "projected_cycles", "LOIHI"]
 LOIHI = {"board": "Loihi (Renner et al. 2024)", "network": "400-400-10", "seconds": 1.5e-3}
 #: Multiplier and block RAM cells per family, as named in the place-and-route reports.
 MULTIPLIER_CELL = {"ice40": "ICESTORM_DSP", "ecp5": "MULT18X18D"}
-#: ECP5 DP16KD as 1,024 x 18: one 16-bit weight word per address.
+#: ECP5 DP16KD as 1,024 x 18: one 16-bit weight word per address; the ECP5-85F has 208.
 DP16KD_WORDS = 1024
+DP16KD_BLOCKS = 208
+#: A DP16KD's shapes (width, depth) with a read and a write port.
+DP16KD_SHAPES = ((9, 2048), (18, 1024), (36, 512))
+
+
+def dp16kd_blocks(matrix, lanes: int, cfg: Config) -> int:
+    """Block RAMs for a weight memory of ``lanes``-wide words (one read and one write port):
+    the word is split across blocks side by side, the depth across blocks end to end."""
+    layout = COLUMNS if matrix.transpose_of else ROWS
+    geo = WeightLayout(matrix.rows, matrix.cols, lanes, layout, cfg.weight_width)
+    return min(
+        -(-geo.word_width // width) * -(-geo.depth // depth) for width, depth in DP16KD_SHAPES
+    )
+
+
 DEFAULT_BOARDS = ("icebreaker", "ulx3s-85f")
 
 
@@ -40,7 +57,7 @@ def networks() -> dict[str, Config]:
     }
 
 
-def unit_depths(cfg: Config, lanes: int) -> list[int]:
+def unit_depths(cfg: Config, lanes: int | dict[str, int]) -> list[int]:
     """Clocks of every weight sweep in one training sample at ``lanes`` multiply-accumulates
     per clock (:func:`hw.network.sweep_depths` of the backprop schedule)."""
     from hw.network import sweep_depths
@@ -48,13 +65,13 @@ def unit_depths(cfg: Config, lanes: int) -> list[int]:
     return sweep_depths(compile_backprop(cfg), cfg, lanes)
 
 
-def projected_cycles(cfg: Config, lanes: int, overhead: float) -> float:
+def projected_cycles(cfg: Config, lanes: int | dict[str, int], overhead: float) -> float:
     """Cycles per sample if every sweep runs at ``lanes`` MACs per clock, one after another,
     plus a fixed ``overhead`` per sample (control, pipeline latencies, population steps)."""
     return sum(unit_depths(cfg, lanes)) + overhead
 
 
-def _measure_cycles(cfg: Config, lanes: int = 1) -> int:
+def _measure_cycles(cfg: Config, lanes: int | dict[str, int] = 1) -> int:
     from golden_model.tasks import xor_sample
     from sim.amaranth_run import run_core
     from sim.generate import core_for
@@ -83,26 +100,28 @@ def bench_roofline(
     seconds: float = 1.0,
     epochs: int | None = None,
 ) -> dict:
-    from boards.targets import BOARDS, board_config, build, lane_candidates
+    from boards.targets import BOARDS, board_config, build, lane_plans
     from golden_model.classify import train_classifier
     from golden_model.datasets import dataset_config, default_epochs, load_dataset
+    from hw.network import lanes_label
 
     started = time.perf_counter()
     nets = networks()
     measured = {}
     for label, cfg in nets.items():
-        # One lane, and the most any board here gives it (what --lanes auto takes when the
-        # largest candidate fits and meets timing).
-        widest = {name: lane_candidates(name, cfg)[0] for name in boards}
-        cycles = {lanes: _measure_cycles(cfg, lanes) for lanes in sorted({1, *widest.values()})}
+        # One lane, and each board's fastest lane plan (what --lanes auto takes when that
+        # plan fits and meets timing).
+        fastest = {name: lane_plans(name, cfg)[0] for name in boards}
+        settings = {"1": 1} | {lanes_label(plan): plan for plan in fastest.values()}
+        cycles = {key: _measure_cycles(cfg, lanes) for key, lanes in settings.items()}
         measured[label] = {
-            "cycles": cycles[1],
+            "cycles": cycles["1"],
             "cycles_at": cycles,
-            "widest": widest,
+            "fastest": {name: lanes_label(plan) for name, plan in fastest.items()},
             "macs": macs_per_sample(compile_backprop(cfg), cfg),
             "numpy": _numpy_rate(cfg, seconds),
         }
-        at = ", ".join(f"{c:,} at {lanes} lane(s)" for lanes, c in cycles.items())
+        at = ", ".join(f"{c:,} at lanes {key}" for key, c in cycles.items())
         print(f"measured {label}: {at} cycles/sample", flush=True)
     reports = {}
     for name in boards:
@@ -116,7 +135,7 @@ def bench_roofline(
         fmax = report["fmax_mhz"]
         for label, m in measured.items():
             roofline = multipliers * fmax * 1e6 / m["macs"] if multipliers else None
-            for lanes in sorted({1, m["widest"][name]}):
+            for lanes in dict.fromkeys(("1", m["fastest"][name])):
                 rate = fmax * 1e6 / m["cycles_at"][lanes]
                 rows.append(
                     {
@@ -172,24 +191,30 @@ def bench_roofline(
 
 def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     """400-400-10 on the ECP5-85F: do its weights fit the block RAM, and how many samples per
-    second if all multipliers ran as lanes of the sweeps (the digits run's per-sample overhead
-    added)."""
+    second with the fastest lane plan its multipliers allow (the digits run's per-sample
+    control clocks added)."""
+    from boards.targets import lane_plans
+    from hw.network import lanes_label
+
     cfg = Config(layers=(400, 400, 10))
     schedule = compile_backprop(cfg)
     words = sum(m.rows * m.cols for m in schedule.matrices)
-    capacity = 208 * DP16KD_WORDS
-    multipliers = 156
+    capacity = DP16KD_BLOCKS * DP16KD_WORDS
     units = len(schedule.matrices) + len({ln.matrix for ph in schedule.phases for ln in ph.learns})
-    lanes = multipliers // units
+    plan = lane_plans("ulx3s-85f", cfg)[0]
     overhead = digits["cycles"] - sum(unit_depths(Config(layers=(64, 32, 10)), 1))
-    cycles = projected_cycles(cfg, lanes, overhead)
+    cycles = projected_cycles(cfg, plan, overhead)
+    blocks = sum(
+        dp16kd_blocks(m, resolve_lanes(schedule, plan)[m.name], cfg) for m in schedule.matrices
+    )
     fmax = ecp5_report["fmax_mhz"] if ecp5_report else None
     out = {
         "weight_words": words,
         "block_ram_words": capacity,
-        "fits_block_ram": words <= capacity,
-        "block_ram_fraction": words / capacity,
-        "lanes_per_unit": lanes,
+        "block_ram_blocks": blocks,
+        "fits_block_ram": blocks <= DP16KD_BLOCKS,
+        "block_ram_fraction": blocks / DP16KD_BLOCKS,
+        "lanes": lanes_label(plan),
         "units": units,
         "overhead_cycles": overhead,
         "projected_cycles_per_sample": cycles,
@@ -229,18 +254,19 @@ def roofline_table(data: dict) -> str:
         "Fmax in every row is the XOR board system's, placed and routed in this run; the iris "
         "and digits cores were not placed here, so their rows say what the measured cycles "
         "would give at that clock (a core too large for a device still gets a row). Lanes: "
-        "one, and the largest count the board's multipliers allow (what --lanes auto takes "
-        "when it fits and meets timing).",
+        "one, and the board's fastest lane plan within its multipliers (what --lanes auto "
+        "takes when it fits and meets timing).",
         "",
         f"accuracy (fixed point, seed 1): digits {data['accuracy']['digits_test'] * 100:.2f} % "
         f"after {data['accuracy']['digits_epochs']} epochs, iris "
         f"{data['accuracy']['iris_test'] * 100:.2f} % after {data['accuracy']['iris_epochs']}",
         "",
-        f"400-400-10 on ECP5-85F (projection): {p['weight_words']:,} weight words against "
-        f"{p['block_ram_words']:,} in 208 DP16KD ({p['block_ram_fraction'] * 100:.0f} %, "
-        f"{'fits' if p['fits_block_ram'] else 'does NOT fit'}); {p['units']} sweep units x "
-        f"{p['lanes_per_unit']} lanes = {p['projected_cycles_per_sample']:,.0f} cycles/sample "
-        f"({p['overhead_cycles']:.0f} of them overhead, from the digits run)",
+        f"400-400-10 on ECP5-85F (projection): {p['weight_words']:,} weight words in "
+        f"{p['block_ram_blocks']} of 208 DP16KD at its lane plan's word widths "
+        f"({p['block_ram_fraction'] * 100:.0f} %, "
+        f"{'fits' if p['fits_block_ram'] else 'does NOT fit'}); {p['units']} sweep units at "
+        f"lanes {p['lanes']}: {p['projected_cycles_per_sample']:,.0f} cycles/sample "
+        f"({p['overhead_cycles']:.0f} of them control, from the digits run)",
     ]
     check = p["model_check"]
     text.append(
