@@ -426,11 +426,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
         try:
             if args.lanes == "auto":
-                result = build_auto(name, cfg, out, baud=args.baud)
+                result = build_auto(name, cfg, out, baud=args.baud, router=args.router)
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")
             else:
-                result = build(name, cfg, out, lanes=args.lanes, baud=args.baud)
+                result = build(name, cfg, out, lanes=args.lanes, baud=args.baud, router=args.router)
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)
             failed.append(name)
@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--inference", action="store_true", help="the inference schedule")
     sched.set_defaults(func=cmd_schedule)
 
-    from boards.targets import BOARDS
+    from boards.targets import BOARDS, ROUTERS
 
     p = sub.add_parser("build", help="bitstream and report for a board (open toolchain)")
     p.add_argument("--board", required=True, choices=[*BOARDS, "all"])
@@ -558,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=LANES_HELP[:-4] + ", or 'auto': the fastest plan that fits and meets timing (1)",
     )
     p.add_argument("--baud", type=int, default=115200, help="host link baud rate (115200)")
+    p.add_argument(
+        "--router",
+        choices=ROUTERS,
+        default="router1",
+        help="nextpnr router; router2 finishes large congested designs router1 stalls on",
+    )
     p.add_argument("--out", help="build directory (build/boards/NAME)")
     p.add_argument("--json", help="write the report as JSON")
     p.set_defaults(func=cmd_build)

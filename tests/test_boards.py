@@ -262,7 +262,7 @@ def _plan_size(lanes):
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.targets as targets
 
-    def fake_build(board, cfg, out, lanes, baud):
+    def fake_build(board, cfg, out, lanes, baud, router):
         if _plan_size(lanes) > 15:
             raise targets.BuildError(f"the design does not fit: {lanes}")
         ok = _plan_size(lanes) <= 12
@@ -283,7 +283,7 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud):
+    def fake_build(board, cfg, out, lanes, baud, router):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
