@@ -58,6 +58,15 @@ def _numpy_step(weights: list[np.ndarray], xs: np.ndarray, ts: np.ndarray, eta: 
     return step
 
 
+def numpy_backprop_rate(cfg: Config, seconds: float) -> float:
+    """Training samples per second of plain numpy float backprop of ``cfg``'s network (the
+    circuit's initial weights, 64 fixed random samples) on this CPU."""
+    xs, ts = _data(cfg)
+    initial = Circuit(compile_backprop(cfg), cfg, FLOAT).weights_float()
+    weights = [initial[f"W{i}"] for i in range(1, len(cfg.layers))]
+    return _rate(_numpy_step(weights, xs, ts, cfg.eta), seconds)
+
+
 def bench_golden(seconds: float = 2.0) -> dict:
     """Training samples per second of the circuit model (fixed and float) and of plain numpy
     backprop on the same network and data, measured in one run."""
@@ -69,9 +78,7 @@ def bench_golden(seconds: float = 2.0) -> dict:
         for mode in (FIXED, FLOAT):
             step = _circuit_step(Circuit(schedule, cfg, mode), xs, ts)
             row[f"circuit_{mode}_samples_per_s"] = _rate(step, seconds)
-        initial = Circuit(schedule, cfg, FLOAT).weights_float()
-        weights = [initial[f"W{i}"] for i in range(1, len(cfg.layers))]
-        row["numpy_backprop_samples_per_s"] = _rate(_numpy_step(weights, xs, ts, cfg.eta), seconds)
+        row["numpy_backprop_samples_per_s"] = numpy_backprop_rate(cfg, seconds)
         rows.append(row)
     header = (
         "network",

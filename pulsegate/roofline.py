@@ -18,7 +18,7 @@ from golden_model.schedule import compile_backprop
 from hw.network import resolve_lanes
 from hw.synapse import COLUMNS, ROWS, WeightLayout
 
-from .bench import _numpy_step, _rate, macs_per_sample
+from .bench import macs_per_sample, numpy_backprop_rate
 
 __all__ = ["bench_roofline", "unit_depths", "projected_cycles", "LOIHI"]
 
@@ -82,18 +82,6 @@ def _measure_cycles(cfg: Config, lanes: int | dict[str, int] = 1) -> int:
     return clocks
 
 
-def _numpy_rate(cfg: Config, seconds: float) -> float:
-    from golden_model.circuit import FLOAT, Circuit
-
-    schedule = compile_backprop(cfg)
-    rng = np.random.default_rng(0)
-    xs = rng.uniform(0.0, 1.0, size=(64, cfg.layers[0]))
-    ts = np.eye(cfg.layers[-1])[rng.integers(0, cfg.layers[-1], size=64)]
-    initial = Circuit(schedule, cfg, FLOAT).weights_float()
-    weights = [initial[f"W{i}"] for i in range(1, len(cfg.layers))]
-    return _rate(_numpy_step(weights, xs, ts, cfg.eta), seconds)
-
-
 def bench_roofline(
     boards: tuple[str, ...] = DEFAULT_BOARDS,
     out: str | Path = "build/bench-roofline",
@@ -119,7 +107,7 @@ def bench_roofline(
             "cycles_at": cycles,
             "fastest": {name: lanes_label(plan) for name, plan in fastest.items()},
             "macs": macs_per_sample(compile_backprop(cfg), cfg),
-            "numpy": _numpy_rate(cfg, seconds),
+            "numpy": numpy_backprop_rate(cfg, seconds),
         }
         at = ", ".join(f"{c:,} at lanes {key}" for key, c in cycles.items())
         print(f"measured {label}: {at} cycles/sample", flush=True)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from golden_model.config import Config
 
-from .toolchain import tool_env
+from .cocotb_job import run_cocotb_job
 
 __all__ = ["SYSTEM_TOP", "run_link_bench"]
 
@@ -30,11 +28,8 @@ def run_link_bench(
     """Run one testbench of :mod:`sim.cocotb_link` (``train``, ``malformed`` or ``abort``)
     and return its verdict. ``job`` entries (``order``, ``seed``, ``frames``, ...) are passed
     to the testbench."""
-    from cocotb_tools.runner import get_runner
-
     from boards.system import PulsegateSystem
 
-    os.environ.update(tool_env())
     work = Path(work).resolve()
     system = PulsegateSystem(cfg, divisor=divisor, debug=True)
     text = verilog.convert(system, name=SYSTEM_TOP)
@@ -43,32 +38,13 @@ def run_link_bench(
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{SYSTEM_TOP}.v"
     source.write_text(text)
-    run_dir = work / test
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job_file, result = run_dir / "job.json", run_dir / "result.json"
-    job_file.write_text(json.dumps({"config": cfg.to_dict(), "divisor": divisor, **job}))
-    result.unlink(missing_ok=True)
-    runner = get_runner("verilator")
-    runner.build(
-        sources=[source],
-        hdl_toplevel=SYSTEM_TOP,
+    return run_cocotb_job(
+        source,
+        SYSTEM_TOP,
+        "sim.cocotb_link",
+        {"config": cfg.to_dict(), "divisor": divisor, **job},
         build_dir=build_dir,
+        run_dir=work / test,
         build_args=["-Wno-fatal", "-O3"],
-        timescale=("1ns", "1ps"),
-        log_file=build_dir / "build.log",
+        testcase=test,
     )
-    try:
-        runner.test(
-            test_module="sim.cocotb_link",
-            testcase=test,
-            hdl_toplevel=SYSTEM_TOP,
-            build_dir=build_dir,
-            test_dir=run_dir,
-            extra_env={"PULSEGATE_JOB": str(job_file), "PULSEGATE_RESULT": str(result)},
-            log_file=run_dir / "test.log",
-        )
-    except SystemExit:
-        pass
-    if not result.exists():
-        raise RuntimeError(f"the link testbench wrote no result; see {run_dir / 'test.log'}")
-    return json.loads(result.read_text())
