@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,9 @@ __all__ = [
 
 #: nextpnr's routers.
 ROUTERS = ("router1", "router2")
+#: Seconds one ``--lanes auto`` attempt may take (the digits system builds in 20-40 min here
+#: when it routes at all).
+AUTO_TIME_LIMIT = 60 * 60
 ICE40_TIMING_NOTE = "nextpnr-ice40 does not time SB_MAC16 internals (placeholder delays)"
 
 # The stock synth scripts map LUTs with abc9, which dies inside YoWASP's sandbox on designs of
@@ -186,6 +191,21 @@ def _flow(board: Board) -> dict:
     return {"synth_opts": "-run begin:map_luts", "script_after_synth": _ECP5_AFTER}
 
 
+def _run_script(plan, out: Path, time_limit: float | None) -> None:
+    """Run the build plan's script in ``out``; past ``time_limit`` seconds, stop it and every
+    tool it started (they share its process group) and raise ``TimeoutExpired``."""
+    plan.extract(str(out))
+    process = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=out, start_new_session=True)
+    try:
+        code = process.wait(timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if code:
+        raise subprocess.CalledProcessError(code, f"{plan.script}.sh")
+
+
 def build(
     board: Board | str,
     cfg: Config,
@@ -194,12 +214,14 @@ def build(
     lanes: int | dict[str, int] = 1,
     baud: int = 115200,
     router: str = "router1",
+    time_limit: float | None = None,
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
     ``router1`` (its default) or ``router2`` (measured here: the XOR system routes as fast and
     a little slower, 56.73 against 60.80 MHz on the ECP5-85F; large congested designs are
-    where router1 stalls)."""
+    where router1 stalls). ``time_limit`` (seconds): stop the tools and raise
+    :class:`BuildError` when the build takes longer (a congested design can route for hours)."""
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
     board = board_named(board) if isinstance(board, str) else board
@@ -217,7 +239,12 @@ def build(
     os.environ.update(tool_env(workdir=out))  # YoWASP's ABC wants TMPDIR inside the build
     os.environ.setdefault("DFU_SUFFIX", "true")  # OrangeCrab: plain .bit, no DFU suffix tool
     try:
-        plan.execute_local(str(out))
+        _run_script(plan, out, time_limit)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(
+            f"the {board.name} build did not finish within {time_limit / 60:.0f} min "
+            f"(stopped; progress in {out / 'top.tim'})"
+        ) from exc
     except Exception as exc:
         log = out / "top.tim"
         over = _over_capacity(log.read_text()) if log.exists() else []
@@ -360,11 +387,13 @@ def build_auto(
     *,
     baud: int = 115200,
     router: str = "router1",
+    time_limit: float | None = AUTO_TIME_LIMIT,
 ) -> dict:
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
     its clock. The fastest is tried first (on a large device it usually fits: one build);
     otherwise the search halves the rest of the list at each build (area and delay grow with
-    the multipliers). The report lists every attempt."""
+    the multipliers). A build that takes longer than ``time_limit`` seconds counts as not
+    fitting (routing congestion). The report lists every attempt."""
     board = board_named(board) if isinstance(board, str) else board
     plans = lane_plans(board, cfg)
     tried, best = [], None
@@ -373,7 +402,13 @@ def build_auto(
         label = lanes_label(plan)
         try:
             report = build(
-                board, cfg, Path(out) / f"lanes-{label}", lanes=plan, baud=baud, router=router
+                board,
+                cfg,
+                Path(out) / f"lanes-{label}",
+                lanes=plan,
+                baud=baud,
+                router=router,
+                time_limit=time_limit,
             )
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"

@@ -411,6 +411,16 @@ def _lane_setting(text: str) -> int | dict[str, int]:
     return plan
 
 
+def _minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = 0.0
+    if not minutes > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes > 0, got {text!r}")
+    return minutes
+
+
 def _lanes(text: str) -> str | int | dict[str, int]:
     return "auto" if text == "auto" else _lane_setting(text)
 
@@ -426,11 +436,20 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
         try:
             if args.lanes == "auto":
-                result = build_auto(name, cfg, out, baud=args.baud, router=args.router)
+                limit = {"time_limit": args.time_limit * 60} if args.time_limit else {}
+                result = build_auto(name, cfg, out, baud=args.baud, router=args.router, **limit)
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")
             else:
-                result = build(name, cfg, out, lanes=args.lanes, baud=args.baud, router=args.router)
+                result = build(
+                    name,
+                    cfg,
+                    out,
+                    lanes=args.lanes,
+                    baud=args.baud,
+                    router=args.router,
+                    time_limit=args.time_limit * 60 if args.time_limit else None,
+                )
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)
             failed.append(name)
@@ -562,7 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--router",
         choices=ROUTERS,
         default="router1",
-        help="nextpnr router; router2 finishes large congested designs router1 stalls on",
+        help="nextpnr's router (router1; router2 is the other choice for congested designs)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=_minutes,
+        metavar="MIN",
+        help="stop a build after MIN minutes (default: none; 60 per attempt with --lanes auto)",
     )
     p.add_argument("--out", help="build directory (build/boards/NAME)")
     p.add_argument("--json", help="write the report as JSON")

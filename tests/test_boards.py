@@ -262,7 +262,7 @@ def _plan_size(lanes):
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.targets as targets
 
-    def fake_build(board, cfg, out, lanes, baud, router):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit):
         if _plan_size(lanes) > 15:
             raise targets.BuildError(f"the design does not fit: {lanes}")
         ok = _plan_size(lanes) <= 12
@@ -283,10 +283,33 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
     monkeypatch.setattr(targets, "build", fake_build)
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 3, "W2": 5} and built == [report["lanes"]]
+
+
+def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
+    """The build script and what it started are killed at the limit (YoWASP tools run as
+    children of the script), and the caller gets TimeoutExpired in seconds, not hours."""
+    import subprocess
+    import time
+
+    from boards.targets import _run_script
+
+    class Plan:  # what _run_script takes from Amaranth's BuildPlan
+        script = "build_top"
+
+        def extract(self, root):
+            marker = tmp_path / "child_alive"
+            (tmp_path / "build_top.sh").write_text(f"(sleep 1; touch {marker}) & sleep 30\n")
+
+    started = time.perf_counter()
+    with pytest.raises(subprocess.TimeoutExpired):
+        _run_script(Plan(), tmp_path, time_limit=0.3)
+    assert time.perf_counter() - started < 1
+    time.sleep(1.5)
+    assert not (tmp_path / "child_alive").exists()  # the background child died too
