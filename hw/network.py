@@ -153,7 +153,7 @@ class NetworkCore(wiring.Component):
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
     stages; rules learn at once unless stochastic rounding makes them take turns. Its length
     in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 7 control
-    clocks (52 in a 7-tick backprop sample).
+    clocks a tick (52 in a 7-tick backprop sample).
 
     Parameters
     ----------
