@@ -27,6 +27,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
 from hw.network import lanes_label, sweep_depths
+from hw.synapse import COLUMNS, ROWS, WeightLayout
 from sim.toolchain import tool_env
 
 from .system import PulsegateSystem
@@ -218,9 +219,9 @@ def build(
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
-    ``router1`` (its default) or ``router2`` (measured here: the XOR system routes as fast and
-    a little slower, 56.73 against 60.80 MHz on the ECP5-85F; large congested designs are
-    where router1 stalls). ``time_limit`` (seconds): stop the tools and raise
+    ``router1`` (its default) or ``router2`` (measured here on the XOR system: about as fast,
+    56.73 against 60.80 MHz on the ECP5-85F; neither finished the digits system at 22 lanes
+    and above). ``time_limit`` (seconds): stop the tools and raise
     :class:`BuildError` when the build takes longer (a congested design can route for hours)."""
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
@@ -359,8 +360,10 @@ def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
         copy = copies.get(m.name)
 
         def depths(n: int) -> tuple[int, ...]:
-            own = m.rows * -(-m.cols // n)
-            return (own, -(-copy.rows // n) * copy.cols) if copy else (own,)
+            own = WeightLayout(m.rows, m.cols, n, ROWS, cfg.weight_width).depth
+            if copy is None:
+                return (own,)
+            return own, WeightLayout(copy.rows, copy.cols, n, COLUMNS, cfg.weight_width).depth
 
         widest = max(m.cols, copy.rows if copy else 0)
         return [n for n in range(1, widest + 1) if n == 1 or depths(n) != depths(n - 1)]
