@@ -131,7 +131,9 @@ class HebbianUnit(wiring.Component):
         ports = {
             "start": In(1),
             **vectors,
-            "w": Out(LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width)),
+            "w": Out(
+                LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width, lanes)
+            ),
             "busy": Out(1),
             "done": Out(1),
             "sat_count": Out(COUNTER_WIDTH),
@@ -149,7 +151,7 @@ class HebbianUnit(wiring.Component):
         if copy_rows is not None:
             self.copy_geometry = WeightLayout(copy_rows, rows, lanes, COLUMNS, cfg.weight_width)
             depth = self.copy_geometry.depth
-            ports["wt"] = Out(LearnPort(ceil_log2(max(depth, 2)), self.geometry.word_width))
+            ports["wt"] = Out(LearnPort(ceil_log2(max(depth, 2)), self.geometry.word_width, lanes))
         super().__init__(ports)
 
     def lane_columns(self, lane: int) -> list[int | None]:
@@ -264,7 +266,7 @@ class HebbianUnit(wiring.Component):
         m.d.comb += [
             self.w.waddr.eq(c_address),
             self.w.wdata.eq(Cat(*(word[:ww] for word in w_words))),
-            self.w.we.eq(c_valid),
+            self.w.we.eq(c_valid.replicate(lanes)),
         ]
         if self.copy_rows is not None:
             # W's last chunk may hold only the bias column, which has no row in the copy.
@@ -272,7 +274,7 @@ class HebbianUnit(wiring.Component):
             m.d.comb += [
                 self.wt.waddr.eq(c_t_address),
                 self.wt.wdata.eq(Cat(*(word[:ww] for word in t_words))),
-                self.wt.we.eq(c_valid & in_copy),
+                self.wt.we.eq((c_valid & in_copy).replicate(lanes)),
             ]
         if stochastic:
             valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[

@@ -31,6 +31,7 @@ from .fixedpoint import (
     saturate,
 )
 from .hebbian import HebbianUnit
+from .host_port import HostPort, WeightAddressDecoder, weight_spots
 from .lfsr import MultiStepLfsr
 from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
@@ -103,31 +104,6 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
             longest = max(depth(n, COLUMNS if shapes[n].transpose_of else ROWS) for n in swept)
             depths += [longest] * cfg.ticks_per_window
     return depths
-
-
-def HostPort(weights: int, weight_width: int) -> wiring.Signature:
-    """Weight and LFSR access from outside the core, seen from the side that drives it.
-
-    A request (``read`` or ``write`` with ``addr``; a weight's index in trace order, a copy's
-    index reaching its primary) is taken while ``ready``; ``done`` pulses two clocks later with
-    ``rdata``. A write updates ``W`` and its transposed copy together, so no sequence of
-    writes can make them differ. ``seed_write`` (while ``ready``) replaces the rounding LFSR
-    state with ``seed``.
-    """
-    return wiring.Signature(
-        {
-            "addr": Out(range(max(weights, 2))),
-            "wdata": Out(signed(weight_width)),
-            "read": Out(1),
-            "write": Out(1),
-            "seed": Out(32),
-            "seed_write": Out(1),
-            "ready": In(1),
-            "done": In(1),
-            "rdata": In(signed(weight_width)),
-            "lfsr_state": In(32),
-        }
-    )
 
 
 def _grouped(items, sizes) -> list[tuple[int, int, list[tuple[str, int]]]]:
@@ -707,100 +683,60 @@ class NetworkCore(wiring.Component):
 
     def weight_spots(self) -> list[tuple[str, int, int, str | None, int, int]]:
         """For every weight in trace order: ``(matrix, address, lane, copy, address, lane)``
-        of the word that holds it and of its transposed copy (``copy`` is ``None`` when
-        it has none). A copy's weight is reached through its primary's spot."""
-        s = self.schedule
-        copies = {m.transpose_of: m.name for m in s.matrices if m.transpose_of}
-        spots = []
-        for mat in s.matrices:
-            primary = mat.transpose_of or mat.name
-            for r in range(mat.rows):
-                for c in range(mat.cols):
-                    pr, pc = (c, r) if mat.transpose_of else (r, c)
-                    address, lane = self.synapses[primary].geometry.locate(pr, pc)
-                    copy = copies.get(primary)
-                    if copy is not None and pc < s.matrix(copy).rows:
-                        ca, cl = self.synapses[copy].geometry.locate(pc, pr)
-                        spots.append((primary, address, lane, copy, ca, cl))
-                    else:
-                        spots.append((primary, address, lane, None, 0, 0))
-        return spots
+        of the word that holds it and of its transposed copy (:func:`hw.host_port.weight_spots`)."""
+        geometry = {name: unit.geometry for name, unit in self.synapses.items()}
+        return weight_spots(self.schedule.matrices, geometry)
 
     def _host_port(self, m: Module, drivers: dict) -> None:
         """Read or write one weight while the core is idle. A write goes to ``W`` and to
         its transposed copy in the same clock, whichever of the two was addressed, so
-        ``W == W^T`` holds after any sequence of host writes."""
+        ``W == W^T`` holds after any sequence of host writes. It writes one lane of each
+        word (the memories' lane write enables): no read-modify-write."""
         ww = self.cfg.weight_width
-        spots = self.weight_spots()
         names = list(self.synapses)
-        select = Signal(range(max(len(names), 2)))
-        copy_select = Signal(range(max(len(names), 2)))
-        has_copy = Signal()
-        address = Signal(16)
-        lane = Signal(range(max(self.lanes, 2)))
-        copy_address = Signal(16)
-        copy_lane = Signal(range(max(self.lanes, 2)))
+        m.submodules.host_decoder = decoder = WeightAddressDecoder(
+            self.schedule.matrices, {name: unit.geometry for name, unit in self.synapses.items()}
+        )
         value = Signal(signed(ww))
         writing = Signal()
-        with m.Switch(self.host.addr):
-            for index, (primary, a, ln, copy, ca, cl) in enumerate(spots):
-                with m.Case(index):
-                    m.d.comb += [
-                        select.eq(names.index(primary)),
-                        address.eq(a),
-                        lane.eq(ln),
-                        has_copy.eq(copy is not None),
-                        copy_select.eq(names.index(copy) if copy else 0),
-                        copy_address.eq(ca),
-                        copy_lane.eq(cl),
-                    ]
-        # Latched request: the address decode above feeds these registers.
-        r_select, r_copy_select = Signal.like(select), Signal.like(copy_select)
-        r_has_copy, r_address, r_lane = Signal(), Signal.like(address), Signal.like(lane)
-        r_copy_address, r_copy_lane = Signal.like(copy_address), Signal.like(copy_lane)
         busy = Signal()
-        phase_write = Signal()
-        m.d.comb += self.host.ready.eq(~self.running & ~busy & ~self.start)
+        access = Signal()
+        answer = Signal()
+        m.d.comb += [
+            self.host.ready.eq(~self.running & ~busy & ~self.start),
+            decoder.addr.eq(self.host.addr),
+        ]
         m.d.sync += self.host.done.eq(0)
         with m.FSM(name="host"):
             with m.State("idle"):
                 with m.If(self.host.ready & (self.host.read | self.host.write)):
-                    m.d.sync += [
-                        r_select.eq(select),
-                        r_copy_select.eq(copy_select),
-                        r_has_copy.eq(has_copy),
-                        r_address.eq(address),
-                        r_lane.eq(lane),
-                        r_copy_address.eq(copy_address),
-                        r_copy_lane.eq(copy_lane),
-                        value.eq(self.host.wdata),
-                        writing.eq(self.host.write),
-                    ]
-                    m.next = "address"
-            with m.State("address"):  # read ports take the address
+                    m.d.comb += decoder.start.eq(1)
+                    m.d.sync += [value.eq(self.host.wdata), writing.eq(self.host.write)]
+                    m.next = "decode"
+            with m.State("decode"):
                 m.d.comb += busy.eq(1)
+                with m.If(decoder.valid):
+                    m.next = "access"
+            with m.State("access"):  # read ports take the address; a write happens now
+                m.d.comb += [busy.eq(1), access.eq(1)]
                 m.next = "data"
-            with m.State("data"):  # words on the read ports; write back the modified ones
-                m.d.comb += [busy.eq(1), phase_write.eq(writing)]
+            with m.State("data"):  # the word is on the read port
+                m.d.comb += [busy.eq(1), answer.eq(1)]
                 m.d.sync += self.host.done.eq(1)
                 m.next = "idle"
         for k, name in enumerate(names):
             port = self.synapses[name].learn
-            mine = busy & (r_select == k)
-            theirs = busy & r_has_copy & (r_copy_select == k)
-            at = Mux(mine, r_address, r_copy_address)
-            at_lane = Mux(mine, r_lane, r_copy_lane)
-            word = Signal.like(port.rdata, name=f"host_word_{name}")
-            m.d.comb += word.eq(port.rdata)
             count = self.matrix_lanes[name]
-            lanes = [word[i * ww : (i + 1) * ww] for i in range(count)]
-            patched = Cat(*(Mux(at_lane == i, value, lanes[i]) for i in range(count)))
+            mine = busy & (decoder.select == k)
+            theirs = busy & decoder.has_copy & (decoder.copy_select == k)
+            at = Mux(mine, decoder.address, decoder.copy_address)
+            at_lane = Mux(mine, decoder.lane, decoder.copy_lane)
             with m.If(mine | theirs):
                 m.d.comb += [
                     port.raddr.eq(at),
                     port.waddr.eq(at),
-                    port.wdata.eq(patched),
-                    port.we.eq(phase_write),
+                    port.wdata.eq(value.replicate(count)),
+                    port.we.eq(Mux(access & writing, Const(1, count) << at_lane, 0)),
                 ]
             if name in drivers:
                 with m.Else():
@@ -811,7 +747,8 @@ class NetworkCore(wiring.Component):
                         port.we.eq(drivers[name].we),
                     ]
                 m.d.comb += drivers[name].rdata.eq(port.rdata)
-            with m.If(mine):
+            with m.If(mine & answer):
+                lanes = [port.rdata[i * ww : (i + 1) * ww] for i in range(count)]
                 m.d.sync += self.host.rdata.eq(Array(lanes)[at_lane].as_signed())
         m.d.comb += self.lfsr.load_en.eq(self.host.seed_write & self.host.ready)
         m.d.comb += [

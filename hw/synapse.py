@@ -81,16 +81,17 @@ class WeightLayout:
         return out
 
 
-def LearnPort(addr_width: int, word_width: int) -> wiring.Signature:
+def LearnPort(addr_width: int, word_width: int, lanes: int = 1) -> wiring.Signature:
     """Read-then-write access to a weight memory, from the learner's side: the read data
-    arrives one clock after ``raddr``; a write happens on the clock ``we`` is high."""
+    arrives one clock after ``raddr``; a write happens on the clock ``we`` is high, to the
+    lanes whose bit of ``we`` is set (a learner writes whole words, a host one weight)."""
     return wiring.Signature(
         {
             "raddr": Out(addr_width),
             "rdata": In(word_width),
             "waddr": Out(addr_width),
             "wdata": Out(word_width),
-            "we": Out(1),
+            "we": Out(lanes),
         }
     )
 
@@ -211,7 +212,7 @@ class SynapseUnit(wiring.Component):
                 "done": Out(1),
                 "sat_count": Out(COUNTER_WIDTH),
                 "sat_events": Out(range(lanes + 1)),
-                "learn": In(LearnPort(addr_width, self.geometry.word_width)),
+                "learn": In(LearnPort(addr_width, self.geometry.word_width, lanes)),
             }
         )
 
@@ -230,7 +231,7 @@ class SynapseUnit(wiring.Component):
         m.submodules.memory = self.memory
         sweep = self.memory.read_port()
         learn_read = self.memory.read_port()
-        learn_write = self.memory.write_port()
+        learn_write = self.memory.write_port(granularity=ww)
         if self.debug:
             debug_read = self.memory.read_port()
             m.d.comb += [

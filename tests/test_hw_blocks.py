@@ -575,3 +575,59 @@ def test_times_constant_is_a_product_without_a_multiplier(constant):
     sim.run()
     assert all(product == value * constant for value, product in seen)
     assert " * " not in verilog.convert(m, ports=[x, y])
+
+
+@pytest.mark.parametrize(
+    "layers, lanes",
+    [((2, 4, 1), {"W1": 2, "W2": 3}), ((4, 8, 3), {"W1": 3, "W2": 2}), ((4, 8, 3), 1)],
+)
+def test_weight_address_decoder_matches_every_spot(layers, lanes):
+    """Every trace index decodes to the memory, word and lane of ``weight_spots`` (and of its
+    transposed copy), including copies reached through their primary and bias columns."""
+    from hw.host_port import WeightAddressDecoder, weight_spots
+    from hw.network import resolve_lanes
+    from hw.synapse import WeightLayout
+
+    cfg = Config(layers=layers)
+    schedule = compile_backprop(cfg)
+    counts = resolve_lanes(schedule, lanes)
+    geometry = {
+        m.name: WeightLayout(
+            m.rows, m.cols, counts[m.name], COLUMNS if m.transpose_of else ROWS, cfg.weight_width
+        )
+        for m in schedule.matrices
+    }
+    spots = weight_spots(schedule.matrices, geometry)
+    names = [m.name for m in schedule.matrices]
+    dut = WeightAddressDecoder(schedule.matrices, geometry)
+    longest = max(2 * (m.rows + m.cols) + 4 for m in schedule.matrices)
+    got = []
+
+    async def bench(ctx):
+        for index in range(len(spots)):
+            ctx.set(dut.addr, index)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            clocks = 0
+            while not ctx.get(dut.valid) and clocks <= longest:
+                await ctx.tick()
+                clocks += 1
+            assert clocks < longest, f"index {index} took {clocks} clocks"
+            spot = (
+                names[ctx.get(dut.select)],
+                ctx.get(dut.address),
+                ctx.get(dut.lane),
+                names[ctx.get(dut.copy_select)] if ctx.get(dut.has_copy) else None,
+                ctx.get(dut.copy_address) if ctx.get(dut.has_copy) else 0,
+                ctx.get(dut.copy_lane) if ctx.get(dut.has_copy) else 0,
+            )
+            got.append(spot)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == len(spots) > 0
+    wrong = [(k, g, w) for k, (g, w) in enumerate(zip(got, spots, strict=True)) if g != w]
+    assert not wrong, wrong[:5]

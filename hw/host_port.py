@@ -1,0 +1,231 @@
+"""Weight access from outside the core: the port's signature and its address decoder.
+
+A host names a weight by its index in the golden trace's order (matrix after matrix, row-major).
+The core keeps each matrix in a memory of ``lanes``-weight words, ``W`` by rows and its
+transposed copy by columns, so an index has to become a memory, an address and a lane (two of
+each for a weight with a copy). A table of every index is large (one case per weight: about
+2,600 LUT4 for the digits network), so :class:`WeightAddressDecoder` computes the spot with a
+few subtractions a clock instead: host accesses are rare and slow (a link frame takes
+thousands of clocks), so tens of clocks of decoding cost nothing that matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden_model.schedule import Matrix
+
+from .synapse import WeightLayout
+
+__all__ = ["HostPort", "WeightAddressDecoder", "weight_spots"]
+
+
+def HostPort(weights: int, weight_width: int) -> wiring.Signature:
+    """Weight and LFSR access from outside the core, seen from the side that drives it.
+
+    A request (``read`` or ``write`` with ``addr``; a weight's index in trace order, a copy's
+    index reaching its primary) is taken while ``ready``; ``done`` pulses when it is complete
+    (a read's value on ``rdata``): a number of clocks that depends on the address, never on
+    data. A write updates ``W`` and its transposed copy together, so no sequence of writes can
+    make them differ. ``seed_write`` (while ``ready``) replaces the rounding LFSR state with
+    ``seed``.
+    """
+    return wiring.Signature(
+        {
+            "addr": Out(range(max(weights, 2))),
+            "wdata": Out(signed(weight_width)),
+            "read": Out(1),
+            "write": Out(1),
+            "seed": Out(32),
+            "seed_write": Out(1),
+            "ready": In(1),
+            "done": In(1),
+            "rdata": In(signed(weight_width)),
+            "lfsr_state": In(32),
+        }
+    )
+
+
+def weight_spots(
+    matrices: Sequence[Matrix], geometry: Mapping[str, WeightLayout]
+) -> list[tuple[str, int, int, str | None, int, int]]:
+    """For every weight in trace order: ``(matrix, address, lane, copy, address, lane)`` of
+    the word that holds it and of its transposed copy (``copy`` is ``None`` when it has none).
+    A copy's weight is reached through its primary's spot. The reference for the decoder."""
+    copies = {m.transpose_of: m.name for m in matrices if m.transpose_of}
+    rows_of = {m.name: m.rows for m in matrices}
+    spots = []
+    for mat in matrices:
+        primary = mat.transpose_of or mat.name
+        for r in range(mat.rows):
+            for c in range(mat.cols):
+                pr, pc = (c, r) if mat.transpose_of else (r, c)
+                address, lane = geometry[primary].locate(pr, pc)
+                copy = copies.get(primary)
+                if copy is not None and pc < rows_of[copy]:
+                    ca, cl = geometry[copy].locate(pc, pr)
+                    spots.append((primary, address, lane, copy, ca, cl))
+                else:
+                    spots.append((primary, address, lane, None, 0, 0))
+    return spots
+
+
+class WeightAddressDecoder(wiring.Component):
+    """The memory spots of a weight named by its trace index, a few subtractions a clock.
+
+    Steps (one clock each): pick the matrix (index minus its offset); subtract the matrix's
+    columns until a row remains (``r``, ``c``; a copy's weight swaps to its primary's
+    ``(c, r)``); subtract the lanes until a lane remains (chunk ``q``); add the primary's
+    words per row ``r`` times. A primary stores ``(r, c)`` by rows at ``r * inner + q``, its
+    copy by columns at ``q * rows + r``; both at lane ``c mod lanes``. This is
+    :func:`weight_spots`, computed.
+
+    Parameters
+    ----------
+    matrices : sequence of Matrix
+        The schedule's matrices, in trace order (a copy after its primary, or before).
+    geometry : mapping of str to WeightLayout
+        Each matrix's memory layout (a primary by rows, a copy by columns, same lanes).
+
+    Attributes
+    ----------
+    addr : In(range(weights))
+        The index, taken with ``start``.
+    start : In(1)
+    busy : Out(1)
+        From the clock after ``start`` until the clock ``valid`` rises.
+    valid : Out(1)
+        The outputs hold the spot of the last index started, until the next ``start``.
+        Fewer than ``2 * (rows + cols) + 4`` clocks of the largest matrix after ``start``.
+    select, address, lane : Out
+        The primary memory (index into the schedule's matrices), word and lane.
+    has_copy : Out(1)
+    copy_select, copy_address, copy_lane : Out
+        The transposed copy's memory, word and lane (when ``has_copy``).
+    """
+
+    def __init__(self, matrices: Sequence[Matrix], geometry: Mapping[str, WeightLayout]) -> None:
+        self.matrices = list(matrices)
+        self.geometry = dict(geometry)
+        self.weights = sum(m.rows * m.cols for m in self.matrices)
+        names = [m.name for m in self.matrices]
+        depth = max(g.depth for g in self.geometry.values())
+        lanes = max(g.lanes for g in self.geometry.values())
+        super().__init__(
+            {
+                "addr": In(range(max(self.weights, 2))),
+                "start": In(1),
+                "busy": Out(1),
+                "valid": Out(1),
+                "select": Out(range(max(len(names), 2))),
+                "address": Out(range(max(depth, 2))),
+                "lane": Out(range(max(lanes, 2))),
+                "has_copy": Out(1),
+                "copy_select": Out(range(max(len(names), 2))),
+                "copy_address": Out(range(max(depth, 2))),
+                "copy_lane": Out(range(max(lanes, 2))),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        mats = self.matrices
+        names = [mat.name for mat in mats]
+        index = {name: k for k, name in enumerate(names)}
+        copy_of = {mat.transpose_of: mat.name for mat in mats if mat.transpose_of}
+        primary = [index[mat.transpose_of or mat.name] for mat in mats]
+
+        def table(values) -> Array:
+            return Array(Const(v) for v in values)
+
+        offsets, total = [], 0
+        for mat in mats:
+            offsets.append(total)
+            total += mat.rows * mat.cols
+        cols = table(mat.cols for mat in mats)
+        is_copy = table(int(mat.transpose_of is not None) for mat in mats)
+        # Per primary (indexed by a matrix's primary): lanes, words per row, its copy.
+        geo = [self.geometry[names[p]] for p in range(len(mats))]
+        lanes = table(g.lanes for g in geo)
+        inner = table(g.inner for g in geo)
+        copy_name = [copy_of.get(name) for name in names]
+        has_copy = table(int(c is not None) for c in copy_name)
+        copy_select = table(index[c] if c else 0 for c in copy_name)
+        copy_rows = table(self.geometry[c].rows if c else 0 for c in copy_name)
+        copy_inner = table(self.geometry[c].inner if c else 0 for c in copy_name)
+
+        width = max(self.weights, 2).bit_length() + 1
+        sel = Signal(range(max(len(mats), 2)))
+        p = Signal.like(sel)
+        rest = Signal(width)  # index within the matrix, then the column, then the lane
+        r = Signal(width)
+        pr, pc = Signal(width), Signal(width)
+        q = Signal(width)
+        count = Signal(width)
+        address = Signal(width)
+        copy_address = Signal(width)
+
+        # The matrix: the last whose offset is at most the index.
+        pick = Signal.like(sel)
+        for k, offset in enumerate(offsets):
+            with m.If(self.addr >= offset):
+                m.d.comb += pick.eq(k)
+        m.d.comb += [
+            self.select.eq(p),
+            self.address.eq(address),
+            self.lane.eq(rest),
+            self.has_copy.eq(has_copy[p] & (pc < copy_rows[p])),
+            self.copy_select.eq(copy_select[p]),
+            self.copy_address.eq(copy_address),
+            self.copy_lane.eq(rest),
+        ]
+        with m.FSM():
+            with m.State("idle"):
+                m.d.comb += self.valid.eq(1)
+                with m.If(self.start):
+                    m.d.sync += [
+                        sel.eq(pick),
+                        rest.eq(self.addr - table(offsets)[pick]),
+                        r.eq(0),
+                    ]
+                    m.next = "row"
+            with m.State("row"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(rest >= cols[sel]):
+                    m.d.sync += [rest.eq(rest - cols[sel]), r.eq(r + 1)]
+                with m.Else():
+                    # (r, rest) in this matrix; a copy's weight is its primary's (rest, r).
+                    swap = is_copy[sel]
+                    m.d.sync += [
+                        p.eq(table(primary)[sel]),
+                        pr.eq(Mux(swap, rest, r)),
+                        pc.eq(Mux(swap, r, rest)),
+                        rest.eq(Mux(swap, r, rest)),
+                        q.eq(0),
+                    ]
+                    m.next = "chunk"
+            with m.State("chunk"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(rest >= lanes[p]):
+                    m.d.sync += [rest.eq(rest - lanes[p]), q.eq(q + 1)]
+                with m.Else():
+                    m.d.sync += [
+                        address.eq(q),
+                        count.eq(pr),
+                        copy_address.eq(pr),
+                    ]
+                    m.next = "multiply"
+            with m.State("multiply"):
+                # address = pr * inner + q; copy_address = q * copy_inner + pr.
+                m.d.comb += self.busy.eq(1)
+                with m.If(count != 0):
+                    m.d.sync += [address.eq(address + inner[p]), count.eq(count - 1)]
+                with m.Elif(q != 0):
+                    m.d.sync += [copy_address.eq(copy_address + copy_inner[p]), q.eq(q - 1)]
+                with m.Else():
+                    m.next = "idle"
+        return m
