@@ -26,7 +26,7 @@ from amaranth_boards.resources import UARTResource
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
-from hw.network import lanes_label, sweep_depths
+from hw.network import lanes_label, multiplier_count, sweep_depths
 from hw.synapse import COLUMNS, ROWS, WeightLayout
 from sim.toolchain import tool_env
 
@@ -322,19 +322,21 @@ MULTIPLIERS = {"iCE40UP5K": 8, "iCE40HX8K": 0, "LFE5U-85F": 156, "LFE5U-25F": 28
 
 
 def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
-    """Lane counts worth trying for ``cfg`` on ``board``, largest first: every synapse and
-    Hebbian unit has ``lanes`` multipliers, so the device's multipliers bound the count, and
-    only counts that shorten some sweep are kept (the fewest lanes for each sample length:
-    digits at 31 lanes splits its 65 columns into 3 chunks, as at 22, so 23-31 would only add
-    idle multipliers and routing)."""
+    """Lane counts worth trying for ``cfg`` on ``board``, largest first: the device's
+    multipliers bound the count (a matrix's units share ``lanes`` of them,
+    :func:`~hw.network.multiplier_count`), and only counts that shorten some sweep are kept
+    (the fewest lanes for each sample length: digits at 31 lanes splits its 65 columns into 3
+    chunks, as at 22, so 23-31 would only add idle multipliers and routing)."""
     from golden_model.schedule import compile_backprop
 
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
-    units = len(schedule.matrices) + len({ln.matrix for ph in schedule.phases for ln in ph.learns})
     widest = max(m.rows if m.transpose_of else m.cols for m in schedule.matrices)
-    budget = MULTIPLIERS.get(board.device, 0) // units if board.dsp else widest
-    top = max(1, min(widest, budget))
+    budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
+    fitting = [
+        n for n in range(1, widest + 1) if budget is None or multiplier_count(schedule, n) <= budget
+    ]
+    top = max(fitting, default=1)
     clocks = {lanes: sum(sweep_depths(schedule, cfg, lanes)) for lanes in range(1, top + 1)}
     return [n for n in range(top, 0, -1) if n == 1 or clocks[n] < clocks[n - 1]]
 
@@ -343,17 +345,15 @@ def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
     """Lane counts per matrix worth trying for ``cfg`` on ``board``, fastest first: each
     plan gives every weight matrix (with its transposed copy and its learning rule, which share
     the count) as many lanes as shortens its sweeps, within the device's multipliers, and no
-    plan uses more multipliers than a faster one. Digits on the ECP5-85F: W1 at 33 lanes (two
-    chunks of 65 columns) and W2 at 17 (two of 33), 117 multipliers, 168 sweep clocks per
-    sample, where 22 lanes everywhere take 110 multipliers and 232 clocks."""
+    plan uses more multipliers than a faster one. A matrix's units share its multipliers
+    (:func:`~hw.network.multiplier_count`). Digits on the ECP5-85F: W1 at 65 lanes (a row
+    a clock) and W2 at 33, 98 multipliers, 84 sweep clocks per sample."""
     from golden_model.schedule import compile_backprop
 
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
     primaries = [m for m in schedule.matrices if not m.transpose_of]
     copies = {m.transpose_of: m for m in schedule.matrices if m.transpose_of}
-    learned = {ln.matrix for ph in schedule.phases for ln in ph.learns}
-    units = {m.name: 1 + (m.name in copies) + (m.name in learned) for m in primaries}
 
     def useful(m) -> list[int]:
         """Counts that shorten one of the matrix's sweeps (by rows; its copy by columns)."""
@@ -372,7 +372,7 @@ def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
     plans = []
     for counts in itertools.product(*(useful(m) for m in primaries)):
         plan = {m.name: n for m, n in zip(primaries, counts, strict=True)}
-        multipliers = sum(units[name] * n for name, n in plan.items())
+        multipliers = multiplier_count(schedule, plan)
         if budget is None or multipliers <= budget:
             plans.append((sum(sweep_depths(schedule, cfg, plan)), multipliers, plan))
     frontier, fewest = [], None

@@ -61,6 +61,10 @@ class HebbianUnit(wiring.Component):
         is named, the unit names its row and chunk (``fetch_row``, ``fetch_chunk``,
         ``fetch_valid``) and takes ``fetched_post`` and ``fetched_pre`` (the column of
         :meth:`lane_columns` per lane) into a register for the product a clock later.
+    external_multipliers : bool
+        Multiply in a :class:`~hw.multipliers.MultiplierPool` shared with units that never
+        multiply at the same time: the operands leave on ``mul_a``, ``mul_b`` while
+        ``mul_valid``, and the products come back on ``mul_product`` a clock later.
 
     Attributes
     ----------
@@ -83,6 +87,10 @@ class HebbianUnit(wiring.Component):
         Own LFSR only.
     random_ahead : In(ArrayLayout(unsigned(32), lanes)), random_advance : Out(range(lanes + 1))
         Shared LFSR only: connect to a :class:`~hw.lfsr.MultiStepLfsr`.
+    mul_valid : Out(1), mul_a, mul_b : Out(ArrayLayout(signed(current_width), lanes))
+        (``external_multipliers=True``) ``post`` and each lane's ``pre``.
+    mul_product : In(ArrayLayout(signed(2 * current_width), lanes))
+        (``external_multipliers=True``) Their products, a clock after ``mul_valid``.
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class HebbianUnit(wiring.Component):
         rule: str = "hebbian",
         shared_lfsr: bool = False,
         fetch: bool = False,
+        external_multipliers: bool = False,
         _fault: str | None = None,
     ) -> None:
         if rule not in ("hebbian", "covariance"):
@@ -148,6 +157,13 @@ class HebbianUnit(wiring.Component):
             ports["random_advance"] = Out(range(lanes + 1))
         else:
             ports["lfsr_state"] = Out(32)
+        self.external_multipliers = external_multipliers
+        if external_multipliers:
+            cw = cfg.current_width
+            ports["mul_valid"] = Out(1)
+            ports["mul_a"] = Out(data.ArrayLayout(signed(cw), lanes))
+            ports["mul_b"] = Out(data.ArrayLayout(signed(cw), lanes))
+            ports["mul_product"] = In(data.ArrayLayout(signed(2 * cw), lanes))
         if copy_rows is not None:
             self.copy_geometry = WeightLayout(copy_rows, rows, lanes, COLUMNS, cfg.weight_width)
             depth = self.copy_geometry.depth
@@ -233,8 +249,12 @@ class HebbianUnit(wiring.Component):
             else:
                 pre = Array(self.pre[c] if c < self.cols else zero for c in columns)[b_chunk]
             in_w = Array(Const(c < self.cols) for c in columns)[c_chunk]
-            product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
-            m.d.sync += product.eq(post * pre)
+            if self.external_multipliers:
+                m.d.comb += [self.mul_a[lane].eq(post), self.mul_b[lane].eq(pre)]
+                product = self.mul_product[lane]
+            else:
+                product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
+                m.d.sync += product.eq(post * pre)
             old = self.w.rdata[lane * ww : (lane + 1) * ww].as_signed()
             if self.rule == "covariance":
                 width = max(2 * cfg.current_width, ww + self.align) + 2
@@ -289,6 +309,8 @@ class HebbianUnit(wiring.Component):
                 m.d.comb += now.eq(Mux(c_valid, balanced_sum(events), 0))
                 total = counter + Mux(c_valid, balanced_sum(events), 0)
                 m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
+        if self.external_multipliers:
+            m.d.comb += self.mul_valid.eq(b_valid)
         m.d.comb += [
             self.busy.eq(issuing | b_valid | c_valid),
             self.done.eq(c_valid & (c_address == geo.depth - 1)),

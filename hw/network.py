@@ -33,11 +33,20 @@ from .fixedpoint import (
 from .hebbian import HebbianUnit
 from .host_port import HostPort, WeightAddressDecoder, weight_spots
 from .lfsr import MultiStepLfsr
+from .multipliers import MultiplierPool
 from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
 from .synapse import COLUMNS, ROWS, SynapseUnit, WeightLayout
 
-__all__ = ["NetworkCore", "HostPort", "lanes_label", "resolve_lanes", "sweep_depths"]
+__all__ = [
+    "NetworkCore",
+    "HostPort",
+    "lanes_label",
+    "multiplier_count",
+    "multiplier_families",
+    "resolve_lanes",
+    "sweep_depths",
+]
 
 
 def resolve_lanes(schedule: Schedule, lanes: int | Mapping[str, int]) -> dict[str, int]:
@@ -106,6 +115,47 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
     return depths
 
 
+def multiplier_families(schedule: Schedule) -> dict[str, list[str]]:
+    """The units that can share one set of multipliers, per primary matrix: its synapse unit,
+    its transposed copy's and its learning rule (``"W2"``, ``"W2T"``, ``"learn W2"``). A tick
+    learns, then sweeps, so a rule never multiplies while a sweep does; two sweeps of one
+    family in the same phase would, and then each keeps its own (a family of one)."""
+    learned = {ln.matrix for ph in schedule.phases for ln in ph.learns}
+    read_in = {}
+    for index, phase in enumerate(schedule.phases):
+        for tr in phase.transfers:
+            for t in tr.terms:
+                if t.matrix is not None:
+                    read_in.setdefault(t.matrix, set()).add(index)
+    families: dict[str, list[str]] = {}
+    for mat in schedule.matrices:
+        families.setdefault(mat.transpose_of or mat.name, []).append(mat.name)
+    shared = {}
+    for primary, sweeps in families.items():
+        phases = [p for name in sweeps for p in read_in.get(name, ())]
+        units = sweeps + ([f"learn {primary}"] if primary in learned else [])
+        if len(phases) == len(set(phases)):
+            shared[primary] = units
+        else:
+            shared.update({unit: [unit] for unit in units})
+    return shared
+
+
+def multiplier_count(schedule: Schedule, lanes: int | Mapping[str, int], share: bool = True) -> int:
+    """Hard multipliers of a core at ``lanes`` (:func:`resolve_lanes`): a family's units
+    (:func:`multiplier_families`) share one set when ``share``, else each has its own."""
+    counts = resolve_lanes(schedule, lanes)
+
+    def lanes_of(unit: str) -> int:
+        return counts[unit.removeprefix("learn ")]
+
+    total = 0
+    for units in multiplier_families(schedule).values():
+        sizes = [lanes_of(u) for u in units]
+        total += max(sizes) if share else sum(sizes)
+    return total
+
+
 def _grouped(items, sizes) -> list[tuple[int, int, list[tuple[str, int]]]]:
     """(col0, size, [(group, sign), ...]) for terms sharing matrix columns, first-seen order
     (the grouping the golden model's circuit uses)."""
@@ -146,6 +196,11 @@ class NetworkCore(wiring.Component):
     population_lanes : int or None
         Population steps per clock in every group (``None``: the whole group in one clock).
         Fewer lanes trade clocks per tick for area; results do not change.
+    share_multipliers : bool
+        A matrix's synapse unit, its copy's and its learning rule multiply in one
+        :class:`~hw.multipliers.MultiplierPool` (:func:`multiplier_families`): they never
+        multiply at once, so the device's multipliers go two or three times as far. Results
+        and clocks do not change.
 
     Attributes
     ----------
@@ -176,6 +231,7 @@ class NetworkCore(wiring.Component):
         *,
         population_lanes: int | None = None,
         host_port: bool = False,
+        share_multipliers: bool = True,
         _fault: dict[str, str] | None = None,
     ) -> None:
         self.schedule, self.cfg, self.debug = schedule, cfg, debug
@@ -185,6 +241,12 @@ class NetworkCore(wiring.Component):
             raise ValueError(f"population_lanes must be >= 1 or None, got {population_lanes}")
         self.population_lanes = population_lanes
         self.host_port = host_port
+        self.families = {
+            primary: units
+            for primary, units in multiplier_families(schedule).items()
+            if share_multipliers and len(units) > 1
+        }
+        shared = {unit for units in self.families.values() for unit in units}
         self._fault = _fault or {}  # test-only: matrix name -> SynapseUnit fault
         self.layout = StateLayout.of(schedule)
         self.state_words = (
@@ -223,11 +285,11 @@ class NetworkCore(wiring.Component):
                 ),
             }
         )
-        self._build()
+        self._build(shared)
 
     # -- structure: every block the schedule needs --------------------------------------------
 
-    def _build(self) -> None:
+    def _build(self, shared: set[str]) -> None:
         s, cfg = self.schedule, self.cfg
         self.sequencer = GatingSequencer(s, cfg)
         self.populations = {
@@ -270,6 +332,7 @@ class NetworkCore(wiring.Component):
                 init=self._initial_weights[mat.name],
                 debug=self.debug,
                 fetch=True,
+                external_multipliers=mat.name in shared,
                 _fault=self._fault.get(mat.name),
             )
         self.learns = list(
@@ -285,6 +348,7 @@ class NetworkCore(wiring.Component):
                 rule=ln.rule,
                 shared_lfsr=True,
                 fetch=True,
+                external_multipliers=f"learn {ln.matrix}" in shared,
             )
             for ln in self.learns
         }
@@ -313,6 +377,7 @@ class NetworkCore(wiring.Component):
             m.submodules[f"syn_{name}"] = unit
         for name, unit in self.hebbians.items():
             m.submodules[f"learn_{name}"] = unit
+        self._multiplier_pools(m)
         events: list = []  # (enable, flag) pairs counted into sat_current at their moment
 
         def signed_sum(terms, name, enable):
@@ -662,6 +727,27 @@ class NetworkCore(wiring.Component):
         if self.debug:
             self._debug_port(m)
         return m
+
+    def _multiplier_pools(self, m: Module) -> None:
+        """One :class:`MultiplierPool` per family of units that share multipliers."""
+        cw, ww = self.cfg.current_width, self.cfg.weight_width
+        for primary, names in self.families.items():
+            units = [
+                self.hebbians[n[len("learn ") :]] if n.startswith("learn ") else self.synapses[n]
+                for n in names
+            ]
+            lanes = self.matrix_lanes[primary]
+            pool = MultiplierPool(len(units), lanes, max(cw, ww), cw)
+            m.submodules[f"multipliers_{primary}"] = pool
+            for k, unit in enumerate(units):
+                m.d.comb += pool.valid[k].eq(unit.mul_valid)
+                for lane in range(lanes):
+                    m.d.comb += [
+                        pool.a[k][lane].eq(unit.mul_a[lane]),
+                        pool.b[k][lane].eq(unit.mul_b[lane]),
+                        # Exact: each user's product fits its own width.
+                        unit.mul_product[lane].eq(pool.product[lane]),
+                    ]
 
     def _readout(self, m: Module) -> None:
         """``output``: the readout ``plus - minus`` latched when the golden model reads it

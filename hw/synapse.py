@@ -128,6 +128,10 @@ class SynapseUnit(wiring.Component):
         reading weights while the unit runs.
     fetch : bool
         Take source elements by index (``fetch_inner``, ``fetched``) instead of ``source``.
+    external_multipliers : bool
+        Multiply in a :class:`~hw.multipliers.MultiplierPool` shared with units that never
+        multiply at the same time: each lane's weight and source leave on ``mul_a``,
+        ``mul_b`` while ``mul_valid``; the products come back on ``mul_product`` a clock later.
 
     Attributes
     ----------
@@ -151,6 +155,10 @@ class SynapseUnit(wiring.Component):
         Saturation events in this clock (``sat_count`` sums them).
     learn : In(LearnPort)
         The Hebbian unit's access to the weight memory.
+    mul_valid : Out(1), mul_a : Out(ArrayLayout(signed(weight_width), lanes))
+    mul_b : Out(ArrayLayout(signed(current_width), lanes))
+    mul_product : In(ArrayLayout(signed(weight_width + current_width), lanes))
+        (``external_multipliers=True``)
     """
 
     def __init__(
@@ -164,9 +172,11 @@ class SynapseUnit(wiring.Component):
         init: np.ndarray | None = None,
         debug: bool = False,
         fetch: bool = False,
+        external_multipliers: bool = False,
         _fault: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.external_multipliers = external_multipliers
         self.debug = debug
         self.fetch = fetch
         self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width)
@@ -199,10 +209,22 @@ class SynapseUnit(wiring.Component):
             if fetch
             else {"source": In(data.ArrayLayout(signed(cw), cols))}
         )
+        ww = cfg.weight_width
+        multiplier_ports = (
+            {
+                "mul_valid": Out(1),
+                "mul_a": Out(data.ArrayLayout(signed(ww), lanes)),
+                "mul_b": Out(data.ArrayLayout(signed(cw), lanes)),
+                "mul_product": In(data.ArrayLayout(signed(ww + cw), lanes)),
+            }
+            if external_multipliers
+            else {}
+        )
         super().__init__(
             {
                 **debug_ports,
                 **source_ports,
+                **multiplier_ports,
                 "start": In(1),
                 "gate": In(rows),
                 "z": Out(data.ArrayLayout(signed(cw), rows)),
@@ -288,7 +310,14 @@ class SynapseUnit(wiring.Component):
                 operand = Array(options)[b["inner"]]
             else:
                 operand = Array([self.source[j] for j in range(self.cols)])[b["inner"]]
-            m.d.sync += products[lane].eq(weight * operand)
+            if self.external_multipliers:
+                m.d.comb += [
+                    self.mul_a[lane].eq(weight),
+                    self.mul_b[lane].eq(operand),
+                    products[lane].eq(self.mul_product[lane]),
+                ]
+            else:
+                m.d.sync += products[lane].eq(weight * operand)
 
         # Stage C: accumulate; on a row's last word, round and saturate into z.
         acc_width = cw + ww + ceil_log2(self.cols + 1) + 1
@@ -339,6 +368,8 @@ class SynapseUnit(wiring.Component):
         count = self.sat_count + balanced_sum(events)
         m.d.sync += self.sat_count.eq(clamp_unsigned(count, COUNTER_WIDTH))
 
+        if self.external_multipliers:
+            m.d.comb += self.mul_valid.eq(b["valid"])
         m.d.comb += [
             self.busy.eq(issuing | b["valid"] | c["valid"]),
             self.done.eq(c["valid"] & c["last"] & (c["outer"] == geo.outer - 1)),

@@ -182,13 +182,12 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     second with the fastest lane plan its multipliers allow (the digits run's per-sample
     control clocks added)."""
     from boards.targets import lane_plans
-    from hw.network import lanes_label
+    from hw.network import lanes_label, multiplier_count
 
     cfg = Config(layers=(400, 400, 10))
     schedule = compile_backprop(cfg)
     words = sum(m.rows * m.cols for m in schedule.matrices)
     capacity = DP16KD_BLOCKS * DP16KD_WORDS
-    units = len(schedule.matrices) + len({ln.matrix for ph in schedule.phases for ln in ph.learns})
     plan = lane_plans("ulx3s-85f", cfg)[0]
     overhead = digits["cycles"] - sum(unit_depths(Config(layers=(64, 32, 10)), 1))
     cycles = projected_cycles(cfg, plan, overhead)
@@ -203,7 +202,7 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
         "fits_block_ram": blocks <= DP16KD_BLOCKS,
         "block_ram_fraction": blocks / DP16KD_BLOCKS,
         "lanes": lanes_label(plan),
-        "units": units,
+        "multipliers_used": multiplier_count(schedule, plan),
         "overhead_cycles": overhead,
         "projected_cycles_per_sample": cycles,
         "macs_per_sample": macs_per_sample(schedule, cfg),
@@ -252,8 +251,8 @@ def roofline_table(data: dict) -> str:
         f"400-400-10 on ECP5-85F (projection): {p['weight_words']:,} weight words in "
         f"{p['block_ram_blocks']} of 208 DP16KD at its lane plan's word widths "
         f"({p['block_ram_fraction'] * 100:.0f} %, "
-        f"{'fits' if p['fits_block_ram'] else 'does NOT fit'}); {p['units']} sweep units at "
-        f"lanes {p['lanes']}: {p['projected_cycles_per_sample']:,.0f} cycles/sample "
+        f"{'fits' if p['fits_block_ram'] else 'does NOT fit'}); {p['multipliers_used']} of 156 "
+        f"multipliers at lanes {p['lanes']}: {p['projected_cycles_per_sample']:,.0f} cycles/sample "
         f"({p['overhead_cycles']:.0f} of them control, from the digits run)",
     ]
     check = p["model_check"]

@@ -44,7 +44,7 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("lanes", [1, 3, "1/pop1", "mixed"])
+@pytest.mark.parametrize("lanes", [1, 3, "1/pop1", "mixed", "3/own"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_core_is_bit_exact_at_every_tick(name, lanes):
     cfg = CONFIGS[name]
@@ -52,11 +52,19 @@ def test_core_is_bit_exact_at_every_tick(name, lanes):
     golden = golden_trace(cfg, samples)
     # "1/pop1": one MAC lane and one population step per clock (the board setting).
     population_lanes = 1 if lanes == "1/pop1" else None
-    lanes = 1 if lanes == "1/pop1" else lanes
+    # "3/own": every unit with its own multipliers (the default shares them per matrix).
+    share = lanes != "3/own"
+    lanes = {"1/pop1": 1, "3/own": 3}.get(lanes, lanes)
     if lanes == "mixed":  # a count per matrix: W1 (and its rule) 3 lanes, the others 2
         primaries = [m.name for m in compile_backprop(cfg).matrices if not m.transpose_of]
         lanes = {name: 3 if name == "W1" else 2 for name in primaries}
-    core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, population_lanes=population_lanes)
+    core = NetworkCore(
+        compile_backprop(cfg),
+        cfg,
+        lanes=lanes,
+        population_lanes=population_lanes,
+        share_multipliers=share,
+    )
     trace, clocks = run_core(core, samples)
     mismatch = golden.first_mismatch(trace)
     assert mismatch is None, str(mismatch)

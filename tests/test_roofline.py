@@ -32,11 +32,12 @@ def test_mnist_projection_reports_memory_fit_and_rates():
     digits = {"cycles": 4862}
     p = project_mnist(digits, {"fmax_mhz": 50.0})
     assert p["weight_words"] == 400 * 401 + 10 * 401 + 400 * 10
-    # W1 at 67 lanes (6 chunks of 401 columns), W2 and its copy at 7; 1,072-bit W1 words in
-    # 30 DP16KD (36 x 512) side by side, 5 deep
-    assert p["units"] == 5 and p["lanes"] == "W1=67,W2=7"
-    assert p["fits_block_ram"] and p["block_ram_blocks"] == 150 + 7 + 7
-    assert p["projected_cycles_per_sample"] == 2 * 400 * 6 + 2 * 10 * 58 + 52
+    # W1 at 134 lanes (3 chunks of 401 columns), W2 and its copy at 22 (19 chunks of 401 and
+    # of 400 rows): 156 multipliers, shared per matrix. 2,144-bit W1 words in 60 DP16KD
+    # (36 x 512) side by side, 3 deep; W2 and W2T 352 bits in 10 each.
+    assert p["multipliers_used"] == 156 and p["lanes"] == "W1=134,W2=22"
+    assert p["fits_block_ram"] and p["block_ram_blocks"] == 180 + 10 + 10
+    assert p["projected_cycles_per_sample"] == 2 * 400 * 3 + 2 * 10 * 19 + 52
     assert p["overhead_cycles"] == 52
     assert p["us_per_sample_measured_fmax"] == pytest.approx(p["projected_cycles_per_sample"] / 50)
     assert p["us_per_sample_goal_100mhz"] < p["us_per_sample_measured_fmax"]

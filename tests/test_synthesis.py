@@ -35,3 +35,19 @@ def test_each_lane_multiplier_is_one_dsp(family, name, factory, multipliers):
 def test_unknown_family_is_an_error():
     with pytest.raises(ValueError, match="unknown family"):
         synthesize(None, "x", "xilinx")  # rejected before anything is elaborated
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+@pytest.mark.parametrize("share", [True, False])
+def test_core_multipliers_are_counted_by_the_lane_plan(family, share):
+    """The XOR core at W1=2, W2=3: a matrix's units share one set of multipliers (2 + 3), or
+    each unit has its own (2 * 2 + 3 * 3); ``multiplier_count`` is what the plans budget."""
+    from golden_model.schedule import compile_backprop
+    from hw.network import NetworkCore, multiplier_count
+
+    cfg = Config()
+    schedule = compile_backprop(cfg)
+    lanes = {"W1": 2, "W2": 3}
+    core = NetworkCore(schedule, cfg, lanes=lanes, debug=False, share_multipliers=share)
+    result = synthesize(core, "core", family)
+    assert result.counts["DSP"] == multiplier_count(schedule, lanes, share) == (5 if share else 13)

@@ -1,0 +1,62 @@
+"""One set of hard multipliers shared by units that never multiply in the same clock.
+
+A weight matrix has up to three units: its synapse unit (the forward sweep), its transposed
+copy's (the backward sweep) and its learning rule. A tick learns, then sweeps, then steps, and
+each matrix is read by one transfer, so the three never multiply at once; giving each its own
+``lanes`` multipliers leaves two thirds of them idle. Sharing them lets the same device run
+twice or three times the lanes.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["MultiplierPool"]
+
+
+class MultiplierPool(wiring.Component):
+    """``lanes`` multipliers, each taking its operands from whichever user is valid.
+
+    Parameters
+    ----------
+    users : int
+        Units that multiply here, never two in the same clock (the first valid one wins).
+    lanes : int
+        Multipliers.
+    a_width, b_width : int
+        Signed operand widths (the widest of the users').
+
+    Attributes
+    ----------
+    valid : In(users)
+        A user's operands are on its ``a`` and ``b`` this clock.
+    a, b : In(ArrayLayout(ArrayLayout(signed, lanes), users))
+    product : Out(ArrayLayout(signed(a_width + b_width), lanes))
+        ``a * b`` of the valid user one clock later (a register after each multiplier, as
+        in the units that own theirs).
+    """
+
+    def __init__(self, users: int, lanes: int, a_width: int, b_width: int) -> None:
+        if users < 1 or lanes < 1:
+            raise ValueError(f"a multiplier pool needs users, lanes >= 1, got {users}, {lanes}")
+        self.users, self.lanes = users, lanes
+        super().__init__(
+            {
+                "valid": In(users),
+                "a": In(data.ArrayLayout(data.ArrayLayout(signed(a_width), lanes), users)),
+                "b": In(data.ArrayLayout(data.ArrayLayout(signed(b_width), lanes), users)),
+                "product": Out(data.ArrayLayout(signed(a_width + b_width), lanes)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        for lane in range(self.lanes):
+            a, b = self.a[0][lane], self.b[0][lane]
+            for user in range(1, self.users):
+                a = Mux(self.valid[user], self.a[user][lane], a)
+                b = Mux(self.valid[user], self.b[user][lane], b)
+            m.d.sync += self.product[lane].eq(a * b)
+        return m
