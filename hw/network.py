@@ -178,8 +178,8 @@ class NetworkCore(wiring.Component):
     per enabled matrix; every active synapse unit sweeps its matrix; every
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
     stages; rules learn at once unless stochastic rounding makes them take turns. Its length
-    in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 7 control
-    clocks a tick (52 in a 7-tick backprop sample).
+    in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 5 control
+    clocks a tick (35 in a 7-tick backprop sample).
 
     Parameters
     ----------
@@ -635,7 +635,11 @@ class NetworkCore(wiring.Component):
                     pending.eq(events_now),
                     counter.eq(clamp_unsigned(counter + pending, COUNTER_WIDTH)),
                 ]
-            m.d.comb += output.eq(counter)
+                # What is read includes the events still pending, so a tick's count is
+                # complete in the clock after its last event (the boundary's).
+                m.d.comb += output.eq(clamp_unsigned(counter + pending, COUNTER_WIDTH))
+            else:
+                m.d.comb += output.eq(counter)
         m.d.comb += [
             self.samples.eq(seq.samples),
             seq.start.eq(self.start),
@@ -660,21 +664,27 @@ class NetworkCore(wiring.Component):
                         for k, cp in enumerate(copies):
                             with m.If(control.copy[k]):
                                 m.d.sync += self.held[cp.target].eq(self.value(cp.source))
+                    # Learning and sweeps start at once: a copy written now is in its
+                    # register before either fetches an operand (a clock later or more).
                     with m.If(learns_now):
-                        m.next = "learn" if learn_units else "step"
+                        if learn_units and together:
+                            m.d.comb += learn_start.eq(1)
+                            m.next = "learning"
+                        elif learn_units:
+                            m.next = "learn"
                     with m.Elif(sweeps_now):
-                        m.next = "sweep"
+                        m.d.comb += synapse_start.eq(1)
+                        m.next = "sweeping"
                     with m.Else():
-                        m.next = "step"
+                        m.next = "step"  # identity sums latch a clock after the copies
             if learn_units and together:  # entered only in ticks where some rule learns
-                with m.State("learn"):
-                    m.d.comb += learn_start.eq(1)
-                    m.next = "learning"
                 with m.State("learning"):
-                    # On in the clock the last word is written.
+                    # On in the clock the last word is written: the sweep's first read is
+                    # a clock later, so it reads the new weights.
                     with m.If(Cat(~u.busy | u.done for u in learn_units).all()):
                         with m.If(sweeps_now):
-                            m.next = "sweep"
+                            m.d.comb += synapse_start.eq(1)
+                            m.next = "sweeping"
                         with m.Else():
                             m.next = "step"
             elif learn_units:
@@ -711,11 +721,14 @@ class NetworkCore(wiring.Component):
                     m.d.comb += step_tick.eq(1)
                     m.next = "stepping"
             with m.State("stepping"):
-                with m.If(~Cat(u.busy for u in self.populations.values()).any()):
+                # The boundary follows the clock the last currents are written.
+                with m.If(Cat(~u.busy | u.done for u in self.populations.values()).all()):
                     m.d.comb += seq.tick_done.eq(1)
                     m.next = "boundary"
             with m.State("boundary"):
-                m.d.comb += [self.state_valid.eq(1), seq.pause.eq(1)]
+                # The sequencer prepares the next tick (its mask captures read the
+                # boundary's currents) in this clock unless the core is held here.
+                m.d.comb += [self.state_valid.eq(1), seq.pause.eq(self.hold)]
                 with m.If(~self.hold):
                     m.next = "idle"
         if self.host_port:
