@@ -102,8 +102,9 @@ class SynapseUnit(wiring.Component):
     :func:`~golden_model.units.threshold_pair`).
 
     A pulse on ``start`` sweeps the weight memory once, one word (``lanes`` multiply-
-    accumulates) per clock, through a 3-stage pipeline (read, multiply, accumulate);
-    ``done`` pulses when the last ``z`` is written: ``depth + 3`` clocks after ``start``.
+    accumulates) per clock, through a 4-stage pipeline (read, multiply, sum the lanes'
+    products, accumulate); ``done`` pulses when the last ``z`` is written: ``depth + 4``
+    clocks after ``start``.
     ``source`` must stay stable while ``busy``.
 
     With ``fetch=True`` the unit has no ``source`` vector: in every clock of the multiply
@@ -282,7 +283,7 @@ class SynapseUnit(wiring.Component):
                 "inner": Signal(range(max(geo.inner, 2)), name=f"{name}_inner"),
             }
 
-        b, c = tag("b"), tag("c")
+        b, c, d = tag("b"), tag("c"), tag("d")
         m.d.sync += [
             b["valid"].eq(issuing),
             b["first"].eq(inner == 0),
@@ -291,6 +292,7 @@ class SynapseUnit(wiring.Component):
             b["inner"].eq(inner),
         ]
         m.d.sync += [c[k].eq(b[k]) for k in c]
+        m.d.sync += [d[k].eq(c[k]) for k in d]
 
         # Stage B: the word is on the read port; multiply, register the products.
         products = [Signal(signed(cw + ww), name=f"product{lane}") for lane in range(lanes)]
@@ -319,13 +321,23 @@ class SynapseUnit(wiring.Component):
             else:
                 m.d.sync += products[lane].eq(weight * operand)
 
-        # Stage C: accumulate; on a row's last word, round and saturate into z.
+        # Stage C: sum each accumulator's products into a register (a tree of up to
+        # log2(lanes) adders: at many lanes it was the longest path when it fed the
+        # accumulator in the same clock). Stage D: accumulate; on a row's last word, round
+        # and saturate into z.
         acc_width = cw + ww + ceil_log2(self.cols + 1) + 1
         events = []
         if self.layout == ROWS:
-            groups = [(products, [None])]  # one accumulator; target row = c.outer
+            groups = [(products, [None])]  # one accumulator; target row = d.outer
         else:
             groups = [([p], [lane]) for lane, p in enumerate(products)]
+        summed = []
+        for parts, (lane,) in groups:
+            width = cw + ww + ceil_log2(len(parts) + 1)
+            partial = Signal(signed(width), name=f"partial{'' if lane is None else lane}")
+            m.d.sync += partial.eq(balanced_sum(parts))
+            summed.append(([partial], [lane]))
+        groups = summed
         # Each row keeps z as sign and magnitude: the magnitude is formed once, where z is
         # written, so the PMPY halves below need no negator per row.
         negative = [Signal(name=f"negative{r}") for r in range(self.rows)]
@@ -339,10 +351,10 @@ class SynapseUnit(wiring.Component):
             )
             total = named(
                 m,
-                Mux(c["first"], half, acc) + balanced_sum(parts),
+                Mux(d["first"], half, acc) + balanced_sum(parts),
                 f"total{'' if lane is None else lane}",
             )
-            with m.If(c["valid"]):
+            with m.If(d["valid"]):
                 m.d.sync += acc.eq(total)
             rounded = total >> cfg.weight_frac
             value, event = saturate(rounded, cw)
@@ -351,12 +363,12 @@ class SynapseUnit(wiring.Component):
             targets = {r: r if lane is None else r * lanes + lane for r in range(geo.outer)}
             targets = {o: t for o, t in targets.items() if t < self.rows}
             writing = (
-                c["valid"]
-                & c["last"]
-                & Array([Const(o in targets) for o in range(max(geo.outer, 2))])[c["outer"]]
+                d["valid"]
+                & d["last"]
+                & Array([Const(o in targets) for o in range(max(geo.outer, 2))])[d["outer"]]
             )
             with m.If(writing):
-                with m.Switch(c["outer"]):
+                with m.Switch(d["outer"]):
                     for o, t in targets.items():
                         with m.Case(o):
                             m.d.sync += [
@@ -371,8 +383,8 @@ class SynapseUnit(wiring.Component):
         if self.external_multipliers:
             m.d.comb += self.mul_valid.eq(b["valid"])
         m.d.comb += [
-            self.busy.eq(issuing | b["valid"] | c["valid"]),
-            self.done.eq(c["valid"] & c["last"] & (c["outer"] == geo.outer - 1)),
+            self.busy.eq(issuing | b["valid"] | c["valid"] | d["valid"]),
+            self.done.eq(d["valid"] & d["last"] & (d["outer"] == geo.outer - 1)),
         ]
         for r in range(self.rows):
             open_ = self.gate[r]
