@@ -179,7 +179,7 @@ class NetworkCore(wiring.Component):
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
     stages; rules learn at once unless stochastic rounding makes them take turns. Its length
     in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 5 control
-    clocks a tick (38 in a 7-tick backprop sample).
+    clocks a tick (35 in a 7-tick backprop sample).
 
     Parameters
     ----------
@@ -656,6 +656,11 @@ class NetworkCore(wiring.Component):
         m.d.comb += sweeps_now.eq(Cat(active[name] for name in self.uses).any())
         if self.learns:
             m.d.comb += learns_now.eq(seq.first_tick & Cat(learn_enabled).any())
+        copying = Signal()  # this tick writes copies (its phase's first tick)
+        if copies:
+            m.d.comb += copying.eq(
+                seq.first_tick & Cat(control.copy[k] for k in range(len(copies))).any()
+            )
         with m.FSM():
             with m.State("idle"):
                 with m.If(seq.tick_valid):
@@ -675,8 +680,11 @@ class NetworkCore(wiring.Component):
                     with m.Elif(sweeps_now):
                         m.d.comb += synapse_start.eq(1)
                         m.next = "sweeping"
-                    with m.Else():
+                    with m.Elif(copying):
                         m.next = "step"  # identity sums latch a clock after the copies
+                    with m.Else():
+                        m.d.comb += step_tick.eq(1)
+                        m.next = "stepping"
             if learn_units and together:  # entered only in ticks where some rule learns
                 with m.State("learning"):
                     # On in the clock the last word is written: the sweep's first read is
