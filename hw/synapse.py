@@ -107,9 +107,10 @@ class SynapseUnit(wiring.Component):
     clocks after ``start``.
     ``source`` must stay stable while ``busy``.
 
-    With ``fetch=True`` the unit has no ``source`` vector: in every clock of the multiply
-    stage it names the chunk it reads (``fetch_inner``), and the element each lane needs
-    (:meth:`lane_columns`) must arrive on ``fetched`` in the same clock. The network then forms
+    With ``fetch=True`` the unit has no ``source`` vector: in every clock it issues an address
+    it names the chunk (``fetch_inner``), and the element each lane needs
+    (:meth:`lane_columns`) must arrive on ``fetched`` in the same clock; the unit registers it
+    for the multiply a clock later, beside the word. The network then forms
     one PMPY difference per lane instead of one per source element.
 
     Parameters
@@ -140,7 +141,8 @@ class SynapseUnit(wiring.Component):
     source : In(ArrayLayout(signed(current_width), cols))
         (``fetch=False``)
     fetch_inner : Out(range(inner))
-        (``fetch=True``) The chunk (``rows`` layout) or column (``columns``) read this clock.
+        (``fetch=True``) The chunk (``rows`` layout) or column (``columns``) addressed this
+        clock.
     fetch_first : Out(1)
         (``fetch=True``) This clock's reads are the sweep's first of their elements.
     fetched : In(ArrayLayout(signed(current_width), fetch_lanes))
@@ -297,14 +299,21 @@ class SynapseUnit(wiring.Component):
         # Stage B: the word is on the read port; multiply, register the products.
         products = [Signal(signed(cw + ww), name=f"product{lane}") for lane in range(lanes)]
         if self.fetch:
+            # Named with the address (stage A), taken into a register beside the word: the
+            # element's pick and its PMPY difference then end at a register, not at the
+            # multiplier (and a memory-held source could answer in the same clock).
             m.d.comb += [
-                self.fetch_inner.eq(b["inner"]),
-                self.fetch_first.eq(b["valid"] & ~b["outer"].any()),
+                self.fetch_inner.eq(inner),
+                self.fetch_first.eq(issuing & ~outer.any()),
             ]
+            fetched = [
+                Signal(signed(cw), name=f"fetched{lane}") for lane in range(self.fetch_lanes)
+            ]
+            m.d.sync += [fetched[k].eq(self.fetched[k]) for k in range(self.fetch_lanes)]
         for lane in range(lanes):
             weight = sweep.data[lane * ww : (lane + 1) * ww].as_signed()
             if self.fetch:
-                operand = self.fetched[lane if self.layout == ROWS else 0]
+                operand = fetched[lane if self.layout == ROWS else 0]
             elif self.layout == ROWS:
                 picks = [k * lanes + lane for k in range(geo.inner)]
                 zero = Const(0, signed(cw))
