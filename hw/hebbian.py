@@ -31,13 +31,14 @@ class HebbianUnit(wiring.Component):
     (:func:`golden_model.units.hebbian_update`).
 
     A pulse on ``start`` sweeps ``W`` (stored by rows) one word per clock in row-major order,
-    through three stages: take ``post[r]`` and ``pre[c]`` into registers; compute ``lanes``
+    through four stages: take ``post[r]`` and ``pre[c]`` into registers; compute ``lanes``
     products ``post[r] * pre[c]`` into registers while reading the words of ``W`` and ``W^T``
     (stored by columns, so the word is the same ``lanes`` synapses); round the products (half
-    up, or stochastically with one LFSR step per synapse in row-major order), subtract with
-    saturation and write both words back. ``done`` pulses with the last write: ``depth + 2``
-    clocks after ``start``. ``post`` and ``pre`` must stay stable while ``busy``. The copy is a
-    separate synapse: its own read, its own saturation, its own counter.
+    up, or stochastically with one LFSR step per synapse in row-major order) and subtract with
+    saturation into registers; write both words back. ``done`` pulses with the last write:
+    ``depth + 3`` clocks after ``start``. ``post`` and ``pre`` must stay stable while
+    ``busy``. The copy is a separate synapse: its own read, its own saturation, its own
+    counter.
 
     Parameters
     ----------
@@ -229,8 +230,8 @@ class HebbianUnit(wiring.Component):
         else:
             post = Array(self.post[r] for r in range(self.rows))[b_row]
 
-        # Stage C: the products are in registers and the words on the read ports; update and
-        # write back. (The register after the multiplier keeps it out of the update's path.)
+        # Stage C: the products are in registers and the words on the read ports; update.
+        # (The register after the multiplier keeps it out of the update's path.)
         c_valid, c_chunk = Signal(), Signal.like(chunk)
         c_address, c_t_address = Signal.like(address), Signal.like(t_address)
         m.d.sync += [
@@ -283,18 +284,34 @@ class HebbianUnit(wiring.Component):
                 new_t, event_t = saturate(named(m, old_t - change, f"updated_copy{lane}"), ww)
                 t_words.append(Mux(in_t, new_t, old_t))
                 t_events.append(in_t & event_t)
+        # Stage D: write the updated words back from registers (the update's saturating
+        # subtract then ends at a register, not at the memory's write port; the next word
+        # read is always another address, so nothing reads a word being written).
+        d_valid, d_address = Signal(), Signal.like(address)
+        w_data = Signal(self.geometry.word_width, name="w_data")
+        m.d.sync += [
+            d_valid.eq(c_valid),
+            d_address.eq(c_address),
+            w_data.eq(Cat(*(word[:ww] for word in w_words))),
+        ]
         m.d.comb += [
-            self.w.waddr.eq(c_address),
-            self.w.wdata.eq(Cat(*(word[:ww] for word in w_words))),
-            self.w.we.eq(c_valid.replicate(lanes)),
+            self.w.waddr.eq(d_address),
+            self.w.wdata.eq(w_data),
+            self.w.we.eq(d_valid.replicate(lanes)),
         ]
         if self.copy_rows is not None:
             # W's last chunk may hold only the bias column, which has no row in the copy.
-            in_copy = c_chunk < self.copy_geometry.outer
+            d_t_address, d_in_copy = Signal.like(t_address), Signal()
+            t_data = Signal(self.geometry.word_width, name="t_data")
+            m.d.sync += [
+                d_t_address.eq(c_t_address),
+                d_in_copy.eq(c_chunk < self.copy_geometry.outer),
+                t_data.eq(Cat(*(word[:ww] for word in t_words))),
+            ]
             m.d.comb += [
-                self.wt.waddr.eq(c_t_address),
-                self.wt.wdata.eq(Cat(*(word[:ww] for word in t_words))),
-                self.wt.we.eq((c_valid & in_copy).replicate(lanes)),
+                self.wt.waddr.eq(d_t_address),
+                self.wt.wdata.eq(t_data),
+                self.wt.we.eq((d_valid & d_in_copy).replicate(lanes)),
             ]
         if stochastic:
             valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[
@@ -312,7 +329,7 @@ class HebbianUnit(wiring.Component):
         if self.external_multipliers:
             m.d.comb += self.mul_valid.eq(b_valid)
         m.d.comb += [
-            self.busy.eq(issuing | b_valid | c_valid),
-            self.done.eq(c_valid & (c_address == geo.depth - 1)),
+            self.busy.eq(issuing | b_valid | c_valid | d_valid),
+            self.done.eq(d_valid & (d_address == geo.depth - 1)),
         ]
         return m
