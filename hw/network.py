@@ -614,9 +614,18 @@ class NetworkCore(wiring.Component):
 
         # Counters: one shared saturating counter per kind sums every block's events of
         # the clock (cheaper than a counter per block summed afterwards).
-        current_events = [Mux(enable, flag, 0) for enable, flag in events]
+        # Events of fetched elements, identity sums and synapse outputs are registered where
+        # they arise, so the chip-wide sum starts at flip-flops (on the routed digits system
+        # that sum's routing was the critical path). They all come two clocks or more before
+        # the tick's boundary; the populations' come in the last clock and go straight in.
+        early = [Mux(enable, flag, 0) for enable, flag in events]
+        early += [u.sat_events for u in self.synapses.values()]
+        current_events = []
+        for k, value in enumerate(early):
+            held = Signal(value.shape(), name=f"early_event{k}")
+            m.d.sync += held.eq(value)
+            current_events.append(held)
         current_events += [u.sat_events for u in self.populations.values()]
-        current_events += [u.sat_events for u in self.synapses.values()]
         kinds = (
             (self.sat_current, current_events),
             (self.sat_weight, [u.sat_events for u in self.hebbians.values()]),
