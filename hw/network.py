@@ -614,30 +614,36 @@ class NetworkCore(wiring.Component):
 
         # Counters: one shared saturating counter per kind sums every block's events of
         # the clock (cheaper than a counter per block summed afterwards).
-        # Events of fetched elements, identity sums and synapse outputs are registered where
-        # they arise, so the chip-wide sum starts at flip-flops (on the routed digits system
-        # that sum's routing was the critical path). They all come two clocks or more before
-        # the tick's boundary; the populations' come in the last clock and go straight in.
+        def registered(values, label):
+            """Each value a clock later, from a flip-flop where it arises."""
+            out = []
+            for k, value in enumerate(values):
+                held = Signal(value.shape(), name=f"{label}{k}")
+                m.d.sync += held.eq(value)
+                out.append(held)
+            return out
+
+        # Events of fetched elements, identity sums, synapse outputs and learning are
+        # registered where they arise, so the chip-wide sums start at flip-flops (on the
+        # routed digits system their routing was the critical path). They all come two clocks
+        # or more before the tick's boundary; the populations' come in the last clock and go
+        # straight in.
         early = [Mux(enable, flag, 0) for enable, flag in events]
         early += [u.sat_events for u in self.synapses.values()]
-        current_events = []
-        for k, value in enumerate(early):
-            held = Signal(value.shape(), name=f"early_event{k}")
-            m.d.sync += held.eq(value)
-            current_events.append(held)
+        current_events = registered(early, "early_event")
         current_events += [u.sat_events for u in self.populations.values()]
+        learners = list(self.hebbians.values())
         kinds = (
             (self.sat_current, current_events),
-            (self.sat_weight, [u.sat_events for u in self.hebbians.values()]),
-            (self.sat_copy, [u.sat_copy_events for u in self.hebbians.values()]),
+            (self.sat_weight, registered([u.sat_events for u in learners], "weight_event")),
+            (self.sat_copy, registered([u.sat_copy_events for u in learners], "copy_event")),
         )
         for output, now in kinds:
             counter = Signal(COUNTER_WIDTH, name=f"{output.name}_counter")
             if now:
                 # The clock's events are summed into a register and added one clock later:
                 # the counter's carry chain then starts at a flip-flop, not at the end of a
-                # datapath's saturation flag. Every tick ends with at least two clocks of
-                # control after its last event, so the count is complete at the boundary.
+                # datapath's saturation flag.
                 events_now = balanced_sum(now)
                 pending = Signal(events_now.shape(), name=f"{output.name}_pending")
                 m.d.sync += [
