@@ -7,7 +7,7 @@ ranges, busy) happens before anything is written, so a rejected frame changes no
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.fixedpoint import saturate, times_constant
@@ -23,6 +23,7 @@ from .protocol import (
     Code,
     Command,
 )
+from .store import SampleStore, StoreKind
 
 __all__ = ["HostLink", "MAX_REPLY", "crc8_next"]
 
@@ -83,6 +84,9 @@ class HostLink(wiring.Component):
         Clocks per UART bit: sets the idle time that ends a truncated frame.
     slots : int
         Samples the store holds.
+    store : {"auto", "block", "spram"}
+        Where the store lives (:class:`~boards.store.SampleStore`): ``auto`` takes an
+        iCE40UP5K's SPRAM and block RAM elsewhere.
 
     Attributes
     ----------
@@ -104,11 +108,13 @@ class HostLink(wiring.Component):
         request failed.
     """
 
-    def __init__(self, core: NetworkCore, *, divisor: int, slots: int = 16) -> None:
+    def __init__(
+        self, core: NetworkCore, *, divisor: int, slots: int = 16, store: StoreKind = "auto"
+    ) -> None:
         if not 1 <= slots <= 255:
             raise ValueError(f"slots must be in [1, 255], got {slots}")
         cfg = core.cfg
-        self.cfg, self.slots, self.divisor = cfg, slots, divisor
+        self.cfg, self.slots, self.divisor, self.store_kind = cfg, slots, divisor, store
         self.input_words = core.input_size
         self.output_words = max(core.output_size, 1)
         self.weights = core.layout.n_weights
@@ -138,12 +144,13 @@ class HostLink(wiring.Component):
         cfg = self.cfg
         cw, ww = cfg.current_width, cfg.weight_width
 
-        # -- the sample store -------------------------------------------------------------
-        m.submodules.store = store = memory.Memory(
-            shape=signed(cw), depth=self.slots * self.input_words, init=[]
+        # -- the sample store: one port (a run never reads while LOAD_WORD writes) ---------
+        m.submodules.store = store = SampleStore(
+            cw, self.slots * self.input_words, kind=self.store_kind
         )
-        store_write = store.write_port()
-        store_read = store.read_port()
+        store_write_addr = Signal.like(store.addr)
+        store_read_addr = Signal.like(store.addr)
+        m.d.comb += store.addr.eq(Mux(store.we, store_write_addr, store_read_addr))
 
         # -- line idle timer: ends truncated frames and drains --------------------------------
         idle_clocks = IDLE_BITS * self.divisor
@@ -188,8 +195,8 @@ class HostLink(wiring.Component):
         run_base = Signal(range(self.slots * self.input_words + 1))
         begin_run = Signal()
         m.d.comb += [
-            store_read.addr.eq(run_base + run_word),
-            self.load.payload.eq(store_read.data),
+            store_read_addr.eq(run_base + run_word),
+            self.load.payload.eq(store.rdata),
         ]
         with m.FSM(name="run"):
             with m.State("idle"):
@@ -386,9 +393,9 @@ class HostLink(wiring.Component):
                             with m.Else():
                                 slot_base = times_constant(buffer[0], self.input_words)
                                 m.d.comb += [
-                                    store_write.addr.eq(slot_base + u16(1)),
-                                    store_write.data.eq(i32(3)),
-                                    store_write.en.eq(1),
+                                    store_write_addr.eq(slot_base + u16(1)),
+                                    store.wdata.eq(i32(3)),
+                                    store.we.eq(1),
                                 ]
                                 reply(Code.OK, [])
                                 m.next = "reply"

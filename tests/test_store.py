@@ -1,0 +1,55 @@
+"""The link's sample store: one port, block RAM or iCE40UP5K SPRAM."""
+
+from __future__ import annotations
+
+import pytest
+from amaranth.sim import Simulator
+
+from boards.store import SampleStore, spram_blocks
+
+
+class _Platform:
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+
+def test_auto_takes_spram_only_on_an_iCE40UP_device_and_when_it_fits():
+    store = SampleStore(16, 16 * 148)
+    assert store.resolved_kind(_Platform("iCE40UP5K")) == "spram"
+    assert store.resolved_kind(_Platform("iCE40HX8K")) == "block"
+    assert store.resolved_kind(_Platform("LFE5U-85F")) == "block"
+    assert store.resolved_kind(None) == "block"
+    # Five SPRAMs' worth does not fit the UP5K's four: block RAM.
+    assert SampleStore(16, 5 * 16384).resolved_kind(_Platform("iCE40UP5K")) == "block"
+    assert spram_blocks(12, 100) == 1 and spram_blocks(20, 16385) == 4
+
+
+def test_bad_store_settings_name_what_is_wrong():
+    with pytest.raises(ValueError, match="store kind"):
+        SampleStore(16, 8, kind="flash")
+    with pytest.raises(ValueError, match="need 8 SPRAMs"):
+        SampleStore(32, 4 * 16384, kind="spram")
+    with pytest.raises(ValueError, match="width and depth"):
+        SampleStore(16, 0)
+
+
+def test_block_store_reads_what_was_written_a_clock_after_the_address():
+    store = SampleStore(12, 40, kind="block")
+    written = {a: (a * 37 % 4096) - 2048 for a in range(40)}
+
+    async def bench(ctx):
+        for a, v in written.items():
+            ctx.set(store.addr, a)
+            ctx.set(store.wdata, v)
+            ctx.set(store.we, 1)
+            await ctx.tick()
+        ctx.set(store.we, 0)
+        for a in reversed(range(40)):
+            ctx.set(store.addr, a)
+            await ctx.tick()
+            assert ctx.get(store.rdata) == written[a]
+
+    sim = Simulator(store)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
