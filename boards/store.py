@@ -3,9 +3,9 @@
 The store is written only by ``LOAD_WORD`` and read only by a run, and the link refuses
 ``LOAD_WORD`` while a run is active, so it never needs a read and a write in the same clock:
 one port serves both, which is what an SPRAM offers. On the UP5K that keeps the store out of
-the 30 block RAMs the weight memories need, and one SPRAM (16,384 words of 16 bits) holds more
-than the protocol can address (255 slots of the 2-4-1 network's 8 words, or 110 of digits'
-148).
+the 30 block RAMs the weight memories need, and makes it large for free: one SPRAM (16,384
+words of 16 bits) holds the protocol's 255 samples of the 2-4-1 network's 6 words, three hold
+255 of digits' 148.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, sign
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SPRAM_COUNT", "SPRAM_DEPTH", "SPRAM_WIDTH", "SampleStore", "spram_blocks"]
+__all__ = [
+    "SPRAM_COUNT",
+    "SPRAM_DEPTH",
+    "SPRAM_WIDTH",
+    "SampleStore",
+    "has_spram",
+    "spram_blocks",
+    "spram_slots",
+]
 
 #: SB_SPRAM256KA: 16,384 words of 16 bits; an iCE40UP5K has four.
 SPRAM_DEPTH = 16384
@@ -33,7 +41,17 @@ def spram_blocks(width: int, depth: int) -> int:
     return ceil(width / SPRAM_WIDTH) * ceil(depth / SPRAM_DEPTH)
 
 
-def _has_spram(platform) -> bool:
+def spram_slots(width: int, words_per_sample: int, limit: int = 255) -> int:
+    """The most samples (up to ``limit``) whose store fits the iCE40UP5K's SPRAMs; 0 when
+    not even one does."""
+    slots = limit
+    while slots > 0 and spram_blocks(width, slots * words_per_sample) > SPRAM_COUNT:
+        slots -= 1
+    return slots
+
+
+def has_spram(platform) -> bool:
+    """Whether ``platform``'s device is an iCE40UP (the family with SB_SPRAM256KA)."""
     return str(getattr(platform, "device", "")).upper().startswith("ICE40UP")
 
 
@@ -94,7 +112,7 @@ class SampleStore(wiring.Component):
         if self.kind != "auto":
             return self.kind
         fits = spram_blocks(self.width, self.depth) <= SPRAM_COUNT
-        return "spram" if _has_spram(platform) and fits else "block"
+        return "spram" if has_spram(platform) and fits else "block"
 
     def elaborate(self, platform):
         m = Module()

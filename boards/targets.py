@@ -26,10 +26,12 @@ from amaranth_boards.resources import UARTResource
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
+from golden_model.schedule import compile_backprop
 from hw.network import lanes_label, multiplier_count, sweep_depths
 from hw.synapse import COLUMNS, ROWS, WeightLayout
 from sim.toolchain import tool_env
 
+from .store import SampleStore, has_spram, spram_slots
 from .system import PulsegateSystem
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "MULTIPLIERS",
     "ROUTERS",
     "report_markdown",
+    "store_slots",
     "ICE40_TIMING_NOTE",
 ]
 
@@ -128,6 +131,18 @@ def board_named(name: str) -> Board:
     return BOARDS[name]
 
 
+def store_slots(cfg: Config, platform, slots: int | None = None) -> int:
+    """Samples the link's store holds on ``platform``: ``slots`` if given; on an iCE40UP
+    device as many as its SPRAMs take (up to the protocol's 255: the store costs no block RAM
+    there), else 16 in block RAM."""
+    if slots is not None:
+        return slots
+    schedule = compile_backprop(cfg)
+    words = sum(schedule.group(name).size for name in schedule.inputs)
+    fitting = spram_slots(cfg.current_width, words)
+    return fitting if has_spram(platform) and fitting >= 16 else 16
+
+
 class BoardTop(Elaboratable):
     """The system on a board: UART pins to the host link, LEDs to its status.
 
@@ -135,14 +150,19 @@ class BoardTop(Elaboratable):
     output above 1/2), a run active, the last request failed.
     """
 
-    def __init__(self, cfg: Config, *, baud: int = 115200, lanes: int = 1) -> None:
-        self.cfg, self.baud, self.lanes = cfg, baud, lanes
+    def __init__(
+        self, cfg: Config, *, baud: int = 115200, lanes: int = 1, slots: int | None = None
+    ) -> None:
+        self.cfg, self.baud, self.lanes, self.slots = cfg, baud, lanes, slots
         self.system: PulsegateSystem | None = None
 
     def elaborate(self, platform):
         m = Module()
         divisor = round(platform.default_clk_frequency / self.baud)
-        self.system = system = PulsegateSystem(self.cfg, divisor=divisor, lanes=self.lanes)
+        slots = store_slots(self.cfg, platform, self.slots)
+        self.system = system = PulsegateSystem(
+            self.cfg, divisor=divisor, lanes=self.lanes, slots=slots
+        )
         m.submodules.system = system
         uart = platform.request("uart", 0)
         m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
@@ -257,6 +277,9 @@ def build(
             ) from exc
         raise BuildError(f"the {board.name} build failed ({exc}); logs in {out}") from exc
     seconds = time.perf_counter() - started
+    slots = store_slots(cfg, platform)
+    store_words = slots * top.system.core.input_size
+    store_kind = SampleStore(cfg.current_width, store_words).resolved_kind(platform)
     report = json.loads((out / "report.json").read_text())
     clock_mhz = platform.default_clk_frequency / 1e6
     fmax = report.get("fmax", {})
@@ -278,6 +301,7 @@ def build(
         "fmax_mhz": round(achieved, 2),
         "timing_met": achieved >= clock_mhz,
         "utilization": utilization,
+        "sample_store": {"slots": slots, "memory": store_kind},
         "notes": board.notes,
         "build_seconds": round(seconds, 1),
         "bitstream": str(next(iter(sorted(out.glob("top.bi[tn]"))), "")),
@@ -311,10 +335,21 @@ def report_markdown(result: dict) -> str:
         "| cell | used | available | % |",
         "| ---- | ---: | --------: | -: |",
     ]
+    store = result.get("sample_store")
+    tail = (
+        [
+            "",
+            f"Sample store: {store['slots']} samples in "
+            + ("SPRAM" if store["memory"] == "spram" else "block RAM")
+            + ".",
+        ]
+        if store
+        else []
+    )
     for cell, v in result["utilization"].items():
         share = 100 * v["used"] / v["available"] if v["available"] else 0
         lines.append(f"| {cell} | {v['used']:,} | {v['available']:,} | {share:.1f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + tail) + "\n"
 
 
 #: Hard multipliers per device (amaranth-boards' devices; the HX8K has none).
@@ -327,8 +362,6 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     :func:`~hw.network.multiplier_count`), and only counts that shorten some sweep are kept
     (the fewest lanes for each sample length: digits at 31 lanes splits its 65 columns into 3
     chunks, as at 22, so 23-31 would only add idle multipliers and routing)."""
-    from golden_model.schedule import compile_backprop
-
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
     widest = max(m.rows if m.transpose_of else m.cols for m in schedule.matrices)
@@ -348,8 +381,6 @@ def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
     plan uses more multipliers than a faster one. A matrix's units share its multipliers
     (:func:`~hw.network.multiplier_count`). Digits on the ECP5-85F: W1 at 65 lanes (a row
     a clock) and W2 at 33, 98 multipliers, 84 sweep clocks per sample."""
-    from golden_model.schedule import compile_backprop
-
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
     primaries = [m for m in schedule.matrices if not m.transpose_of]

@@ -194,6 +194,7 @@ def test_ecp5_board_build_meets_timing_and_reports(tmp_path):
     assert result["timing_met"], f"Fmax {result['fmax_mhz']} MHz < 25 MHz"
     used = result["utilization"]
     assert used["MULT18X18D"]["used"] >= 2 and used["MULT18X18D"]["available"] == 156
+    assert result["sample_store"] == {"slots": 16, "memory": "block"}
     assert (tmp_path / "ulx3s" / "top.bit").stat().st_size > 100_000
     assert "| TRELLIS_COMB |" in (tmp_path / "ulx3s" / "report.md").read_text()
 
@@ -208,8 +209,11 @@ def test_ice40up5k_board_build_meets_timing_and_reports(tmp_path):
     used = result["utilization"]
     assert used["ICESTORM_LC"]["used"] <= used["ICESTORM_LC"]["available"] == 5280
     assert used["ICESTORM_DSP"]["used"] >= 2 and used["ICESTORM_RAM"]["used"] >= 3
-    # The link's sample store takes one of the four SPRAMs, not block RAM.
+    # The link's sample store takes one of the four SPRAMs, not block RAM, and holds the
+    # protocol's 255 samples.
     assert used["ICESTORM_SPRAM"] == {"used": 1, "available": 4}
+    assert result["sample_store"] == {"slots": 255, "memory": "spram"}
+    assert "255 samples in SPRAM" in (tmp_path / "icebreaker" / "report.md").read_text()
     assert "SB_MAC16" in result["notes"]
     assert (tmp_path / "icebreaker" / "top.bin").stat().st_size > 100_000
 

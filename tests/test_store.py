@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from boards.store import SampleStore, spram_blocks
+from boards.store import SampleStore, spram_blocks, spram_slots
 
 
 class _Platform:
@@ -53,3 +53,20 @@ def test_block_store_reads_what_was_written_a_clock_after_the_address():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_board_stores_fill_the_spram_on_the_up5k_and_keep_16_slots_elsewhere():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from boards.targets import board_config, store_slots
+    from golden_model.datasets import dataset_config
+
+    assert store_slots(board_config(), ICEBreakerPlatform()) == 255
+    assert store_slots(board_config(), ULX3S_85F_Platform()) == 16
+    assert store_slots(board_config(), ICEBreakerPlatform(), 40) == 40
+    # Digits: 148 words a sample, 255 samples in three SPRAMs.
+    assert store_slots(dataset_config("digits"), ICEBreakerPlatform()) == 255
+    assert spram_blocks(16, 255 * 148) == 3
+    # 32-bit words of 600 a sample: two SPRAMs side by side, 54 samples in two banks.
+    assert spram_slots(32, 600) == 54 and spram_slots(64, 20_000) == 0
