@@ -178,8 +178,8 @@ class NetworkCore(wiring.Component):
     per enabled matrix; every active synapse unit sweeps its matrix; every
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
     stages; rules learn at once unless stochastic rounding makes them take turns. Its length
-    in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 5 control
-    clocks a tick (36 in a 7-tick backprop sample).
+    in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 4 control
+    clocks a tick (29 in a 7-tick backprop sample).
 
     Parameters
     ----------
@@ -676,30 +676,35 @@ class NetworkCore(wiring.Component):
             m.d.comb += copying.eq(
                 seq.first_tick & Cat(control.copy[k] for k in range(len(copies))).any()
             )
+
+        def issue():
+            """Begin the tick the sequencer raises ``tick_valid`` for, in that clock."""
+            m.d.sync += [first.eq(seq.first_tick), learn_index.eq(0)]
+            with m.If(seq.first_tick):
+                for k, cp in enumerate(copies):
+                    with m.If(control.copy[k]):
+                        m.d.sync += self.held[cp.target].eq(self.value(cp.source))
+            # Learning and sweeps start at once: a copy written now is in its register
+            # before either fetches an operand (a clock later or more).
+            with m.If(learns_now):
+                if learn_units and together:
+                    m.d.comb += learn_start.eq(1)
+                    m.next = "learning"
+                elif learn_units:
+                    m.next = "learn"
+            with m.Elif(sweeps_now):
+                m.d.comb += synapse_start.eq(1)
+                m.next = "sweeping"
+            with m.Elif(copying):
+                m.next = "step"  # identity sums latch a clock after the copies
+            with m.Else():
+                m.d.comb += step_tick.eq(1)
+                m.next = "stepping"
+
         with m.FSM():
             with m.State("idle"):
                 with m.If(seq.tick_valid):
-                    m.d.sync += [first.eq(seq.first_tick), learn_index.eq(0)]
-                    with m.If(seq.first_tick):
-                        for k, cp in enumerate(copies):
-                            with m.If(control.copy[k]):
-                                m.d.sync += self.held[cp.target].eq(self.value(cp.source))
-                    # Learning and sweeps start at once: a copy written now is in its
-                    # register before either fetches an operand (a clock later or more).
-                    with m.If(learns_now):
-                        if learn_units and together:
-                            m.d.comb += learn_start.eq(1)
-                            m.next = "learning"
-                        elif learn_units:
-                            m.next = "learn"
-                    with m.Elif(sweeps_now):
-                        m.d.comb += synapse_start.eq(1)
-                        m.next = "sweeping"
-                    with m.Elif(copying):
-                        m.next = "step"  # identity sums latch a clock after the copies
-                    with m.Else():
-                        m.d.comb += step_tick.eq(1)
-                        m.next = "stepping"
+                    issue()
             if learn_units and together:  # entered only in ticks where some rule learns
                 with m.State("learning"):
                     # On in the clock the last word is written: the sweep's first read is
@@ -749,11 +754,15 @@ class NetworkCore(wiring.Component):
                     m.d.comb += seq.tick_done.eq(1)
                     m.next = "boundary"
             with m.State("boundary"):
-                # The sequencer prepares the next tick (its mask captures read the
-                # boundary's currents) in this clock unless the core is held here.
+                # Unless the core is held here, the sequencer issues the next tick in this
+                # clock (its mask captures read the boundary's currents) and it begins at
+                # once: nothing of it is written before the clock ends.
                 m.d.comb += [self.state_valid.eq(1), seq.pause.eq(self.hold)]
                 with m.If(~self.hold):
-                    m.next = "idle"
+                    with m.If(seq.tick_valid):
+                        issue()
+                    with m.Else():
+                        m.next = "idle"
         if self.host_port:
             self._host_port(m, drivers)
         else:

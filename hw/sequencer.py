@@ -82,12 +82,14 @@ class ControlWord:
 class GatingSequencer(wiring.Component):
     """Steps through the compiled schedule: ``N`` ticks per phase, phases in order, one sample.
 
-    The control word of every phase sits in a ROM generated from the schedule. A tick runs
-    as: (first tick of a phase) capture the masks the phase asks for, ``mask[j] =
-    plus[j] > minus[j]`` from ``capture`` (the separatrix); then raise ``tick_valid`` for one
-    clock, keeping ``control``, ``first_tick`` and the per-population ``gates`` stable until
+    The control word of every phase sits in a ROM generated from the schedule. A tick begins
+    with one clock that raises ``tick_valid`` and (first tick of a phase) captures the masks
+    the phase asks for, ``mask[j] = plus[j] > minus[j]`` from ``capture`` (the separatrix);
+    the masks, and the gates they mask, hold their new values from the next clock on.
+    ``control``, ``first_tick`` and the per-population ``gates`` then stay stable until
     ``tick_done`` from the datapath (accepted from the ``tick_valid`` clock on). A masked
-    group's gates are its phase gate AND its mask (the Hadamard product by gating).
+    group's gates are its phase gate AND its mask (the Hadamard product by gating). The
+    datapath's boundary clock (its state complete, ``pause`` low) can be that first clock.
 
     ``start`` runs every tick of one sample (``sample_done`` pulses after the last); ``step``
     runs one tick; ``stop`` halts at the next tick boundary. ``phase``, ``tick`` and
@@ -177,44 +179,48 @@ class GatingSequencer(wiring.Component):
             m.d.comb += getattr(self.gates, port_name(pop)).eq(gate)
 
         halt = Signal()  # stop or single step: pause at the next tick boundary
-        issued = Signal()
+
+        def accept_tick_done():
+            """End the tick when the datapath says so: the next tick's prepare, or idle."""
+            with m.If(self.stop):
+                m.d.sync += halt.eq(1)
+            with m.If(self.tick_done):
+                end_of_phase = self.tick == last_tick
+                end_of_sample = end_of_phase & (self.phase == phases - 1)
+                with m.If(end_of_phase):
+                    m.d.sync += [self.tick.eq(0), self.phase.eq(self.phase + 1)]
+                    with m.If(end_of_sample):
+                        m.d.sync += [self.phase.eq(0), self.samples.eq(self.samples + 1)]
+                with m.Else():
+                    m.d.sync += self.tick.eq(self.tick + 1)
+                m.d.comb += self.sample_done.eq(end_of_sample)
+                with m.If(end_of_sample | halt | self.stop):
+                    m.next = "idle"
+                with m.Else():
+                    m.next = "prepare"
+
         with m.FSM():
             with m.State("idle"):
                 with m.If(self.start | self.step):
                     m.d.sync += halt.eq(self.step)
                     m.next = "prepare"
             with m.State("prepare"):
+                # The tick is issued in the clock its masks are captured (they hold from the
+                # next clock on, before any datapath reads a gate): the datapath's boundary
+                # clock and this one are the same, so a tick costs no clock of its own here.
                 m.d.comb += self.running.eq(1)
-                with m.If(self.pause):
-                    pass  # hold before the capture, e.g. while the state is being read
-                with m.Elif(self.first_tick):
-                    for i, (name, size) in enumerate(s.masks):
-                        source = getattr(self.capture, name)
-                        with m.If(self.control.capture[i]):
-                            m.d.sync += getattr(self.masks, name).eq(
-                                Cat(*(source.plus[j] > source.minus[j] for j in range(size)))
-                            )
-                with m.If(~self.pause):
-                    m.d.sync += issued.eq(0)
+                with m.If(~self.pause):  # e.g. while the state is being read
+                    with m.If(self.first_tick):
+                        for i, (name, size) in enumerate(s.masks):
+                            source = getattr(self.capture, name)
+                            with m.If(self.control.capture[i]):
+                                m.d.sync += getattr(self.masks, name).eq(
+                                    Cat(*(source.plus[j] > source.minus[j] for j in range(size)))
+                                )
+                    m.d.comb += self.tick_valid.eq(1)
                     m.next = "tick"
+                    accept_tick_done()  # tick_done is accepted from the tick_valid clock on
             with m.State("tick"):
-                # tick_valid for one clock; tick_done is accepted from that clock on.
-                m.d.comb += [self.running.eq(1), self.tick_valid.eq(~issued)]
-                m.d.sync += issued.eq(1)
-                with m.If(self.stop):
-                    m.d.sync += halt.eq(1)
-                with m.If(self.tick_done):
-                    end_of_phase = self.tick == last_tick
-                    end_of_sample = end_of_phase & (self.phase == phases - 1)
-                    with m.If(end_of_phase):
-                        m.d.sync += [self.tick.eq(0), self.phase.eq(self.phase + 1)]
-                        with m.If(end_of_sample):
-                            m.d.sync += [self.phase.eq(0), self.samples.eq(self.samples + 1)]
-                    with m.Else():
-                        m.d.sync += self.tick.eq(self.tick + 1)
-                    m.d.comb += self.sample_done.eq(end_of_sample)
-                    with m.If(end_of_sample | halt | self.stop):
-                        m.next = "idle"
-                    with m.Else():
-                        m.next = "prepare"
+                m.d.comb += self.running.eq(1)
+                accept_tick_done()
         return m

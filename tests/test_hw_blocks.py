@@ -418,6 +418,7 @@ def sequencer_mismatches(cfg, schedule, samples, seed, inputs) -> tuple[list[str
                 first = (t % schedule.ticks_per_sample) % cfg.ticks_per_window == 0
                 if (ctx.get(dut.phase), ctx.get(dut.first_tick)) != (trace.phase[t], first):
                     problems.append(f"tick {t}: phase/first_tick")
+                await ctx.tick()  # masks (and the gates they mask) hold from the next clock
                 for name, _ in schedule.masks:
                     if ctx.get(getattr(dut.masks, name)) != bits(trace.series(name)[t]):
                         problems.append(f"tick {t}: mask {name}")
