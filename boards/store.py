@@ -25,6 +25,7 @@ __all__ = [
     "has_spram",
     "spram_blocks",
     "spram_slots",
+    "store_kind",
 ]
 
 #: SB_SPRAM256KA: 16,384 words of 16 bits; an iCE40UP5K has four.
@@ -53,6 +54,15 @@ def spram_slots(width: int, words_per_sample: int, limit: int = 255) -> int:
 def has_spram(platform) -> bool:
     """Whether ``platform``'s device is an iCE40UP (the family with SB_SPRAM256KA)."""
     return str(getattr(platform, "device", "")).upper().startswith("ICE40UP")
+
+
+def store_kind(width: int, depth: int, platform, kind: StoreKind = "auto") -> str:
+    """``block`` or ``spram``: where a store of ``depth`` words of ``width`` bits lives on
+    ``platform`` (``auto``: SPRAM on an iCE40UP device when it fits its four blocks)."""
+    if kind != "auto":
+        return kind
+    fits = spram_blocks(width, depth) <= SPRAM_COUNT
+    return "spram" if has_spram(platform) and fits else "block"
 
 
 class SampleStore(wiring.Component):
@@ -109,10 +119,7 @@ class SampleStore(wiring.Component):
 
     def resolved_kind(self, platform) -> str:
         """``block`` or ``spram``: what ``kind`` means on ``platform``."""
-        if self.kind != "auto":
-            return self.kind
-        fits = spram_blocks(self.width, self.depth) <= SPRAM_COUNT
-        return "spram" if has_spram(platform) and fits else "block"
+        return store_kind(self.width, self.depth, platform, self.kind)
 
     def elaborate(self, platform):
         m = Module()

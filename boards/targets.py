@@ -31,7 +31,7 @@ from hw.network import lanes_label, multiplier_count, sweep_depths
 from hw.synapse import COLUMNS, ROWS, WeightLayout
 from sim.toolchain import tool_env
 
-from .store import SampleStore, has_spram, spram_slots
+from .store import has_spram, spram_slots, store_kind
 from .system import PulsegateSystem
 
 __all__ = [
@@ -279,7 +279,7 @@ def build(
     seconds = time.perf_counter() - started
     slots = store_slots(cfg, platform)
     store_words = slots * top.system.core.input_size
-    store_kind = SampleStore(cfg.current_width, store_words).resolved_kind(platform)
+    memory = store_kind(cfg.current_width, store_words, platform)
     report = json.loads((out / "report.json").read_text())
     clock_mhz = platform.default_clk_frequency / 1e6
     fmax = report.get("fmax", {})
@@ -301,7 +301,7 @@ def build(
         "fmax_mhz": round(achieved, 2),
         "timing_met": achieved >= clock_mhz,
         "utilization": utilization,
-        "sample_store": {"slots": slots, "memory": store_kind},
+        "sample_store": {"slots": slots, "memory": memory},
         "notes": board.notes,
         "build_seconds": round(seconds, 1),
         "bitstream": str(next(iter(sorted(out.glob("top.bi[tn]"))), "")),
