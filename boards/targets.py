@@ -277,9 +277,8 @@ def build(
             ) from exc
         raise BuildError(f"the {board.name} build failed ({exc}); logs in {out}") from exc
     seconds = time.perf_counter() - started
-    slots = store_slots(cfg, platform)
-    store_words = slots * top.system.core.input_size
-    memory = store_kind(cfg.current_width, store_words, platform)
+    link = top.system.link
+    memory = store_kind(cfg.current_width, link.slots * link.input_words, platform, link.store_kind)
     report = json.loads((out / "report.json").read_text())
     clock_mhz = platform.default_clk_frequency / 1e6
     fmax = report.get("fmax", {})
@@ -301,7 +300,7 @@ def build(
         "fmax_mhz": round(achieved, 2),
         "timing_met": achieved >= clock_mhz,
         "utilization": utilization,
-        "sample_store": {"slots": slots, "memory": memory},
+        "sample_store": {"slots": link.slots, "memory": memory},
         "notes": board.notes,
         "build_seconds": round(seconds, 1),
         "bitstream": str(next(iter(sorted(out.glob("top.bi[tn]"))), "")),
