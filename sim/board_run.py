@@ -12,7 +12,7 @@ from golden_model.config import Config
 from .cocotb_job import run_cocotb_job
 from .toolchain import spram_model
 
-__all__ = ["SYSTEM_TOP", "run_link_bench"]
+__all__ = ["SYSTEM_TOP", "run_link_bench", "run_store_bench"]
 
 SYSTEM_TOP = "pulsegate_system"
 DEFAULT_WORK = Path("build") / "verilator-link"
@@ -53,4 +53,39 @@ def run_link_bench(
         run_dir=work / test,
         build_args=["-Wno-fatal", "-O3"],
         testcase=test,
+    )
+
+
+def run_store_bench(
+    width: int,
+    depth: int,
+    *,
+    kind: str = "spram",
+    writes: int = 200,
+    seed: int = 1,
+    work: str | Path = Path("build") / "verilator-store",
+) -> dict:
+    """Write ``writes`` random words into a :class:`boards.store.SampleStore` of ``depth``
+    words of ``width`` bits (``kind``: ``spram`` with the vendor's cell model, or ``block``),
+    read them back, and return the verdict (``checked``, ``bad``, ``mismatches``)."""
+    from boards.store import SampleStore
+
+    work = Path(work).resolve()
+    store = SampleStore(width, depth, kind=kind)
+    text = verilog.convert(store, name="store")
+    if kind == "spram":
+        text += spram_model()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    build_dir = work / f"build-{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / "store.v"
+    source.write_text(text)
+    return run_cocotb_job(
+        source,
+        "store",
+        "sim.cocotb_store",
+        {"width": width, "depth": depth, "writes": writes, "seed": seed},
+        build_dir=build_dir,
+        run_dir=work / f"run-{digest}",
+        build_args=["-Wno-fatal"],
     )
