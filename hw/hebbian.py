@@ -83,7 +83,7 @@ class HebbianUnit(wiring.Component):
     busy, done : Out(1)
     sat_count, sat_copy_count : Out(32)
     sat_events, sat_copy_events : Out(range(lanes + 1))
-        Saturation events in this clock (the counters sum them).
+        Saturation events of the word written this clock (the counters sum them).
     lfsr_state : Out(32)
         Own LFSR only.
     random_ahead : In(ArrayLayout(unsigned(32), lanes)), random_advance : Out(range(lanes + 1))
@@ -318,14 +318,19 @@ class HebbianUnit(wiring.Component):
                 c_chunk
             ]
             m.d.comb += advance.eq(Mux(c_valid, valid_lanes, 0))
-        for counter, now, events in (
-            (self.sat_count, self.sat_events, w_events),
-            (self.sat_copy_count, self.sat_copy_events, t_events),
+        # Saturation flags are registered with the words they belong to and counted in stage
+        # D: the lanes' sum then starts at flip-flops, not after the memory read, the update
+        # and its clamp (on the routed digits system that was the critical path).
+        for counter, now, events, label in (
+            (self.sat_count, self.sat_events, w_events, "w_saturated"),
+            (self.sat_copy_count, self.sat_copy_events, t_events, "t_saturated"),
         ):
             if events:
-                m.d.comb += now.eq(Mux(c_valid, balanced_sum(events), 0))
-                total = counter + Mux(c_valid, balanced_sum(events), 0)
-                m.d.sync += counter.eq(clamp_unsigned(total, COUNTER_WIDTH))
+                flags = Signal(len(events), name=label)
+                m.d.sync += flags.eq(Mux(c_valid, Cat(*events), 0))
+                count = balanced_sum(list(flags))
+                m.d.comb += now.eq(count)
+                m.d.sync += counter.eq(clamp_unsigned(counter + count, COUNTER_WIDTH))
         if self.external_multipliers:
             m.d.comb += self.mul_valid.eq(b_valid)
         m.d.comb += [
