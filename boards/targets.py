@@ -28,7 +28,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
 from hw.network import lanes_label, multiplier_count, sweep_depths
-from hw.synapse import COLUMNS, ROWS, WeightLayout
+from hw.synapse import matrix_layout
 from sim.toolchain import tool_env
 
 from .store import has_spram, spram_slots, store_kind
@@ -365,8 +365,10 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     schedule = compile_backprop(cfg)
     widest = max(m.rows if m.transpose_of else m.cols for m in schedule.matrices)
     budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
+    # Past a row's length words span rows, so up to the largest matrix can help.
+    most = max(m.rows * m.cols for m in schedule.matrices) if budget else widest
     fitting = [
-        n for n in range(1, widest + 1) if budget is None or multiplier_count(schedule, n) <= budget
+        n for n in range(1, most + 1) if budget is None or multiplier_count(schedule, n) <= budget
     ]
     top = max(fitting, default=1)
     clocks = {lanes: sum(sweep_depths(schedule, cfg, lanes)) for lanes in range(1, top + 1)}
@@ -390,13 +392,13 @@ def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
         copy = copies.get(m.name)
 
         def depths(n: int) -> tuple[int, ...]:
-            own = WeightLayout(m.rows, m.cols, n, ROWS, cfg.weight_width).depth
-            if copy is None:
-                return (own,)
-            return own, WeightLayout(copy.rows, copy.cols, n, COLUMNS, cfg.weight_width).depth
+            names = [m.name] + ([copy.name] if copy else [])
+            return tuple(matrix_layout(schedule, k, n, cfg.weight_width).depth for k in names)
 
-        widest = max(m.cols, copy.rows if copy else 0)
-        return [n for n in range(1, widest + 1) if n == 1 or depths(n) != depths(n - 1)]
+        # Past a row's length a word spans rows, so every lane count up to the whole
+        # matrix can shorten a sweep; the device's multipliers bound it (logic, without).
+        most = min(m.rows * m.cols, budget) if budget else max(m.cols, copy.rows if copy else 0)
+        return [n for n in range(1, most + 1) if n == 1 or depths(n) != depths(n - 1)]
 
     budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
     plans = []

@@ -74,10 +74,14 @@ class HebbianUnit(wiring.Component):
         (``fetch=False``)
     pre : In(ArrayLayout(signed(current_width), cols))
         (``fetch=False``)
-    fetch_row : Out(range(rows)), fetch_chunk : Out(range(inner)), fetch_valid : Out(1)
-        (``fetch=True``) The word addressed this clock.
-    fetched_post : In(signed(current_width)), fetched_pre : In(ArrayLayout(..., lanes))
-        (``fetch=True``) ``post[fetch_row]`` and each lane's ``pre`` element (0 for padding).
+    fetch_row : Out(range(outer)), fetch_chunk : Out(range(inner)), fetch_valid : Out(1)
+        (``fetch=True``) The word addressed this clock: its row group (one row unless a word
+        spans rows, :class:`~hw.synapse.WeightLayout`) and column chunk.
+    fetched_post : In(ArrayLayout(signed(current_width), span))
+        (``fetch=True``) The ``post`` element of each row of the word (:meth:`post_rows`).
+    fetched_pre : In(ArrayLayout(signed(current_width), segment))
+        (``fetch=True``) The ``pre`` element of each column of the word
+        (:meth:`lane_columns`; 0 past the last column), shared by the rows it spans.
     w, wt : Out(LearnPort)
         Connect to the ``learn`` ports of the synapse units holding ``W`` and ``W^T``.
     busy, done : Out(1)
@@ -125,13 +129,14 @@ class HebbianUnit(wiring.Component):
         self._fault = _fault  # test-only: "wrap" drops the saturation of W
         self.geometry = WeightLayout(rows, cols, lanes, ROWS, cfg.weight_width)
         cw = cfg.current_width
+        geo = self.geometry
         if fetch:
             vectors = {
-                "fetch_row": Out(range(max(rows, 2))),
-                "fetch_chunk": Out(range(max(self.geometry.inner, 2))),
+                "fetch_row": Out(range(max(geo.outer, 2))),
+                "fetch_chunk": Out(range(max(geo.inner, 2))),
                 "fetch_valid": Out(1),
-                "fetched_post": In(signed(cw)),
-                "fetched_pre": In(data.ArrayLayout(signed(cw), lanes)),
+                "fetched_post": In(data.ArrayLayout(signed(cw), geo.span)),
+                "fetched_pre": In(data.ArrayLayout(signed(cw), geo.segment)),
             }
         else:
             vectors = {
@@ -166,16 +171,26 @@ class HebbianUnit(wiring.Component):
             ports["mul_b"] = Out(data.ArrayLayout(signed(cw), lanes))
             ports["mul_product"] = In(data.ArrayLayout(signed(2 * cw), lanes))
         if copy_rows is not None:
-            self.copy_geometry = WeightLayout(copy_rows, rows, lanes, COLUMNS, cfg.weight_width)
+            self.copy_geometry = WeightLayout(
+                copy_rows, rows, lanes, COLUMNS, cfg.weight_width, stride=cols
+            )
             depth = self.copy_geometry.depth
             ports["wt"] = Out(LearnPort(ceil_log2(max(depth, 2)), self.geometry.word_width, lanes))
         super().__init__(ports)
 
-    def lane_columns(self, lane: int) -> list[int | None]:
-        """The ``pre`` element ``lane`` reads at each value of ``fetch_chunk`` (``None``:
-        past the last column)."""
-        columns = [k * self.lanes + lane for k in range(self.geometry.inner)]
+    def lane_columns(self, element: int) -> list[int | None]:
+        """The ``pre`` column fetched element ``element`` (of ``segment``) holds at each value
+        of ``fetch_chunk`` (``None``: past the last column)."""
+        seg = self.geometry.segment
+        columns = [k * seg + element for k in range(self.geometry.inner)]
         return [c if c < self.cols else None for c in columns]
+
+    def post_rows(self, element: int) -> list[int | None]:
+        """The ``post`` row fetched element ``element`` (of ``span``) holds at each value of
+        ``fetch_row`` (``None``: past the last row)."""
+        span = self.geometry.span
+        rows = [o * span + element for o in range(self.geometry.outer)]
+        return [r if r < self.rows else None for r in rows]
 
     def elaborate(self, platform):
         m = Module()
@@ -190,17 +205,18 @@ class HebbianUnit(wiring.Component):
         stochastic = cfg.rounding == "stochastic"
 
         # Stage A: name word (r, k) of W (and word k * rows + r of W^T) and fetch its operands.
-        m.submodules.steps = steps = Sweep(self.rows, geo.inner)
+        m.submodules.steps = steps = Sweep(geo.outer, geo.inner)
         issuing, row, chunk, address = steps.issuing, steps.outer, steps.inner, steps.address
         m.d.comb += steps.start.eq(self.start)
-        # W^T's address k * rows + r, kept as a running sum in step with the sweep: a product
-        # with a constant here took a hard multiplier on the ECP5 (three in a 2-layer core).
-        t_address = Signal(range(geo.inner * self.rows + 1), name="t_address")
+        # W^T's address k * outer + r (chunk k, row group r), kept as a running sum in step
+        # with the sweep: a product with a constant here took a hard multiplier on the ECP5
+        # (three in a 2-layer core).
+        t_address = Signal(range(geo.inner * geo.outer + 1), name="t_address")
         with m.If(issuing):
             with m.If(chunk == geo.inner - 1):
                 m.d.sync += t_address.eq(row + 1)
             with m.Else():
-                m.d.sync += t_address.eq(t_address + self.rows)
+                m.d.sync += t_address.eq(t_address + geo.outer)
         with m.Elif(self.start):
             m.d.sync += t_address.eq(0)
 
@@ -225,31 +241,46 @@ class HebbianUnit(wiring.Component):
                 self.fetch_chunk.eq(chunk),
                 self.fetch_valid.eq(issuing),
             ]
-            post = Signal(signed(cfg.current_width), name="post")
-            m.d.sync += post.eq(self.fetched_post)
+            posts = [Signal(signed(cfg.current_width), name=f"post{j}") for j in range(geo.span)]
+            m.d.sync += [posts[j].eq(self.fetched_post[j]) for j in range(geo.span)]
         else:
-            post = Array(self.post[r] for r in range(self.rows))[b_row]
+            zero = Const(0, signed(cfg.current_width))
+            posts = [
+                Array(self.post[r] if r is not None else zero for r in self.post_rows(j))[b_row]
+                for j in range(geo.span)
+            ]
 
         # Stage C: the products are in registers and the words on the read ports; update.
         # (The register after the multiplier keeps it out of the update's path.)
-        c_valid, c_chunk = Signal(), Signal.like(chunk)
+        c_valid, c_row, c_chunk = Signal(), Signal.like(row), Signal.like(chunk)
         c_address, c_t_address = Signal.like(address), Signal.like(t_address)
         m.d.sync += [
             c_valid.eq(b_valid),
+            c_row.eq(b_row),
             c_chunk.eq(b_chunk),
             c_address.eq(b_address),
             c_t_address.eq(b_t_address),
         ]
         w_words, t_words, w_events, t_events = [], [], [], []
+        zero = Const(0, signed(cfg.current_width))
+        if self.fetch:
+            pres = [Signal(signed(cfg.current_width), name=f"pre{e}") for e in range(geo.segment)]
+            m.d.sync += [pres[e].eq(self.fetched_pre[e]) for e in range(geo.segment)]
+        else:
+            pres = [
+                Array(self.pre[c] if c is not None else zero for c in self.lane_columns(e))[b_chunk]
+                for e in range(geo.segment)
+            ]
         for lane in range(lanes):
-            columns = [k * lanes + lane for k in range(geo.inner)]
-            zero = Const(0, signed(cfg.current_width))
-            if self.fetch:
-                pre = Signal(signed(cfg.current_width), name=f"pre{lane}")
-                m.d.sync += pre.eq(self.fetched_pre[lane])
-            else:
-                pre = Array(self.pre[c] if c < self.cols else zero for c in columns)[b_chunk]
-            in_w = Array(Const(c < self.cols) for c in columns)[c_chunk]
+            # Lane `lane` holds synapse (row group's row `line`, chunk's column `offset`).
+            line, offset = divmod(lane, geo.segment)
+            padding = line >= geo.span
+            post = zero if padding else posts[line]
+            pre = zero if padding else pres[offset]
+            rows_here = [r is not None for r in ([None] if padding else self.post_rows(line))]
+            columns = [c for c in self.lane_columns(offset)]
+            row_ok = Array(Const(ok) for ok in rows_here)[c_row] if not padding else Const(0)
+            in_w = row_ok & Array(Const(c is not None) for c in columns)[c_chunk]
             if self.external_multipliers:
                 m.d.comb += [self.mul_a[lane].eq(post), self.mul_b[lane].eq(pre)]
                 product = self.mul_product[lane]
@@ -279,7 +310,8 @@ class HebbianUnit(wiring.Component):
             w_words.append(Mux(in_w, new, old))
             w_events.append(in_w & event)
             if self.copy_rows is not None:
-                in_t = Array(Const(c < self.copy_rows) for c in columns)[c_chunk]
+                in_copy = [c is not None and c < self.copy_rows for c in columns]
+                in_t = row_ok & Array(Const(ok) for ok in in_copy)[c_chunk]
                 old_t = self.wt.rdata[lane * ww : (lane + 1) * ww].as_signed()
                 new_t, event_t = saturate(named(m, old_t - change, f"updated_copy{lane}"), ww)
                 t_words.append(Mux(in_t, new_t, old_t))
@@ -314,9 +346,14 @@ class HebbianUnit(wiring.Component):
                 self.wt.we.eq((d_valid & d_in_copy).replicate(lanes)),
             ]
         if stochastic:
-            valid_lanes = Array(min(lanes, self.cols - k * lanes) for k in range(geo.inner))[
-                c_chunk
-            ]
+            # The word's synapses are its first lanes, in row-major order: one draw each.
+            if geo.span > 1:
+                per_row = [min(geo.span, self.rows - o * geo.span) for o in range(geo.outer)]
+                valid_lanes = Array(Const(n * self.cols) for n in per_row)[c_row]
+            else:
+                seg = geo.segment
+                per_chunk = [min(seg, self.cols - k * seg) for k in range(geo.inner)]
+                valid_lanes = Array(Const(n) for n in per_chunk)[c_chunk]
             m.d.comb += advance.eq(Mux(c_valid, valid_lanes, 0))
         # Saturation flags are registered with the words they belong to and counted in stage
         # D: the lanes' sum then starts at flip-flops, not after the memory read, the update

@@ -79,10 +79,11 @@ class WeightAddressDecoder(wiring.Component):
 
     Steps (one clock each): pick the matrix (index minus its offset); subtract the matrix's
     columns until a row remains (``r``, ``c``; a copy's weight swaps to its primary's
-    ``(c, r)``); subtract the lanes until a lane remains (chunk ``q``); add the primary's
-    words per row ``r`` times. A primary stores ``(r, c)`` by rows at ``r * inner + q``, its
-    copy by columns at ``q * rows + r``; both at lane ``c mod lanes``. This is
-    :func:`weight_spots`, computed.
+    ``(c, r)``); subtract the segment until the column's place remains (chunk ``q``); subtract
+    the span until the row's line remains (row group ``g``, when words span rows); then add
+    up addresses and lane. A primary stores ``(r, c)`` by rows at ``g * inner + q``, its copy
+    by columns at ``q * copy_inner + g``; both at lane ``line * segment + c mod segment``
+    (:class:`~hw.synapse.WeightLayout`). This is :func:`weight_spots`, computed.
 
     Parameters
     ----------
@@ -148,9 +149,11 @@ class WeightAddressDecoder(wiring.Component):
             total += mat.rows * mat.cols
         cols = table(mat.cols for mat in mats)
         is_copy = table(int(mat.transpose_of is not None) for mat in mats)
-        # Per primary (indexed by a matrix's primary): lanes, words per row, its copy.
+        # Per primary (indexed by a matrix's primary): lanes per line and lines per word,
+        # words per row group, its copy.
         geo = [self.geometry[names[p]] for p in range(len(mats))]
-        lanes = table(g.lanes for g in geo)
+        segment = table(g.segment for g in geo)
+        span = table(g.span for g in geo)
         inner = table(g.inner for g in geo)
         copy_name = [copy_of.get(name) for name in names]
         has_copy = table(int(c is not None) for c in copy_name)
@@ -165,7 +168,7 @@ class WeightAddressDecoder(wiring.Component):
         r = Signal(width)
         pr, pc = Signal(width), Signal(width)
         q = Signal(width)
-        count = Signal(width)
+        group = Signal(width)
         address = Signal(width)
         copy_address = Signal(width)
 
@@ -206,26 +209,46 @@ class WeightAddressDecoder(wiring.Component):
                         pc.eq(Mux(swap, r, rest)),
                         rest.eq(Mux(swap, r, rest)),
                         q.eq(0),
+                        address.eq(0),
+                        copy_address.eq(0),
                     ]
                     m.next = "chunk"
             with m.State("chunk"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(rest >= lanes[p]):
-                    m.d.sync += [rest.eq(rest - lanes[p]), q.eq(q + 1)]
+                with m.If(rest >= segment[p]):
+                    m.d.sync += [rest.eq(rest - segment[p]), q.eq(q + 1)]
+                with m.Elif(span[p] == 1):
+                    # A row a word: the row group is the row, and the lane the column's place.
+                    m.d.sync += [group.eq(pr), pr.eq(0)]
+                    m.next = "multiply"
                 with m.Else():
-                    m.d.sync += [
-                        address.eq(q),
-                        count.eq(pr),
-                        copy_address.eq(pr),
-                    ]
+                    m.d.sync += group.eq(0)
+                    m.next = "group"
+            with m.State("group"):
+                # Words spanning rows: row pr is line pr mod span of row group pr div span.
+                m.d.comb += self.busy.eq(1)
+                with m.If(pr >= span[p]):
+                    m.d.sync += [pr.eq(pr - span[p]), group.eq(group + 1)]
+                with m.Else():
                     m.next = "multiply"
             with m.State("multiply"):
-                # address = pr * inner + q; copy_address = q * copy_inner + pr.
+                # address = group * inner + q; copy_address = q * copy_inner + group;
+                # lane = line * segment + the column's place (pr holds the line).
                 m.d.comb += self.busy.eq(1)
-                with m.If(count != 0):
-                    m.d.sync += [address.eq(address + inner[p]), count.eq(count - 1)]
+                with m.If(group != 0):
+                    m.d.sync += [
+                        address.eq(address + inner[p]),
+                        copy_address.eq(copy_address + 1),
+                        group.eq(group - 1),
+                    ]
                 with m.Elif(q != 0):
-                    m.d.sync += [copy_address.eq(copy_address + copy_inner[p]), q.eq(q - 1)]
+                    m.d.sync += [
+                        address.eq(address + 1),
+                        copy_address.eq(copy_address + copy_inner[p]),
+                        q.eq(q - 1),
+                    ]
+                with m.Elif(pr != 0):
+                    m.d.sync += [rest.eq(rest + segment[p]), pr.eq(pr - 1)]
                 with m.Else():
                     m.next = "idle"
         return m

@@ -36,7 +36,7 @@ from .lfsr import MultiStepLfsr
 from .multipliers import MultiplierPool
 from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
-from .synapse import COLUMNS, ROWS, SynapseUnit, WeightLayout
+from .synapse import SynapseUnit, matrix_layout
 
 __all__ = [
     "NetworkCore",
@@ -95,22 +95,20 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
     columns; sweeps of one tick run at once, so the longest counts) and a phase's learning
     updates (a word of ``W`` per clock; at once too, unless stochastic rounding makes them take
     turns). Their sum plus the control clocks is a sample's length; it never depends on data."""
-    shapes = {m.name: m for m in schedule.matrices}
     counts = resolve_lanes(schedule, lanes)
 
-    def depth(name: str, layout: str) -> int:
-        mat = shapes[name]
-        return WeightLayout(mat.rows, mat.cols, counts[name], layout, cfg.weight_width).depth
+    def depth(name: str) -> int:
+        return matrix_layout(schedule, name, counts[name], cfg.weight_width).depth
 
     depths = []
     for phase in schedule.phases:
         if phase.learns:
-            learning = [depth(ln.matrix, ROWS) for ln in phase.learns]
+            learning = [depth(ln.matrix) for ln in phase.learns]
             together = cfg.rounding != "stochastic"
             depths += [max(learning)] if together else learning
         swept = {t.matrix for tr in phase.transfers for t in tr.terms} - {None}
         if swept:
-            longest = max(depth(n, COLUMNS if shapes[n].transpose_of else ROWS) for n in swept)
+            longest = max(depth(n) for n in swept)
             depths += [longest] * cfg.ticks_per_window
     return depths
 
@@ -322,13 +320,14 @@ class NetworkCore(wiring.Component):
                     self.uses[matrix] = (index, tr)
         self.synapses = {}
         for mat in s.matrices:
-            layout = COLUMNS if mat.transpose_of else ROWS
+            geo = matrix_layout(s, mat.name, self.matrix_lanes[mat.name], cfg.weight_width)
             self.synapses[mat.name] = SynapseUnit(
                 cfg,
                 mat.rows,
                 mat.cols,
                 self.matrix_lanes[mat.name],
-                layout=layout,
+                layout=geo.layout,
+                stride=geo.stride,
                 init=self._initial_weights[mat.name],
                 debug=self.debug,
                 fetch=True,
@@ -566,24 +565,25 @@ class NetworkCore(wiring.Component):
             # element's saturation counted at its first use (chunk 0 of its row, row 0).
             rows = s.matrix(ln.matrix).rows
             post_parts = [(ln.post_plus, 1), (ln.post_minus, -1)]
-            m.d.comb += unit.fetched_post.eq(
-                fetch_element(
-                    [(0, rows, post_parts)],
-                    list(range(rows)),
-                    unit.fetch_row,
-                    unit.fetch_valid & ~unit.fetch_chunk.any(),
-                    f"{ln.matrix}_post",
+            for j in range(unit.geometry.span):
+                m.d.comb += unit.fetched_post[j].eq(
+                    fetch_element(
+                        [(0, rows, post_parts)],
+                        unit.post_rows(j),
+                        unit.fetch_row,
+                        unit.fetch_valid & ~unit.fetch_chunk.any(),
+                        f"{ln.matrix}_post{j}",
+                    )
                 )
-            )
             pre_ranges = _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes)
-            for lane in range(unit.lanes):
-                m.d.comb += unit.fetched_pre[lane].eq(
+            for e in range(unit.geometry.segment):
+                m.d.comb += unit.fetched_pre[e].eq(
                     fetch_element(
                         pre_ranges,
-                        unit.lane_columns(lane),
+                        unit.lane_columns(e),
                         unit.fetch_chunk,
                         unit.fetch_valid & ~unit.fetch_row.any(),
-                        f"{ln.matrix}_pre{lane}",
+                        f"{ln.matrix}_pre{e}",
                     )
                 )
             drivers[ln.matrix] = unit.w

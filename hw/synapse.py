@@ -22,40 +22,68 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden_model.config import Config
+from golden_model.schedule import Schedule
 
 from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, named, saturate
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
 
-__all__ = ["ROWS", "COLUMNS", "WeightLayout", "LearnPort", "SynapseUnit"]
+__all__ = ["ROWS", "COLUMNS", "WeightLayout", "matrix_layout", "LearnPort", "SynapseUnit"]
 
 ROWS = "rows"
 COLUMNS = "columns"
 
 
 class WeightLayout:
-    """Where weight ``K[r, c]`` lives: memory geometry, packing and unpacking."""
+    """Where weight ``K[r, c]`` lives: memory geometry, packing and unpacking.
 
-    def __init__(self, rows: int, cols: int, lanes: int, layout: str, width: int) -> None:
+    A word holds ``lanes`` weights. Below a line's length (``stride``: a row's columns by
+    rows, a column's rows by columns) a word is a chunk of one line; at ``lanes >= stride`` a
+    word holds ``span = lanes // stride`` whole lines side by side, ``segment = stride`` lanes
+    each, so short matrices still use every lane. A transposed copy passes its primary's row
+    length as ``stride`` (its primary's bias column is a padding lane in the copy), so that ``W``
+    and ``W^T`` keep identical words.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        lanes: int,
+        layout: str,
+        width: int,
+        stride: int | None = None,
+    ) -> None:
         if layout not in (ROWS, COLUMNS):
             raise ValueError(f"layout must be 'rows' or 'columns', got {layout!r}")
         if rows < 1 or cols < 1:
             raise ValueError(f"a weight matrix needs rows, cols >= 1, got {rows}x{cols}")
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
+        line = cols if layout == ROWS else rows
+        stride = line if stride is None else stride
+        if stride < line:
+            raise ValueError(f"stride {stride} is shorter than a line of {line}")
         self.rows, self.cols, self.lanes, self.layout, self.width = rows, cols, lanes, layout, width
+        self.stride = stride
+        #: Lanes per line in a word, and lines per word.
+        self.segment = min(lanes, stride)
+        self.span = lanes // stride if lanes >= stride else 1
         if layout == ROWS:
-            self.outer, self.inner = rows, -(-cols // lanes)  # row, column chunk
+            # outer: a group of `span` rows; inner: a chunk of `segment` columns.
+            self.outer, self.inner = -(-rows // self.span), -(-cols // self.segment)
         else:
-            self.outer, self.inner = -(-rows // lanes), cols  # row chunk, column
+            # outer: a chunk of `segment` rows; inner: a group of `span` columns.
+            self.outer, self.inner = -(-rows // self.segment), -(-cols // self.span)
         self.depth = self.outer * self.inner
         self.word_width = lanes * width
 
     def locate(self, r: int, c: int) -> tuple[int, int]:
         """``(address, lane)`` of ``K[r, c]``."""
+        seg, span = self.segment, self.span
         if self.layout == ROWS:
-            return r * self.inner + c // self.lanes, c % self.lanes
-        return (r // self.lanes) * self.inner + c, r % self.lanes
+            return (r // span) * self.inner + c // seg, (r % span) * seg + c % seg
+        return (r // seg) * self.inner + c // span, (c % span) * seg + r % seg
 
     def pack(self, codes: np.ndarray) -> list[int]:
         """Memory words (unsigned ints) from a ``rows x cols`` array of signed codes."""
@@ -79,6 +107,16 @@ class WeightLayout:
                 value = (int(words[address]) >> (lane * self.width)) & mask
                 out[r, c] = value - (1 << self.width) if value >> (self.width - 1) else value
         return out
+
+
+def matrix_layout(schedule: Schedule, name: str, lanes: int, width: int) -> WeightLayout:
+    """The layout of a schedule's matrix: a primary by rows, a transposed copy by columns
+    with its primary's row length as stride (so that the two hold the same words)."""
+    mat = schedule.matrix(name)
+    if mat.transpose_of is None:
+        return WeightLayout(mat.rows, mat.cols, lanes, ROWS, width)
+    stride = schedule.matrix(mat.transpose_of).cols
+    return WeightLayout(mat.rows, mat.cols, lanes, COLUMNS, width, stride=stride)
 
 
 def LearnPort(addr_width: int, word_width: int, lanes: int = 1) -> wiring.Signature:
@@ -172,6 +210,7 @@ class SynapseUnit(wiring.Component):
         lanes: int = 1,
         *,
         layout: str = ROWS,
+        stride: int | None = None,
         init: np.ndarray | None = None,
         debug: bool = False,
         fetch: bool = False,
@@ -182,7 +221,7 @@ class SynapseUnit(wiring.Component):
         self.external_multipliers = external_multipliers
         self.debug = debug
         self.fetch = fetch
-        self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width)
+        self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width, stride)
         self.rows, self.cols, self.lanes, self.layout = rows, cols, lanes, layout
         self._fault = _fault  # test-only: "floor" rounds down instead of half up
         codes = np.zeros((rows, cols), dtype=np.int64) if init is None else init
@@ -201,8 +240,9 @@ class SynapseUnit(wiring.Component):
             if debug
             else {}
         )
-        #: Elements fetched per clock: one per lane by rows, one for all lanes by columns.
-        self.fetch_lanes = lanes if layout == ROWS else 1
+        #: Elements fetched per clock: a word's columns by rows (the rows it spans share
+        #: them), a word's columns by columns (each broadcast to its line's lanes).
+        self.fetch_lanes = self.geometry.segment if layout == ROWS else self.geometry.span
         source_ports = (
             {
                 "fetch_inner": Out(range(max(self.geometry.inner, 2))),
@@ -241,13 +281,12 @@ class SynapseUnit(wiring.Component):
             }
         )
 
-    def lane_columns(self, lane: int) -> list[int | None]:
-        """The source element ``lane`` reads at each value of ``fetch_inner`` (``None``:
-        past the last column, a padding lane)."""
-        if self.layout == ROWS:
-            columns = [k * self.lanes + lane for k in range(self.geometry.inner)]
-            return [c if c < self.cols else None for c in columns]
-        return list(range(self.cols))
+    def lane_columns(self, element: int) -> list[int | None]:
+        """The source column fetched element ``element`` (of :attr:`fetch_lanes`) holds at
+        each value of ``fetch_inner`` (``None``: past the last column)."""
+        step = self.geometry.segment if self.layout == ROWS else self.geometry.span
+        columns = [k * step + element for k in range(self.geometry.inner)]
+        return [c if c < self.cols else None for c in columns]
 
     def elaborate(self, platform):
         m = Module()
@@ -310,17 +349,21 @@ class SynapseUnit(wiring.Component):
                 Signal(signed(cw), name=f"fetched{lane}") for lane in range(self.fetch_lanes)
             ]
             m.d.sync += [fetched[k].eq(self.fetched[k]) for k in range(self.fetch_lanes)]
+        seg, span = geo.segment, geo.span
+        zero = Const(0, signed(cw))
         for lane in range(lanes):
             weight = sweep.data[lane * ww : (lane + 1) * ww].as_signed()
-            if self.fetch:
-                operand = fetched[lane if self.layout == ROWS else 0]
-            elif self.layout == ROWS:
-                picks = [k * lanes + lane for k in range(geo.inner)]
-                zero = Const(0, signed(cw))
-                options = [self.source[j] if j < self.cols else zero for j in picks]
-                operand = Array(options)[b["inner"]]
+            line, offset = divmod(lane, seg)  # the word's line and the lane's place in it
+            if line >= span:
+                operand = zero  # a padding lane: its weight is always 0
+            elif self.fetch:
+                operand = fetched[offset if self.layout == ROWS else line]
             else:
-                operand = Array([self.source[j] for j in range(self.cols)])[b["inner"]]
+                element, step = (offset, seg) if self.layout == ROWS else (line, span)
+                picks = [k * step + element for k in range(geo.inner)]
+                operand = Array(self.source[j] if j < self.cols else zero for j in picks)[
+                    b["inner"]
+                ]
             if self.external_multipliers:
                 m.d.comb += [
                     self.mul_a[lane].eq(weight),
@@ -332,44 +375,41 @@ class SynapseUnit(wiring.Component):
 
         # Stage C: sum each accumulator's products into a register (a tree of up to
         # log2(lanes) adders: at many lanes it was the longest path when it fed the
-        # accumulator in the same clock). Stage D: accumulate; on a row's last word, round
-        # and saturate into z.
+        # accumulator in the same clock). Stage D: accumulate; on a line's last word, round
+        # and saturate into z. By rows an accumulator per row of the word (its `segment`
+        # lanes), by columns one per lane of a line (summing the `span` lines' products);
+        # accumulator `a` at outer step `o` writes row `o * accumulators + a`.
         acc_width = cw + ww + ceil_log2(self.cols + 1) + 1
         events = []
         if self.layout == ROWS:
-            groups = [(products, [None])]  # one accumulator; target row = d.outer
+            members = [range(j * seg, (j + 1) * seg) for j in range(span)]
         else:
-            groups = [([p], [lane]) for lane, p in enumerate(products)]
-        summed = []
-        for parts, (lane,) in groups:
-            width = cw + ww + ceil_log2(len(parts) + 1)
-            partial = Signal(signed(width), name=f"partial{'' if lane is None else lane}")
+            members = [range(e, span * seg, seg) for e in range(seg)]
+        groups = []
+        for a, lanes_of in enumerate(members):
+            parts = [products[k] for k in lanes_of]
+            partial = Signal(signed(cw + ww + ceil_log2(len(parts) + 1)), name=f"partial{a}")
             m.d.sync += partial.eq(balanced_sum(parts))
-            summed.append(([partial], [lane]))
-        groups = summed
+            groups.append((a, partial))
         # Each row keeps z as sign and magnitude: the magnitude is formed once, where z is
         # written, so the PMPY halves below need no negator per row.
         negative = [Signal(name=f"negative{r}") for r in range(self.rows)]
         magnitude = [Signal(unsigned(cw - 1), name=f"magnitude{r}") for r in range(self.rows)]
-        for parts, (lane,) in groups:
-            acc = Signal(signed(acc_width), name=f"acc{'' if lane is None else lane}")
+        for a, partial in groups:
+            acc = Signal(signed(acc_width), name=f"acc{a}")
             # The accumulator starts at half an output step, so rounding half up is a
             # plain shift of the sum (no adder after the accumulator).
             half = (
                 0 if self._fault == "floor" or cfg.weight_frac == 0 else 1 << (cfg.weight_frac - 1)
             )
-            total = named(
-                m,
-                Mux(d["first"], half, acc) + balanced_sum(parts),
-                f"total{'' if lane is None else lane}",
-            )
+            total = named(m, Mux(d["first"], half, acc) + partial, f"total{a}")
             with m.If(d["valid"]):
                 m.d.sync += acc.eq(total)
             rounded = total >> cfg.weight_frac
             value, event = saturate(rounded, cw)
             value_negative = is_negative(value)
             value_magnitude = Mux(value_negative, -value, value)[: cw - 1]
-            targets = {r: r if lane is None else r * lanes + lane for r in range(geo.outer)}
+            targets = {o: o * len(members) + a for o in range(geo.outer)}
             targets = {o: t for o, t in targets.items() if t < self.rows}
             writing = (
                 d["valid"]

@@ -16,7 +16,7 @@ import numpy as np
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
 from hw.network import resolve_lanes
-from hw.synapse import COLUMNS, ROWS, WeightLayout
+from hw.synapse import matrix_layout
 
 from .bench import macs_per_sample, numpy_backprop_rate
 
@@ -33,11 +33,10 @@ DP16KD_BLOCKS = 208
 DP16KD_SHAPES = ((9, 2048), (18, 1024), (36, 512))
 
 
-def dp16kd_blocks(matrix, lanes: int, cfg: Config) -> int:
+def dp16kd_blocks(schedule, name: str, lanes: int, cfg: Config) -> int:
     """Block RAMs for a weight memory of ``lanes``-wide words (one read and one write port):
     the word is split across blocks side by side, the depth across blocks end to end."""
-    layout = COLUMNS if matrix.transpose_of else ROWS
-    geo = WeightLayout(matrix.rows, matrix.cols, lanes, layout, cfg.weight_width)
+    geo = matrix_layout(schedule, name, lanes, cfg.weight_width)
     return min(
         -(-geo.word_width // width) * -(-geo.depth // depth) for width, depth in DP16KD_SHAPES
     )
@@ -192,7 +191,8 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     overhead = digits["cycles"] - sum(unit_depths(Config(layers=(64, 32, 10)), 1))
     cycles = projected_cycles(cfg, plan, overhead)
     blocks = sum(
-        dp16kd_blocks(m, resolve_lanes(schedule, plan)[m.name], cfg) for m in schedule.matrices
+        dp16kd_blocks(schedule, m.name, resolve_lanes(schedule, plan)[m.name], cfg)
+        for m in schedule.matrices
     )
     fmax = ecp5_report["fmax_mhz"] if ecp5_report else None
     out = {

@@ -1,6 +1,7 @@
 """Board targets: the host link protocol, its gateware (UART, CRC), the link under Verilator
 driven by the host client, and place-and-route reports."""
 
+import math
 import random
 
 import pytest
@@ -233,15 +234,15 @@ def test_lane_candidates_follow_multipliers_and_widths():
     from golden_model.datasets import dataset_config
 
     # 2-4-1: two sets of multipliers (W1's sweep and rule share one; W2's, W2T's and W2's
-    # rule another), widest sweep 5.
+    # rule another), widest row 5; W1's rows of 3 go 2 a word at 6 lanes, all 4 at 12.
     xor = board_config()
     assert lane_candidates("icebreaker", xor) == [4, 3, 2, 1]  # 8 DSPs / 2 sets
-    assert lane_candidates("ulx3s-85f", xor) == [5, 4, 3, 2, 1]  # width-bound
+    assert lane_candidates("ulx3s-85f", xor) == [12, 6, 5, 4, 3, 2, 1]
     digits = dataset_config("digits")
     # 65 columns take one chunk at 65 lanes, two at 33-64, three at 22-32: the fewest lanes
-    # for each sample length are kept.
+    # for each sample length are kept; at 66 W2's rows of 33 go two a word.
     ulx3s = lane_candidates("ulx3s-85f", digits)
-    assert ulx3s[:4] == [65, 33, 32, 22] and ulx3s[-1] == 1
+    assert ulx3s[:5] == [66, 65, 33, 32, 22] and ulx3s[-1] == 1
     assert lane_candidates("orangecrab", digits)[0] == 13  # 28 / 2, and 14 splits as 13 does
     assert lane_candidates("ice40-hx8k", digits)[:2] == [65, 33]  # no DSPs: the widest sweep
 
@@ -255,11 +256,14 @@ def test_lane_plans_put_multipliers_where_the_sweeps_are():
     digits = dataset_config("digits")
     plans = lane_plans("ulx3s-85f", digits)
     # W1 (its sweep and rule share) at 65 lanes: a row a clock; W2 (W2, W2T and the rule
-    # share) at 33. 98 of 156 multipliers: the widest sweeps, nothing faster exists.
-    assert plans[0] == {"W1": 65, "W2": 33}
+    # share) at 66: two rows of 33 a word. 131 of 156 multipliers; W1 at 130 (two rows a
+    # word) would leave W2 only 26 (76 clocks).
+    assert plans[0] == {"W1": 65, "W2": 66}
     schedule = compile_backprop(digits)
     clocks = [sum(sweep_depths(schedule, digits, plan)) for plan in plans]
-    assert clocks[0] == 84 < sum(sweep_depths(schedule, digits, 22))
+    assert clocks[0] == 32 + 5 + 5 + 32 < sum(sweep_depths(schedule, digits, 22))
+    assert sum(sweep_depths(schedule, digits, {"W1": 130, "W2": 26})) == 16 + 20 + 20 + 20
+    assert {"W1": 65, "W2": 33} in plans  # 84 clocks, 98 multipliers
     assert clocks == sorted(clocks) and plans[-1] == {"W1": 1, "W2": 1}
     # the UP5K's 8 DSPs: W1 at 6 lanes and W2 at 2
     assert lane_plans("icebreaker", digits)[0] == {"W1": 6, "W2": 2}
@@ -279,13 +283,13 @@ def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_p
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(targets, "build", fake_build)
-    plans = targets.lane_plans("ulx3s-85f", board_config())  # 8, 7, 6, 5, 4, 3, 2 mults
+    plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 11, 10, ..., 2 mults
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert report["lanes"] == {"W1": 3, "W2": 2} == plans[3]
+    assert report["lanes"] == {"W1": 3, "W2": 2} == plans[7]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
     assert tried["W1=3,W2=2"] == "fits, timing met"
-    assert "does not fit" in tried["W1=3,W2=5"]  # the fastest plan first
-    assert len(tried) <= 4  # then halving, not one build per plan
+    assert "does not fit" in tried["W1=12,W2=5"]  # the fastest plan first
+    assert len(tried) <= 1 + math.ceil(math.log2(len(plans)))  # then halving, not every plan
 
 
 def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_path):
@@ -299,7 +303,7 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
 
     monkeypatch.setattr(targets, "build", fake_build)
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert report["lanes"] == {"W1": 3, "W2": 5} and built == [report["lanes"]]
+    assert report["lanes"] == {"W1": 12, "W2": 5} and built == [report["lanes"]]
 
 
 def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):

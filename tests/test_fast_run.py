@@ -35,8 +35,8 @@ def test_an_iris_epoch_is_bit_exact_at_every_sample(work):
 
 def test_lanes_1_2_and_the_auto_value_agree_with_each_other_and_the_golden_model(work):
     """One run of 30 samples at three lane settings: 1, 2 and the plan ``--lanes auto`` tries
-    first for iris on the ULX3S-85F (W1 at 5 lanes, W2 at 9: the hardware of the uniform
-    9-lane build that fits and meets timing in BENCHMARKS.md; test_slow repeats the search).
+    first for iris on the ULX3S-85F (W1 at 40 lanes, W2 at 27: every matrix one word or a few,
+    its words spanning rows; test_slow repeats the search).
     Each is bit-exact with the golden model at every tenth sample; their final RTL states are
     identical."""
     from boards.targets import lane_plans
@@ -44,7 +44,7 @@ def test_lanes_1_2_and_the_auto_value_agree_with_each_other_and_the_golden_model
 
     cfg, samples = _iris_samples(30)
     auto = lane_plans("ulx3s-85f", cfg)[0]
-    assert auto == {"W1": 5, "W2": 9}
+    assert auto == {"W1": 40, "W2": 27}
     runs = {
         lanes_label(lanes): run_fast(
             cfg, samples, lanes=lanes, work=work / f"lanes{lanes_label(lanes)}", read_every=10

@@ -140,7 +140,9 @@ def test_population_fault_is_caught():
 
 # -- synapse unit ---------------------------------------------------------------------------
 
-SYNAPSE_SETUPS = [(layout, lanes) for layout in (ROWS, COLUMNS) for lanes in (1, 2, 3)]
+# 5x7 at 10 and 16 lanes: a line and padding by rows, words of 2 and 3 lines by columns;
+# at 16 by rows two rows a word.
+SYNAPSE_SETUPS = [(layout, lanes) for layout in (ROWS, COLUMNS) for lanes in (1, 2, 3, 10, 16)]
 
 
 def synapse_mismatches(cfg, rows, cols, lanes, layout, cases, seed, fault=None):
@@ -201,15 +203,26 @@ def test_weight_layouts_hold_the_same_words_transposed():
 
     rng = np.random.default_rng(0)
     w = rng.integers(-1000, 1000, (5, 7))
-    for lanes in (1, 2, 3, 4):
+    for lanes in (1, 2, 3, 4, 7, 13, 14, 16, 35):
         rows = WeightLayout(5, 7, lanes, ROWS, 16)
         cols = WeightLayout(7, 5, lanes, COLUMNS, 16)
         by_rows, by_cols = rows.pack(w), cols.pack(w.T)
         np.testing.assert_array_equal(rows.unpack(by_rows), w)
         np.testing.assert_array_equal(cols.unpack(by_cols), w.T)
-        for r in range(5):
+        assert rows.depth == cols.depth == -(-5 // rows.span) * -(-7 // rows.segment)
+        for g in range(rows.outer):
             for k in range(rows.inner):
-                assert by_rows[r * rows.inner + k] == by_cols[k * 5 + r]
+                assert by_rows[g * rows.inner + k] == by_cols[k * rows.outer + g]
+        # A copy without the bias column, strided by its primary's rows: the same words with
+        # the bias lanes left empty.
+        copy = WeightLayout(6, 5, lanes, COLUMNS, 16, stride=7)
+        biasless = w.copy()
+        biasless[:, 6] = 0
+        by_copy, by_biasless = copy.pack(w[:, :6].T), rows.pack(biasless)
+        assert copy.inner == rows.outer
+        for g in range(rows.outer):
+            for k in range(copy.outer):
+                assert by_copy[k * copy.inner + g] == by_biasless[g * rows.inner + k]
 
 
 # -- Hebbian unit ----------------------------------------------------------------------------
@@ -220,7 +233,9 @@ class LearningPair(Elaboratable):
 
     def __init__(self, cfg, rows, cols, lanes, weights, fault=None):
         self.w = SynapseUnit(cfg, rows, cols, lanes, init=weights)
-        self.wt = SynapseUnit(cfg, cols - 1, rows, lanes, layout=COLUMNS, init=weights[:, :-1].T)
+        self.wt = SynapseUnit(
+            cfg, cols - 1, rows, lanes, layout=COLUMNS, stride=cols, init=weights[:, :-1].T
+        )
         self.hebbian = HebbianUnit(cfg, rows, cols, lanes, copy_rows=cols - 1, _fault=fault)
 
     def elaborate(self, platform):
@@ -286,8 +301,10 @@ def hebbian_mismatches(cfg, rows, cols, lanes, cases, seed, fault=None):
     return problems, saturations[0]
 
 
+# 13 and 18 lanes: words spanning 2 and 3 rows of 6 or 7 columns, with padding lanes and a
+# last word only partly filled (4 rows at 3 a word).
 HEBBIAN_SETUPS = [
-    (rounding, lanes) for rounding in ("nearest", "stochastic") for lanes in (1, 2, 3)
+    (rounding, lanes) for rounding in ("nearest", "stochastic") for lanes in (1, 2, 3, 13, 18)
 ]
 
 
@@ -580,22 +597,26 @@ def test_times_constant_is_a_product_without_a_multiplier(constant):
 
 @pytest.mark.parametrize(
     "layers, lanes",
-    [((2, 4, 1), {"W1": 2, "W2": 3}), ((4, 8, 3), {"W1": 3, "W2": 2}), ((4, 8, 3), 1)],
+    [
+        ((2, 4, 1), {"W1": 2, "W2": 3}),
+        ((4, 8, 3), {"W1": 3, "W2": 2}),
+        ((4, 8, 3), 1),
+        ((2, 4, 1), 9),
+        ((4, 8, 3), {"W1": 10, "W2": 27}),
+    ],
 )
 def test_weight_address_decoder_matches_every_spot(layers, lanes):
     """Every trace index decodes to the memory, word and lane of ``weight_spots`` (and of its
     transposed copy), including copies reached through their primary and bias columns."""
     from hw.host_port import WeightAddressDecoder, weight_spots
     from hw.network import resolve_lanes
-    from hw.synapse import WeightLayout
+    from hw.synapse import matrix_layout
 
     cfg = Config(layers=layers)
     schedule = compile_backprop(cfg)
     counts = resolve_lanes(schedule, lanes)
     geometry = {
-        m.name: WeightLayout(
-            m.rows, m.cols, counts[m.name], COLUMNS if m.transpose_of else ROWS, cfg.weight_width
-        )
+        m.name: matrix_layout(schedule, m.name, counts[m.name], cfg.weight_width)
         for m in schedule.matrices
     }
     spots = weight_spots(schedule.matrices, geometry)

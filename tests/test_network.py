@@ -44,7 +44,8 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("lanes", [1, 3, "1/pop1", "mixed", "3/own"])
+# 12 lanes: words span rows (2-4-1's W1 in one word of 4 rows, W2T two columns a word).
+@pytest.mark.parametrize("lanes", [1, 3, 12, "1/pop1", "mixed", "3/own"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_core_is_bit_exact_at_every_tick(name, lanes):
     cfg = CONFIGS[name]
@@ -140,17 +141,19 @@ def test_lanes_per_matrix_are_checked_and_copies_follow_their_primary():
             resolve_lanes(schedule, bad)
 
 
-def test_host_port_writes_and_reads_every_weight_at_several_lanes():
+@pytest.mark.parametrize("lanes", [{"W1": 2, "W2": 3}, {"W1": 6, "W2": 10}])
+def test_host_port_writes_and_reads_every_weight_at_several_lanes(lanes):
     """Write a distinct value to every weight index through the host port (lane write enables
-    at W1=2, W2=3), then read all back through the host port and through the debug port: a
-    copy's index and its primary's hold the last value written to either, in both memories."""
+    at W1=2, W2=3; and with words spanning rows), then read all back through the host port and
+    through the debug port: a copy's index and its primary's hold the last value written to
+    either, in both memories."""
     from amaranth.sim import Simulator
 
     from sim.amaranth_run import read_state_via_port
 
     cfg = Config(layers=(2, 4, 1))
     schedule = compile_backprop(cfg)
-    core = NetworkCore(schedule, cfg, lanes={"W1": 2, "W2": 3}, host_port=True)
+    core = NetworkCore(schedule, cfg, lanes=lanes, host_port=True)
     n = core.layout.n_weights
     values = [((k * 37) % 2001) - 1000 for k in range(n)]
     # Which indices name the same synapse: a copy's (r, c) is its primary's (c, r).
