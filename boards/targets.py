@@ -27,7 +27,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
-from hw.network import lanes_label, multiplier_count, sweep_depths
+from hw.network import POOLS, lanes_label, multiplier_count, sweep_depths, turn_clocks
 from hw.synapse import matrix_layout
 from sim.toolchain import tool_env
 
@@ -375,13 +375,18 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
     return [n for n in range(top, 0, -1) if n == 1 or clocks[n] < clocks[n - 1]]
 
 
-def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
+def lane_plans(
+    board: Board | str, cfg: Config, pools: tuple[str, ...] = POOLS
+) -> list[dict[str, int | str]]:
     """Lane counts per matrix worth trying for ``cfg`` on ``board``, fastest first: each
     plan gives every weight matrix (with its transposed copy and its learning rule, which share
     the count) as many lanes as shortens its sweeps, within the device's multipliers, and no
     plan uses more multipliers than a faster one. A matrix's units share its multipliers
-    (:func:`~hw.network.multiplier_count`). Digits on the ECP5-85F: W1 at 65 lanes (a row
-    a clock) and W2 at 33, 98 multipliers, 84 sweep clocks per sample."""
+    (:func:`~hw.network.multiplier_count`); with ``"core"`` among ``pools`` (the default,
+    on boards with hard multipliers) plans with one pool for the whole core are weighed too,
+    their learning rules taking turns (:func:`~hw.network.turn_clocks`). Digits on the
+    ECP5-85F: one pool of 132, W1 at 130 lanes (two rows a word) and W2 at 132 (four), 41
+    sweep clocks and 6 for the turns per sample; per matrix, W1 at 65 and W2 at 66 (74)."""
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
     primaries = [m for m in schedule.matrices if not m.transpose_of]
@@ -402,11 +407,16 @@ def lane_plans(board: Board | str, cfg: Config) -> list[dict[str, int]]:
 
     budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
     plans = []
+    # One pool for the core only counts where multipliers are hard (and few).
+    settings = [{} if pool == "matrix" else {"pool": pool} for pool in pools]
+    settings = settings if budget else [{}]
     for counts in itertools.product(*(useful(m) for m in primaries)):
-        plan = {m.name: n for m, n in zip(primaries, counts, strict=True)}
-        multipliers = multiplier_count(schedule, plan)
-        if budget is None or multipliers <= budget:
-            plans.append((sum(sweep_depths(schedule, cfg, plan)), multipliers, plan))
+        for pool in settings:
+            plan = {m.name: n for m, n in zip(primaries, counts, strict=True)} | pool
+            multipliers = multiplier_count(schedule, plan)
+            if budget is None or multipliers <= budget:
+                clocks = sum(sweep_depths(schedule, cfg, plan)) + turn_clocks(schedule, cfg, plan)
+                plans.append((clocks, multipliers, plan))
     frontier, fewest = [], None
     for _, multipliers, plan in sorted(plans, key=lambda p: (p[0], p[1])):
         if fewest is None or multipliers < fewest:

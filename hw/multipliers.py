@@ -9,6 +9,8 @@ twice or three times the lanes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -27,6 +29,9 @@ class MultiplierPool(wiring.Component):
         Multipliers.
     a_width, b_width : int
         Signed operand widths (the widest of the users').
+    user_lanes : sequence of int, optional
+        Lanes each user drives (its first ones; default ``lanes`` for all): a narrower user
+        leaves the multipliers past its own out of their multiplexers.
 
     Attributes
     ----------
@@ -38,10 +43,20 @@ class MultiplierPool(wiring.Component):
         in the units that own theirs).
     """
 
-    def __init__(self, users: int, lanes: int, a_width: int, b_width: int) -> None:
+    def __init__(
+        self,
+        users: int,
+        lanes: int,
+        a_width: int,
+        b_width: int,
+        user_lanes: Sequence[int] | None = None,
+    ) -> None:
         if users < 1 or lanes < 1:
             raise ValueError(f"a multiplier pool needs users, lanes >= 1, got {users}, {lanes}")
-        self.users, self.lanes = users, lanes
+        user_lanes = [lanes] * users if user_lanes is None else list(user_lanes)
+        if len(user_lanes) != users or not all(1 <= n <= lanes for n in user_lanes):
+            raise ValueError(f"user_lanes must be {users} counts in 1..{lanes}, got {user_lanes}")
+        self.users, self.lanes, self.user_lanes = users, lanes, user_lanes
         super().__init__(
             {
                 "valid": In(users),
@@ -54,8 +69,9 @@ class MultiplierPool(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for lane in range(self.lanes):
-            a, b = self.a[0][lane], self.b[0][lane]
-            for user in range(1, self.users):
+            users = [u for u in range(self.users) if lane < self.user_lanes[u]]
+            a, b = self.a[users[0]][lane], self.b[users[0]][lane]
+            for user in users[1:]:
                 a = Mux(self.valid[user], self.a[user][lane], a)
                 b = Mux(self.valid[user], self.b[user][lane], b)
             m.d.sync += self.product[lane].eq(a * b)

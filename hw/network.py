@@ -41,18 +41,40 @@ from .synapse import SynapseUnit, matrix_layout
 __all__ = [
     "NetworkCore",
     "HostPort",
+    "POOLS",
     "lanes_label",
     "multiplier_count",
     "multiplier_families",
+    "multiplier_pool",
     "resolve_lanes",
     "sweep_depths",
+    "turn_clocks",
 ]
+
+
+#: Where multipliers are shared: per matrix (its sweeps and its learning rule), or one pool
+#: for the whole core (every sweep and rule; the rules then take turns).
+POOLS = ("matrix", "core")
+
+
+def multiplier_pool(lanes: int | Mapping[str, int | str]) -> str:
+    """The pool of a lane setting: ``"core"`` when it says ``pool=core``, else ``"matrix"``."""
+    if isinstance(lanes, Mapping) and "pool" in lanes:
+        pool = lanes["pool"]
+        if pool not in POOLS:
+            raise ConfigError("lanes", f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        return pool
+    return "matrix"
 
 
 def resolve_lanes(schedule: Schedule, lanes: int | Mapping[str, int]) -> dict[str, int]:
     """Multiply-accumulates per clock for every matrix of ``schedule``: one count for all, or
     a count per learned or read matrix (a transposed copy takes its primary's count, as the
-    Hebbian unit updates both a word at a time; naming the copy is allowed if it agrees)."""
+    Hebbian unit updates both a word at a time; naming the copy is allowed if it agrees).
+    A mapping may also name the multiplier pool (``"pool": "core"``, :data:`POOLS`)."""
+    multiplier_pool(lanes)  # checked here too
+    if isinstance(lanes, Mapping):
+        lanes = {k: v for k, v in lanes.items() if k != "pool"}
     names = [m.name for m in schedule.matrices]
     primary = {m.name: m.transpose_of or m.name for m in schedule.matrices}
     if isinstance(lanes, int):
@@ -82,7 +104,8 @@ def resolve_lanes(schedule: Schedule, lanes: int | Mapping[str, int]) -> dict[st
 
 
 def lanes_label(lanes: int | Mapping[str, int]) -> str:
-    """``22`` or ``W1=33,W2=17``: a lane setting as the command line takes it."""
+    """``22``, ``W1=33,W2=17`` or ``W1=65,W2=132,pool=core``: a lane setting as the
+    command line takes it."""
     if isinstance(lanes, int):
         return str(lanes)
     return ",".join(f"{name}={n}" for name, n in lanes.items())
@@ -94,8 +117,10 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
     sweeps, in schedule order: the matrix transfers of each tick (``W`` by rows, ``W^T`` by
     columns; sweeps of one tick run at once, so the longest counts) and a phase's learning
     updates (a word of ``W`` per clock; at once too, unless stochastic rounding makes them take
-    turns). Their sum plus the control clocks is a sample's length; it never depends on data."""
+    turns, or the core has one multiplier pool). Their sum plus the control clocks is a
+    sample's length; it never depends on data."""
     counts = resolve_lanes(schedule, lanes)
+    together = cfg.rounding != "stochastic" and _pooled(schedule, lanes) != "core"
 
     def depth(name: str) -> int:
         return matrix_layout(schedule, name, counts[name], cfg.weight_width).depth
@@ -104,7 +129,6 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
     for phase in schedule.phases:
         if phase.learns:
             learning = [depth(ln.matrix) for ln in phase.learns]
-            together = cfg.rounding != "stochastic"
             depths += [max(learning)] if together else learning
         swept = {t.matrix for tr in phase.transfers for t in tr.terms} - {None}
         if swept:
@@ -113,18 +137,52 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
     return depths
 
 
-def multiplier_families(schedule: Schedule) -> dict[str, list[str]]:
-    """The units that can share one set of multipliers, per primary matrix: its synapse unit,
-    its transposed copy's and its learning rule (``"W2"``, ``"W2T"``, ``"learn W2"``). A tick
-    learns, then sweeps, so a rule never multiplies while a sweep does; two sweeps of one
-    family in the same phase would, and then each keeps its own (a family of one)."""
-    learned = {ln.matrix for ph in schedule.phases for ln in ph.learns}
-    read_in = {}
+#: Control clocks a learning rule adds when the rules of a phase take turns (its pipeline
+#: drains before the next starts; measured on the 2-layer core, both rounding modes).
+TURN_CLOCKS = 3
+
+
+def turn_clocks(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]) -> int:
+    """Control clocks a sample spends on learning rules taking turns (stochastic rounding,
+    or one multiplier pool for the core), beyond the clocks of rules that learn at once."""
+    if cfg.rounding != "stochastic" and _pooled(schedule, lanes) != "core":
+        return 0
+    return TURN_CLOCKS * sum(len(ph.learns) for ph in schedule.phases if len(ph.learns) > 1)
+
+
+def _read_in(schedule: Schedule) -> dict[str, set[int]]:
+    """The phases that sweep each matrix."""
+    read_in: dict[str, set[int]] = {}
     for index, phase in enumerate(schedule.phases):
         for tr in phase.transfers:
             for t in tr.terms:
                 if t.matrix is not None:
                     read_in.setdefault(t.matrix, set()).add(index)
+    return read_in
+
+
+def _pooled(schedule: Schedule, lanes) -> str:
+    """The pool a setting gets: ``"core"`` only if asked for and no phase sweeps two
+    matrices (they would multiply at once)."""
+    if multiplier_pool(lanes) != "core":
+        return "matrix"
+    phases = [p for swept in _read_in(schedule).values() for p in swept]
+    return "core" if len(phases) == len(set(phases)) else "matrix"
+
+
+def multiplier_families(schedule: Schedule, pool: str = "matrix") -> dict[str, list[str]]:
+    """The units that can share one set of multipliers, per primary matrix: its synapse unit,
+    its transposed copy's and its learning rule (``"W2"``, ``"W2T"``, ``"learn W2"``). A tick
+    learns, then sweeps, so a rule never multiplies while a sweep does; two sweeps of one
+    family in the same phase would, and then each keeps its own (a family of one).
+    ``pool="core"``: one family, ``"core"``, of every unit, if no phase sweeps two matrices
+    (the learning rules then take turns); otherwise the families per matrix."""
+    learned = {ln.matrix for ph in schedule.phases for ln in ph.learns}
+    read_in = _read_in(schedule)
+    if pool == "core" and _pooled(schedule, {"pool": "core"}) == "core":
+        sweeps = [m.name for m in schedule.matrices if m.name in read_in]
+        rules = [f"learn {m.name}" for m in schedule.matrices if m.name in learned]
+        return {"core": sweeps + rules}
     families: dict[str, list[str]] = {}
     for mat in schedule.matrices:
         families.setdefault(mat.transpose_of or mat.name, []).append(mat.name)
@@ -141,14 +199,15 @@ def multiplier_families(schedule: Schedule) -> dict[str, list[str]]:
 
 def multiplier_count(schedule: Schedule, lanes: int | Mapping[str, int], share: bool = True) -> int:
     """Hard multipliers of a core at ``lanes`` (:func:`resolve_lanes`): a family's units
-    (:func:`multiplier_families`) share one set when ``share``, else each has its own."""
+    (:func:`multiplier_families`, per matrix or one for the core as the setting's pool says)
+    share one set when ``share``, else each has its own."""
     counts = resolve_lanes(schedule, lanes)
 
     def lanes_of(unit: str) -> int:
         return counts[unit.removeprefix("learn ")]
 
     total = 0
-    for units in multiplier_families(schedule).values():
+    for units in multiplier_families(schedule, _pooled(schedule, lanes)).values():
         sizes = [lanes_of(u) for u in units]
         total += max(sizes) if share else sum(sizes)
     return total
@@ -239,9 +298,11 @@ class NetworkCore(wiring.Component):
             raise ValueError(f"population_lanes must be >= 1 or None, got {population_lanes}")
         self.population_lanes = population_lanes
         self.host_port = host_port
+        #: "core": one pool for every unit, the learning rules taking turns.
+        self.pool = _pooled(schedule, lanes) if share_multipliers else "matrix"
         self.families = {
             primary: units
-            for primary, units in multiplier_families(schedule).items()
+            for primary, units in multiplier_families(schedule, self.pool).items()
             if share_multipliers and len(units) > 1
         }
         shared = {unit for units in self.families.values() for unit in units}
@@ -553,7 +614,7 @@ class NetworkCore(wiring.Component):
         # Learning: post and pre elements, memory ports, the shared LFSR. Rules that draw no
         # random bits learn at once, as nothing orders them; with stochastic rounding they take
         # turns, drawing the shared LFSR's numbers in schedule order.
-        together = cfg.rounding != "stochastic"
+        together = cfg.rounding != "stochastic" and self.pool != "core"
         learn_enabled = [
             control.learn[self.sequencer.word.learns.index(ln.matrix)] for ln in self.learns
         ]
@@ -776,17 +837,17 @@ class NetworkCore(wiring.Component):
     def _multiplier_pools(self, m: Module) -> None:
         """One :class:`MultiplierPool` per family of units that share multipliers."""
         cw, ww = self.cfg.current_width, self.cfg.weight_width
-        for primary, names in self.families.items():
+        for family, names in self.families.items():
             units = [
                 self.hebbians[n[len("learn ") :]] if n.startswith("learn ") else self.synapses[n]
                 for n in names
             ]
-            lanes = self.matrix_lanes[primary]
-            pool = MultiplierPool(len(units), lanes, max(cw, ww), cw)
-            m.submodules[f"multipliers_{primary}"] = pool
+            widths = [unit.lanes for unit in units]
+            pool = MultiplierPool(len(units), max(widths), max(cw, ww), cw, user_lanes=widths)
+            m.submodules[f"multipliers_{family}"] = pool
             for k, unit in enumerate(units):
                 m.d.comb += pool.valid[k].eq(unit.mul_valid)
-                for lane in range(lanes):
+                for lane in range(unit.lanes):
                     m.d.comb += [
                         pool.a[k][lane].eq(unit.mul_a[lane]),
                         pool.b[k][lane].eq(unit.mul_b[lane]),

@@ -393,16 +393,29 @@ def _board_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-LANES_HELP = "multiply-accumulates per clock, for all matrices or per matrix: 4, W1=33,W2=17 (1)"
+LANES_HELP = (
+    "multiply-accumulates per clock, for all matrices or per matrix: 4, W1=33,W2=17; "
+    "add pool=core for one multiplier pool (1)"
+)
 
 
-def _lane_setting(text: str) -> int | dict[str, int]:
-    """``4`` (every matrix) or ``W1=33,W2=17`` (per matrix; a copy follows its primary)."""
+def _lane_setting(text: str) -> int | dict[str, int | str]:
+    """``4`` (every matrix) or ``W1=33,W2=17`` (per matrix; a copy follows its primary),
+    optionally with ``pool=core`` (one multiplier pool for the whole core)."""
+    from hw.network import POOLS
+
     if text.isdigit() and int(text) >= 1:
         return int(text)
-    plan = {}
+    plan: dict[str, int | str] = {}
     for part in text.split(","):
         name, equals, count = (item.strip() for item in part.partition("="))
+        if name == "pool" and equals:
+            if count not in POOLS:
+                raise argparse.ArgumentTypeError(
+                    f"pool must be one of {', '.join(POOLS)}, got {count!r} in {text!r}"
+                )
+            plan[name] = count
+            continue
         if not (name and equals and count.isdigit() and int(count) >= 1):
             raise argparse.ArgumentTypeError(
                 f"must be a whole number >= 1 or MATRIX=N,... (e.g. W1=33,W2=17), got {text!r}"

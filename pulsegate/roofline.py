@@ -66,8 +66,11 @@ def unit_depths(cfg: Config, lanes: int | dict[str, int]) -> list[int]:
 
 def projected_cycles(cfg: Config, lanes: int | dict[str, int], overhead: float) -> float:
     """Cycles per sample if every sweep runs at ``lanes`` MACs per clock, one after another,
-    plus a fixed ``overhead`` per sample (control, pipeline latencies, population steps)."""
-    return sum(unit_depths(cfg, lanes)) + overhead
+    plus a fixed ``overhead`` per sample (control, pipeline latencies, population steps;
+    measured where the rules learn at once) and the clocks of rules taking turns."""
+    from hw.network import turn_clocks
+
+    return sum(unit_depths(cfg, lanes)) + overhead + turn_clocks(compile_backprop(cfg), cfg, lanes)
 
 
 def _measure_cycles(cfg: Config, lanes: int | dict[str, int] = 1) -> int:
@@ -187,13 +190,19 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     schedule = compile_backprop(cfg)
     words = sum(m.rows * m.cols for m in schedule.matrices)
     capacity = DP16KD_BLOCKS * DP16KD_WORDS
-    plan = lane_plans("ulx3s-85f", cfg)[0]
     overhead = digits["cycles"] - sum(unit_depths(Config(layers=(64, 32, 10)), 1))
+
+    def blocks_of(plan) -> int:
+        counts = resolve_lanes(schedule, plan)
+        return sum(dp16kd_blocks(schedule, m.name, counts[m.name], cfg) for m in schedule.matrices)
+
+    # The fastest plan whose memories fit: wide words on short matrices waste block RAM (one
+    # pool of 134 would need 300 DP16KD), so per-matrix plans are weighed too.
+    plans = lane_plans("ulx3s-85f", cfg) + lane_plans("ulx3s-85f", cfg, pools=("matrix",))
+    plans.sort(key=lambda plan: projected_cycles(cfg, plan, overhead))
+    plan = next((p for p in plans if blocks_of(p) <= DP16KD_BLOCKS), plans[0])
     cycles = projected_cycles(cfg, plan, overhead)
-    blocks = sum(
-        dp16kd_blocks(schedule, m.name, resolve_lanes(schedule, plan)[m.name], cfg)
-        for m in schedule.matrices
-    )
+    blocks = blocks_of(plan)
     fmax = ecp5_report["fmax_mhz"] if ecp5_report else None
     out = {
         "weight_words": words,

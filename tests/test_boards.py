@@ -251,26 +251,35 @@ def test_lane_plans_put_multipliers_where_the_sweeps_are():
     from boards.targets import lane_plans
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
-    from hw.network import sweep_depths
+    from hw.network import sweep_depths, turn_clocks
 
     digits = dataset_config("digits")
     plans = lane_plans("ulx3s-85f", digits)
-    # W1 (its sweep and rule share) at 65 lanes: a row a clock; W2 (W2, W2T and the rule
-    # share) at 66: two rows of 33 a word. 131 of 156 multipliers; W1 at 130 (two rows a
-    # word) would leave W2 only 26 (76 clocks).
-    assert plans[0] == {"W1": 65, "W2": 66}
+    # One pool of 132 multipliers for the whole core: W1 at 130 lanes (two rows of 65 a
+    # word), W2 at 132 (four rows of 33), the two rules taking turns: 16 + 3 + 3 + (16 + 3)
+    # sweep clocks and 6 for the turns.
+    assert plans[0] == {"W1": 130, "W2": 132, "pool": "core"}
     schedule = compile_backprop(digits)
-    clocks = [sum(sweep_depths(schedule, digits, plan)) for plan in plans]
-    assert clocks[0] == 32 + 5 + 5 + 32 < sum(sweep_depths(schedule, digits, 22))
-    assert sum(sweep_depths(schedule, digits, {"W1": 130, "W2": 26})) == 16 + 20 + 20 + 20
-    assert {"W1": 65, "W2": 33} in plans  # 84 clocks, 98 multipliers
-    assert clocks == sorted(clocks) and plans[-1] == {"W1": 1, "W2": 1}
-    # the UP5K's 8 DSPs: W1 at 6 lanes and W2 at 2
-    assert lane_plans("icebreaker", digits)[0] == {"W1": 6, "W2": 2}
+    clocks = [
+        sum(sweep_depths(schedule, digits, p)) + turn_clocks(schedule, digits, p) for p in plans
+    ]
+    assert clocks[0] == 16 + 3 + 3 + 16 + 3 + 6 < sum(sweep_depths(schedule, digits, 22))
+    # Per matrix the best is W1 at 65 (a row a word) and W2 at 66 (two rows), 131
+    # multipliers; W1 at 130 would leave W2 only 26.
+    per_matrix = lane_plans("ulx3s-85f", digits, pools=("matrix",))
+    assert per_matrix[0] == {"W1": 65, "W2": 66}
+    assert sum(sweep_depths(schedule, digits, per_matrix[0])) == 32 + 5 + 5 + 32
+    assert clocks == sorted(clocks) and plans[-1] == {"W1": 1, "W2": 1, "pool": "core"}
+    # the UP5K's 8 DSPs: all to every matrix in turn, or W1 at 6 lanes and W2 at 2
+    assert lane_plans("icebreaker", digits)[0] == {"W1": 8, "W2": 8, "pool": "core"}
+    assert lane_plans("icebreaker", digits, pools=("matrix",))[0] == {"W1": 6, "W2": 2}
 
 
 def _plan_size(lanes):
-    return lanes["W1"] + lanes["W2"]  # multipliers of a 2-layer plan (shared per matrix)
+    from golden_model.schedule import compile_backprop
+    from hw.network import multiplier_count
+
+    return multiplier_count(compile_backprop(board_config()), lanes)
 
 
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
@@ -283,7 +292,7 @@ def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_p
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(targets, "build", fake_build)
-    plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 11, 10, ..., 2 mults
+    plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 11, 10, ..., 1 mults
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 3, "W2": 2} == plans[7]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}

@@ -149,3 +149,16 @@ def test_a_lane_plan_naming_no_matrix_is_refused_in_one_line(capsys, tmp_path):
     assert main(["generate", "--lanes", "W1=2,W7=3", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pulsegate: error: config field 'lanes': no matrix named W7")
+
+
+def test_a_pool_setting_is_parsed_and_a_bad_one_refused(capsys, tmp_path):
+    from pulsegate.cli import _lane_setting
+
+    assert _lane_setting("W1=130,W2=132,pool=core") == {"W1": 130, "W2": 132, "pool": "core"}
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "iris", "--lanes", "W1=2,W2=2,pool=chip"])
+    assert exit_.value.code == 2
+    assert "pool must be one of matrix, core" in capsys.readouterr().err
+    out = tmp_path / "core"
+    assert main(["generate", "--lanes", "W1=4,W2=4,pool=core", "--out", str(out)]) == 0
+    assert "multipliers_core" in (out / "pulsegate_core.v").read_text()  # one pool

@@ -45,7 +45,8 @@ CONFIGS = {
 
 
 # 12 lanes: words span rows (2-4-1's W1 in one word of 4 rows, W2T two columns a word).
-@pytest.mark.parametrize("lanes", [1, 3, 12, "1/pop1", "mixed", "3/own"])
+# "core": one multiplier pool for every unit, the learning rules taking turns.
+@pytest.mark.parametrize("lanes", [1, 3, 12, "1/pop1", "mixed", "3/own", "core"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_core_is_bit_exact_at_every_tick(name, lanes):
     cfg = CONFIGS[name]
@@ -56,9 +57,11 @@ def test_core_is_bit_exact_at_every_tick(name, lanes):
     # "3/own": every unit with its own multipliers (the default shares them per matrix).
     share = lanes != "3/own"
     lanes = {"1/pop1": 1, "3/own": 3}.get(lanes, lanes)
+    primaries = [m.name for m in compile_backprop(cfg).matrices if not m.transpose_of]
     if lanes == "mixed":  # a count per matrix: W1 (and its rule) 3 lanes, the others 2
-        primaries = [m.name for m in compile_backprop(cfg).matrices if not m.transpose_of]
         lanes = {name: 3 if name == "W1" else 2 for name in primaries}
+    elif lanes == "core":  # W1 spanning rows, the others not, all on one pool
+        lanes = {name: 9 if name == "W1" else 2 for name in primaries} | {"pool": "core"}
     core = NetworkCore(
         compile_backprop(cfg),
         cfg,
@@ -69,6 +72,8 @@ def test_core_is_bit_exact_at_every_tick(name, lanes):
     trace, clocks = run_core(core, samples)
     mismatch = golden.first_mismatch(trace)
     assert mismatch is None, str(mismatch)
+    if isinstance(lanes, dict) and "pool" in lanes:
+        assert core.pool == "core" and list(core.families) == ["core"]
     assert len(trace) == len(samples) * compile_backprop(cfg).ticks_per_sample
     assert clocks > len(trace)
     if name == "deep-relu-saturating":  # the counters were exercised, not just compared at 0

@@ -18,8 +18,9 @@ def test_unit_depths_follow_layouts_and_lanes():
     assert unit_depths(stochastic, 1) == [40, 27, 24, 40, 27]
 
 
-# 27 lanes: words span rows (W1's rows of 5 go five a word, W2's of 9 three).
-@pytest.mark.parametrize("lanes", [1, 4, 27])
+# 27 lanes: words span rows (W1's rows of 5 go five a word, W2's of 9 three); the last,
+# one multiplier pool with the two rules taking turns (6 clocks more).
+@pytest.mark.parametrize("lanes", [1, 4, 27, {"W1": 40, "W2": 27, "pool": "core"}])
 def test_cycle_model_matches_the_simulated_core(lanes):
     """One overhead constant, taken from a 64-32-10 measurement elsewhere (29 cycles at N=1),
     predicts the iris core's measured cycles exactly: timing is data independent and every
