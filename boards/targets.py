@@ -27,7 +27,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
-from hw.network import POOLS, lanes_label, multiplier_count, sweep_depths, turn_clocks
+from hw.network import POOLS, lanes_label, multiplier_count, sweep_depths
 from hw.synapse import matrix_layout
 from sim.toolchain import tool_env
 
@@ -384,9 +384,10 @@ def lane_plans(
     plan uses more multipliers than a faster one. A matrix's units share its multipliers
     (:func:`~hw.network.multiplier_count`); with ``"core"`` among ``pools`` (the default,
     on boards with hard multipliers) plans with one pool for the whole core are weighed too,
-    their learning rules taking turns (:func:`~hw.network.turn_clocks`). Digits on the
+    their learning rules taking turns (each starting as the one before names its last word, so
+    turns cost no clock beyond the sweeps). Digits on the
     ECP5-85F: one pool of 132, W1 at 130 lanes (two rows a word) and W2 at 132 (four), 41
-    sweep clocks and 6 for the turns per sample; per matrix, W1 at 65 and W2 at 66 (74)."""
+    sweep clocks per sample; per matrix, W1 at 65 and W2 at 66 (74)."""
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
     primaries = [m for m in schedule.matrices if not m.transpose_of]
@@ -415,7 +416,7 @@ def lane_plans(
             plan = {m.name: n for m, n in zip(primaries, counts, strict=True)} | pool
             multipliers = multiplier_count(schedule, plan)
             if budget is None or multipliers <= budget:
-                clocks = sum(sweep_depths(schedule, cfg, plan)) + turn_clocks(schedule, cfg, plan)
+                clocks = sum(sweep_depths(schedule, cfg, plan))
                 plans.append((clocks, multipliers, plan))
     frontier, fewest = [], None
     for _, multipliers, plan in sorted(plans, key=lambda p: (p[0], p[1])):

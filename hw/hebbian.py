@@ -85,6 +85,10 @@ class HebbianUnit(wiring.Component):
     w, wt : Out(LearnPort)
         Connect to the ``learn`` ports of the synapse units holding ``W`` and ``W^T``.
     busy, done : Out(1)
+    ending : Out(1)
+        High in the clock the last word is named: the unit multiplies for one more clock,
+        so a unit sharing its multipliers (or the LFSR, drawn a clock later still) may start
+        now.
     sat_count, sat_copy_count : Out(32)
     sat_events, sat_copy_events : Out(range(lanes + 1))
         Saturation events of the word written this clock (the counters sum them).
@@ -150,6 +154,7 @@ class HebbianUnit(wiring.Component):
                 LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width, lanes)
             ),
             "busy": Out(1),
+            "ending": Out(1),
             "done": Out(1),
             "sat_count": Out(COUNTER_WIDTH),
             "sat_copy_count": Out(COUNTER_WIDTH),
@@ -372,6 +377,7 @@ class HebbianUnit(wiring.Component):
             m.d.comb += self.mul_valid.eq(b_valid)
         m.d.comb += [
             self.busy.eq(issuing | b_valid | c_valid | d_valid),
+            self.ending.eq(issuing & (address == geo.depth - 1)),
             self.done.eq(d_valid & (d_address == geo.depth - 1)),
         ]
         return m

@@ -48,7 +48,6 @@ __all__ = [
     "multiplier_pool",
     "resolve_lanes",
     "sweep_depths",
-    "turn_clocks",
 ]
 
 
@@ -135,19 +134,6 @@ def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]
             longest = max(depth(n) for n in swept)
             depths += [longest] * cfg.ticks_per_window
     return depths
-
-
-#: Control clocks a learning rule adds when the rules of a phase take turns (its pipeline
-#: drains before the next starts; measured on the 2-layer core, both rounding modes).
-TURN_CLOCKS = 3
-
-
-def turn_clocks(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]) -> int:
-    """Control clocks a sample spends on learning rules taking turns (stochastic rounding,
-    or one multiplier pool for the core), beyond the clocks of rules that learn at once."""
-    if cfg.rounding != "stochastic" and _pooled(schedule, lanes) != "core":
-        return 0
-    return TURN_CLOCKS * sum(len(ph.learns) for ph in schedule.phases if len(ph.learns) > 1)
 
 
 def _read_in(schedule: Schedule) -> dict[str, set[int]]:
@@ -511,8 +497,9 @@ class NetworkCore(wiring.Component):
         first = Signal()
         step_tick = Signal()  # pulse: every population group steps
         synapse_start = Signal()
-        learn_index = Signal(range(len(self.learns) + 1))
+        learn_index = Signal(range(len(self.learns) + 1))  # the rule learning (in turns)
         learn_start = Signal()
+        learn_target = Signal.like(learn_index)  # the rule learn_start starts (in turns)
         control = seq.control
         phase_index = seq.phase
 
@@ -621,7 +608,7 @@ class NetworkCore(wiring.Component):
         drivers = {}  # matrix -> the LearnPort that writes it while the core runs
         for k, ln in enumerate(self.learns):
             unit = self.hebbians[ln.matrix]
-            enable = learn_start & (learn_enabled[k] if together else learn_index == k)
+            enable = learn_start & (learn_enabled[k] if together else learn_target == k)
             # post[r] and pre[c] by index, as the synapse units fetch their sources; each
             # element's saturation counted at its first use (chunk 0 of its row, row 0).
             rows = s.matrix(ln.matrix).rows
@@ -669,8 +656,10 @@ class NetworkCore(wiring.Component):
                         Mux(log2 > limit, limit, log2)
                     )
         if self.learns:
+            # Rules draw one after another (a rule starts when the one before names its last
+            # word, and draws two clocks after naming), so at most one advances at a time.
             m.d.comb += self.lfsr.advance.eq(
-                Array(u.random_advance for u in self.hebbians.values())[learn_index]
+                balanced_sum([u.random_advance for u in self.hebbians.values()])
             )
 
         # Counters: one shared saturating counter per kind sums every block's events of
@@ -738,9 +727,23 @@ class NetworkCore(wiring.Component):
                 seq.first_tick & Cat(control.copy[k] for k in range(len(copies))).any()
             )
 
+        # In turns, each rule starts in the clock the one before names its last word (the
+        # multipliers are free from the next clock on): the first enabled rule at the issue,
+        # then the next enabled one after each.
+        def first_enabled(after: int):
+            """(exists, index) of the first enabled rule after index ``after``."""
+            exists, index = Signal(name=f"learn_after{after + 1}"), Signal.like(learn_index)
+            for j in reversed(range(after + 1, len(self.learns))):
+                with m.If(learn_enabled[j]):
+                    m.d.comb += [exists.eq(1), index.eq(j)]
+            return exists, index
+
+        chain = [first_enabled(k) for k in range(len(self.learns))] if not together else []
+        start_at = first_enabled(-1)[1] if self.learns and not together else None
+
         def issue():
             """Begin the tick the sequencer raises ``tick_valid`` for, in that clock."""
-            m.d.sync += [first.eq(seq.first_tick), learn_index.eq(0)]
+            m.d.sync += first.eq(seq.first_tick)
             with m.If(seq.first_tick):
                 for k, cp in enumerate(copies):
                     with m.If(control.copy[k]):
@@ -748,11 +751,12 @@ class NetworkCore(wiring.Component):
             # Learning and sweeps start at once: a copy written now is in its register
             # before either fetches an operand (a clock later or more).
             with m.If(learns_now):
-                if learn_units and together:
+                if learn_units:
                     m.d.comb += learn_start.eq(1)
                     m.next = "learning"
-                elif learn_units:
-                    m.next = "learn"
+                if learn_units and not together:
+                    m.d.comb += learn_target.eq(start_at)
+                    m.d.sync += learn_index.eq(start_at)
             with m.Elif(sweeps_now):
                 m.d.comb += synapse_start.eq(1)
                 m.next = "sweeping"
@@ -766,40 +770,25 @@ class NetworkCore(wiring.Component):
             with m.State("idle"):
                 with m.If(seq.tick_valid):
                     issue()
-            if learn_units and together:  # entered only in ticks where some rule learns
+            if learn_units:  # entered only in ticks where some rule learns
                 with m.State("learning"):
+                    if not together:
+                        ending = Array(u.ending for u in learn_units)[learn_index]
+                        more = Array(exists for exists, _ in chain)[learn_index]
+                        after = Array(index for _, index in chain)[learn_index]
+                        with m.If(ending & more):
+                            m.d.comb += [learn_start.eq(1), learn_target.eq(after)]
+                            m.d.sync += learn_index.eq(after)
                     # On in the clock the last word is written: the sweep's first read is
-                    # a clock later, so it reads the new weights.
-                    with m.If(Cat(~u.busy | u.done for u in learn_units).all()):
+                    # a clock later, so it reads the new weights. (In turns, a rule started
+                    # now is busy from the next clock, and the one before it still is.)
+                    idle = Cat(~u.busy | u.done for u in learn_units).all()
+                    with m.If(idle & ~learn_start):
                         with m.If(sweeps_now):
                             m.d.comb += synapse_start.eq(1)
                             m.next = "sweeping"
                         with m.Else():
                             m.next = "step"
-            elif learn_units:
-                with m.State("learn"):
-                    busy = Array(u.busy for u in learn_units)[learn_index]
-                    enabled = Array(learn_enabled)[learn_index]
-                    with m.If(learn_index == len(self.learns)):
-                        with m.If(sweeps_now):
-                            m.next = "sweep"
-                        with m.Else():
-                            m.next = "step"
-                    with m.Elif(enabled & first & ~busy):
-                        m.d.comb += learn_start.eq(1)
-                        m.next = "learning"
-                    with m.Else():
-                        m.d.sync += learn_index.eq(learn_index + 1)
-                with m.State("learning"):
-                    # On to the next rule in the clock the last word is written.
-                    busy = Array(u.busy for u in learn_units)[learn_index]
-                    done = Array(u.done for u in learn_units)[learn_index]
-                    with m.If(~busy | done):
-                        m.d.sync += learn_index.eq(learn_index + 1)
-                        m.next = "learn"
-            with m.State("sweep"):
-                m.d.comb += synapse_start.eq(1)
-                m.next = "sweeping"
             with m.State("step"):
                 m.d.comb += step_tick.eq(1)
                 m.next = "stepping"

@@ -67,10 +67,8 @@ def unit_depths(cfg: Config, lanes: int | dict[str, int]) -> list[int]:
 def projected_cycles(cfg: Config, lanes: int | dict[str, int], overhead: float) -> float:
     """Cycles per sample if every sweep runs at ``lanes`` MACs per clock, one after another,
     plus a fixed ``overhead`` per sample (control, pipeline latencies, population steps;
-    measured where the rules learn at once) and the clocks of rules taking turns."""
-    from hw.network import turn_clocks
-
-    return sum(unit_depths(cfg, lanes)) + overhead + turn_clocks(compile_backprop(cfg), cfg, lanes)
+    the same whether rules learn at once or in turns)."""
+    return sum(unit_depths(cfg, lanes)) + overhead
 
 
 def _measure_cycles(cfg: Config, lanes: int | dict[str, int] = 1) -> int:

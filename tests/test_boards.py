@@ -251,19 +251,17 @@ def test_lane_plans_put_multipliers_where_the_sweeps_are():
     from boards.targets import lane_plans
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
-    from hw.network import sweep_depths, turn_clocks
+    from hw.network import sweep_depths
 
     digits = dataset_config("digits")
     plans = lane_plans("ulx3s-85f", digits)
     # One pool of 132 multipliers for the whole core: W1 at 130 lanes (two rows of 65 a
     # word), W2 at 132 (four rows of 33), the two rules taking turns: 16 + 3 + 3 + (16 + 3)
-    # sweep clocks and 6 for the turns.
+    # sweep clocks (a turn costs no clock: a rule starts as the one before names its last word).
     assert plans[0] == {"W1": 130, "W2": 132, "pool": "core"}
     schedule = compile_backprop(digits)
-    clocks = [
-        sum(sweep_depths(schedule, digits, p)) + turn_clocks(schedule, digits, p) for p in plans
-    ]
-    assert clocks[0] == 16 + 3 + 3 + 16 + 3 + 6 < sum(sweep_depths(schedule, digits, 22))
+    clocks = [sum(sweep_depths(schedule, digits, p)) for p in plans]
+    assert clocks[0] == 16 + 3 + 3 + 16 + 3 < sum(sweep_depths(schedule, digits, 22))
     # Per matrix the best is W1 at 65 (a row a word) and W2 at 66 (two rows), 131
     # multipliers; W1 at 130 would leave W2 only 26.
     per_matrix = lane_plans("ulx3s-85f", digits, pools=("matrix",))
@@ -292,11 +290,12 @@ def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_p
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(targets, "build", fake_build)
-    plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 11, 10, ..., 1 mults
+    plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 12, 11, 6, 5, ..., 1 mults
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert report["lanes"] == {"W1": 3, "W2": 2} == plans[7]
+    assert report["lanes"] == {"W1": 3, "W2": 5, "pool": "core"} == plans[4]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
-    assert tried["W1=3,W2=2"] == "fits, timing met"
+    assert tried["W1=3,W2=5,pool=core"] == "fits, timing met"
+    assert tried["W1=6,W2=5,pool=core"] == "timing not met (9 MHz)"
     assert "does not fit" in tried["W1=12,W2=5"]  # the fastest plan first
     assert len(tried) <= 1 + math.ceil(math.log2(len(plans)))  # then halving, not every plan
 

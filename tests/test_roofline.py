@@ -19,13 +19,15 @@ def test_unit_depths_follow_layouts_and_lanes():
 
 
 # 27 lanes: words span rows (W1's rows of 5 go five a word, W2's of 9 three); the last,
-# one multiplier pool with the two rules taking turns (6 clocks more).
+# one multiplier pool with the two rules taking turns. Stochastic rounding: turns too.
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
 @pytest.mark.parametrize("lanes", [1, 4, 27, {"W1": 40, "W2": 27, "pool": "core"}])
-def test_cycle_model_matches_the_simulated_core(lanes):
+def test_cycle_model_matches_the_simulated_core(lanes, rounding):
     """One overhead constant, taken from a 64-32-10 measurement elsewhere (29 cycles at N=1),
-    predicts the iris core's measured cycles exactly: timing is data independent and every
-    sweep runs back to back."""
-    iris = dataset_config("iris")
+    predicts the iris core's measured cycles exactly: timing is data independent, every
+    sweep runs back to back, and a rule taking its turn starts as the one before names its
+    last word."""
+    iris = dataset_config("iris").replace(rounding=rounding)
     measured = _measure_cycles(iris, lanes=lanes)
     assert projected_cycles(iris, lanes, overhead=29) == measured
 
