@@ -195,7 +195,8 @@ class SynapseUnit(wiring.Component):
     sat_events : Out(range(lanes + 1))
         Saturation events in this clock (``sat_count`` sums them).
     learn : In(LearnPort)
-        The Hebbian unit's access to the weight memory.
+        The Hebbian unit's (or the host's) access to the weight memory. Its reads share the
+        sweep's read port: they are served while the unit does not sweep.
     mul_valid : Out(1), mul_a : Out(ArrayLayout(signed(weight_width), lanes))
     mul_b : Out(ArrayLayout(signed(current_width), lanes))
     mul_product : In(ArrayLayout(signed(weight_width + current_width), lanes))
@@ -293,8 +294,10 @@ class SynapseUnit(wiring.Component):
         cfg, geo, lanes = self.cfg, self.geometry, self.lanes
         cw, ww = cfg.current_width, cfg.weight_width
         m.submodules.memory = self.memory
+        # One read port for the sweep and the learner: a tick learns before it sweeps and the
+        # host reads only between samples, so they never read in the same clock, and every
+        # memory is one block-RAM port pair instead of two copies.
         sweep = self.memory.read_port()
-        learn_read = self.memory.read_port()
         learn_write = self.memory.write_port(granularity=ww)
         if self.debug:
             debug_read = self.memory.read_port()
@@ -303,8 +306,7 @@ class SynapseUnit(wiring.Component):
                 self.debug_rdata.eq(debug_read.data),
             ]
         m.d.comb += [
-            learn_read.addr.eq(self.learn.raddr),
-            self.learn.rdata.eq(learn_read.data),
+            self.learn.rdata.eq(sweep.data),
             learn_write.addr.eq(self.learn.waddr),
             learn_write.data.eq(self.learn.wdata),
             learn_write.en.eq(self.learn.we),
@@ -313,7 +315,11 @@ class SynapseUnit(wiring.Component):
         # Stage A: issue addresses 0 .. depth-1 (both layouts sweep memory in order).
         m.submodules.steps = steps = Sweep(geo.outer, geo.inner)
         issuing, outer, inner = steps.issuing, steps.outer, steps.inner
-        m.d.comb += [steps.start.eq(self.start), sweep.addr.eq(steps.address), sweep.en.eq(1)]
+        m.d.comb += [
+            steps.start.eq(self.start),
+            sweep.addr.eq(Mux(steps.issuing, steps.address, self.learn.raddr)),
+            sweep.en.eq(1),
+        ]
 
         def tag(name: str):
             return {
