@@ -27,7 +27,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
-from hw.network import POOLS, lanes_label, multiplier_count, sweep_depths
+from hw.network import POOLS, lanes_label, multiplier_count, resolve_lanes, sweep_depths
 from hw.synapse import matrix_layout
 from sim.toolchain import tool_env
 
@@ -353,6 +353,39 @@ def report_markdown(result: dict) -> str:
 
 #: Hard multipliers per device (amaranth-boards' devices; the HX8K has none).
 MULTIPLIERS = {"iCE40UP5K": 8, "iCE40HX8K": 0, "LFE5U-85F": 156, "LFE5U-25F": 28}
+#: Block RAMs per device (SB_RAM40_4K, DP16KD).
+BLOCK_RAMS = {"iCE40UP5K": 30, "iCE40HX8K": 32, "LFE5U-85F": 208, "LFE5U-25F": 56}
+#: A block RAM's shapes (width, depth) with one read and one write port, per family.
+BLOCK_SHAPES = {
+    "ice40": ((2, 2048), (4, 1024), (8, 512), (16, 256)),
+    "ecp5": ((9, 2048), (18, 1024), (36, 512)),
+}
+
+
+def _blocks(width: int, depth: int, family: str) -> int:
+    """Block RAMs for a ``width x depth`` memory in the block's best shape."""
+    return min(-(-width // w) * -(-depth // d) for w, d in BLOCK_SHAPES[family])
+
+
+def _store_blocks(board: Board, cfg: Config) -> int:
+    """Block RAMs of the host link's sample store (none in an iCE40UP's SPRAM)."""
+    if board.device.startswith("iCE40UP"):
+        return 0
+    schedule = compile_backprop(cfg)
+    words = sum(schedule.group(name).size for name in schedule.inputs)
+    return _blocks(cfg.current_width, 16 * words, board.family)
+
+
+def weight_blocks(schedule, cfg: Config, lanes, family: str) -> int:
+    """Block RAMs the weight memories take at ``lanes``: each memory's words split across
+    blocks side by side, its depth across blocks end to end, in the block's best shape (one
+    read and one write port per memory). Wide words on short matrices waste blocks: the
+    digits core at W1=130,W2=132 needs 176 DP16KD for 4,768 weights."""
+    counts = resolve_lanes(schedule, lanes)
+    layouts = [
+        matrix_layout(schedule, m.name, counts[m.name], cfg.weight_width) for m in schedule.matrices
+    ]
+    return sum(_blocks(geo.word_width, geo.depth, family) for geo in layouts)
 
 
 def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
@@ -407,6 +440,8 @@ def lane_plans(
         return [n for n in range(1, most + 1) if n == 1 or depths(n) != depths(n - 1)]
 
     budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
+    # The weights must fit beside the host link's sample store (its block RAMs, if any).
+    blocks = BLOCK_RAMS.get(board.device, 0) - _store_blocks(board, cfg)
     plans = []
     # One pool for the core only counts where multipliers are hard (and few).
     settings = [{} if pool == "matrix" else {"pool": pool} for pool in pools]
@@ -415,7 +450,9 @@ def lane_plans(
         for pool in settings:
             plan = {m.name: n for m, n in zip(primaries, counts, strict=True)} | pool
             multipliers = multiplier_count(schedule, plan)
-            if budget is None or multipliers <= budget:
+            if budget is not None and multipliers > budget:
+                continue
+            if weight_blocks(schedule, cfg, plan, board.family) <= blocks:
                 clocks = sum(sweep_depths(schedule, cfg, plan))
                 plans.append((clocks, multipliers, plan))
     frontier, fewest = [], None

@@ -15,8 +15,6 @@ import numpy as np
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
-from hw.network import resolve_lanes
-from hw.synapse import matrix_layout
 
 from .bench import macs_per_sample, numpy_backprop_rate
 
@@ -29,19 +27,6 @@ MULTIPLIER_CELL = {"ice40": "ICESTORM_DSP", "ecp5": "MULT18X18D"}
 #: ECP5 DP16KD as 1,024 x 18: one 16-bit weight word per address; the ECP5-85F has 208.
 DP16KD_WORDS = 1024
 DP16KD_BLOCKS = 208
-#: A DP16KD's shapes (width, depth) with a read and a write port.
-DP16KD_SHAPES = ((9, 2048), (18, 1024), (36, 512))
-
-
-def dp16kd_blocks(schedule, name: str, lanes: int, cfg: Config) -> int:
-    """Block RAMs for a weight memory of ``lanes``-wide words (one read and one write port):
-    the word is split across blocks side by side, the depth across blocks end to end."""
-    geo = matrix_layout(schedule, name, lanes, cfg.weight_width)
-    return min(
-        -(-geo.word_width // width) * -(-geo.depth // depth) for width, depth in DP16KD_SHAPES
-    )
-
-
 DEFAULT_BOARDS = ("icebreaker", "ulx3s-85f")
 
 
@@ -181,7 +166,7 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     """400-400-10 on the ECP5-85F: do its weights fit the block RAM, and how many samples per
     second with the fastest lane plan its multipliers allow (the digits run's per-sample
     control clocks added)."""
-    from boards.targets import lane_plans
+    from boards.targets import lane_plans, weight_blocks
     from hw.network import lanes_label, multiplier_count
 
     cfg = Config(layers=(400, 400, 10))
@@ -189,18 +174,11 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     words = sum(m.rows * m.cols for m in schedule.matrices)
     capacity = DP16KD_BLOCKS * DP16KD_WORDS
     overhead = digits["cycles"] - sum(unit_depths(Config(layers=(64, 32, 10)), 1))
-
-    def blocks_of(plan) -> int:
-        counts = resolve_lanes(schedule, plan)
-        return sum(dp16kd_blocks(schedule, m.name, counts[m.name], cfg) for m in schedule.matrices)
-
-    # The fastest plan whose memories fit: wide words on short matrices waste block RAM (one
-    # pool of 134 would need 300 DP16KD), so per-matrix plans are weighed too.
-    plans = lane_plans("ulx3s-85f", cfg) + lane_plans("ulx3s-85f", cfg, pools=("matrix",))
-    plans.sort(key=lambda plan: projected_cycles(cfg, plan, overhead))
-    plan = next((p for p in plans if blocks_of(p) <= DP16KD_BLOCKS), plans[0])
+    # The fastest plan whose memories fit beside the sample store (wide words on short
+    # matrices waste block RAM, so the plans count it).
+    plan = lane_plans("ulx3s-85f", cfg)[0]
     cycles = projected_cycles(cfg, plan, overhead)
-    blocks = blocks_of(plan)
+    blocks = weight_blocks(schedule, cfg, plan, "ecp5")
     fmax = ecp5_report["fmax_mhz"] if ecp5_report else None
     out = {
         "weight_words": words,

@@ -248,7 +248,7 @@ def test_lane_candidates_follow_multipliers_and_widths():
 
 
 def test_lane_plans_put_multipliers_where_the_sweeps_are():
-    from boards.targets import lane_plans
+    from boards.targets import lane_plans, weight_blocks
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
     from hw.network import sweep_depths
@@ -260,6 +260,8 @@ def test_lane_plans_put_multipliers_where_the_sweeps_are():
     # sweep clocks (a turn costs no clock: a rule starts as the one before names its last word).
     assert plans[0] == {"W1": 130, "W2": 132, "pool": "core"}
     schedule = compile_backprop(digits)
+    # Its memories: 2,080- and 2,112-bit words in 58 + 59 + 59 DP16KD of 208 (3 for the store).
+    assert weight_blocks(schedule, digits, plans[0], "ecp5") == 176
     clocks = [sum(sweep_depths(schedule, digits, p)) for p in plans]
     assert clocks[0] == 16 + 3 + 3 + 16 + 3 < sum(sweep_depths(schedule, digits, 22))
     # Per matrix the best is W1 at 65 (a row a word) and W2 at 66 (two rows), 131
@@ -268,8 +270,12 @@ def test_lane_plans_put_multipliers_where_the_sweeps_are():
     assert per_matrix[0] == {"W1": 65, "W2": 66}
     assert sum(sweep_depths(schedule, digits, per_matrix[0])) == 32 + 5 + 5 + 32
     assert clocks == sorted(clocks) and plans[-1] == {"W1": 1, "W2": 1, "pool": "core"}
-    # the UP5K's 8 DSPs: all to every matrix in turn, or W1 at 6 lanes and W2 at 2
-    assert lane_plans("icebreaker", digits)[0] == {"W1": 8, "W2": 8, "pool": "core"}
+    # the UP5K's 8 DSPs: all to every matrix in turn (W2 at 7: at 8 its memories would take
+    # the 30th and 31st block RAM), or W1 at 6 lanes and W2 at 2
+    assert lane_plans("icebreaker", digits)[0] == {"W1": 8, "W2": 7, "pool": "core"}
+    up5k = lane_plans("icebreaker", digits)
+    assert all(weight_blocks(schedule, digits, p, "ice40") <= 30 for p in up5k)
+    assert weight_blocks(schedule, digits, {"W1": 8, "W2": 8, "pool": "core"}, "ice40") == 32
     assert lane_plans("icebreaker", digits, pools=("matrix",))[0] == {"W1": 6, "W2": 2}
 
 

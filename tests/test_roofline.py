@@ -36,12 +36,13 @@ def test_mnist_projection_reports_memory_fit_and_rates():
     digits = {"cycles": 4839}
     p = project_mnist(digits, {"fmax_mhz": 50.0})
     assert p["weight_words"] == 400 * 401 + 10 * 401 + 400 * 10
-    # W1 at 134 lanes (3 chunks of 401 columns), W2 and its copy at 22 (19 chunks of 401 and
-    # of 400 rows): 156 multipliers, shared per matrix. 2,144-bit W1 words in 60 DP16KD
-    # (36 x 512) side by side, 3 deep; W2 and W2T 352 bits in 10 each.
-    assert p["multipliers_used"] == 156 and p["lanes"] == "W1=134,W2=22"
-    assert p["fits_block_ram"] and p["block_ram_blocks"] == 180 + 10 + 10
-    assert p["projected_cycles_per_sample"] == 2 * 400 * 3 + 2 * 10 * 19 + 29
+    # W1 at 134 lanes (3 chunks of 401 columns), W2 and its copy at 15 (27 chunks of 401 and
+    # of 400 rows): 149 multipliers, shared per matrix. 2,144-bit W1 words in 60 DP16KD
+    # (36 x 512) side by side, 3 deep; W2 and W2T 240 bits in 7 each; the host link's store
+    # of 16 samples takes 13 more, so W2 at 22 (10 blocks each) no longer fits.
+    assert p["multipliers_used"] == 149 and p["lanes"] == "W1=134,W2=15"
+    assert p["fits_block_ram"] and p["block_ram_blocks"] == 180 + 7 + 7
+    assert p["projected_cycles_per_sample"] == 2 * 400 * 3 + 2 * 10 * 27 + 29
     assert p["overhead_cycles"] == 29
     assert p["us_per_sample_measured_fmax"] == pytest.approx(p["projected_cycles_per_sample"] / 50)
     assert p["us_per_sample_goal_100mhz"] < p["us_per_sample_measured_fmax"]
