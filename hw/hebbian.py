@@ -279,12 +279,14 @@ class HebbianUnit(wiring.Component):
         for lane in range(lanes):
             # Lane `lane` holds synapse (row group's row `line`, chunk's column `offset`).
             line, offset = divmod(lane, geo.segment)
-            padding = line >= geo.span
+            padding = line >= geo.span  # past the word's last whole row: never a synapse
             post = zero if padding else posts[line]
             pre = zero if padding else pres[offset]
-            rows_here = [r is not None for r in ([None] if padding else self.post_rows(line))]
-            columns = [c for c in self.lane_columns(offset)]
-            row_ok = Array(Const(ok) for ok in rows_here)[c_row] if not padding else Const(0)
+            columns = self.lane_columns(offset)
+            if padding:
+                row_ok = Const(0)
+            else:
+                row_ok = Array(Const(r is not None) for r in self.post_rows(line))[c_row]
             in_w = row_ok & Array(Const(c is not None) for c in columns)[c_chunk]
             if self.external_multipliers:
                 m.d.comb += [self.mul_a[lane].eq(post), self.mul_b[lane].eq(pre)]
