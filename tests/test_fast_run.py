@@ -70,15 +70,23 @@ def test_a_broken_rounding_is_caught_and_named(work):
     assert re.fullmatch(r"[a-zA-Z]\w*[+-]?\[\d+(,\d+)?\]", first["word"]), first
 
 
-def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path):
+# The plan --lanes auto tries first on the ULX3S-85F (W1=130,W2=132 on one multiplier pool:
+# words spanning rows, rules in turns) in the default run; one lane with the slow tests.
+@pytest.mark.parametrize("plan", ["auto", pytest.param("1", marks=pytest.mark.slow)])
+def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path, plan):
     """The 64-32-10 core on the first 20 training samples of the digits epoch, its 3,382
     state words compared after each (a full epoch is the benchmark in BENCHMARKS.md)."""
+    from boards.targets import lane_plans
+
     data, cfg = load_dataset("digits"), dataset_config("digits")
+    lanes = lane_plans("ulx3s-85f", cfg)[0] if plan == "auto" else 1
+    if plan == "auto":
+        assert lanes == {"W1": 130, "W2": 132, "pool": "core"}
     order = epoch_order(cfg, len(data.x_train), 1)[0][:20]
     targets = data.targets(data.y_train)
     samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
-    verdict = run_fast(cfg, samples, work=tmp_path / "digits")
+    verdict = run_fast(cfg, samples, lanes=lanes, work=tmp_path / "digits")
     assert verdict["bit_exact"], verdict["first_mismatch"]
     assert verdict["samples_compared"] == 20 and verdict["state_words"] == 3382
-    # no fewer clocks than the sweeps on the sample's critical path (one MAC per clock each)
-    assert verdict["cycles_per_sample"] > sum(sweep_depths(compile_backprop(cfg), cfg, 1))
+    # no fewer clocks than the sweeps on the sample's critical path
+    assert verdict["cycles_per_sample"] > sum(sweep_depths(compile_backprop(cfg), cfg, lanes))
