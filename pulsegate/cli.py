@@ -103,7 +103,11 @@ def _train_rtl(
         flush=True,
     )
     work = Path("build") / "train-rtl" / f"{data.name}-lanes{lanes_label(lanes)}"
-    return run_fast(cfg, samples, lanes=lanes, work=work)
+
+    def progress(done: int, total: int) -> None:
+        print(f"RTL: {done:,} of {total:,} samples", flush=True)
+
+    return run_fast(cfg, samples, lanes=lanes, work=work, progress=progress)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

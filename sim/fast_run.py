@@ -13,6 +13,7 @@ import hashlib
 import struct
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,7 @@ def run_fast(
     read_every: int = 1,
     population_lanes: int | None = None,
     threads: int = 1,
+    progress: Callable[[int, int], None] | None = None,
     _fault: dict[str, str] | None = None,
 ) -> dict:
     """Train the RTL on ``samples`` under the native harness and compare its complete state
@@ -187,10 +189,25 @@ def run_fast(
     )
     source.write_bytes(header + np.asarray(words, dtype="<i4").tobytes())
     t0 = time.perf_counter()
-    proc = subprocess.run([str(exe), str(source), str(dump)], capture_output=True, text=True)
+    # The harness reports progress on stderr as it goes ("progress DONE TOTAL"); anything
+    # else it prints is kept for the error message.
+    other = []
+    with subprocess.Popen(
+        [str(exe), str(source), str(dump)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        for line in proc.stdout:
+            fields = line.split()
+            if len(fields) == 3 and fields[0] == "progress" and fields[1].isdigit():
+                if progress is not None:
+                    progress(int(fields[1]), int(fields[2]))
+            else:
+                other.append(line)
     sim_seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"the harness failed: {proc.stderr.strip()}")
+        raise RuntimeError(f"the harness failed: {''.join(other).strip()}")
     raw = dump.read_bytes()
     offset, dumps = 0, {}
     while True:

@@ -12,6 +12,7 @@
 // Output (little-endian): for every sample k with (k + 1) % read_every == 0 or k the last one,
 // int32 k and state_words int64 words; then int32 -1, the compute cycles of every sample
 // (int64 each, from start to sample_done), and the total clocks simulated (int64).
+// Progress: "progress DONE TOTAL" on stderr after every twentieth of the samples.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
 
     std::vector<int64_t> cycles;
     cycles.reserve(n_samples);
+    const int32_t report_every = n_samples >= 20 ? n_samples / 20 : 1;
     std::vector<int64_t> state(state_words);
     for (int32_t k = 0; k < n_samples; ++k) {
         for (int32_t w = 0; w < words; ++w) {
@@ -92,6 +94,10 @@ int main(int argc, char** argv) {
             }
             std::fwrite(&k, sizeof(int32_t), 1, out);
             std::fwrite(state.data(), sizeof(int64_t), state.size(), out);
+        }
+        if ((k + 1) % report_every == 0 || k == n_samples - 1) {
+            std::fprintf(stderr, "progress %d %d\n", k + 1, n_samples);
+            std::fflush(stderr);
         }
     }
     const int32_t end = -1;

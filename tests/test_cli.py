@@ -125,6 +125,7 @@ def test_train_rtl_checks_the_core_and_reports_the_same_accuracy(tmp_path, capsy
     assert main([*argv, "--rtl"]) == 0
     printed = capsys.readouterr().out
     assert "12 samples, complete state (217 words) bit-exact" in printed
+    assert "RTL: 12 of 12 samples" in printed and "RTL: 1 of 12 samples" in printed  # progress
     with_rtl = json.loads((tmp_path / "r.json").read_text())
     assert main(argv) == 0
     golden_only = json.loads((tmp_path / "r.json").read_text())
