@@ -222,7 +222,7 @@ class NetworkCore(wiring.Component):
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
     stages; rules learn at once unless stochastic rounding makes them take turns. Its length
     in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 4 control
-    clocks a tick (29 in a 7-tick backprop sample).
+    clocks a tick (32 in a 7-tick backprop sample).
 
     Parameters
     ----------

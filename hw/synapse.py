@@ -140,16 +140,16 @@ class SynapseUnit(wiring.Component):
     :func:`~golden_model.units.threshold_pair`).
 
     A pulse on ``start`` sweeps the weight memory once, one word (``lanes`` multiply-
-    accumulates) per clock, through a 4-stage pipeline (read, multiply, sum the lanes'
-    products, accumulate); ``done`` pulses when the last ``z`` is written: ``depth + 4``
-    clocks after ``start``.
+    accumulates) per clock, through a 5-stage pipeline (read, register the word, multiply,
+    sum the lanes' products, accumulate); ``done`` pulses when the last ``z`` is written:
+    ``depth + 5`` clocks after ``start``.
     ``source`` must stay stable while ``busy``.
 
-    With ``fetch=True`` the unit has no ``source`` vector: in every clock it issues an address
-    it names the chunk (``fetch_inner``), and the element each lane needs
-    (:meth:`lane_columns`) must arrive on ``fetched`` in the same clock; the unit registers it
-    for the multiply a clock later, beside the word. The network then forms
-    one PMPY difference per lane instead of one per source element.
+    With ``fetch=True`` the unit has no ``source`` vector: a clock after it issues an
+    address (while the word is on the read port) it names the chunk (``fetch_inner``), and
+    the element each lane needs (:meth:`lane_columns`) must arrive on ``fetched`` in that
+    clock; the unit registers it for the multiply a clock later, beside the registered word.
+    The network then forms one PMPY difference per lane instead of one per source element.
 
     Parameters
     ----------
@@ -330,26 +330,33 @@ class SynapseUnit(wiring.Component):
                 "inner": Signal(range(max(geo.inner, 2)), name=f"{name}_inner"),
             }
 
-        b, c, d = tag("b"), tag("c"), tag("d")
+        r, b, c, d = tag("r"), tag("b"), tag("c"), tag("d")
         m.d.sync += [
-            b["valid"].eq(issuing),
-            b["first"].eq(inner == 0),
-            b["last"].eq(inner == geo.inner - 1),
-            b["outer"].eq(outer),
-            b["inner"].eq(inner),
+            r["valid"].eq(issuing),
+            r["first"].eq(inner == 0),
+            r["last"].eq(inner == geo.inner - 1),
+            r["outer"].eq(outer),
+            r["inner"].eq(inner),
         ]
+        m.d.sync += [b[k].eq(r[k]) for k in b]
         m.d.sync += [c[k].eq(b[k]) for k in c]
         m.d.sync += [d[k].eq(c[k]) for k in d]
 
-        # Stage B: the word is on the read port; multiply, register the products.
+        # Stage R: the word is on the read port; take it into a register (the block RAM's
+        # clock-to-output then ends at a flip-flop, not in front of the operand multiplexer
+        # and the multiplier: the routed digits system's critical path).
+        word = Signal.like(sweep.data, name="word")
+        m.d.sync += word.eq(sweep.data)
+
+        # Stage B: multiply the registered word, register the products.
         products = [Signal(signed(cw + ww), name=f"product{lane}") for lane in range(lanes)]
         if self.fetch:
-            # Named with the address (stage A), taken into a register beside the word: the
-            # element's pick and its PMPY difference then end at a register, not at the
-            # multiplier (and a memory-held source could answer in the same clock).
+            # Named a clock after the address (stage R), taken into a register beside the
+            # word: the element's pick and its PMPY difference then end at a register, not at
+            # the multiplier (and a memory-held source could answer in the same clock).
             m.d.comb += [
-                self.fetch_inner.eq(inner),
-                self.fetch_first.eq(issuing & ~outer.any()),
+                self.fetch_inner.eq(r["inner"]),
+                self.fetch_first.eq(r["valid"] & ~r["outer"].any()),
             ]
             fetched = [
                 Signal(signed(cw), name=f"fetched{lane}") for lane in range(self.fetch_lanes)
@@ -358,7 +365,7 @@ class SynapseUnit(wiring.Component):
         seg, span = geo.segment, geo.span
         zero = Const(0, signed(cw))
         for lane in range(lanes):
-            weight = sweep.data[lane * ww : (lane + 1) * ww].as_signed()
+            weight = word[lane * ww : (lane + 1) * ww].as_signed()
             line, offset = divmod(lane, seg)  # the word's line and the lane's place in it
             if line >= span:
                 operand = zero  # a padding lane: its weight is always 0
@@ -438,7 +445,7 @@ class SynapseUnit(wiring.Component):
         if self.external_multipliers:
             m.d.comb += self.mul_valid.eq(b["valid"])
         m.d.comb += [
-            self.busy.eq(issuing | b["valid"] | c["valid"] | d["valid"]),
+            self.busy.eq(issuing | r["valid"] | b["valid"] | c["valid"] | d["valid"]),
             self.done.eq(d["valid"] & d["last"] & (d["outer"] == geo.outer - 1)),
         ]
         for r in range(self.rows):
