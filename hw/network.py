@@ -147,13 +147,15 @@ def _read_in(schedule: Schedule) -> dict[str, set[int]]:
     return read_in
 
 
-def _pooled(schedule: Schedule, lanes) -> str:
-    """The pool a setting gets: ``"core"`` only if asked for and no phase sweeps two
-    matrices (they would multiply at once)."""
-    if multiplier_pool(lanes) != "core":
-        return "matrix"
+def _sweeps_apart(schedule: Schedule) -> bool:
+    """No phase sweeps two matrices (which would multiply at once)."""
     phases = [p for swept in _read_in(schedule).values() for p in swept]
-    return "core" if len(phases) == len(set(phases)) else "matrix"
+    return len(phases) == len(set(phases))
+
+
+def _pooled(schedule: Schedule, lanes) -> str:
+    """The pool a setting gets: ``"core"`` only if asked for and the sweeps keep apart."""
+    return "core" if multiplier_pool(lanes) == "core" and _sweeps_apart(schedule) else "matrix"
 
 
 def multiplier_families(schedule: Schedule, pool: str = "matrix") -> dict[str, list[str]]:
@@ -165,7 +167,7 @@ def multiplier_families(schedule: Schedule, pool: str = "matrix") -> dict[str, l
     (the learning rules then take turns); otherwise the families per matrix."""
     learned = {ln.matrix for ph in schedule.phases for ln in ph.learns}
     read_in = _read_in(schedule)
-    if pool == "core" and _pooled(schedule, {"pool": "core"}) == "core":
+    if pool == "core" and _sweeps_apart(schedule):
         sweeps = [m.name for m in schedule.matrices if m.name in read_in]
         rules = [f"learn {m.name}" for m in schedule.matrices if m.name in learned]
         return {"core": sweeps + rules}
@@ -220,7 +222,8 @@ class NetworkCore(wiring.Component):
     A tick: (first tick of a phase) latched copies into memories; learning, a Hebbian sweep
     per enabled matrix; every active synapse unit sweeps its matrix; every
     population group steps once. A tick that learns nothing or sweeps no matrix skips those
-    stages; rules learn at once unless stochastic rounding makes them take turns. Its length
+    stages; rules learn at once unless stochastic rounding or one multiplier pool for the core
+    makes them take turns. Its length
     in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 4 control
     clocks a tick (32 in a 7-tick backprop sample).
 
@@ -600,7 +603,8 @@ class NetworkCore(wiring.Component):
 
         # Learning: post and pre elements, memory ports, the shared LFSR. Rules that draw no
         # random bits learn at once, as nothing orders them; with stochastic rounding they take
-        # turns, drawing the shared LFSR's numbers in schedule order.
+        # turns, drawing the shared LFSR's numbers in schedule order, and so they do on one
+        # multiplier pool for the core.
         together = cfg.rounding != "stochastic" and self.pool != "core"
         learn_enabled = [
             control.learn[self.sequencer.word.learns.index(ln.matrix)] for ln in self.learns
