@@ -137,10 +137,18 @@ def store_slots(cfg: Config, platform, slots: int | None = None) -> int:
     there), else 16 in block RAM."""
     if slots is not None:
         return slots
+    fitting = spram_slots(cfg.current_width, sample_words(cfg))
+    return fitting if has_spram(platform) and fitting >= BLOCK_RAM_SLOTS else BLOCK_RAM_SLOTS
+
+
+#: Samples the link's store holds in block RAM.
+BLOCK_RAM_SLOTS = 16
+
+
+def sample_words(cfg: Config) -> int:
+    """Input words of one training sample (the schedule's input groups)."""
     schedule = compile_backprop(cfg)
-    words = sum(schedule.group(name).size for name in schedule.inputs)
-    fitting = spram_slots(cfg.current_width, words)
-    return fitting if has_spram(platform) and fitting >= 16 else 16
+    return sum(schedule.group(name).size for name in schedule.inputs)
 
 
 class BoardTop(Elaboratable):
@@ -371,9 +379,7 @@ def _store_blocks(board: Board, cfg: Config) -> int:
     """Block RAMs of the host link's sample store (none in an iCE40UP's SPRAM)."""
     if board.device.startswith("iCE40UP"):
         return 0
-    schedule = compile_backprop(cfg)
-    words = sum(schedule.group(name).size for name in schedule.inputs)
-    return _blocks(cfg.current_width, 16 * words, board.family)
+    return _blocks(cfg.current_width, BLOCK_RAM_SLOTS * sample_words(cfg), board.family)
 
 
 def weight_blocks(schedule, cfg: Config, lanes, family: str) -> int:
