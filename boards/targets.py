@@ -363,16 +363,31 @@ def report_markdown(result: dict) -> str:
 MULTIPLIERS = {"iCE40UP5K": 8, "iCE40HX8K": 0, "LFE5U-85F": 156, "LFE5U-25F": 28}
 #: Block RAMs per device (SB_RAM40_4K, DP16KD).
 BLOCK_RAMS = {"iCE40UP5K": 30, "iCE40HX8K": 32, "LFE5U-85F": 208, "LFE5U-25F": 56}
-#: A block RAM's shapes (width, depth) with one read and one write port, per family.
+#: A block RAM's shapes (width, depth, write-enable group in bits) with one read and one
+#: write port, per family. The ECP5's DP16KD enables 9-bit bytes, so a 16-bit weight lane
+#: (its own write enable: the Hebbian unit writes whole words, the host one lane) takes two
+#: of them, and a 36-bit block holds two lanes, not 2.25 (Yosys at W1=130 lanes: 65 DP16KD,
+#: not 58); the iCE40's SB_RAM40_4K masks single bits.
 BLOCK_SHAPES = {
-    "ice40": ((2, 2048), (4, 1024), (8, 512), (16, 256)),
-    "ecp5": ((9, 2048), (18, 1024), (36, 512)),
+    "ice40": ((2, 2048, 1), (4, 1024, 1), (8, 512, 1), (16, 256, 1)),
+    "ecp5": ((9, 2048, 9), (18, 1024, 9), (36, 512, 9)),
 }
 
 
-def _blocks(width: int, depth: int, family: str) -> int:
-    """Block RAMs for a ``width x depth`` memory in the block's best shape."""
-    return min(-(-width // w) * -(-depth // d) for w, d in BLOCK_SHAPES[family])
+def _blocks(width: int, depth: int, family: str, lane_width: int | None = None) -> int:
+    """Block RAMs for a ``width x depth`` memory in the block's best shape; with
+    ``lane_width``, its words are lanes of that many bits, each with its own write enable
+    (every lane then starts on an enable group of the block)."""
+    best = None
+    for w, d, group in BLOCK_SHAPES[family]:
+        if lane_width is None:
+            across = -(-width // w)
+        else:
+            groups = (width // lane_width) * -(-lane_width // group)
+            across = -(-groups // (w // group))
+        blocks = across * -(-depth // d)
+        best = blocks if best is None else min(best, blocks)
+    return best
 
 
 def _store_blocks(board: Board, cfg: Config) -> int:
@@ -386,12 +401,13 @@ def weight_blocks(schedule, cfg: Config, lanes, family: str) -> int:
     """Block RAMs the weight memories take at ``lanes``: each memory's words split across
     blocks side by side, its depth across blocks end to end, in the block's best shape (one
     read and one write port per memory). Wide words on short matrices waste blocks: the
-    digits core at W1=130,W2=132 needs 176 DP16KD for 4,768 weights."""
+    digits core at W1=130,W2=132 needs 197 DP16KD for 4,768 weights."""
     counts = resolve_lanes(schedule, lanes)
     layouts = [
         matrix_layout(schedule, m.name, counts[m.name], cfg.weight_width) for m in schedule.matrices
     ]
-    return sum(_blocks(geo.word_width, geo.depth, family) for geo in layouts)
+    ww = cfg.weight_width
+    return sum(_blocks(geo.word_width, geo.depth, family, ww) for geo in layouts)
 
 
 def lane_candidates(board: Board | str, cfg: Config) -> list[int]:

@@ -36,13 +36,14 @@ def test_mnist_projection_reports_memory_fit_and_rates():
     digits = {"cycles": 4842}
     p = project_mnist(digits, {"fmax_mhz": 50.0})
     assert p["weight_words"] == 400 * 401 + 10 * 401 + 400 * 10
-    # W1 at 134 lanes (3 chunks of 401 columns), W2 and its copy at 15 (27 chunks of 401 and
-    # of 400 rows): 149 multipliers, shared per matrix. 2,144-bit W1 words in 60 DP16KD
-    # (36 x 512) side by side, 3 deep; W2 and W2T 240 bits in 7 each; the host link's store
-    # of 16 samples takes 13 more, so W2 at 22 (10 blocks each) no longer fits.
-    assert p["multipliers_used"] == 149 and p["lanes"] == "W1=134,W2=15"
-    assert p["fits_block_ram"] and p["block_ram_blocks"] == 180 + 7 + 7
-    assert p["projected_cycles_per_sample"] == 2 * 400 * 3 + 2 * 10 * 27 + 32
+    # W1 at 81 lanes (5 chunks of 401 columns), W2 and its copy at 31 (13 chunks of 401 and
+    # of 400 rows): 112 multipliers, shared per matrix. Each 16-bit lane takes two of a
+    # DP16KD's 9-bit write enables, so W1's 1,296-bit words fill 81 blocks (18 x 1024) side
+    # by side, 2 deep; W2 and W2T 496 bits in 16 each; with the host link's store of 16
+    # samples (13 blocks) that is 207 of 208. W1 at 101 (4 chunks) would need 204 alone.
+    assert p["multipliers_used"] == 112 and p["lanes"] == "W1=81,W2=31"
+    assert p["fits_block_ram"] and p["block_ram_blocks"] == 162 + 16 + 16
+    assert p["projected_cycles_per_sample"] == 2 * 400 * 5 + 2 * 10 * 13 + 32
     assert p["overhead_cycles"] == 32
     assert p["us_per_sample_measured_fmax"] == pytest.approx(p["projected_cycles_per_sample"] / 50)
     assert p["us_per_sample_goal_100mhz"] < p["us_per_sample_measured_fmax"]
