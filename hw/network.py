@@ -839,7 +839,6 @@ class NetworkCore(wiring.Component):
             pool = MultiplierPool(len(units), max(widths), max(cw, ww), cw, user_lanes=widths)
             m.submodules[f"multipliers_{family}"] = pool
             for k, unit in enumerate(units):
-                m.d.comb += pool.valid[k].eq(unit.mul_valid)
                 for lane in range(unit.lanes):
                     m.d.comb += [
                         pool.a[k][lane].eq(unit.mul_a[lane]),

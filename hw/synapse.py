@@ -24,7 +24,7 @@ from amaranth.utils import ceil_log2
 from golden_model.config import Config
 from golden_model.schedule import Schedule
 
-from .fixedpoint import balanced_sum, clamp_unsigned, is_negative, named, saturate
+from .fixedpoint import adder_tree, balanced_sum, clamp_unsigned, is_negative, named, saturate
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
 
@@ -171,7 +171,8 @@ class SynapseUnit(wiring.Component):
     external_multipliers : bool
         Multiply in a :class:`~hw.multipliers.MultiplierPool` shared with units that never
         multiply at the same time: each lane's weight and source leave on ``mul_a``,
-        ``mul_b`` while ``mul_valid``; the products come back on ``mul_product`` a clock later.
+        ``mul_b`` while ``mul_valid`` (zero otherwise: the pool ORs its users' operands);
+        the products come back on ``mul_product`` a clock later.
 
     Attributes
     ----------
@@ -346,7 +347,10 @@ class SynapseUnit(wiring.Component):
         # clock-to-output then ends at a flip-flop, not in front of the operand multiplexer
         # and the multiplier: the routed digits system's critical path).
         word = Signal.like(sweep.data, name="word")
-        m.d.sync += word.eq(sweep.data)
+        # On a shared pool the operands must be zero while this unit does not multiply (the
+        # pool ORs its users'): a clear of the register, the flip-flops' own reset.
+        idle_zero = self.external_multipliers
+        m.d.sync += word.eq(Mux(r["valid"], sweep.data, 0) if idle_zero else sweep.data)
 
         # Stage B: multiply the registered word, register the products.
         products = [Signal(signed(cw + ww), name=f"product{lane}") for lane in range(lanes)]
@@ -361,7 +365,10 @@ class SynapseUnit(wiring.Component):
             fetched = [
                 Signal(signed(cw), name=f"fetched{lane}") for lane in range(self.fetch_lanes)
             ]
-            m.d.sync += [fetched[k].eq(self.fetched[k]) for k in range(self.fetch_lanes)]
+            m.d.sync += [
+                fetched[k].eq(Mux(r["valid"], self.fetched[k], 0) if idle_zero else self.fetched[k])
+                for k in range(self.fetch_lanes)
+            ]
         seg, span = geo.segment, geo.span
         zero = Const(0, signed(cw))
         for lane in range(lanes):
@@ -377,6 +384,8 @@ class SynapseUnit(wiring.Component):
                 operand = Array(self.source[j] if j < self.cols else zero for j in picks)[
                     b["inner"]
                 ]
+                if idle_zero:
+                    operand = Mux(b["valid"], operand, 0)
             if self.external_multipliers:
                 m.d.comb += [
                     self.mul_a[lane].eq(weight),
@@ -402,7 +411,7 @@ class SynapseUnit(wiring.Component):
         for a, lanes_of in enumerate(members):
             parts = [products[k] for k in lanes_of]
             partial = Signal(signed(cw + ww + ceil_log2(len(parts) + 1)), name=f"partial{a}")
-            m.d.sync += partial.eq(balanced_sum(parts))
+            m.d.sync += partial.eq(adder_tree(m, parts, f"tree{a}"))
             groups.append((a, partial))
         # Each row keeps z as sign and magnitude: the magnitude is formed once, where z is
         # written, so the PMPY halves below need no negator per row.

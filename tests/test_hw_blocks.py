@@ -595,6 +595,33 @@ def test_times_constant_is_a_product_without_a_multiplier(constant):
     assert " * " not in verilog.convert(m, ports=[x, y])
 
 
+@pytest.mark.parametrize("shift", [1, 2, 5, 9])
+def test_shift_round_nearest_matches_the_golden_rounding(shift):
+    """Every signed 10-bit input, simulated: the narrowed adder (only the kept bits) rounds
+    exactly as the golden model's round half up."""
+    from amaranth.hdl import Signal, signed
+
+    from golden_model.fixed import shift_round
+    from hw.fixedpoint import shift_round_nearest
+
+    m = Module()
+    x = Signal(signed(10))
+    y = Signal(signed(11))
+    m.d.comb += y.eq(shift_round_nearest(x, shift))
+    sim = Simulator(m)
+    seen = []
+
+    async def bench(ctx):
+        for value in range(-512, 512):
+            ctx.set(x, value)
+            seen.append(ctx.get(y))
+
+    sim.add_testbench(bench)
+    sim.run()
+    expected = shift_round(np.arange(-512, 512), shift, "nearest")
+    assert seen == expected.tolist()
+
+
 @pytest.mark.parametrize(
     "layers, lanes",
     [
