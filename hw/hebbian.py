@@ -36,7 +36,8 @@ class HebbianUnit(wiring.Component):
     (stored by columns, so the word is the same ``lanes`` synapses); round the products (half
     up, or stochastically with one LFSR step per synapse in row-major order) and subtract with
     saturation into registers; write both words back (only the lanes inside each matrix).
-    ``done`` pulses with the last write: ``depth + 3`` clocks after ``start``. ``post`` and
+    ``done`` pulses with the last write: ``depth + 2`` clocks after ``start`` (the first word
+    is named in the ``start`` clock). ``post`` and
     ``pre`` must stay stable while ``busy``. The copy is a separate synapse: its own read,
     its own saturation, its own counter.
 
@@ -86,10 +87,13 @@ class HebbianUnit(wiring.Component):
     w, wt : Out(LearnPort)
         Connect to the ``learn`` ports of the synapse units holding ``W`` and ``W^T``.
     busy, done : Out(1)
+    issuing : Out(1)
+        A word is named this clock (its operands are fetched now); low from the clock after
+        ``ending``.
     ending : Out(1)
         High in the clock the last word is named: the unit multiplies for one more clock,
-        so a unit sharing its multipliers (or the LFSR, drawn a clock later still) may start
-        now.
+        so a unit sharing its multipliers (or the LFSR, drawn a clock later still) may name
+        its first word in the next clock.
     sat_count, sat_copy_count : Out(32)
     sat_events, sat_copy_events : Out(range(lanes + 1))
         Saturation events of the word written this clock (the counters sum them).
@@ -155,6 +159,7 @@ class HebbianUnit(wiring.Component):
                 LearnPort(ceil_log2(max(self.geometry.depth, 2)), self.geometry.word_width, lanes)
             ),
             "busy": Out(1),
+            "issuing": Out(1),
             "ending": Out(1),
             "done": Out(1),
             "sat_count": Out(COUNTER_WIDTH),
@@ -217,14 +222,15 @@ class HebbianUnit(wiring.Component):
         # W^T's address k * outer + r (chunk k, row group r), kept as a running sum in step
         # with the sweep: a product with a constant here took a hard multiplier on the ECP5
         # (three in a 2-layer core).
+        # It rests at 0 between sweeps, as the sweep's own steps do.
         t_address = Signal(range(geo.inner * geo.outer + 1), name="t_address")
         with m.If(issuing):
-            with m.If(chunk == geo.inner - 1):
+            with m.If(steps.last):
+                m.d.sync += t_address.eq(0)
+            with m.Elif(chunk == geo.inner - 1):
                 m.d.sync += t_address.eq(row + 1)
             with m.Else():
                 m.d.sync += t_address.eq(t_address + geo.outer)
-        with m.Elif(self.start):
-            m.d.sync += t_address.eq(0)
 
         def idle_zero(valid, value):
             """``value``, or 0 while not ``valid`` on a shared pool (it ORs its users'
@@ -242,9 +248,9 @@ class HebbianUnit(wiring.Component):
             b_address.eq(address),
             b_t_address.eq(t_address),
         ]
-        m.d.comb += self.w.raddr.eq(b_address)
+        m.d.comb += [self.w.re.eq(b_valid), self.w.raddr.eq(b_address)]
         if self.copy_rows is not None:
-            m.d.comb += self.wt.raddr.eq(b_t_address)
+            m.d.comb += [self.wt.re.eq(b_valid), self.wt.raddr.eq(b_t_address)]
         if self.fetch:
             # The elements of the word being addressed, registered beside it.
             m.d.comb += [
@@ -400,6 +406,7 @@ class HebbianUnit(wiring.Component):
             m.d.comb += self.mul_valid.eq(b_valid)
         m.d.comb += [
             self.busy.eq(issuing | b_valid | c_valid | d_valid),
+            self.issuing.eq(issuing),
             self.ending.eq(issuing & (address == geo.depth - 1)),
             self.done.eq(d_valid & (d_address == geo.depth - 1)),
         ]

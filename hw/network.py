@@ -225,7 +225,7 @@ class NetworkCore(wiring.Component):
     stages; rules learn at once unless stochastic rounding or one multiplier pool for the core
     makes them take turns. Its length
     in clocks depends on ``lanes``, never on data: :func:`sweep_depths` plus about 4 control
-    clocks a tick (32 in a 7-tick backprop sample).
+    clocks a tick (28 in a 7-tick backprop sample).
 
     Parameters
     ----------
@@ -731,9 +731,9 @@ class NetworkCore(wiring.Component):
                 seq.first_tick & Cat(control.copy[k] for k in range(len(copies))).any()
             )
 
-        # In turns, each rule starts in the clock the one before names its last word (the
-        # multipliers are free from the next clock on): the first enabled rule at the issue,
-        # then the next enabled one after each.
+        # In turns, each rule starts (and names its first word) in the clock after the one
+        # before names its last (the multipliers are free from then on): the first enabled
+        # rule a clock after the issue, then the next enabled one after each.
         def first_enabled(after: int):
             """(exists, index) of the first enabled rule after index ``after``."""
             exists, index = Signal(name=f"learn_after{after + 1}"), Signal.like(learn_index)
@@ -752,14 +752,13 @@ class NetworkCore(wiring.Component):
                 for k, cp in enumerate(copies):
                     with m.If(control.copy[k]):
                         m.d.sync += self.held[cp.target].eq(self.value(cp.source))
-            # Learning and sweeps start at once: a copy written now is in its register
-            # before either fetches an operand (a clock later or more).
+            # A sweep starts at once (it fetches its first operands a clock after naming the
+            # word, when a copy written now is in its register); learning a clock later, as
+            # a rule fetches in the clock it names a word.
             with m.If(learns_now):
                 if learn_units:
-                    m.d.comb += learn_start.eq(1)
-                    m.next = "learning"
+                    m.next = "learn"
                 if learn_units and not together:
-                    m.d.comb += learn_target.eq(start_at)
                     m.d.sync += learn_index.eq(start_at)
             with m.Elif(sweeps_now):
                 m.d.comb += synapse_start.eq(1)
@@ -770,29 +769,53 @@ class NetworkCore(wiring.Component):
                 m.d.comb += step_tick.eq(1)
                 m.next = "stepping"
 
+        if learn_units and not together:
+            # The next rule names its first word in the clock after the last one's (when the
+            # multipliers are free of the rule before); a one-word rule ends in the clock it
+            # starts, so this is watched in every state.
+            ending = Array(u.ending for u in learn_units)[learn_index]
+            more = Array(exists for exists, _ in chain)[learn_index]
+            after = Array(index for _, index in chain)[learn_index]
+            handoff = Signal()
+            m.d.sync += handoff.eq(ending & more)
+
         with m.FSM():
             with m.State("idle"):
                 with m.If(seq.tick_valid):
                     issue()
             if learn_units:  # entered only in ticks where some rule learns
+                with m.State("learn"):
+                    m.d.comb += learn_start.eq(1)
+                    if not together:
+                        m.d.comb += learn_target.eq(learn_index)
+                    m.next = "learning"
                 with m.State("learning"):
                     if not together:
-                        ending = Array(u.ending for u in learn_units)[learn_index]
-                        more = Array(exists for exists, _ in chain)[learn_index]
-                        after = Array(index for _, index in chain)[learn_index]
-                        with m.If(ending & more):
+                        with m.If(handoff):
                             m.d.comb += [learn_start.eq(1), learn_target.eq(after)]
                             m.d.sync += learn_index.eq(after)
-                    # On in the clock the last word is written: the sweep's first read is
-                    # a clock later, so it reads the new weights. (In turns, a rule started
-                    # now is busy from the next clock, and the one before it still is.)
-                    idle = Cat(~u.busy | u.done for u in learn_units).all()
-                    with m.If(idle & ~learn_start):
-                        with m.If(sweeps_now):
+                    # On a clock after the last word is written: a sweep reads its first
+                    # word in the clock it starts, so it reads the new weights.
+                    idle = Cat(~u.busy for u in learn_units).all()
+                    naming = Cat(u.issuing for u in learn_units).any() | learn_start
+                    with m.If(sweeps_now):
+                        with m.If(idle & ~learn_start):
                             m.d.comb += synapse_start.eq(1)
                             m.next = "sweeping"
-                        with m.Else():
-                            m.next = "step"
+                    with m.Elif(~naming):
+                        # Every operand is in the rules' registers: the populations may step
+                        # while the last words drain (they read no weight), and the boundary
+                        # waits for both.
+                        m.d.comb += step_tick.eq(1)
+                        m.next = "draining"
+                with m.State("draining"):
+                    # A clock after the last write: its saturation events, registered on their
+                    # way to the shared counter, are counted by then.
+                    drained = Cat(~u.busy for u in learn_units).all()
+                    stepped = Cat(~u.busy | u.done for u in self.populations.values()).all()
+                    with m.If(drained & stepped):
+                        m.d.comb += seq.tick_done.eq(1)
+                        m.next = "boundary"
             with m.State("step"):
                 m.d.comb += step_tick.eq(1)
                 m.next = "stepping"
@@ -917,6 +940,7 @@ class NetworkCore(wiring.Component):
             at_lane = Mux(mine, decoder.lane, decoder.copy_lane)
             with m.If(mine | theirs):
                 m.d.comb += [
+                    port.re.eq(1),
                     port.raddr.eq(at),
                     port.waddr.eq(at),
                     port.wdata.eq(value.replicate(count)),
@@ -925,6 +949,7 @@ class NetworkCore(wiring.Component):
             if name in drivers:
                 with m.Else():
                     m.d.comb += [
+                        port.re.eq(drivers[name].re),
                         port.raddr.eq(drivers[name].raddr),
                         port.waddr.eq(drivers[name].waddr),
                         port.wdata.eq(drivers[name].wdata),

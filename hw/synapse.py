@@ -121,10 +121,13 @@ def matrix_layout(schedule: Schedule, name: str, lanes: int, width: int) -> Weig
 
 def LearnPort(addr_width: int, word_width: int, lanes: int = 1) -> wiring.Signature:
     """Read-then-write access to a weight memory, from the learner's side: the read data
-    arrives one clock after ``raddr``; a write happens on the clock ``we`` is high, to the
-    lanes whose bit of ``we`` is set (a learner writes whole words, a host one weight)."""
+    arrives one clock after ``raddr`` while ``re``; a write happens on the clock ``we`` is
+    high, to the lanes whose bit of ``we`` is set (a learner writes whole words, a host one
+    weight). ``re`` gives the learner the read port the unit's sweep otherwise holds (they
+    never read in the same clock)."""
     return wiring.Signature(
         {
+            "re": Out(1),
             "raddr": Out(addr_width),
             "rdata": In(word_width),
             "waddr": Out(addr_width),
@@ -141,8 +144,8 @@ class SynapseUnit(wiring.Component):
 
     A pulse on ``start`` sweeps the weight memory once, one word (``lanes`` multiply-
     accumulates) per clock, through a 5-stage pipeline (read, register the word, multiply,
-    sum the lanes' products, accumulate); ``done`` pulses when the last ``z`` is written:
-    ``depth + 5`` clocks after ``start``.
+    sum the lanes' products, accumulate); the first word is read in the ``start`` clock and
+    ``done`` pulses when the last ``z`` is written: ``depth + 3`` clocks after ``start``.
     ``source`` must stay stable while ``busy``.
 
     With ``fetch=True`` the unit has no ``source`` vector: a clock after it issues an
@@ -318,7 +321,9 @@ class SynapseUnit(wiring.Component):
         issuing, outer, inner = steps.issuing, steps.outer, steps.inner
         m.d.comb += [
             steps.start.eq(self.start),
-            sweep.addr.eq(Mux(steps.issuing, steps.address, self.learn.raddr)),
+            # The learner's read enable picks the address, not the sweep's start: the step
+            # registers rest at 0, so a sweep's first read needs no path from its start.
+            sweep.addr.eq(Mux(self.learn.re, self.learn.raddr, steps.address)),
             sweep.en.eq(1),
         ]
 
