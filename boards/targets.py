@@ -41,6 +41,7 @@ __all__ = [
     "board_config",
     "build",
     "build_auto",
+    "core_logic",
     "lane_candidates",
     "lane_plans",
     "MULTIPLIERS",
@@ -361,6 +362,13 @@ def report_markdown(result: dict) -> str:
 
 #: Hard multipliers per device (amaranth-boards' devices; the HX8K has none).
 MULTIPLIERS = {"iCE40UP5K": 8, "iCE40HX8K": 0, "LFE5U-85F": 156, "LFE5U-25F": 28}
+#: Logic cells per device: LUT4s (an iCE40 logic cell, an ECP5 TRELLIS_COMB).
+LOGIC_CELLS = {"iCE40UP5K": 5280, "iCE40HX8K": 7680, "LFE5U-85F": 83640, "LFE5U-25F": 24288}
+#: ``--lanes auto`` builds no plan whose core takes more than this share of the device's logic
+#: cells by Yosys: nextpnr counted 5.5 % more than Yosys on the digits core (100,747 against
+#: 95,513) and the host link adds its own, so above it the build fails at packing or leaves
+#: the router too little room, after minutes to an hour; the check takes a few minutes.
+AUTO_LOGIC_LIMIT = 0.85
 #: Block RAMs per device (SB_RAM40_4K, DP16KD).
 BLOCK_RAMS = {"iCE40UP5K": 30, "iCE40HX8K": 32, "LFE5U-85F": 208, "LFE5U-25F": 56}
 #: A block RAM's shapes (width, depth, write-enable group in bits) with one read and one
@@ -485,6 +493,23 @@ def lane_plans(
     return frontier
 
 
+def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
+    """``(cells, device cells)``: the logic cells the network core (host port on, debug port
+    off) takes at ``lanes`` on ``board``'s device, by Yosys synthesis, and the device's. On
+    the ECP5 a CCU2C carry cell counts two (it packs into two TRELLIS_COMB, as nextpnr
+    counts); on the iCE40 a carry rides in its LUT's logic cell. The host link is not
+    included."""
+    from hw.network import NetworkCore
+
+    from .synth import synthesize
+
+    board = board_named(board) if isinstance(board, str) else board
+    core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, debug=False, host_port=True)
+    counts = synthesize(core, "core", board.family).counts
+    cells = counts["LUT"] + (2 * counts["CARRY"] if board.family == "ecp5" else 0)
+    return cells, LOGIC_CELLS[board.device]
+
+
 def build_auto(
     board: Board | str,
     cfg: Config,
@@ -493,18 +518,31 @@ def build_auto(
     baud: int = 115200,
     router: str = "router1",
     time_limit: float | None = AUTO_TIME_LIMIT,
+    check_logic: bool = True,
 ) -> dict:
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
     its clock. The fastest is tried first (on a large device it usually fits: one build);
     otherwise the search halves the rest of the list at each build (area and delay grow with
     the multipliers). A build that takes longer than ``time_limit`` seconds counts as not
-    fitting (routing congestion). The report lists every attempt."""
+    fitting (routing congestion). With ``check_logic``, a plan whose core takes more than
+    :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys (:func:`core_logic`, minutes) is
+    not built (the digits core at W1=130,W2=132,pool=core: 91 % of the ECP5-85F). The report
+    lists every attempt."""
     board = board_named(board) if isinstance(board, str) else board
     plans = lane_plans(board, cfg)
     tried, best = [], None
 
     def attempt(plan: dict[str, int]) -> dict | None:
         label = lanes_label(plan)
+        if check_logic:
+            cells, device = core_logic(board, cfg, plan)
+            if cells > AUTO_LOGIC_LIMIT * device:
+                outcome = (
+                    f"not built: the core takes {cells:,} of {device:,} logic cells "
+                    f"({cells / device:.0%}, over {AUTO_LOGIC_LIMIT:.0%}) by Yosys"
+                )
+                tried.append({"lanes": label, "result": outcome})
+                return None
         try:
             report = build(
                 board,

@@ -298,6 +298,7 @@ def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_p
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(targets, "build", fake_build)
+    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
     plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 12, 11, 6, 5, ..., 1 mults
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 3, "W2": 5, "pool": "core"} == plans[4]
@@ -318,8 +319,31 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
     monkeypatch.setattr(targets, "build", fake_build)
+    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 12, "W2": 5} and built == [report["lanes"]]
+
+
+def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatch, tmp_path):
+    import boards.targets as targets
+
+    built = []
+
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit):
+        built.append(lanes)
+        return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
+
+    def fake_logic(board, cfg, lanes):  # logic grows with the multipliers
+        return 6_000 * _plan_size(lanes), 83_640
+
+    monkeypatch.setattr(targets, "build", fake_build)
+    monkeypatch.setattr(targets, "core_logic", fake_logic)
+    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    # 11 multipliers and fewer are within 85 % of 83,640 (71,094); only they are built
+    assert all(_plan_size(plan) <= 11 for plan in built) and report["lanes"] == built[-1]
+    tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
+    assert tried["W1=12,W2=5"].startswith("not built: the core takes 102,000 of 83,640")
+    assert _plan_size(report["lanes"]) == 11  # the fastest under the limit
 
 
 def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
@@ -343,3 +367,13 @@ def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
     assert time.perf_counter() - started < 1
     time.sleep(1.5)
     assert not (tmp_path / "child_alive").exists()  # the background child died too
+
+
+def test_core_logic_counts_the_core_by_yosys():
+    """The XOR board core on the UP5K: a real synthesis, well inside the device, and more
+    logic at more lanes."""
+    from boards.targets import core_logic
+
+    one, device = core_logic("icebreaker", board_config(), 1)
+    more, _ = core_logic("icebreaker", board_config(), {"W1": 6, "W2": 5, "pool": "core"})
+    assert device == 5280 and 200 < one < more < device
