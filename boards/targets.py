@@ -42,6 +42,7 @@ __all__ = [
     "build",
     "build_auto",
     "core_logic",
+    "fastest_fitting_plan",
     "lane_candidates",
     "lane_plans",
     "MULTIPLIERS",
@@ -495,10 +496,10 @@ def lane_plans(
 
 def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
     """``(cells, device cells)``: the logic cells the network core (host port on, debug port
-    off) takes at ``lanes`` on ``board``'s device, by Yosys synthesis, and the device's. On
-    the ECP5 a CCU2C carry cell counts two (it packs into two TRELLIS_COMB, as nextpnr
-    counts); on the iCE40 a carry rides in its LUT's logic cell. The host link is not
-    included."""
+    off) takes at ``lanes`` on ``board``'s device, by Yosys synthesis, and the device's: its
+    LUTs or its flip-flops, whichever are more. On the ECP5 a CCU2C carry cell counts two
+    LUTs (it packs into two TRELLIS_COMB, as nextpnr counts); on the iCE40 a carry rides in
+    its LUT's logic cell. The host link is not included."""
     from hw.network import NetworkCore
 
     from .synth import synthesize
@@ -506,8 +507,39 @@ def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
     board = board_named(board) if isinstance(board, str) else board
     core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, debug=False, host_port=True)
     counts = synthesize(core, "core", board.family).counts
-    cells = counts["LUT"] + (2 * counts["CARRY"] if board.family == "ecp5" else 0)
-    return cells, LOGIC_CELLS[board.device]
+    luts = counts["LUT"] + (2 * counts["CARRY"] if board.family == "ecp5" else 0)
+    # A flip-flop takes a logic cell's register: on the iCE40 one LC holds one LUT and one
+    # FF, on the ECP5 there are as many FFs as LUT4s; the scarcer binds.
+    return max(luts, counts["FF"]), LOGIC_CELLS[board.device]
+
+
+def fastest_fitting_plan(
+    board: Board | str, cfg: Config
+) -> tuple[dict[str, int | str] | None, dict[str, tuple[int, int]]]:
+    """The fastest lane plan (:func:`lane_plans`) whose core is within
+    :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys (:func:`core_logic`), or ``None``,
+    and ``{plan label: (cells, device cells)}`` for every plan synthesized. The fastest is
+    tried first, then the rest halved (logic grows with the multipliers): a handful of
+    syntheses, not one per plan."""
+    board = board_named(board) if isinstance(board, str) else board
+    plans = lane_plans(board, cfg)
+    checked: dict[str, tuple[int, int]] = {}
+
+    def fits(index: int) -> bool:
+        cells, device = core_logic(board, cfg, plans[index])
+        checked[lanes_label(plans[index])] = (cells, device)
+        return cells <= AUTO_LOGIC_LIMIT * device
+
+    if fits(0):
+        return plans[0], checked
+    best, low, high = None, 1, len(plans) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        if fits(middle):
+            best, high = middle, middle - 1
+        else:
+            low = middle + 1
+    return (plans[best] if best is not None else None), checked
 
 
 def build_auto(

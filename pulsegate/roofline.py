@@ -73,7 +73,15 @@ def bench_roofline(
     seconds: float = 1.0,
     epochs: int | None = None,
 ) -> dict:
-    from boards.targets import BOARDS, board_config, build, lane_plans
+    from boards.targets import (
+        AUTO_LOGIC_LIMIT,
+        BOARDS,
+        board_config,
+        build,
+        core_logic,
+        fastest_fitting_plan,
+        lane_plans,
+    )
     from golden_model.classify import train_classifier
     from golden_model.datasets import dataset_config, default_epochs, load_dataset
     from hw.network import lanes_label
@@ -82,15 +90,28 @@ def bench_roofline(
     nets = networks()
     measured = {}
     for label, cfg in nets.items():
-        # One lane, and each board's fastest lane plan (what --lanes auto takes when that
-        # plan fits and meets timing).
+        # One lane, and each board's fastest lane plan within its multipliers and memory.
         fastest = {name: lane_plans(name, cfg)[0] for name in boards}
-        settings = {"1": 1} | {lanes_label(plan): plan for plan in fastest.values()}
+        # And the fastest whose core fits the device's logic by Yosys (the plan --lanes
+        # auto builds first), with the logic of every plan in the table.
+        fitting, logic = {}, {}
+        for name in boards:
+            fitting[name], logic[name] = fastest_fitting_plan(name, cfg)
+            logic[name]["1"] = core_logic(name, cfg, 1)
+            shown = ", ".join(f"{k} {c / d:.0%}" for k, (c, d) in logic[name].items())
+            print(f"logic of {label} on {name} (Yosys): {shown}", flush=True)
+        plans = list(fastest.values()) + [p for p in fitting.values() if p is not None]
+        settings = {"1": 1} | {lanes_label(plan): plan for plan in plans}
         cycles = {key: _measure_cycles(cfg, lanes) for key, lanes in settings.items()}
         measured[label] = {
             "cycles": cycles["1"],
             "cycles_at": cycles,
             "fastest": {name: lanes_label(plan) for name, plan in fastest.items()},
+            "fitting": {
+                name: lanes_label(plan) if plan is not None else None
+                for name, plan in fitting.items()
+            },
+            "logic": logic,
             "macs": macs_per_sample(compile_backprop(cfg), cfg),
             "numpy": numpy_backprop_rate(cfg, seconds),
         }
@@ -108,8 +129,10 @@ def bench_roofline(
         fmax = report["fmax_mhz"]
         for label, m in measured.items():
             roofline = multipliers * fmax * 1e6 / m["macs"] if multipliers else None
-            for lanes in dict.fromkeys(("1", m["fastest"][name])):
+            shown = ("1", m["fastest"][name], m["fitting"][name])
+            for lanes in dict.fromkeys(k for k in shown if k is not None):
                 rate = fmax * 1e6 / m["cycles_at"][lanes]
+                cells, device = m["logic"][name].get(lanes, (None, None))
                 rows.append(
                     {
                         "board": name,
@@ -124,6 +147,11 @@ def bench_roofline(
                         "roofline_samples_per_s": roofline,
                         "roofline_fraction": rate / roofline if roofline else None,
                         "numpy_samples_per_s": m["numpy"],
+                        "logic_cells": cells,
+                        "logic_fraction": cells / device if cells is not None else None,
+                        "fits_logic": (
+                            cells <= AUTO_LOGIC_LIMIT * device if cells is not None else None
+                        ),
                     }
                 )
     loihi = {
@@ -203,21 +231,26 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
 def roofline_table(data: dict) -> str:
     lines = [
         "| board | network | lanes | cycles/sample | MACs/sample | multipliers | Fmax MHz | "
-        "samples/s | roofline samples/s | of roofline | numpy samples/s (this CPU) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "samples/s | roofline samples/s | of roofline | core logic (Yosys) | "
+        "numpy samples/s (this CPU) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in data["rows"]:
         roof = r["roofline_samples_per_s"]
+        fraction = r.get("logic_fraction")
+        logic = "-" if fraction is None else f"{fraction * 100:.0f} %"
+        if r.get("fits_logic") is False:
+            logic += " (over)"
         lines.append(
             f"| {r['board']} | {r['network']} | {r['lanes']} | {r['cycles_per_sample']:,} | "
             f"{r['macs_per_sample']:,} | {r['multipliers']} | {r['fmax_mhz']:.2f} | "
             f"{r['samples_per_s']:,.0f} | {roof:,.0f} | {r['roofline_fraction'] * 100:.2f} % | "
-            f"{r['numpy_samples_per_s']:,.0f} |"
+            f"{logic} | {r['numpy_samples_per_s']:,.0f} |"
         )
     loihi = data["loihi"]
     lines.append(
         f"| {loihi['board']} | {loihi['network']} | - | - | - | - | - | "
-        f"{loihi['samples_per_s']:,.0f} | - | - | - |"
+        f"{loihi['samples_per_s']:,.0f} | - | - | - | - |"
     )
     p = data["projection_400_400_10"]
     text = [
@@ -226,8 +259,9 @@ def roofline_table(data: dict) -> str:
         "Fmax in every row is the XOR board system's, placed and routed in this run; the iris "
         "and digits cores were not placed here, so their rows say what the measured cycles "
         "would give at that clock (a core too large for a device still gets a row). Lanes: "
-        "one, and the board's fastest lane plan within its multipliers (what --lanes auto "
-        "takes when it fits and meets timing).",
+        "one, the board's fastest lane plan within its multipliers and block RAM, and, when "
+        "that plan's core is over 85 % of the device's logic cells by Yosys (over), the "
+        "fastest within it (the plan --lanes auto builds first).",
         "",
         f"accuracy (fixed point, seed 1): digits {data['accuracy']['digits_test'] * 100:.2f} % "
         f"after {data['accuracy']['digits_epochs']} epochs, iris "

@@ -377,3 +377,21 @@ def test_core_logic_counts_the_core_by_yosys():
     one, device = core_logic("icebreaker", board_config(), 1)
     more, _ = core_logic("icebreaker", board_config(), {"W1": 6, "W2": 5, "pool": "core"})
     assert device == 5280 and 200 < one < more < device
+
+
+def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkeypatch):
+    import boards.targets as targets
+
+    checked = []
+
+    def fake_logic(board, cfg, lanes):
+        checked.append(lanes)
+        return 6_000 * _plan_size(lanes), 83_640
+
+    monkeypatch.setattr(targets, "core_logic", fake_logic)
+    plans = targets.lane_plans("ulx3s-85f", board_config())
+    plan, logic = targets.fastest_fitting_plan("ulx3s-85f", board_config())
+    assert _plan_size(plan) == 11 and plans.index(plan) == 2  # 12 and 17 multipliers are over
+    assert logic["W1=12,W2=5"] == (102_000, 83_640) and len(checked) < len(plans)
+    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
+    assert targets.fastest_fitting_plan("ulx3s-85f", board_config())[0] is None

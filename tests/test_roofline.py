@@ -47,3 +47,42 @@ def test_mnist_projection_reports_memory_fit_and_rates():
     assert p["overhead_cycles"] == 28
     assert p["us_per_sample_measured_fmax"] == pytest.approx(p["projected_cycles_per_sample"] / 50)
     assert p["us_per_sample_goal_100mhz"] < p["us_per_sample_measured_fmax"]
+
+
+def test_roofline_table_shows_each_plans_logic_and_marks_the_over_limit():
+    from pulsegate.roofline import LOIHI, roofline_table
+
+    def row(lanes, fraction, fits):
+        return {
+            "board": "ulx3s-85f",
+            "network": "digits 64-32-10",
+            "lanes": lanes,
+            "cycles_per_sample": 75,
+            "macs_per_sample": 5140,
+            "multipliers": 156,
+            "fmax_mhz": 50.0,
+            "samples_per_s": 666_667,
+            "roofline_samples_per_s": 1_517_510,
+            "roofline_fraction": 0.4393,
+            "numpy_samples_per_s": 40_000,
+            "logic_fraction": fraction,
+            "fits_logic": fits,
+        }
+
+    projection = project_mnist({"cycles": 4838}, {"fmax_mhz": 50.0})
+    projection["model_check"] = {
+        "network": "iris",
+        "lanes": 4,
+        "projected_cycles": 60,
+        "measured_cycles": 60,
+    }
+    data = {
+        "rows": [row("W1=130,W2=132,pool=core", 0.913, False), row("W1=130,W2=66", 0.718, True)],
+        "loihi": {"board": "Loihi", "network": "400-400-10", "samples_per_s": 1 / LOIHI["seconds"]},
+        "accuracy": {"digits_test": 0.97, "digits_epochs": 20, "iris_test": 0.95, "iris_epochs": 9},
+        "projection_400_400_10": projection,
+    }
+    lines = roofline_table(data).splitlines()
+    over = next(line for line in lines if "W1=130,W2=132" in line)
+    fits = next(line for line in lines if "W1=130,W2=66" in line)
+    assert "| 91 % (over) |" in over and "| 72 % |" in fits and "(over)" not in fits
