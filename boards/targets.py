@@ -42,6 +42,8 @@ __all__ = [
     "build",
     "build_auto",
     "core_logic",
+    "core_resources",
+    "logic_cells",
     "fastest_fitting_plan",
     "lane_candidates",
     "lane_plans",
@@ -494,23 +496,34 @@ def lane_plans(
     return frontier
 
 
-def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
-    """``(cells, device cells)``: the logic cells the network core (host port on, debug port
-    off) takes at ``lanes`` on ``board``'s device, by Yosys synthesis, and the device's: its
-    LUTs or its flip-flops, whichever are more. On the ECP5 a CCU2C carry cell counts two
-    LUTs (it packs into two TRELLIS_COMB, as nextpnr counts); on the iCE40 a carry rides in
-    its LUT's logic cell. The host link is not included."""
+def core_resources(board: Board | str, cfg: Config, lanes):
+    """The network core (host port on, debug port off) at ``lanes``, synthesized by Yosys for
+    ``board``'s family: a :class:`boards.synth.Resources`."""
     from hw.network import NetworkCore
 
     from .synth import synthesize
 
     board = board_named(board) if isinstance(board, str) else board
     core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, debug=False, host_port=True)
-    counts = synthesize(core, "core", board.family).counts
-    luts = counts["LUT"] + (2 * counts["CARRY"] if board.family == "ecp5" else 0)
-    # A flip-flop takes a logic cell's register: on the iCE40 one LC holds one LUT and one
-    # FF, on the ECP5 there are as many FFs as LUT4s; the scarcer binds.
-    return max(luts, counts["FF"]), LOGIC_CELLS[board.device]
+    return synthesize(core, "core", board.family)
+
+
+def logic_cells(family: str, counts: dict[str, int]) -> int:
+    """Logic cells of synthesized ``counts``: LUTs (on the ECP5 a CCU2C carry cell counts two,
+    it packs into two TRELLIS_COMB as nextpnr counts; on the iCE40 a carry rides in its LUT's
+    cell) or flip-flops, whichever are more (an iCE40 cell holds one LUT and one FF, the ECP5
+    has as many FFs as LUT4s)."""
+    luts = counts["LUT"] + (2 * counts["CARRY"] if family == "ecp5" else 0)
+    return max(luts, counts["FF"])
+
+
+def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
+    """``(cells, device cells)``: the logic cells (:func:`logic_cells`) the network core
+    takes at ``lanes`` on ``board``'s device by Yosys (:func:`core_resources`), and the
+    device's. The host link is not included."""
+    board = board_named(board) if isinstance(board, str) else board
+    counts = core_resources(board, cfg, lanes).counts
+    return logic_cells(board.family, counts), LOGIC_CELLS[board.device]
 
 
 def fastest_fitting_plan(

@@ -479,6 +479,46 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if not failed and all(r["timing_met"] for r in results) else 1
 
 
+def cmd_logic(args: argparse.Namespace) -> int:
+    from boards.targets import (
+        AUTO_LOGIC_LIMIT,
+        LOGIC_CELLS,
+        board_named,
+        core_resources,
+        logic_cells,
+    )
+    from hw.network import lanes_label
+
+    board = board_named(args.board)
+    cfg = _board_config(args)
+    print(f"synthesizing the {'-'.join(map(str, cfg.layers))} core for {board.device} ...")
+    res = core_resources(board, cfg, args.lanes)
+    cells, device = logic_cells(board.family, res.counts), LOGIC_CELLS[board.device]
+    verdict = "within" if cells <= AUTO_LOGIC_LIMIT * device else "over"
+    print(
+        f"lanes {lanes_label(args.lanes)}: "
+        + ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
+    )
+    print(
+        f"logic cells {cells:,} of {device:,} ({cells / device:.1%}): {verdict} the "
+        f"{AUTO_LOGIC_LIMIT:.0%} that --lanes auto builds (the host link not counted)"
+    )
+    _write_json(
+        args.json,
+        {
+            "board": board.name,
+            "device": board.device,
+            "lanes": lanes_label(args.lanes),
+            "counts": res.counts,
+            "cells": res.cells,
+            "logic_cells": cells,
+            "device_cells": device,
+            "fits_logic": cells <= AUTO_LOGIC_LIMIT * device,
+        },
+    )
+    return 0
+
+
 def cmd_host(args: argparse.Namespace) -> int:
     from boards.host import HostClient, SerialTransport, sleep_poll
     from boards.protocol import ProtocolError
@@ -609,6 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="build directory (build/boards/NAME)")
     p.add_argument("--json", help="write the report as JSON")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("logic", help="the core's logic by Yosys against a board's device")
+    p.add_argument("--board", required=True, choices=BOARDS)
+    p.add_argument("--config", help="JSON configuration (default: the 2-4-1 XOR board network)")
+    p.add_argument("--lanes", type=_lane_setting, default=1, help=LANES_HELP)
+    p.add_argument("--json", help="write the counts as JSON")
+    p.set_defaults(func=cmd_logic)
 
     p = sub.add_parser("train", help="train a classifier on iris or the 8x8 digits")
     p.add_argument("dataset", choices=("digits", "iris"))

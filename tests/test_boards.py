@@ -369,14 +369,22 @@ def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
     assert not (tmp_path / "child_alive").exists()  # the background child died too
 
 
-def test_core_logic_counts_the_core_by_yosys():
+def test_core_logic_counts_the_core_by_yosys(tmp_path, capsys):
     """The XOR board core on the UP5K: a real synthesis, well inside the device, and more
-    logic at more lanes."""
+    logic at more lanes (the second through ``pulsegate logic``)."""
+    import json
+
     from boards.targets import core_logic
+    from pulsegate.cli import main
 
     one, device = core_logic("icebreaker", board_config(), 1)
-    more, _ = core_logic("icebreaker", board_config(), {"W1": 6, "W2": 5, "pool": "core"})
-    assert device == 5280 and 200 < one < more < device
+    out = tmp_path / "logic.json"
+    lanes = "W1=6,W2=5,pool=core"
+    assert main(["logic", "--board", "icebreaker", "--lanes", lanes, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert device == report["device_cells"] == 5280
+    assert 200 < one < report["logic_cells"] < device and report["fits_logic"]
+    assert "within the 85%" in capsys.readouterr().out
 
 
 def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkeypatch):
