@@ -70,8 +70,9 @@ def test_a_broken_rounding_is_caught_and_named(work):
     assert re.fullmatch(r"[a-zA-Z]\w*[+-]?\[\d+(,\d+)?\]", first["word"]), first
 
 
-# The plan --lanes auto tries first on the ULX3S-85F (W1=130,W2=132 on one multiplier pool:
-# words spanning rows, rules in turns) in the default run; one lane with the slow tests.
+# The fastest plan on the ULX3S-85F (W1=130,W2=132 on one multiplier pool: words spanning
+# rows, rules in turns; --lanes auto synthesizes it first, and finds it over the device's
+# logic) in the default run; one lane with the slow tests.
 @pytest.mark.parametrize("plan", ["auto", pytest.param("1", marks=pytest.mark.slow)])
 def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path, plan):
     """The 64-32-10 core on the first 20 training samples of the digits epoch, its 3,382
