@@ -566,28 +566,36 @@ def build_auto(
     check_logic: bool = True,
 ) -> dict:
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
-    its clock. The fastest is tried first (on a large device it usually fits: one build);
-    otherwise the search halves the rest of the list at each build (area and delay grow with
-    the multipliers). A build that takes longer than ``time_limit`` seconds counts as not
-    fitting (routing congestion). With ``check_logic``, a plan whose core takes more than
-    :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys (:func:`core_logic`, minutes) is
-    not built (the digits core at W1=130,W2=132,pool=core: 91 % of the ECP5-85F). The report
-    lists every attempt."""
+    its clock. With ``check_logic`` the plans whose core takes more than
+    :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys are left out first
+    (:func:`fastest_fitting_plan`: a few syntheses, minutes each; the digits core at
+    W1=130,W2=132,pool=core is 91 % of the ECP5-85F). The fastest plan left is built first
+    (it usually fits: one build); otherwise the search halves the slower ones at each build
+    (area and delay grow with the multipliers). A build that takes longer than
+    ``time_limit`` seconds counts as not fitting (routing congestion). The report lists
+    every attempt, the syntheses over the limit included."""
     board = board_named(board) if isinstance(board, str) else board
     plans = lane_plans(board, cfg)
     tried, best = [], None
-
-    def attempt(plan: dict[str, int]) -> dict | None:
-        label = lanes_label(plan)
-        if check_logic:
-            cells, device = core_logic(board, cfg, plan)
+    if check_logic:
+        fastest, logic = fastest_fitting_plan(board, cfg)
+        for label, (cells, device) in logic.items():
             if cells > AUTO_LOGIC_LIMIT * device:
                 outcome = (
                     f"not built: the core takes {cells:,} of {device:,} logic cells "
                     f"({cells / device:.0%}, over {AUTO_LOGIC_LIMIT:.0%}) by Yosys"
                 )
                 tried.append({"lanes": label, "result": outcome})
-                return None
+        if fastest is None:
+            raise BuildError(
+                f"no lane plan's core fits {board.device} ({board.name}) within "
+                f"{AUTO_LOGIC_LIMIT:.0%} of its logic: "
+                + "; ".join(f"{t['lanes']}: {t['result']}" for t in tried)
+            )
+        plans = plans[plans.index(fastest) :]
+
+    def attempt(plan: dict[str, int]) -> dict | None:
+        label = lanes_label(plan)
         try:
             report = build(
                 board,
