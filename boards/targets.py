@@ -45,6 +45,7 @@ __all__ = [
     "core_resources",
     "logic_cells",
     "fastest_fitting_plan",
+    "fits_logic",
     "lane_candidates",
     "lane_plans",
     "MULTIPLIERS",
@@ -517,6 +518,12 @@ def logic_cells(family: str, counts: dict[str, int]) -> int:
     return max(luts, counts["FF"])
 
 
+def fits_logic(cells: int, device: int) -> bool:
+    """Whether ``cells`` of a device's ``device`` logic cells are within
+    :data:`AUTO_LOGIC_LIMIT` (the one test auto, the bench and ``pulsegate logic`` apply)."""
+    return cells <= AUTO_LOGIC_LIMIT * device
+
+
 def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
     """``(cells, device cells)``: the logic cells (:func:`logic_cells`) the network core
     takes at ``lanes`` on ``board``'s device by Yosys (:func:`core_resources`), and the
@@ -541,7 +548,7 @@ def fastest_fitting_plan(
     def fits(index: int) -> bool:
         cells, device = core_logic(board, cfg, plans[index])
         checked[lanes_label(plans[index])] = (cells, device)
-        return cells <= AUTO_LOGIC_LIMIT * device
+        return fits_logic(cells, device)
 
     if fits(0):
         return plans[0], checked
@@ -580,7 +587,7 @@ def build_auto(
     if check_logic:
         fastest, logic = fastest_fitting_plan(board, cfg)
         for label, (cells, device) in logic.items():
-            if cells > AUTO_LOGIC_LIMIT * device:
+            if not fits_logic(cells, device):
                 outcome = (
                     f"not built: the core takes {cells:,} of {device:,} logic cells "
                     f"({cells / device:.0%}, over {AUTO_LOGIC_LIMIT:.0%}) by Yosys"

@@ -485,6 +485,7 @@ def cmd_logic(args: argparse.Namespace) -> int:
         LOGIC_CELLS,
         board_named,
         core_resources,
+        fits_logic,
         logic_cells,
     )
     from hw.network import lanes_label
@@ -494,7 +495,7 @@ def cmd_logic(args: argparse.Namespace) -> int:
     print(f"synthesizing the {'-'.join(map(str, cfg.layers))} core for {board.device} ...")
     res = core_resources(board, cfg, args.lanes)
     cells, device = logic_cells(board.family, res.counts), LOGIC_CELLS[board.device]
-    verdict = "within" if cells <= AUTO_LOGIC_LIMIT * device else "over"
+    verdict = "within" if fits_logic(cells, device) else "over"
     print(
         f"lanes {lanes_label(args.lanes)}: "
         + ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
@@ -513,7 +514,7 @@ def cmd_logic(args: argparse.Namespace) -> int:
             "cells": res.cells,
             "logic_cells": cells,
             "device_cells": device,
-            "fits_logic": cells <= AUTO_LOGIC_LIMIT * device,
+            "fits_logic": fits_logic(cells, device),
         },
     )
     return 0

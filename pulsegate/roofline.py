@@ -74,12 +74,12 @@ def bench_roofline(
     epochs: int | None = None,
 ) -> dict:
     from boards.targets import (
-        AUTO_LOGIC_LIMIT,
         BOARDS,
         board_config,
         build,
         core_logic,
         fastest_fitting_plan,
+        fits_logic,
         lane_plans,
     )
     from golden_model.classify import train_classifier
@@ -149,9 +149,7 @@ def bench_roofline(
                         "numpy_samples_per_s": m["numpy"],
                         "logic_cells": cells,
                         "logic_fraction": cells / device if cells is not None else None,
-                        "fits_logic": (
-                            cells <= AUTO_LOGIC_LIMIT * device if cells is not None else None
-                        ),
+                        "fits_logic": fits_logic(cells, device) if cells is not None else None,
                     }
                 )
     loihi = {
