@@ -443,7 +443,10 @@ def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
 
 
 def lane_plans(
-    board: Board | str, cfg: Config, pools: tuple[str, ...] = POOLS
+    board: Board | str,
+    cfg: Config,
+    pools: tuple[str, ...] = POOLS,
+    frontier: str = "multipliers",
 ) -> list[dict[str, int | str]]:
     """Lane counts per matrix worth trying for ``cfg`` on ``board``, fastest first: each
     plan gives every weight matrix (with its transposed copy and its learning rule, which share
@@ -454,7 +457,15 @@ def lane_plans(
     their learning rules taking turns (each starting as the one before names its last word, so
     turns cost no clock beyond the sweeps). Digits on the
     ECP5-85F: one pool of 132, W1 at 130 lanes (two rows a word) and W2 at 132 (four), 41
-    sweep clocks per sample; per matrix, W1 at 65 and W2 at 66 (74)."""
+    sweep clocks per sample; per matrix, W1 at 65 and W2 at 66 (74).
+
+    With ``frontier="lanes"`` a plan is kept when it has fewer datapath lanes (every unit's
+    lanes summed, ``multiplier_count(..., share=False)``) than every faster one instead: the
+    logic grows with those, not with the shared multipliers, so this is the list to search
+    for the fastest plan within a device's logic (on the UP5K iris at one lane per matrix,
+    159 sweep clocks, is as small as one pool of one lane, 186)."""
+    if frontier not in ("multipliers", "lanes"):
+        raise ValueError(f"frontier: expected 'multipliers' or 'lanes', got {frontier!r}")
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
     primaries = [m for m in schedule.matrices if not m.transpose_of]
@@ -488,13 +499,16 @@ def lane_plans(
                 continue
             if weight_blocks(schedule, cfg, plan, board.family) <= blocks:
                 clocks = sum(sweep_depths(schedule, cfg, plan))
-                plans.append((clocks, multipliers, plan))
-    frontier, fewest = [], None
-    for _, multipliers, plan in sorted(plans, key=lambda p: (p[0], p[1])):
-        if fewest is None or multipliers < fewest:
-            frontier.append(plan)
-            fewest = multipliers
-    return frontier
+                size = multipliers
+                if frontier == "lanes":
+                    size = multiplier_count(schedule, plan, share=False)
+                plans.append((clocks, size, plan))
+    kept, fewest = [], None
+    for _, size, plan in sorted(plans, key=lambda p: (p[0], p[1])):
+        if fewest is None or size < fewest:
+            kept.append(plan)
+            fewest = size
+    return kept
 
 
 def core_resources(board: Board | str, cfg: Config, lanes):
@@ -536,13 +550,13 @@ def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
 def fastest_fitting_plan(
     board: Board | str, cfg: Config
 ) -> tuple[dict[str, int | str] | None, dict[str, tuple[int, int]]]:
-    """The fastest lane plan (:func:`lane_plans`) whose core is within
+    """The fastest lane plan (:func:`lane_plans` by datapath lanes) whose core is within
     :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys (:func:`core_logic`), or ``None``,
     and ``{plan label: (cells, device cells)}`` for every plan synthesized. The fastest is
-    tried first, then the rest halved (logic grows with the multipliers): a handful of
-    syntheses, not one per plan."""
+    tried first, then the rest halved (logic grows with the lanes): a handful of syntheses,
+    not one per plan."""
     board = board_named(board) if isinstance(board, str) else board
-    plans = lane_plans(board, cfg)
+    plans = lane_plans(board, cfg, frontier="lanes")
     checked: dict[str, tuple[int, int]] = {}
 
     def fits(index: int) -> bool:
@@ -578,13 +592,16 @@ def build_auto(
     (:func:`fastest_fitting_plan`: a few syntheses, minutes each; the digits core at
     W1=130,W2=132,pool=core is 91 % of the ECP5-85F). The fastest plan left is built first
     (it usually fits: one build); otherwise the search halves the slower ones at each build
-    (area and delay grow with the multipliers). A build that takes longer than
-    ``time_limit`` seconds counts as not fitting (routing congestion). The report lists
-    every attempt, the syntheses over the limit included."""
+    (area and delay grow with the lanes; with ``check_logic`` these are the plans of fewer
+    datapath lanes, ``lane_plans(frontier="lanes")``, otherwise of fewer multipliers). A
+    build that takes longer than ``time_limit`` seconds counts as not fitting (routing
+    congestion). The report lists every attempt, the syntheses over the limit included."""
     board = board_named(board) if isinstance(board, str) else board
     plans = lane_plans(board, cfg)
     tried, best = [], None
     if check_logic:
+        # From the fastest plan within the logic on, the plans of fewer lanes (less logic).
+        plans = lane_plans(board, cfg, frontier="lanes")
         fastest, logic = fastest_fitting_plan(board, cfg)
         for label, (cells, device) in logic.items():
             if not fits_logic(cells, device):

@@ -288,25 +288,37 @@ def _plan_size(lanes):
     return multiplier_count(compile_backprop(board_config()), lanes)
 
 
+def _plan_lanes(lanes):
+    """Datapath lanes (every unit's, summed): what the logic grows with."""
+    from golden_model.schedule import compile_backprop
+    from hw.network import multiplier_count
+
+    return multiplier_count(compile_backprop(board_config()), lanes, share=False)
+
+
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.targets as targets
 
     def fake_build(board, cfg, out, lanes, baud, router, time_limit):
-        if _plan_size(lanes) > 6:
+        if _plan_lanes(lanes) > 21:
             raise targets.BuildError(f"the design does not fit: {lanes}")
-        ok = _plan_size(lanes) <= 5
+        ok = _plan_lanes(lanes) <= 15
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(targets, "build", fake_build)
     monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
-    plans = targets.lane_plans("ulx3s-85f", board_config())  # 17, 12, 11, 6, 5, ..., 1 mults
+    # datapath lanes 39, 27, 24, 21, 18, 15, 12, 9, 7, 5
+    plans = targets.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert report["lanes"] == {"W1": 3, "W2": 5, "pool": "core"} == plans[4]
+    assert report["lanes"] == {"W1": 3, "W2": 3} == plans[5]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
-    assert tried["W1=3,W2=5,pool=core"] == "fits, timing met"
-    assert tried["W1=6,W2=5,pool=core"] == "timing not met (9 MHz)"
+    assert tried["W1=3,W2=3"] == "fits, timing met"
+    assert tried["W1=6,W2=3"] == "timing not met (9 MHz)"
     assert "does not fit" in tried["W1=12,W2=5"]  # the fastest plan first
     assert len(tried) <= 1 + math.ceil(math.log2(len(plans)))  # then halving, not every plan
+    # Without the logic check the search runs over the plans of fewer multipliers.
+    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path, check_logic=False)
+    assert report["lanes"] == {"W1": 3, "W2": 3, "pool": "core"}
 
 
 def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_path):
@@ -333,18 +345,17 @@ def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatc
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
-    def fake_logic(board, cfg, lanes):  # logic grows with the multipliers
-        return 6_000 * _plan_size(lanes), 83_640
+    def fake_logic(board, cfg, lanes):  # logic grows with the lanes
+        return 3_000 * _plan_lanes(lanes), 83_640
 
     monkeypatch.setattr(targets, "build", fake_build)
     monkeypatch.setattr(targets, "core_logic", fake_logic)
     report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    # 11 multipliers and fewer are within 85 % of 83,640 (71,094): the syntheses find the
+    # 21 lanes and fewer are within 85 % of 83,640 (71,094): the syntheses find the
     # fastest of them, and it is the one build
-    assert built == [report["lanes"]] and _plan_size(built[0]) == 11
+    assert built == [report["lanes"]] == [{"W1": 6, "W2": 3}]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
-    assert tried["W1=12,W2=5"].startswith("not built: the core takes 102,000 of 83,640")
-    assert _plan_size(report["lanes"]) == 11  # the fastest under the limit
+    assert tried["W1=12,W2=5"].startswith("not built: the core takes 117,000 of 83,640")
 
 
 def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
@@ -395,12 +406,35 @@ def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkey
 
     def fake_logic(board, cfg, lanes):
         checked.append(lanes)
-        return 6_000 * _plan_size(lanes), 83_640
+        return 3_000 * _plan_lanes(lanes), 83_640
 
     monkeypatch.setattr(targets, "core_logic", fake_logic)
-    plans = targets.lane_plans("ulx3s-85f", board_config())
+    plans = targets.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
     plan, logic = targets.fastest_fitting_plan("ulx3s-85f", board_config())
-    assert _plan_size(plan) == 11 and plans.index(plan) == 2  # 12 and 17 multipliers are over
-    assert logic["W1=12,W2=5"] == (102_000, 83_640) and len(checked) < len(plans)
+    assert _plan_lanes(plan) == 21 and plans.index(plan) == 3  # 39, 27 and 24 are over
+    assert logic["W1=12,W2=5"] == (117_000, 83_640) and len(checked) < len(plans)
     monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
     assert targets.fastest_fitting_plan("ulx3s-85f", board_config())[0] is None
+
+
+def test_the_logic_frontier_keeps_plans_of_fewer_lanes_not_of_fewer_multipliers():
+    from boards.targets import lane_plans
+    from golden_model.datasets import dataset_config
+    from golden_model.schedule import compile_backprop
+    from hw.network import multiplier_count, sweep_depths
+
+    iris = dataset_config("iris")
+    schedule = compile_backprop(iris)
+    by_lanes = lane_plans("icebreaker", iris, frontier="lanes")
+    by_multipliers = lane_plans("icebreaker", iris)
+    lanes = [multiplier_count(schedule, p, share=False) for p in by_lanes]
+    clocks = [sum(sweep_depths(schedule, iris, p)) for p in by_lanes]
+    assert lanes == sorted(lanes, reverse=True) and len(set(lanes)) == len(lanes)
+    assert clocks == sorted(clocks)
+    # One lane per matrix (two multipliers of the eight, 131 sweep clocks) has the datapath
+    # of one pool of one lane (158) and is faster: only the logic frontier keeps it.
+    assert by_lanes[-1] == {"W1": 1, "W2": 1} and clocks[-1] == 131
+    assert by_multipliers[-1] == {"W1": 1, "W2": 1, "pool": "core"}
+    assert {"W1": 1, "W2": 1} not in by_multipliers
+    with pytest.raises(ValueError, match="frontier"):
+        lane_plans("icebreaker", iris, frontier="area")
