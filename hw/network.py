@@ -934,41 +934,31 @@ class NetworkCore(wiring.Component):
         for k, name in enumerate(names):
             port = self.synapses[name].learn
             count = self.matrix_lanes[name]
-            driver = drivers.get(name)
-            # The decoder names primaries in `select`, copies in `copy_select`. A copy is
-            # only written: its learner keeps the read port (idle while the host is
-            # served), and it needs no lane select on its read data.
-            is_copy = self.schedule.matrix(name).transpose_of is not None
-            if is_copy:
-                selected = busy & decoder.has_copy & (decoder.copy_select == k)
-                at, at_lane = decoder.copy_address, decoder.copy_lane
-                if driver is not None:
-                    m.d.comb += [port.re.eq(driver.re), port.raddr.eq(driver.raddr)]
-            else:
-                selected = busy & (decoder.select == k)
-                at, at_lane = decoder.address, decoder.lane
-            with m.If(selected):
-                if not is_copy:
-                    m.d.comb += [port.re.eq(1), port.raddr.eq(at)]
+            mine = busy & (decoder.select == k)
+            theirs = busy & decoder.has_copy & (decoder.copy_select == k)
+            at = Mux(mine, decoder.address, decoder.copy_address)
+            at_lane = Mux(mine, decoder.lane, decoder.copy_lane)
+            with m.If(mine | theirs):
                 m.d.comb += [
+                    port.re.eq(1),
+                    port.raddr.eq(at),
                     port.waddr.eq(at),
                     port.wdata.eq(value.replicate(count)),
                     port.we.eq(Mux(access & writing, Const(1, count) << at_lane, 0)),
                 ]
-            if driver is not None:
+            if name in drivers:
                 with m.Else():
-                    if not is_copy:
-                        m.d.comb += [port.re.eq(driver.re), port.raddr.eq(driver.raddr)]
                     m.d.comb += [
-                        port.waddr.eq(driver.waddr),
-                        port.wdata.eq(driver.wdata),
-                        port.we.eq(driver.we),
+                        port.re.eq(drivers[name].re),
+                        port.raddr.eq(drivers[name].raddr),
+                        port.waddr.eq(drivers[name].waddr),
+                        port.wdata.eq(drivers[name].wdata),
+                        port.we.eq(drivers[name].we),
                     ]
-                m.d.comb += driver.rdata.eq(port.rdata)
-            if not is_copy:
-                with m.If(selected & answer):
-                    lanes = [port.rdata[i * ww : (i + 1) * ww] for i in range(count)]
-                    m.d.sync += self.host.rdata.eq(Array(lanes)[at_lane].as_signed())
+                m.d.comb += drivers[name].rdata.eq(port.rdata)
+            with m.If(mine & answer):
+                lanes = [port.rdata[i * ww : (i + 1) * ww] for i in range(count)]
+                m.d.sync += self.host.rdata.eq(Array(lanes)[at_lane].as_signed())
         m.d.comb += self.lfsr.load_en.eq(self.host.seed_write & self.host.ready)
         m.d.comb += [
             self.lfsr.load_value.eq(self.host.seed),
