@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -548,13 +549,16 @@ def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
 
 
 def fastest_fitting_plan(
-    board: Board | str, cfg: Config
+    board: Board | str,
+    cfg: Config,
+    on_checked: Callable[[str, int, int], None] | None = None,
 ) -> tuple[dict[str, int | str] | None, dict[str, tuple[int, int]]]:
     """The fastest lane plan (:func:`lane_plans` by datapath lanes) whose core is within
     :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys (:func:`core_logic`), or ``None``,
     and ``{plan label: (cells, device cells)}`` for every plan synthesized. The fastest is
     tried first, then the rest halved (logic grows with the lanes): a handful of syntheses,
-    not one per plan."""
+    not one per plan. ``on_checked(label, cells, device cells)`` is called after each (they
+    take minutes for a large core)."""
     board = board_named(board) if isinstance(board, str) else board
     plans = lane_plans(board, cfg, frontier="lanes")
     checked: dict[str, tuple[int, int]] = {}
@@ -562,6 +566,8 @@ def fastest_fitting_plan(
     def fits(index: int) -> bool:
         cells, device = core_logic(board, cfg, plans[index])
         checked[lanes_label(plans[index])] = (cells, device)
+        if on_checked is not None:
+            on_checked(lanes_label(plans[index]), cells, device)
         return fits_logic(cells, device)
 
     if fits(0):

@@ -492,6 +492,8 @@ def cmd_logic(args: argparse.Namespace) -> int:
 
     board = board_named(args.board)
     cfg = _board_config(args)
+    if args.lanes == "auto":
+        return _logic_auto(board, cfg, args.json)
     print(f"synthesizing the {'-'.join(map(str, cfg.layers))} core for {board.device} ...")
     res = core_resources(board, cfg, args.lanes)
     cells, device = logic_cells(board.family, res.counts), LOGIC_CELLS[board.device]
@@ -518,6 +520,45 @@ def cmd_logic(args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def _logic_auto(board, cfg, json_path: str | None) -> int:
+    """The plan ``--lanes auto`` would build first: the halving search's syntheses, each
+    printed, then the fastest plan within the limit (exit status 1 when there is none)."""
+    from boards.targets import AUTO_LOGIC_LIMIT, fastest_fitting_plan, fits_logic
+    from hw.network import lanes_label
+
+    print(
+        f"searching the {'-'.join(map(str, cfg.layers))} core's lane plans for the fastest "
+        f"within {AUTO_LOGIC_LIMIT:.0%} of {board.device}'s logic (a synthesis each) ...",
+        flush=True,
+    )
+    rows = []
+
+    def show(label: str, cells: int, device: int) -> None:
+        verdict = "within" if fits_logic(cells, device) else "over"
+        print(
+            f"  lanes {label}: {cells:,} of {device:,} logic cells ({cells / device:.1%}), "
+            + verdict,
+            flush=True,
+        )
+        rows.append(
+            {
+                "lanes": label,
+                "logic_cells": cells,
+                "device_cells": device,
+                "fits_logic": fits_logic(cells, device),
+            }
+        )
+
+    plan, _ = fastest_fitting_plan(board, cfg, on_checked=show)
+    chosen = lanes_label(plan) if plan is not None else None
+    print(f"fastest within the limit: {chosen}" if chosen else "no plan is within the limit")
+    _write_json(
+        json_path,
+        {"board": board.name, "device": board.device, "plans": rows, "fastest_fitting": chosen},
+    )
+    return 0 if chosen else 1
 
 
 def cmd_host(args: argparse.Namespace) -> int:
@@ -654,7 +695,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("logic", help="the core's logic by Yosys against a board's device")
     p.add_argument("--board", required=True, choices=BOARDS)
     p.add_argument("--config", help="JSON configuration (default: the 2-4-1 XOR board network)")
-    p.add_argument("--lanes", type=_lane_setting, default=1, help=LANES_HELP)
+    p.add_argument(
+        "--lanes",
+        type=_lanes,
+        default=1,
+        help=LANES_HELP[:-4]
+        + ", or 'auto': search for the fastest plan within the logic limit (1)",
+    )
     p.add_argument("--json", help="write the counts as JSON")
     p.set_defaults(func=cmd_logic)
 

@@ -417,6 +417,36 @@ def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkey
     assert targets.fastest_fitting_plan("ulx3s-85f", board_config())[0] is None
 
 
+def test_logic_auto_prints_each_synthesis_and_the_plan_auto_would_build(
+    monkeypatch, tmp_path, capsys
+):
+    import json
+
+    import boards.targets as targets
+    from pulsegate.cli import main
+
+    monkeypatch.setattr(
+        targets, "core_logic", lambda board, cfg, lanes: (3_000 * _plan_lanes(lanes), 83_640)
+    )
+    out = tmp_path / "auto.json"
+    assert main(["logic", "--board", "ulx3s-85f", "--lanes", "auto", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["fastest_fitting"] == "W1=6,W2=3"
+    first = report["plans"][0]
+    assert first == {
+        "lanes": "W1=12,W2=5",
+        "logic_cells": 117_000,
+        "device_cells": 83_640,
+        "fits_logic": False,
+    }
+    text = capsys.readouterr().out
+    assert "lanes W1=12,W2=5: 117,000 of 83,640 logic cells (139.9%), over" in text
+    assert "fastest within the limit: W1=6,W2=3" in text
+    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
+    assert main(["logic", "--board", "ulx3s-85f", "--lanes", "auto"]) == 1
+    assert "no plan is within the limit" in capsys.readouterr().out
+
+
 def test_the_logic_frontier_keeps_plans_of_fewer_lanes_not_of_fewer_multipliers():
     from boards.targets import lane_plans
     from golden_model.datasets import dataset_config
