@@ -216,6 +216,40 @@ def _over_capacity(log: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def build_stage(log: str | None) -> str:
+    """Where a build is, from nextpnr's log so far (``top.tim``; ``None`` before nextpnr
+    starts): packing, placing (with the placer's iteration), the placed estimate, routing
+    (router1's arcs left or router2's iteration and overused wires), routed."""
+    import re
+
+    if log is None:
+        return "synthesizing (Yosys)"
+    stage, estimate, arcs = "packing", None, None
+    for line in log.splitlines():
+        if "Running main analytical placer" in line:
+            stage = "placing (analytic)"
+        elif "Running simulated annealing placer" in line:
+            stage = "placing (annealing)"
+        elif found := re.search(r"at iteration #(\d+)", line):
+            stage = stage.split(",")[0] + f", iteration {found[1]}"
+        elif found := re.search(r"Max frequency for clock '[^']*': ([\d.]+) MHz", line):
+            if estimate is None:
+                estimate, stage = found[1], f"placed at an estimated {found[1]} MHz"
+            else:
+                return f"routed: {found[1]} MHz (writing the bitstream)"
+        elif found := re.search(r"Routing (\d+) arcs", line):
+            arcs, stage = int(found[1]), "routing (router1)"
+        elif "Running router2" in line:
+            stage = "routing (router2)"
+        elif found := re.search(r"iter=(\d+) wires=\d+ overused=(\d+)", line):
+            stage = f"routing (router2): iteration {found[1]}, {int(found[2]):,} wires overused"
+        elif arcs and (found := re.match(r"Info:\s+\d+ \|.*\|\s+(\d+)\|", line)):
+            stage = f"routing (router1): {int(found[1]):,} of {arcs:,} arcs left"
+    if estimate is not None and stage.startswith("routing"):
+        stage = f"placed at an estimated {estimate} MHz; {stage}"
+    return stage
+
+
 def _flow(board: Board) -> dict:
     if board.family == "ice40":
         dsp = "-dsp" if board.dsp else ""
@@ -226,17 +260,36 @@ def _flow(board: Board) -> dict:
     return {"synth_opts": "-run begin:map_luts", "script_after_synth": _ECP5_AFTER}
 
 
-def _run_script(plan, out: Path, time_limit: float | None) -> None:
+def _run_script(
+    plan,
+    out: Path,
+    time_limit: float | None,
+    progress: Callable[[str], None] | None = None,
+    poll: float = 60.0,
+) -> None:
     """Run the build plan's script in ``out``; past ``time_limit`` seconds, stop it and every
-    tool it started (they share its process group) and raise ``TimeoutExpired``."""
+    tool it started (they share its process group) and raise ``TimeoutExpired``. Every
+    ``poll`` seconds ``progress`` gets :func:`build_stage` when it has changed."""
     plan.extract(str(out))
     process = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=out, start_new_session=True)
-    try:
-        code = process.wait(timeout=time_limit)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    shown = None
+    while True:
+        wait = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
+        try:
+            code = process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise
+        if progress is not None:
+            log = out / "top.tim"
+            stage = build_stage(log.read_text(errors="replace") if log.exists() else None)
+            if stage != shown:
+                progress(stage)
+                shown = stage
     if code:
         raise subprocess.CalledProcessError(code, f"{plan.script}.sh")
 
@@ -250,13 +303,15 @@ def build(
     baud: int = 115200,
     router: str = "router1",
     time_limit: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
     ``router1`` (its default) or ``router2`` (measured here on the XOR system: about as fast,
     56.73 against 60.80 MHz on the ECP5-85F; neither finished the digits system at 22 lanes
     and above). ``time_limit`` (seconds): stop the tools and raise
-    :class:`BuildError` when the build takes longer (a congested design can route for hours)."""
+    :class:`BuildError` when the build takes longer (a congested design can route for hours).
+    ``progress`` gets the build's stage (:func:`build_stage`) once a minute when it changed."""
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
     board = board_named(board) if isinstance(board, str) else board
@@ -274,7 +329,7 @@ def build(
     os.environ.update(tool_env(workdir=out))  # YoWASP's ABC wants TMPDIR inside the build
     os.environ.setdefault("DFU_SUFFIX", "true")  # OrangeCrab: plain .bit, no DFU suffix tool
     try:
-        _run_script(plan, out, time_limit)
+        _run_script(plan, out, time_limit, progress)
     except subprocess.TimeoutExpired as exc:
         raise BuildError(
             f"the {board.name} build did not finish within {time_limit / 60:.0f} min "
@@ -591,6 +646,7 @@ def build_auto(
     router: str = "router1",
     time_limit: float | None = AUTO_TIME_LIMIT,
     check_logic: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
     its clock. With ``check_logic`` the plans whose core takes more than
@@ -601,14 +657,20 @@ def build_auto(
     (area and delay grow with the lanes; with ``check_logic`` these are the plans of fewer
     datapath lanes, ``lane_plans(frontier="lanes")``, otherwise of fewer multipliers). A
     build that takes longer than ``time_limit`` seconds counts as not fitting (routing
-    congestion). The report lists every attempt, the syntheses over the limit included."""
+    congestion). The report lists every attempt, the syntheses over the limit included.
+    ``progress`` gets each logic check and each build's stages as they come."""
     board = board_named(board) if isinstance(board, str) else board
     plans = lane_plans(board, cfg)
     tried, best = [], None
     if check_logic:
         # From the fastest plan within the logic on, the plans of fewer lanes (less logic).
         plans = lane_plans(board, cfg, frontier="lanes")
-        fastest, logic = fastest_fitting_plan(board, cfg)
+
+        def checked(label: str, cells: int, device: int) -> None:
+            if progress is not None:
+                progress(f"lanes {label}: core {cells:,} of {device:,} logic cells by Yosys")
+
+        fastest, logic = fastest_fitting_plan(board, cfg, on_checked=checked)
         for label, (cells, device) in logic.items():
             if not fits_logic(cells, device):
                 outcome = (
@@ -635,6 +697,7 @@ def build_auto(
                 baud=baud,
                 router=router,
                 time_limit=time_limit,
+                progress=(lambda stage: progress(f"lanes {label}: {stage}")) if progress else None,
             )
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from golden_model.circuit import FIXED, FLOAT
@@ -442,6 +443,18 @@ def _lanes(text: str) -> str | int | dict[str, int]:
     return "auto" if text == "auto" else _lane_setting(text)
 
 
+def _stage_printer(stream=None):
+    """A build's stages on stderr, each with the minutes since the build began (a large
+    system places and routes for hours; nothing else is printed meanwhile)."""
+    started = time.monotonic()
+
+    def show(stage: str) -> None:
+        minutes = (time.monotonic() - started) / 60
+        print(f"  [{minutes:5.1f} min] {stage}", file=stream or sys.stderr, flush=True)
+
+    return show
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from boards.targets import BOARDS, BuildError, build, build_auto, report_markdown
 
@@ -451,10 +464,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     for name in names:
         out = Path(args.out or "build/boards") / name
         print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
+        progress = _stage_printer()
         try:
             if args.lanes == "auto":
                 limit = {"time_limit": args.time_limit * 60} if args.time_limit else {}
-                result = build_auto(name, cfg, out, baud=args.baud, router=args.router, **limit)
+                result = build_auto(
+                    name, cfg, out, baud=args.baud, router=args.router, progress=progress, **limit
+                )
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")
             else:
@@ -466,6 +482,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                     baud=args.baud,
                     router=args.router,
                     time_limit=args.time_limit * 60 if args.time_limit else None,
+                    progress=progress,
                 )
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)

@@ -299,7 +299,7 @@ def _plan_lanes(lanes):
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.targets as targets
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
         if _plan_lanes(lanes) > 21:
             raise targets.BuildError(f"the design does not fit: {lanes}")
         ok = _plan_lanes(lanes) <= 15
@@ -326,7 +326,7 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
@@ -341,7 +341,7 @@ def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatc
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
@@ -379,6 +379,70 @@ def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
     assert time.perf_counter() - started < 1
     time.sleep(1.5)
     assert not (tmp_path / "child_alive").exists()  # the background child died too
+
+
+NEXTPNR_LOG = """Info: Packing IOs..
+Info: Running main analytical placer, max placement attempts per cell = 194020834.
+Info:     at iteration #1, type ALL: wirelen solved = 32718, spread = 3603993, legal = 3796684
+Info:     at iteration #17, type ALL: wirelen solved = 651679, spread = 1053904, legal = 1245897
+Info: Running simulated annealing placer for refinement.
+Info:   at iteration #5: temp = 0.000000, timing cost = 10212, wirelen = 1082604
+Info: Max frequency for clock '$glbnet$clk': 35.47 MHz (PASS at 25.00 MHz)
+"""
+ROUTER2 = """Info: Running router2...
+Info:     iter=1 wires=1203096 overused=125381 overuse=162313 archfail=NA
+Info:     iter=2 wires=1281427 overused=104177 overuse=119153 archfail=NA
+"""
+ROUTER1 = """Info: Routing 80562 arcs.
+Info:            |   (re-)routed arcs  |   delta    | remaining|       time spent     |
+Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) total(sec)|
+Info:     159000 |    66313      92679 |  465   535 |     42328|      24.37    1216.94|
+"""
+
+
+def test_build_stage_reads_where_nextpnr_is():
+    from boards.targets import build_stage
+
+    assert build_stage(None) == "synthesizing (Yosys)"
+    assert build_stage("Info: Packing IOs..\n") == "packing"
+    lines = NEXTPNR_LOG.splitlines(keepends=True)
+    assert build_stage("".join(lines[:4])) == "placing (analytic), iteration 17"
+    assert build_stage("".join(lines[:6])) == "placing (annealing), iteration 5"
+    assert build_stage(NEXTPNR_LOG) == "placed at an estimated 35.47 MHz"
+    placed = "placed at an estimated 35.47 MHz; "
+    assert build_stage(NEXTPNR_LOG + ROUTER2) == (
+        placed + "routing (router2): iteration 2, 104,177 wires overused"
+    )
+    assert build_stage(NEXTPNR_LOG + ROUTER1) == (
+        placed + "routing (router1): 42,328 of 80,562 arcs left"
+    )
+    routed = "Info: Max frequency for clock '$glbnet$clk': 40.13 MHz (PASS at 25.00 MHz)\n"
+    assert (
+        build_stage(NEXTPNR_LOG + ROUTER2 + routed) == "routed: 40.13 MHz (writing the bitstream)"
+    )
+
+
+def test_a_build_shows_its_stages_as_they_change(tmp_path):
+    from boards.targets import _run_script
+
+    log = tmp_path / "top.tim"
+    placing, routing = NEXTPNR_LOG.splitlines()[1], ROUTER2.splitlines()[1]
+
+    class Plan:
+        script = "build_top"
+
+        def extract(self, root):
+            (tmp_path / "build_top.sh").write_text(
+                f'sleep 0.3; echo "{placing}" > {log}; sleep 0.3; '
+                f'echo "{routing}" >> {log}; sleep 0.3\n'
+            )
+
+    stages = []
+    _run_script(Plan(), tmp_path, time_limit=None, progress=stages.append, poll=0.05)
+    assert stages[0] == "synthesizing (Yosys)"
+    assert "placing (analytic)" in stages
+    assert stages[-1] == "routing (router2): iteration 1, 125,381 wires overused"
+    assert len(stages) == len(set(stages))  # a stage once, however often it was polled
 
 
 def test_core_logic_counts_the_core_by_yosys(tmp_path, capsys):
