@@ -37,6 +37,8 @@ class PulsegateSystem(wiring.Component):
         iCE40UP5K, block RAM elsewhere).
     debug : bool
         Bring the core's debug read port out (simulation: the full state, word by word).
+    word_registers : bool
+        Weight memories one word deep in flip-flops (:class:`~hw.network.NetworkCore`).
 
     Attributes
     ----------
@@ -58,6 +60,7 @@ class PulsegateSystem(wiring.Component):
         slots: int = 16,
         store: StoreKind = "auto",
         debug: bool = False,
+        word_registers: bool = False,
     ) -> None:
         self.cfg = cfg
         self.core = NetworkCore(
@@ -67,6 +70,7 @@ class PulsegateSystem(wiring.Component):
             debug=debug,
             population_lanes=population_lanes,
             host_port=True,
+            word_registers=word_registers,
         )
         self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
         self.uart_rx = UartRx(divisor)

@@ -165,9 +165,16 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(
-        self, cfg: Config, *, baud: int = 115200, lanes: int = 1, slots: int | None = None
+        self,
+        cfg: Config,
+        *,
+        baud: int = 115200,
+        lanes: int = 1,
+        slots: int | None = None,
+        word_registers: bool = False,
     ) -> None:
         self.cfg, self.baud, self.lanes, self.slots = cfg, baud, lanes, slots
+        self.word_registers = word_registers
         self.system: PulsegateSystem | None = None
 
     def elaborate(self, platform):
@@ -175,7 +182,11 @@ class BoardTop(Elaboratable):
         divisor = round(platform.default_clk_frequency / self.baud)
         slots = store_slots(self.cfg, platform, self.slots)
         self.system = system = PulsegateSystem(
-            self.cfg, divisor=divisor, lanes=self.lanes, slots=slots
+            self.cfg,
+            divisor=divisor,
+            lanes=self.lanes,
+            slots=slots,
+            word_registers=self.word_registers,
         )
         m.submodules.system = system
         uart = platform.request("uart", 0)
@@ -318,7 +329,7 @@ def build(
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     platform = board.platform()
-    top = BoardTop(cfg, baud=baud, lanes=lanes)
+    top = BoardTop(cfg, baud=baud, lanes=lanes, word_registers=WORD_REGISTERS[board.family])
     started = time.perf_counter()
     plan = platform.prepare(
         top,
@@ -442,6 +453,13 @@ BLOCK_SHAPES = {
 }
 
 
+#: Families whose boards keep a weight memory of one word in flip-flops, not block RAM
+#: (``NetworkCore(word_registers=True)``): an ECP5 slice's flip-flops are beside its LUTs, so
+#: a word there costs no logic cell (Yosys, iris W1 at 40 lanes: 1,063 LUT4 and 0 DP16KD
+#: against 1,702 and 20); an iCE40 flip-flop takes a logic cell of its own.
+WORD_REGISTERS = {"ecp5": True, "ice40": False}
+
+
 def _blocks(width: int, depth: int, family: str, lane_width: int | None = None) -> int:
     """Block RAMs for a ``width x depth`` memory in the block's best shape; with
     ``lane_width``, its words are lanes of that many bits, each with its own write enable
@@ -469,13 +487,18 @@ def weight_blocks(schedule, cfg: Config, lanes, family: str) -> int:
     """Block RAMs the weight memories take at ``lanes``: each memory's words split across
     blocks side by side, its depth across blocks end to end, in the block's best shape (one
     read and one write port per memory). Wide words on short matrices waste blocks: the
-    digits core at W1=130,W2=132 needs 197 DP16KD for 4,768 weights."""
+    digits core at W1=130,W2=132 needs 197 DP16KD for 4,768 weights. A memory of one word
+    takes none where the family keeps it in flip-flops (:data:`WORD_REGISTERS`)."""
     counts = resolve_lanes(schedule, lanes)
     layouts = [
         matrix_layout(schedule, m.name, counts[m.name], cfg.weight_width) for m in schedule.matrices
     ]
     ww = cfg.weight_width
-    return sum(_blocks(geo.word_width, geo.depth, family, ww) for geo in layouts)
+    return sum(
+        _blocks(geo.word_width, geo.depth, family, ww)
+        for geo in layouts
+        if not (WORD_REGISTERS[family] and geo.depth == 1)
+    )
 
 
 def lane_candidates(board: Board | str, cfg: Config) -> list[int]:
@@ -575,17 +598,27 @@ def core_resources(board: Board | str, cfg: Config, lanes):
     from .synth import synthesize
 
     board = board_named(board) if isinstance(board, str) else board
-    core = NetworkCore(compile_backprop(cfg), cfg, lanes=lanes, debug=False, host_port=True)
+    core = NetworkCore(
+        compile_backprop(cfg),
+        cfg,
+        lanes=lanes,
+        debug=False,
+        host_port=True,
+        word_registers=WORD_REGISTERS[board.family],
+    )
     return synthesize(core, "core", board.family)
 
 
 def logic_cells(family: str, counts: dict[str, int]) -> int:
-    """Logic cells of synthesized ``counts``: LUTs (on the ECP5 a CCU2C carry cell counts two,
-    it packs into two TRELLIS_COMB as nextpnr counts; on the iCE40 a carry rides in its LUT's
-    cell) or flip-flops, whichever are more (an iCE40 cell holds one LUT and one FF, the ECP5
-    has as many FFs as LUT4s)."""
-    luts = counts["LUT"] + (2 * counts["CARRY"] if family == "ecp5" else 0)
-    return max(luts, counts["FF"])
+    """Logic cells of synthesized ``counts``. ECP5: LUTs (a CCU2C carry cell counts two, it
+    packs into two TRELLIS_COMB as nextpnr counts) or flip-flops, whichever are more (a slice
+    has as many FFs as LUT4s, side by side). iCE40: LUTs plus flip-flops (a carry rides in
+    its LUT's cell): a cell holds one of each, but nextpnr pairs a flip-flop only with the LUT
+    that feeds it, and few do here (the 2-4-1 core's 2,083 LUT + 1,613 FF came to 4,172 cells
+    with the host link; iris at W1=2,W2=1, 4,221 + 3,443, to 7,377 of the UP5K's 5,280)."""
+    if family == "ecp5":
+        return max(counts["LUT"] + 2 * counts["CARRY"], counts["FF"])
+    return counts["LUT"] + counts["FF"]
 
 
 def fits_logic(cells: int, device: int) -> bool:

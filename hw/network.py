@@ -247,6 +247,11 @@ class NetworkCore(wiring.Component):
         :class:`~hw.multipliers.MultiplierPool` (:func:`multiplier_families`): they never
         multiply at once, so the device's multipliers go two or three times as far. Results
         and clocks do not change.
+    word_registers : bool
+        Keep a weight memory that is one word deep in flip-flops, not block RAM
+        (:class:`~hw.synapse.SynapseUnit` ``registers``; the ECP5 boards set it: the iris
+        core at W1=40,W2=27 takes no DP16KD instead of 48, and 10,801 LUT4 instead of 12,638).
+        Results and clocks do not change.
 
     Attributes
     ----------
@@ -278,6 +283,7 @@ class NetworkCore(wiring.Component):
         population_lanes: int | None = None,
         host_port: bool = False,
         share_multipliers: bool = True,
+        word_registers: bool = False,
         _fault: dict[str, str] | None = None,
     ) -> None:
         self.schedule, self.cfg, self.debug = schedule, cfg, debug
@@ -287,6 +293,7 @@ class NetworkCore(wiring.Component):
             raise ValueError(f"population_lanes must be >= 1 or None, got {population_lanes}")
         self.population_lanes = population_lanes
         self.host_port = host_port
+        self.word_registers = word_registers
         #: "core": one pool for every unit, the learning rules taking turns.
         self.pool = _pooled(schedule, lanes) if share_multipliers else "matrix"
         self.families = {
@@ -382,6 +389,7 @@ class NetworkCore(wiring.Component):
                 debug=self.debug,
                 fetch=True,
                 external_multipliers=mat.name in shared,
+                registers=self.word_registers and geo.depth == 1,
                 _fault=self._fault.get(mat.name),
             )
         self.learns = list(

@@ -176,6 +176,11 @@ class SynapseUnit(wiring.Component):
         multiply at the same time: each lane's weight and source leave on ``mul_a``,
         ``mul_b`` while ``mul_valid`` (zero otherwise: the pool ORs its users' operands);
         the products come back on ``mul_product`` a clock later.
+    registers : bool
+        Keep the weights in flip-flops instead of block RAM (Yosys ``ram_style = "logic"``):
+        for a memory of one word on the ECP5, whose flip-flops sit beside its LUTs rather
+        than in their place, so the word costs no logic cell, no block RAM, and none of the
+        block's 5.6 ns clock-to-output or routing to the multipliers. Same behaviour.
 
     Attributes
     ----------
@@ -220,6 +225,7 @@ class SynapseUnit(wiring.Component):
         debug: bool = False,
         fetch: bool = False,
         external_multipliers: bool = False,
+        registers: bool = False,
         _fault: str | None = None,
     ) -> None:
         self.cfg = cfg
@@ -235,8 +241,9 @@ class SynapseUnit(wiring.Component):
             depth=self.geometry.depth,
             init=self.geometry.pack(codes),
             # Block RAM even for a few words: every target has block RAM to spare, while
-            # logic is what runs out (a small memory in flip-flops costs an LC per bit).
-            attrs={"ram_style": "block"},
+            # logic is what runs out (a small memory in flip-flops costs an LC per bit on
+            # the iCE40); a single word on the ECP5 is the exception (`registers`).
+            attrs={"ram_style": "logic" if registers else "block"},
         )
         cw = cfg.current_width
         addr_width = ceil_log2(max(self.geometry.depth, 2))

@@ -455,12 +455,23 @@ def test_core_logic_counts_the_core_by_yosys(tmp_path, capsys):
 
     one, device = core_logic("icebreaker", board_config(), 1)
     out = tmp_path / "logic.json"
-    lanes = "W1=6,W2=5,pool=core"
+    lanes = "W1=2,W2=1"
     assert main(["logic", "--board", "icebreaker", "--lanes", lanes, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert device == report["device_cells"] == 5280
     assert 200 < one < report["logic_cells"] < device and report["fits_logic"]
     assert "within the 85%" in capsys.readouterr().out
+
+
+def test_logic_cells_count_an_ice40_cell_per_lut_and_per_flip_flop():
+    """An iCE40 flip-flop shares a cell only with the LUT that feeds it (few do): LUT + FF.
+    An ECP5 slice has its flip-flops beside its LUTs: the larger of LUT + 2 CCU2C and FF."""
+    from boards.targets import logic_cells
+
+    counts = {"LUT": 4_221, "FF": 3_443, "CARRY": 903}
+    assert logic_cells("ice40", counts) == 7_664  # the system packed to 7,377 with its link
+    assert logic_cells("ecp5", counts) == 4_221 + 2 * 903
+    assert logic_cells("ecp5", counts | {"FF": 9_000}) == 9_000
 
 
 def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkeypatch):

@@ -51,3 +51,15 @@ def test_core_multipliers_are_counted_by_the_lane_plan(family, share):
     core = NetworkCore(schedule, cfg, lanes=lanes, debug=False, share_multipliers=share)
     result = synthesize(core, "core", family)
     assert result.counts["DSP"] == multiplier_count(schedule, lanes, share) == (5 if share else 13)
+
+
+def test_a_one_word_memory_in_registers_takes_no_block_ram_and_less_logic():
+    """The ECP5 boards keep one-word weight memories in flip-flops: the 2-4-1 XOR core's W1 at
+    12 lanes (one word) maps to no DP16KD and fewer LUT4 than in block RAM."""
+    cfg = Config()
+    block = synthesize(SynapseUnit(cfg, 4, 3, 12, fetch=True), "in_block", "ecp5").counts
+    registers = synthesize(
+        SynapseUnit(cfg, 4, 3, 12, fetch=True, registers=True), "in_registers", "ecp5"
+    ).counts
+    assert block["BRAM"] > 0 and registers["BRAM"] == 0, (block, registers)
+    assert registers["LUT"] < block["LUT"], (block, registers)
