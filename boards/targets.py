@@ -419,7 +419,7 @@ def report_markdown(result: dict) -> str:
         [
             "",
             f"Sample store: {store['slots']} samples in "
-            + ("SPRAM" if store["memory"] == "spram" else "block RAM")
+            + ("SPRAM" if store["memory"] == "spram" else "RAM that Yosys infers (block or LUT)")
             + ".",
         ]
         if store
