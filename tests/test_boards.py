@@ -543,3 +543,23 @@ def test_the_logic_frontier_keeps_plans_of_fewer_lanes_not_of_fewer_multipliers(
     assert {"W1": 1, "W2": 1} not in by_multipliers
     with pytest.raises(ValueError, match="frontier"):
         lane_plans("icebreaker", iris, frontier="area")
+
+
+def test_one_word_memories_are_registers_on_the_ecp5_and_take_no_block_ram():
+    from amaranth.hdl import Fragment
+
+    from boards.targets import WORD_REGISTERS, weight_blocks
+    from golden_model.schedule import compile_backprop
+    from hw.network import NetworkCore
+
+    cfg = board_config()
+    schedule = compile_backprop(cfg)
+    one_word = {"W1": 12, "W2": 5}  # every matrix and copy a single word
+    assert WORD_REGISTERS == {"ecp5": True, "ice40": False}
+    assert weight_blocks(schedule, cfg, one_word, "ecp5") == 0
+    assert weight_blocks(schedule, cfg, one_word, "ice40") > 0
+    assert weight_blocks(schedule, cfg, 1, "ecp5") > 0  # deeper memories stay in block RAM
+    for lanes, style in ((one_word, "logic"), (1, "block")):
+        core = NetworkCore(schedule, cfg, lanes=lanes, debug=False, word_registers=True)
+        Fragment.get(core, None)  # the units are made when the core is elaborated
+        assert {u.memory.attrs["ram_style"] for u in core.synapses.values()} == {style}
