@@ -693,11 +693,11 @@ def build_auto(
     congestion). The report lists every attempt, the syntheses over the limit included.
     ``progress`` gets each logic check and each build's stages as they come."""
     board = board_named(board) if isinstance(board, str) else board
-    plans = lane_plans(board, cfg)
+    # With the logic check: from the fastest plan within the logic on, the plans of fewer
+    # lanes (less logic); without it, the plans of fewer multipliers.
+    plans = lane_plans(board, cfg, frontier="lanes" if check_logic else "multipliers")
     tried, best = [], None
     if check_logic:
-        # From the fastest plan within the logic on, the plans of fewer lanes (less logic).
-        plans = lane_plans(board, cfg, frontier="lanes")
 
         def checked(label: str, cells: int, device: int) -> None:
             if progress is not None:
