@@ -542,7 +542,7 @@ def lane_plans(
     lanes summed, ``multiplier_count(..., share=False)``) than every faster one instead: the
     logic grows with those, not with the shared multipliers, so this is the list to search
     for the fastest plan within a device's logic (on the UP5K iris at one lane per matrix,
-    159 sweep clocks, is as small as one pool of one lane, 186)."""
+    131 sweep clocks, is as small as one pool of one lane, 158)."""
     if frontier not in ("multipliers", "lanes"):
         raise ValueError(f"frontier: expected 'multipliers' or 'lanes', got {frontier!r}")
     board = board_named(board) if isinstance(board, str) else board
