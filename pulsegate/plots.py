@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from golden_model.schedule import POP, Schedule  # noqa: E402
 from golden_model.trace import Trace  # noqa: E402
@@ -126,6 +127,7 @@ def accuracy_curve(curve: list[tuple[int, float, float]], path: Path, title: str
     ax.plot(epochs, np.array(train) * 100, marker=".", label="training (while learning)")
     ax.plot(epochs, np.array(test) * 100, marker=".", label="test")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no half epochs on the axis
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)

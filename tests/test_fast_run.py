@@ -70,19 +70,33 @@ def test_a_broken_rounding_is_caught_and_named(work):
     assert re.fullmatch(r"[a-zA-Z]\w*[+-]?\[\d+(,\d+)?\]", first["word"]), first
 
 
-# The fastest plan on the ULX3S-85F (W1=130,W2=132 on one multiplier pool: words spanning
-# rows, rules in turns; --lanes auto synthesizes it first, and finds it over the device's
-# logic) in the default run; one lane with the slow tests.
-@pytest.mark.parametrize("plan", ["auto", pytest.param("1", marks=pytest.mark.slow)])
+# The first plan of the iCEBreaker (one pool of the UP5K's 8 DSPs; its core builds in half
+# the time) in the default run; the ULX3S-85F's fastest (W1=130,W2=132 on one pool: words
+# spanning rows, rules in turns) and one lane with the slow tests.
+PLANS = {
+    "icebreaker": {"W1": 8, "W2": 7, "pool": "core"},
+    "ulx3s-85f": {"W1": 130, "W2": 132, "pool": "core"},
+}
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        "icebreaker",
+        pytest.param("ulx3s-85f", marks=pytest.mark.slow),
+        pytest.param("1", marks=pytest.mark.slow),
+    ],
+)
 def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path, plan):
     """The 64-32-10 core on the first 20 training samples of the digits epoch, its 3,382
     state words compared after each (a full epoch is the benchmark in BENCHMARKS.md)."""
     from boards.targets import lane_plans
 
     data, cfg = load_dataset("digits"), dataset_config("digits")
-    lanes = lane_plans("ulx3s-85f", cfg)[0] if plan == "auto" else 1
-    if plan == "auto":
-        assert lanes == {"W1": 130, "W2": 132, "pool": "core"}
+    lanes = 1
+    if plan in PLANS:
+        lanes = lane_plans(plan, cfg)[0]
+        assert lanes == PLANS[plan]
     order = epoch_order(cfg, len(data.x_train), 1)[0][:20]
     targets = data.targets(data.y_train)
     samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
