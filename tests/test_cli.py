@@ -122,7 +122,7 @@ def test_train_iris_prints_progress_confusion_and_writes_plots(tmp_path, capsys)
 def test_train_rtl_checks_the_core_and_reports_the_same_accuracy(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the RTL build goes to ./build
     argv = ["train", "iris", "--epochs", "1", "--samples", "12", "--json", "r.json"]
-    assert main([*argv, "--rtl"]) == 0
+    assert main([*argv, "--rtl", "--threads", "2"]) == 0  # a two-thread model, bit-exact too
     printed = capsys.readouterr().out
     assert "12 samples, complete state (217 words) bit-exact" in printed
     assert "RTL: 12 of 12 samples" in printed and "RTL: 1 of 12 samples" in printed  # progress
@@ -134,7 +134,7 @@ def test_train_rtl_checks_the_core_and_reports_the_same_accuracy(tmp_path, capsy
 
 
 def test_train_refuses_bad_counts_in_one_line(capsys):
-    for argv in (["--epochs", "0"], ["--samples", "-3"]):
+    for argv in (["--epochs", "0"], ["--samples", "-3"], ["--threads", "0"]):
         assert main(["train", "iris", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("pulsegate: error: --") and err.count("\n") == 1
