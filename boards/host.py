@@ -24,7 +24,7 @@ from .protocol import (
     encode_request,
 )
 
-__all__ = ["Transport", "SerialTransport", "HostClient"]
+__all__ = ["Transport", "SerialTransport", "HostClient", "check_board", "train_dataset"]
 
 
 class Transport(Protocol):
@@ -178,3 +178,62 @@ class HostClient:
 def sleep_poll(seconds: float = 0.01) -> Callable[[], None]:
     """A ``poll`` callback for real boards: wait a little between STATUS requests."""
     return lambda: time.sleep(seconds)
+
+
+def check_board(client: HostClient, cfg) -> None:
+    """Raise :class:`ProtocolError` naming the first field in which the board's INFO differs
+    from what ``cfg``'s circuit needs (a board built for another network or word width)."""
+    from golden_model.circuit import Circuit
+    from golden_model.schedule import compile_backprop
+
+    golden = Circuit(compile_backprop(cfg), cfg)
+    info = client.info()
+    expected = {
+        "input_words": sum(golden.schedule.group(name).size for name in golden.schedule.inputs),
+        "weights": golden.layout.n_weights,
+        "current_width": cfg.current_width,
+        "weight_width": cfg.weight_width,
+    }
+    for field, value in expected.items():
+        if getattr(info, field) != value:
+            raise ProtocolError(
+                f"the board is not built for the {'-'.join(map(str, cfg.layers))} network: "
+                f"INFO {field} {getattr(info, field)}, expected {value}"
+            )
+
+
+def train_dataset(
+    client: HostClient,
+    cfg,
+    data,
+    epochs: int,
+    *,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    poll: Callable[[], None] | None = None,
+) -> dict:
+    """Train a board on ``data``'s training split in the golden model's order
+    (:func:`golden_model.classify.training_samples`), read its weights back and measure the
+    test accuracy they give. The board first gets the configuration's initial weights and
+    LFSR state, as the golden model starts, so a board trained before gives the same result.
+    Returns ``samples``, ``status``, ``weights`` (codes, trace order), ``test_accuracy`` and
+    ``confusion``."""
+    from golden_model.circuit import Circuit
+    from golden_model.classify import test_with_weights, training_samples
+    from golden_model.schedule import compile_backprop
+
+    check_board(client, cfg)
+    golden = Circuit(compile_backprop(cfg), cfg)
+    words = [golden.input_words(s) for s in training_samples(cfg, data, epochs, limit)]
+    client.write_weights(golden.weight_flat)
+    client.write_seed(golden.lfsr.state)
+    status = client.train(words, progress=progress, poll=poll)
+    weights = client.read_weights()
+    accuracy, confusion = test_with_weights(cfg, data, weights)
+    return {
+        "samples": len(words),
+        "status": status,
+        "weights": weights,
+        "test_accuracy": accuracy,
+        "confusion": confusion,
+    }

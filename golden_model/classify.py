@@ -14,7 +14,15 @@ from .datasets import Dataset
 from .schedule import compile_backprop
 from .trace import TraceRecorder
 
-__all__ = ["ClassifierResult", "train_classifier", "epoch_order", "evaluate", "confusion_matrix"]
+__all__ = [
+    "ClassifierResult",
+    "train_classifier",
+    "epoch_order",
+    "training_samples",
+    "evaluate",
+    "test_with_weights",
+    "confusion_matrix",
+]
 
 #: ``progress(epoch, epochs, result so far)`` after every epoch.
 EpochProgress = Callable[[int, int, "ClassifierResult"], None]
@@ -55,6 +63,34 @@ def epoch_order(cfg: Config, size: int, epochs: int) -> list[np.ndarray]:
     """The training order of every epoch: seeded permutations (the RTL replays the same)."""
     rng = np.random.default_rng([cfg.seed, 2])
     return [rng.permutation(size) for _ in range(epochs)]
+
+
+def training_samples(
+    cfg: Config, data: Dataset, epochs: int, limit: int | None = None
+) -> list[dict[str, np.ndarray]]:
+    """The training samples (``x``, one-hot ``t``) in :func:`train_classifier`'s order, the
+    first ``limit`` of them: what the RTL and a board are trained on."""
+    order = np.concatenate(epoch_order(cfg, len(data.x_train), epochs))[:limit]
+    targets = data.targets(data.y_train)
+    return [{"x": data.x_train[i], "t": targets[i]} for i in order]
+
+
+def test_with_weights(
+    cfg: Config, data: Dataset, weight_codes: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Test accuracy and confusion matrix of the fixed-point circuit holding ``weight_codes``
+    (every weight in the trace's order, as a board's READ_WEIGHT returns them)."""
+    holder = Circuit(compile_backprop(cfg), cfg, FIXED)
+    codes = np.asarray(weight_codes, dtype=np.int64)
+    if codes.shape != holder.weight_flat.shape:
+        raise ValueError(
+            f"weights: {codes.size} codes, the {cfg.layers} circuit has {holder.weight_flat.size}"
+        )
+    holder.weight_flat[...] = codes
+    evaluator = Circuit(compile_backprop(cfg, train=False), cfg, FIXED, share_weights_with=holder)
+    predicted = evaluate(evaluator, data.x_test)
+    accuracy = float(np.mean(predicted == data.y_test))
+    return accuracy, confusion_matrix(data.y_test, predicted, len(data.classes))
 
 
 def evaluate(evaluator: Circuit, xs: np.ndarray) -> np.ndarray:

@@ -92,15 +92,11 @@ def _train_rtl(
     """Train the core under the native Verilator harness on the samples
     :func:`train_classifier` uses, in the same order; its complete state is compared with the
     golden model after every sample. ``threads``: the Verilated model's threads."""
-    import numpy as np
-
-    from golden_model.classify import epoch_order
+    from golden_model.classify import training_samples
     from hw.network import lanes_label
     from sim.fast_run import run_fast
 
-    order = np.concatenate(epoch_order(cfg, len(data.x_train), epochs))[:limit]
-    targets = data.targets(data.y_train)
-    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    samples = training_samples(cfg, data, epochs, limit)
     layers = "-".join(map(str, cfg.layers))
     print(
         f"RTL: building the {layers} core at {lanes_label(lanes)} lane(s) and "
@@ -587,6 +583,52 @@ def _logic_auto(board, cfg, json_path: str | None) -> int:
     return 0 if chosen else 1
 
 
+def _host_train_dataset(client, args: argparse.Namespace, poll) -> int:
+    """``host train-iris|train-digits``: train the board in the golden model's order, read its
+    weights back, print the test accuracy they give and whether they are the golden model's."""
+    import numpy as np
+
+    from boards.host import train_dataset
+    from golden_model.classify import train_classifier
+    from golden_model.datasets import dataset_config, default_epochs, load_dataset
+
+    dataset = args.action.removeprefix("train-")
+    cfg = dataset_config(dataset)
+    if args.config:
+        cfg = Config.load(args.config, base=cfg)
+    epochs = args.epochs or default_epochs(dataset)
+    for option, value in (("--epochs", epochs), ("--samples", args.samples)):
+        if value is not None and value < 1:
+            print(f"pulsegate: error: {option} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    data = load_dataset(dataset)
+    run = train_dataset(
+        client,
+        cfg,
+        data,
+        epochs,
+        limit=args.samples,
+        progress=ProgressLine(f"training {dataset} on the board"),
+        poll=poll,
+    )
+    print(run["status"])
+    print(
+        f"test accuracy of the board's weights: {run['test_accuracy'] * 100:.2f} % "
+        f"after {run['samples']} samples"
+    )
+    print(format_confusion(run["confusion"], data.classes))
+    golden = train_classifier(cfg, data, epochs, limit=args.samples)
+    same = np.array_equal(
+        run["weights"], np.concatenate([w.ravel() for w in golden.weights.values()])
+    )
+    print(
+        "the board's weights are the golden model's, bit for bit"
+        if same
+        else "the board's weights differ from the golden model's (another seed or build?)"
+    )
+    return 0 if same else 1
+
+
 def cmd_host(args: argparse.Namespace) -> int:
     from boards.host import HostClient, SerialTransport, sleep_poll
     from boards.protocol import ProtocolError
@@ -618,11 +660,14 @@ def cmd_host(args: argparse.Namespace) -> int:
                 return 2
             import numpy as np
 
-            order = np.random.default_rng([cfg.seed, 1]).integers(0, 4, args.samples)
+            samples = 400 if args.samples is None else args.samples
+            order = np.random.default_rng([cfg.seed, 1]).integers(0, 4, samples)
             words = [golden.input_words(xor_sample(int(k))) for k in order]
             line = ProgressLine("training on the board")
             status = client.train(words, progress=line, poll=sleep_poll())
             print(status)
+        elif args.action in ("train-iris", "train-digits"):
+            return _host_train_dataset(client, args, sleep_poll())
     except ProtocolError as exc:
         print(f"pulsegate: error: {exc}", file=sys.stderr)
         return 1
@@ -752,12 +797,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("host", help="talk to a board over its serial port")
-    p.add_argument("action", choices=("info", "status", "weights", "abort", "train-xor"))
+    p.add_argument(
+        "action",
+        choices=("info", "status", "weights", "abort", "train-xor", "train-iris", "train-digits"),
+    )
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
     p.add_argument("--baud", type=int, default=115200, help="baud rate (115200)")
     p.add_argument("--timeout", type=float, default=1.0, help="reply timeout in s (1.0)")
     p.add_argument("--config", help="JSON configuration the board was built with")
-    p.add_argument("--samples", type=int, default=400, help="train-xor: samples (400)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        help="train-xor: samples (400); train-iris, train-digits: stop after this many",
+    )
+    p.add_argument("--epochs", type=int, help="train-iris, train-digits: epochs (20)")
     p.set_defaults(func=cmd_host)
 
     bench_parser = sub.add_parser(

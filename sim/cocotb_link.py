@@ -116,6 +116,13 @@ class Setup:
         self.started = time.perf_counter()
 
     def samples(self, order):
+        """XOR samples by their index, or, with a ``dataset`` in the job, the first
+        ``len(order)`` of that data set's training order (``order`` is then its indices)."""
+        if "dataset" in self.job:
+            from golden_model.classify import training_samples
+            from golden_model.datasets import load_dataset
+
+            return training_samples(self.cfg, load_dataset(self.job["dataset"]), 1, len(order))
         from golden_model.tasks import xor_sample
 
         return [xor_sample(k) for k in order]
@@ -202,8 +209,17 @@ async def train(dut):
     def host() -> dict:
         info = client.info()
         seed = client.read_seed()
-        client.train(words, progress=lambda d, n: log.info(f"host trained {d}/{n} samples"))
+        trained = {}
+        if "dataset" in s.job:  # the host's data-set training, initial weights written first
+            from boards.host import train_dataset
+            from golden_model.datasets import load_dataset
+
+            run = train_dataset(client, s.cfg, load_dataset(s.job["dataset"]), 1, limit=len(words))
+            trained = {"test_accuracy": run["test_accuracy"], "trained_samples": run["samples"]}
+        else:
+            client.train(words, progress=lambda d, n: log.info(f"host trained {d}/{n} samples"))
         return {
+            **trained,
             "info": info.__dict__,
             "seed_before": seed,
             "status": client.status().__dict__,

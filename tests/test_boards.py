@@ -165,6 +165,24 @@ def test_host_client_trains_xor_bit_exactly_over_the_uart(xor_order, store, coun
     assert minimum < verdict["cycles_per_sample"] < 10 * minimum
 
 
+def test_host_trains_iris_on_the_board_from_its_initial_weights(tmp_path):
+    """``boards.host.train_dataset`` (what ``pulsegate host train-iris`` runs) against the iris
+    system in the RTL: initial weights and LFSR written, 40 samples in the golden model's
+    order over the UART, weights read back; the full state is bit-exact with the golden
+    model and the accuracy is that of the golden model's weights after the same samples."""
+    from golden_model.classify import train_classifier
+    from golden_model.datasets import dataset_config, load_dataset
+
+    cfg = dataset_config("iris")
+    verdict = run_link_bench(
+        cfg, "train", dataset="iris", order=list(range(40)), work=tmp_path / "iris"
+    )
+    assert verdict["bit_exact"], verdict["problems"]
+    assert verdict["trained_samples"] == verdict["samples"] == 40
+    golden = train_classifier(cfg, load_dataset("iris"), 1, limit=40)
+    assert verdict["test_accuracy"] == golden.test_accuracy
+
+
 def test_malformed_frames_get_errors_and_change_nothing(xor_order):
     verdict = run_link_bench(board_config(), "malformed", order=xor_order[:8], seed=11, frames=1050)
     assert verdict["ok"], verdict["problems"][:5]

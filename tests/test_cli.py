@@ -163,3 +163,45 @@ def test_a_pool_setting_is_parsed_and_a_bad_one_refused(capsys, tmp_path):
     out = tmp_path / "core"
     assert main(["generate", "--lanes", "W1=4,W2=4,pool=core", "--out", str(out)]) == 0
     assert "multipliers_core" in (out / "pulsegate_core.v").read_text()  # one pool
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_host_train_iris_reports_accuracy_and_whether_the_board_matches(monkeypatch, capsys, same):
+    """The command's wiring, with the board replaced (the RTL run of `train_dataset` is in
+    test_boards): accuracy and confusion printed, exit 0 only when the weights read back are
+    the golden model's after the same samples."""
+    import numpy as np
+
+    import boards.host
+    from golden_model.classify import test_with_weights, train_classifier
+    from golden_model.datasets import dataset_config, load_dataset
+
+    cfg, data = dataset_config("iris"), load_dataset("iris")
+    golden = train_classifier(cfg, data, 1, limit=20)
+    weights = np.concatenate([w.ravel() for w in golden.weights.values()])
+    if not same:
+        weights[0] += 1
+
+    def fake_train(client, cfg_, data_, epochs, *, limit, progress, poll):
+        assert (cfg_, data_.name, epochs, limit) == (cfg, "iris", 1, 20)
+        accuracy, confusion = test_with_weights(cfg_, data_, weights)
+        return {
+            "samples": 20,
+            "status": "idle",
+            "weights": weights,
+            "test_accuracy": accuracy,
+            "confusion": confusion,
+        }
+
+    class NoPort:
+        def __init__(self, *args, **kwargs) -> None: ...
+        def close(self) -> None: ...
+
+    monkeypatch.setattr(boards.host, "SerialTransport", NoPort)
+    monkeypatch.setattr(boards.host, "train_dataset", fake_train)
+    argv = ["host", "train-iris", "--port", "none", "--epochs", "1", "--samples", "20"]
+    assert main(argv) == (0 if same else 1)
+    out = capsys.readouterr().out
+    assert f"{golden.test_accuracy * 100:.2f} % after 20 samples" in out
+    assert "setosa" in out  # the confusion matrix
+    assert ("bit for bit" in out) == same
