@@ -596,11 +596,7 @@ def _host_train_dataset(client, args: argparse.Namespace, poll) -> int:
     cfg = dataset_config(dataset)
     if args.config:
         cfg = Config.load(args.config, base=cfg)
-    epochs = args.epochs or default_epochs(dataset)
-    for option, value in (("--epochs", epochs), ("--samples", args.samples)):
-        if value is not None and value < 1:
-            print(f"pulsegate: error: {option} must be >= 1, got {value}", file=sys.stderr)
-            return 2
+    epochs = args.epochs or default_epochs(dataset)  # cmd_host refused 0 and below
     data = load_dataset(dataset)
     run = train_dataset(
         client,
@@ -633,7 +629,15 @@ def cmd_host(args: argparse.Namespace) -> int:
     from boards.host import HostClient, SerialTransport, sleep_poll
     from boards.protocol import ProtocolError
 
-    transport = SerialTransport(args.port, args.baud, timeout=args.timeout)
+    for option, value in (("--epochs", args.epochs), ("--samples", args.samples)):
+        if value is not None and value < 1:  # before the port is opened
+            print(f"pulsegate: error: {option} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    try:
+        transport = SerialTransport(args.port, args.baud, timeout=args.timeout)
+    except OSError as exc:  # pyserial's SerialException is one
+        print(f"pulsegate: error: --port {args.port}: {exc}", file=sys.stderr)
+        return 2
     client = HostClient(transport)
     try:
         if args.action == "info":

@@ -205,3 +205,16 @@ def test_host_train_iris_reports_accuracy_and_whether_the_board_matches(monkeypa
     assert f"{golden.test_accuracy * 100:.2f} % after 20 samples" in out
     assert "setosa" in out  # the confusion matrix
     assert ("bit for bit" in out) == same
+
+
+def test_host_refuses_bad_counts_before_opening_the_port(capsys):
+    for argv in (["--epochs", "0"], ["--samples", "-1"]):
+        assert main(["host", "train-iris", "--port", "/nonexistent/port", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("pulsegate: error: --") and err.count("\n") == 1
+
+
+def test_host_names_a_port_it_cannot_open_in_one_line(capsys, tmp_path):
+    assert main(["host", "info", "--port", str(tmp_path / "no-such-port")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulsegate: error: --port ") and err.count("\n") == 1
