@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 
 from .protocol import (
+    ERROR_PAYLOAD,
+    REPLY_LENGTH,
     Command,
     Info,
     ProtocolError,
@@ -55,17 +57,27 @@ class SerialTransport:
         self._port.close()
 
 
+#: Reads of a drain before the client gives up on a line that never goes quiet.
+MAX_DRAIN_READS = 1024
+
+
 class HostClient:
     """Requests to one board; every method waits for its reply.
 
     Error replies raise :class:`ProtocolError` (its ``code`` says which check failed)
-    unless ``request(..., check=False)`` is used.
+    unless ``request(..., check=False)`` is used. After a timeout or a malformed reply
+    (corrupt, or of a length its request does not get), the client drains the line until a
+    read times out and starts its decoder afresh before the next request, so a late or
+    truncated reply is never taken for the answer to another request. ``deadline``: the
+    longest :meth:`wait_idle` waits for a run, in seconds.
     """
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, *, deadline: float = 600.0) -> None:
         self.transport = transport
+        self.deadline = deadline
         self._decoder = ReplyDecoder()
         self._info: Info | None = None
+        self._stale = False  # bytes of an earlier exchange may still arrive
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -83,11 +95,39 @@ class HostClient:
     def send(self, frame: bytes) -> None:
         self.transport.write(frame)
 
+    def resynchronise(self) -> int:
+        """Drop whatever the line still carries (read until a read times out) and start the
+        decoder afresh. Returns the bytes dropped."""
+        dropped = 0
+        for _ in range(MAX_DRAIN_READS):
+            data = self.transport.read(64)
+            if not data:
+                break
+            dropped += len(data)
+        else:
+            raise ProtocolError("the line never went quiet while draining it")
+        self._decoder = ReplyDecoder()
+        self._stale = False
+        return dropped
+
     def request(self, command: int, payload: bytes = b"", *, check: bool = True) -> Reply:
+        if self._stale:
+            self.resynchronise()
+        name = Command(command).name if command in iter(Command) else f"0x{command:02x}"
         self.send(encode_request(command, payload))
-        reply = self.receive()
+        try:
+            reply = self.receive()
+        except ProtocolError:
+            self._stale = True
+            raise
+        expected = REPLY_LENGTH.get(command) if reply.ok else ERROR_PAYLOAD
+        if expected is not None and len(reply.payload) != expected:
+            self._stale = True
+            raise ProtocolError(
+                f"{name}: a reply of {len(reply.payload)} payload bytes, expected {expected} "
+                "(a reply to another request, or a corrupt one)"
+            )
         if check and not reply.ok:
-            name = Command(command).name if command in iter(Command) else f"0x{command:02x}"
             raise ProtocolError(f"{name} refused: {reply.code.name}", reply.code)
         return reply
 
@@ -139,15 +179,20 @@ class HostClient:
     def read_seed(self) -> int:
         return struct.unpack("<I", self.request(Command.READ_CONFIG, bytes([0])).payload)[0]
 
-    def wait_idle(self, poll: Callable[[], None] | None = None, limit: int = 100_000) -> Status:
-        """Poll STATUS until no run is active."""
-        for _ in range(limit):
+    def wait_idle(self, poll: Callable[[], None] | None = None) -> Status:
+        """Poll STATUS until no run is active, for at most :attr:`deadline` seconds."""
+        end = time.monotonic() + self.deadline
+        while True:
             status = self.status()
             if not status.running:
                 return status
+            if time.monotonic() > end:
+                raise ProtocolError(
+                    f"the run did not finish within {self.deadline:g} s "
+                    f"({status.run_done} samples done)"
+                )
             if poll is not None:
                 poll()
-        raise ProtocolError("the run did not finish")
 
     def train(
         self,

@@ -203,6 +203,7 @@ class HostLink(wiring.Component):
                 with m.If(begin_run):
                     m.d.sync += [
                         run_active.eq(1),
+                        abort.eq(0),  # an ABORT in the clock the last run ended is stale
                         trained.eq(0),
                         run_slot.eq(0),
                         run_done.eq(0),

@@ -25,6 +25,8 @@ __all__ = [
     "Command",
     "Code",
     "REQUEST_LENGTH",
+    "REPLY_LENGTH",
+    "ERROR_PAYLOAD",
     "crc8",
     "encode_request",
     "encode_reply",
@@ -196,6 +198,24 @@ class Status:
     def unpack(cls, payload: bytes) -> Status:
         flags, samples, cur, wgt, cpy, done = struct.unpack(cls.FORMAT, payload)
         return cls(bool(flags & 1), bool(flags & 2), bool(flags & 4), samples, cur, wgt, cpy, done)
+
+
+#: Exact payload length of each command's success reply: a reply of another length answers
+#: some other request (or is corrupt), and the client resynchronises.
+REPLY_LENGTH = {
+    Command.INFO: struct.calcsize(Info.FORMAT),
+    Command.STATUS: struct.calcsize(Status.FORMAT),
+    Command.WRITE_WEIGHT: 0,
+    Command.READ_WEIGHT: 4,
+    Command.LOAD_WORD: 0,
+    Command.START: 0,
+    Command.ABORT: 0,
+    Command.READ_OUTPUT: 4,
+    Command.WRITE_CONFIG: 0,
+    Command.READ_CONFIG: 4,
+}
+#: Payload length of every error reply (the command byte, or 0).
+ERROR_PAYLOAD = 1
 
 
 def expected_error(frame: bytes, info: Info) -> Code | None:

@@ -78,7 +78,7 @@ class SampleStore(wiring.Component):
     kind : {"auto", "block", "spram"}
         ``block``: an Amaranth :class:`~amaranth.lib.memory.Memory` (block RAM on every
         family); ``spram``: SB_SPRAM256KA instances (iCE40UP only; simulate with the vendor
-        model, :func:`sim.toolchain.spram_model`); ``auto``: SPRAM when the platform is an
+        model, :func:`toolchain.spram_model`); ``auto``: SPRAM when the platform is an
         iCE40UP device and the store fits its four blocks, else block RAM.
 
     Attributes

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from sim.toolchain import tool_env
+from toolchain import tool_env
 
 __all__ = ["FAMILIES", "Resources", "synthesize"]
 

@@ -30,7 +30,7 @@ from golden_model.config import Config
 from golden_model.schedule import compile_backprop
 from hw.network import POOLS, lanes_label, multiplier_count, resolve_lanes, sweep_depths
 from hw.synapse import matrix_layout
-from sim.toolchain import tool_env
+from toolchain import tool_env
 
 from .store import has_spram, spram_slots, store_kind
 from .system import PulsegateSystem
@@ -277,12 +277,16 @@ def _run_script(
     time_limit: float | None,
     progress: Callable[[str], None] | None = None,
     poll: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> None:
-    """Run the build plan's script in ``out``; past ``time_limit`` seconds, stop it and every
-    tool it started (they share its process group) and raise ``TimeoutExpired``. Every
-    ``poll`` seconds ``progress`` gets :func:`build_stage` when it has changed."""
+    """Run the build plan's script in ``out`` with ``env``; past ``time_limit`` seconds, stop
+    it and every tool it started (they share its process group) and raise
+    ``TimeoutExpired``. Every ``poll`` seconds ``progress`` gets :func:`build_stage` when it
+    has changed."""
     plan.extract(str(out))
-    process = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=out, start_new_session=True)
+    process = subprocess.Popen(
+        ["sh", f"{plan.script}.sh"], cwd=out, env=env, start_new_session=True
+    )
     deadline = None if time_limit is None else time.monotonic() + time_limit
     shown = None
     while True:
@@ -337,10 +341,10 @@ def build(
         nextpnr_opts=f"--report report.json --timing-allow-fail --router {router}",
         **_flow(board),
     )
-    os.environ.update(tool_env(workdir=out))  # YoWASP's ABC wants TMPDIR inside the build
-    os.environ.setdefault("DFU_SUFFIX", "true")  # OrangeCrab: plain .bit, no DFU suffix tool
+    env = tool_env(workdir=out)  # YoWASP's ABC wants TMPDIR inside the build
+    env.setdefault("DFU_SUFFIX", "true")  # OrangeCrab: plain .bit, no DFU suffix tool
     try:
-        _run_script(plan, out, time_limit, progress)
+        _run_script(plan, out, time_limit, progress, env=env)
     except subprocess.TimeoutExpired as exc:
         raise BuildError(
             f"the {board.name} build did not finish within {time_limit / 60:.0f} min "

@@ -14,38 +14,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .gains import gain_word
+from .limits import (
+    MAX_CONFIG_BYTES,
+    MAX_GAIN_FRAC,
+    MAX_LAYERS,
+    MAX_LEAK_SHIFT,
+    MAX_LEARNING_RATE_SHIFT,
+    MAX_POPULATIONS,
+    MAX_SEED,
+    MAX_TICKS_PER_WINDOW,
+    MAX_UPDATE_SHIFT,
+    MAX_WEIGHTS,
+    MAX_WIDTH,
+    ConfigError,
+    excerpt,
+)
+
 __all__ = [
     "ROUNDING_MODES",
     "OUTPUT_KINDS",
     "MAX_WIDTH",
     "MAX_POPULATIONS",
+    "MAX_LAYERS",
+    "MAX_WEIGHTS",
     "MAX_TICKS_PER_WINDOW",
     "ConfigError",
     "Config",
     "default_config",
+    "weight_count",
+    "TASK_SHAPES",
+    "check_task_shape",
 ]
 
 ROUNDING_MODES = ("nearest", "stochastic")
 OUTPUT_KINDS = ("linear", "relu")
-#: Widest current or weight word. Products of two words, summed over the widest fan-in, must fit
-#: the golden model's int64 arithmetic exactly; 24 bits also covers an 18x18 or 16x16 DSP.
-MAX_WIDTH = 24
-#: Largest group size; also bounds the fan-in of an accumulation.
-MAX_POPULATIONS = 4096
-MAX_TICKS_PER_WINDOW = 1024
-MAX_LEAK_SHIFT = 16
-MAX_GAIN_FRAC = 20
-MAX_LEARNING_RATE_SHIFT = 30
-MAX_SEED = 2**32 - 2  # the LFSR seed is seed + 1, which must be a non-zero 32-bit word
-
-
-class ConfigError(ValueError):
-    """A configuration value is malformed; ``field`` names it."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        self.field = field_name
-        self.reason = reason
-        super().__init__(f"config field '{field_name}': {reason}")
 
 
 @dataclass(frozen=True)
@@ -147,25 +150,44 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls) if f.init}
         for key in data:
             if key not in known:
-                raise ConfigError(str(key), f"unknown key (known: {', '.join(sorted(known))})")
+                raise ConfigError(
+                    excerpt(key).strip("'"), f"unknown key (known: {', '.join(sorted(known))})"
+                )
         values = (base or cls()).to_dict()
         values.update(data)
         return cls(**values)
 
     @classmethod
     def from_json(cls, text: str, base: Config | None = None) -> Config:
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError("<file>", f"larger than {MAX_CONFIG_BYTES:,} bytes")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError("<root>", f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError("<root>", "not a configuration: nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
+            raise ConfigError("<root>", f"not valid JSON: {excerpt(str(exc))}") from None
         return cls.from_dict(data, base)
 
     @classmethod
     def load(cls, path: str | Path, base: Config | None = None) -> Config:
+        """Read a JSON file of at most ``MAX_CONFIG_BYTES`` (a larger one, or an endless
+        device such as ``/dev/zero``, is refused after reading one byte past the limit)."""
         try:
-            text = Path(path).read_text()
+            with open(path, "rb") as stream:
+                raw = stream.read(MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise ConfigError("<file>", f"cannot read {path}: {exc.strerror}") from None
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError("<file>", f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                "<file>", f"{path} is not UTF-8 text (byte {exc.start}: {raw[exc.start]:#04x})"
+            ) from None
         return cls.from_json(text, base)
 
     def replace(self, **changes: Any) -> Config:
@@ -197,29 +219,41 @@ def default_config(circuit: str = "xor") -> Config:
 def _int_field(cfg: Config, name: str, lo: int, hi: int) -> int:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be an integer, got {type(value).__name__} {value!r}")
+        raise ConfigError(name, f"must be an integer, got {type(value).__name__} {excerpt(value)}")
     if not lo <= value <= hi:
-        raise ConfigError(name, f"must be in [{lo}, {hi}], got {value}")
+        raise ConfigError(name, f"must be in [{lo}, {hi}], got {excerpt(value)}")
     return value
 
 
 def _choice_field(cfg: Config, name: str, choices: tuple[str, ...]) -> str:
     value = getattr(cfg, name)
     if not isinstance(value, str):
-        raise ConfigError(name, f"must be a string, got {type(value).__name__} {value!r}")
+        raise ConfigError(name, f"must be a string, got {type(value).__name__} {excerpt(value)}")
     if value not in choices:
-        raise ConfigError(name, f"unknown value {value!r} (choose from {', '.join(choices)})")
+        raise ConfigError(
+            name, f"unknown value {excerpt(value)} (choose from {', '.join(choices)})"
+        )
     return value
 
 
 def _validate(cfg: Config) -> None:
     if not isinstance(cfg.layers, tuple) or len(cfg.layers) == 0:
-        raise ConfigError("layers", f"must be a non-empty list of sizes, got {cfg.layers!r}")
+        raise ConfigError("layers", f"must be a non-empty list of sizes, got {excerpt(cfg.layers)}")
+    if len(cfg.layers) > MAX_LAYERS:
+        raise ConfigError("layers", f"at most {MAX_LAYERS} layers, got {len(cfg.layers):,}")
     for i, size in enumerate(cfg.layers):
         if isinstance(size, bool) or not isinstance(size, int):
-            raise ConfigError(f"layers[{i}]", f"must be an integer, got {size!r}")
+            raise ConfigError(f"layers[{i}]", f"must be an integer, got {excerpt(size)}")
         if not 1 <= size <= MAX_POPULATIONS:
-            raise ConfigError(f"layers[{i}]", f"must be in [1, {MAX_POPULATIONS}], got {size}")
+            raise ConfigError(
+                f"layers[{i}]", f"must be in [1, {MAX_POPULATIONS}], got {excerpt(size)}"
+            )
+    if (weights := weight_count(cfg.layers)) > MAX_WEIGHTS:
+        raise ConfigError(
+            "layers",
+            f"{'-'.join(map(str, cfg.layers))} has {weights:,} weights, at most "
+            f"{MAX_WEIGHTS:,} are supported",
+        )
     _choice_field(cfg, "output", OUTPUT_KINDS)
     _choice_field(cfg, "rounding", ROUNDING_MODES)
     n = _int_field(cfg, "ticks_per_window", 1, MAX_TICKS_PER_WINDOW)
@@ -249,11 +283,24 @@ def _validate(cfg: Config) -> None:
             f"2*current_frac + learning_rate_shift - weight_frac = {cfg.update_shift} < 0: "
             f"the update would need a left shift",
         )
+    if cfg.update_shift > MAX_UPDATE_SHIFT:
+        raise ConfigError(
+            "learning_rate_shift",
+            f"2*current_frac + learning_rate_shift - weight_frac = {cfg.update_shift} > "
+            f"{MAX_UPDATE_SHIFT}: the update's shift (and the rounding LFSR's draw) is at most "
+            f"{MAX_UPDATE_SHIFT} bits",
+        )
     _int_field(cfg, "seed", 0, MAX_SEED)
     if isinstance(cfg.bias_init, bool) or not isinstance(cfg.bias_init, int | float):
-        raise ConfigError("bias_init", f"must be a number, got {cfg.bias_init!r}")
-    if not math.isfinite(cfg.bias_init):
-        raise ConfigError("bias_init", f"must be finite, got {cfg.bias_init}")
+        raise ConfigError("bias_init", f"must be a number, got {excerpt(cfg.bias_init)}")
+    largest = ((1 << (cfg.weight_width - 1)) - 1) / (1 << cfg.weight_frac)
+    if not (math.isfinite(cfg.bias_init) and abs(cfg.bias_init) <= largest):
+        raise ConfigError(
+            "bias_init",
+            f"must be within the weight format's range [-{largest:g}, {largest:g}] "
+            f"(weight_width {cfg.weight_width}, weight_frac {cfg.weight_frac}), "
+            f"got {excerpt(cfg.bias_init)}",
+        )
     # Accumulations are exact in int64: (fan-in) x (current x weight) must fit in 62 bits.
     fan_in = 2 * max(cfg.layers) + 2
     bits = cfg.current_width + cfg.weight_width + math.ceil(math.log2(fan_in))
@@ -261,8 +308,46 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "weight_width", f"accumulator would need {bits} bits, the arithmetic supports 62"
         )
-    # The exact gain has to fit a word; see dynamics.exact_gain (imported lazily: no cycle).
-    from .dynamics import gain_word
-
-    gain_word(cfg)
+    gain_word(cfg)  # the exact and held gains must fit a word
     object.__setattr__(cfg, "_validated", True)
+
+
+def weight_count(layers: tuple[int, ...]) -> int:
+    """Weights of all the backprop circuit's matrices, bias columns included."""
+    pairs = zip(layers[:-1], layers[1:], strict=True)
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in pairs)
+
+
+#: What each task needs of ``layers``: (fewest entries, most entries, input size, output size);
+#: ``None`` leaves a size free. Two entries are a one-layer network.
+TASK_SHAPES: dict[str, tuple[int, int, int | None, int | None]] = {
+    "backprop": (2, MAX_LAYERS, None, None),
+    "xor": (2, MAX_LAYERS, 2, 1),
+    "iris": (2, MAX_LAYERS, 4, 3),
+    "digits": (2, MAX_LAYERS, 64, 10),
+    "linear": (2, 2, None, None),
+    "ar2": (1, 1, None, None),
+}
+
+
+def check_task_shape(cfg: Config, task: str) -> None:
+    """Raise :class:`ConfigError` naming ``layers`` unless ``cfg`` has the shape ``task`` needs."""
+    fewest, most, inputs, outputs = TASK_SHAPES[task]
+    layers = cfg.layers
+    shape = "-".join(map(str, layers))
+    if not fewest <= len(layers) <= most:
+        need = (
+            f"exactly {fewest} entr{'y' if fewest == 1 else 'ies'}"
+            if fewest == most
+            else f"{fewest} to {most} entries (input, hidden..., output)"
+        )
+        raise ConfigError("layers", f"the {task} circuit needs {need}, got {shape}")
+    if inputs is not None and layers[0] != inputs:
+        raise ConfigError(
+            "layers[0]", f"the {task} task has {inputs} inputs, got {layers[0]} ({shape})"
+        )
+    if outputs is not None and layers[-1] != outputs:
+        raise ConfigError(
+            f"layers[{len(layers) - 1}]",
+            f"the {task} task has {outputs} output(s), got {layers[-1]} ({shape})",
+        )

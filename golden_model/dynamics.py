@@ -17,15 +17,10 @@ Both are 1 for ``N = 1, alpha = 1``.
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .fixed import saturate, shift_round
-
-if TYPE_CHECKING:
-    from .config import Config
+from .gains import continuous_gain, exact_gain, gain_word, held_gain
 
 __all__ = [
     "exact_gain",
@@ -38,59 +33,6 @@ __all__ = [
     "step_float",
     "step_fixed",
 ]
-
-
-def exact_gain(n: int, alpha: float) -> float:
-    """``G = alpha * S`` with which a window of ``n`` ticks relays a leaking source exactly."""
-    if n < 1:
-        raise ValueError(f"ticks per window must be >= 1, got {n}")
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    if alpha == 1.0 and n > 1:
-        raise ValueError("alpha = 1 leaves nothing of the source after one tick: needs n = 1")
-    return 1.0 / (n * (1.0 - alpha) ** (n - 1))
-
-
-def held_gain(n: int, alpha: float) -> float:
-    """``G`` with which a window of ``n`` ticks relays a *held* (constant) source exactly."""
-    if n < 1:
-        raise ValueError(f"ticks per window must be >= 1, got {n}")
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    return alpha / (1.0 - (1.0 - alpha) ** n)
-
-
-def continuous_gain(window_over_tau: float) -> float:
-    """Continuous limit ``S = (tau / T) exp(T / tau)`` of ``exact_gain / alpha``."""
-    x = window_over_tau
-    return math.exp(x) / x
-
-
-def gain_word(cfg: Config) -> tuple[int, int]:
-    """The exact and held gains quantized to ``cfg.gain_frac`` fraction bits (unsigned).
-
-    Raises :class:`~golden_model.config.ConfigError` when a gain does not fit ``MAX_WIDTH``
-    bits or quantizes to zero.
-    """
-    from .config import MAX_WIDTH, ConfigError
-
-    words = []
-    for name, gain in (
-        ("exact", exact_gain(cfg.ticks_per_window, cfg.alpha)),
-        ("held", held_gain(cfg.ticks_per_window, cfg.alpha)),
-    ):
-        word = math.floor(gain * (1 << cfg.gain_frac) + 0.5)
-        if word >= 1 << MAX_WIDTH:
-            raise ConfigError(
-                "ticks_per_window",
-                f"the {name} gain {gain:.4g} (N={cfg.ticks_per_window}, leak_shift="
-                f"{cfg.leak_shift}) needs more than {MAX_WIDTH} bits with gain_frac="
-                f"{cfg.gain_frac}; use a larger leak_shift",
-            )
-        if word == 0:
-            raise ConfigError("gain_frac", f"the {name} gain {gain:.4g} quantizes to 0")
-        words.append(word)
-    return words[0], words[1]
 
 
 def leak_float(current: np.ndarray, alpha: float) -> np.ndarray:

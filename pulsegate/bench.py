@@ -288,9 +288,9 @@ def bench_boards(boards: list[str] | None = None, out: str = "build/bench-boards
     per second follow as Fmax (and board clock) over cycles per sample."""
     from pathlib import Path
 
+    from boards.board_sim import run_link_bench
     from boards.targets import BOARDS, BuildError, board_config, build
     from golden_model.tasks import train_xor
-    from sim.board_run import run_link_bench
 
     cfg = board_config()
     names = list(BOARDS) if not boards else boards

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from unittest import mock
 
-from .toolchain import tool_env
+from toolchain import tool_env
 
 __all__ = ["run_cocotb_job"]
 
@@ -34,34 +35,36 @@ def run_cocotb_job(
     verdict. ``live`` shows the simulator's output instead of writing ``run_dir/test.log``."""
     from cocotb_tools.runner import get_runner
 
-    os.environ.update(tool_env())  # the runner looks for verilator on PATH
     run_dir.mkdir(parents=True, exist_ok=True)
     job_file, result = run_dir / "job.json", run_dir / "result.json"
     job_file.write_text(json.dumps(job))
     result.unlink(missing_ok=True)
-    runner = get_runner("verilator")
-    runner.build(
-        sources=[source],
-        hdl_toplevel=toplevel,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        waves=waves,
-        log_file=build_dir / "build.log",
-    )
-    try:
-        runner.test(
-            test_module=test_module,
-            testcase=testcase,
+    # cocotb's runner takes its subprocesses' environment (and finds verilator) from
+    # os.environ alone: the tools' environment is lent to it for this call, then restored.
+    with mock.patch.dict(os.environ, tool_env()):
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[source],
             hdl_toplevel=toplevel,
             build_dir=build_dir,
-            test_dir=run_dir,
-            extra_env={"PULSEGATE_JOB": str(job_file), "PULSEGATE_RESULT": str(result)},
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
             waves=waves,
-            log_file=None if live else run_dir / "test.log",
+            log_file=build_dir / "build.log",
         )
-    except SystemExit:
-        pass
+        try:
+            runner.test(
+                test_module=test_module,
+                testcase=testcase,
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                test_dir=run_dir,
+                extra_env={"PULSEGATE_JOB": str(job_file), "PULSEGATE_RESULT": str(result)},
+                waves=waves,
+                log_file=None if live else run_dir / "test.log",
+            )
+        except SystemExit:  # a failing testbench; its verdict file says what differed
+            pass
     if not result.exists():
         raise RuntimeError(f"the testbench wrote no result; see {run_dir / 'test.log'}")
     return json.loads(result.read_text())

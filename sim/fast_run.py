@@ -21,9 +21,9 @@ import numpy as np
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.trace import COUNTERS
+from toolchain import tool_env
 
 from .generate import TOP, generate, schedule_for
-from .toolchain import tool_env
 
 __all__ = ["build_harness", "run_fast", "state_names"]
 

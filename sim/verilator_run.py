@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from golden_model.config import Config
+from toolchain import fst_build_args
 
 from .cocotb_job import run_cocotb_job
 from .generate import TOP, generate
-from .toolchain import fst_build_args
 
 __all__ = ["run_verilator"]
 

@@ -8,6 +8,7 @@ import pytest
 from amaranth.hdl import Const, Module, Signal
 from amaranth.sim import Simulator
 
+from boards.board_sim import run_link_bench
 from boards.host import HostClient
 from boards.link import crc8_next
 from boards.protocol import (
@@ -26,7 +27,6 @@ from boards.targets import BOARDS, board_config, board_named
 from boards.uart import UartRx, UartTx
 from golden_model.config import Config
 from golden_model.tasks import train_xor
-from sim.board_run import run_link_bench
 
 INFO = Info(1, 6, 1, 21, 16, 16, 16)
 
@@ -203,6 +203,16 @@ def test_abort_mid_run_keeps_weights_and_copies_equal(xor_order):
     assert verdict["ok"], verdict["problems"]
     assert 0 < verdict["run_done"] < verdict["count"]
     assert verdict["pairs_checked"] > 0
+
+
+@pytest.mark.parametrize("offsets", ["end", pytest.param("all", marks=pytest.mark.slow)])
+def test_abort_at_every_clock_around_a_runs_end_never_stops_the_next_run(xor_order, offsets):
+    """An ABORT that lands in the clock in which a run's last sample completes used to stay
+    set, and the next START stopped after one sample."""
+    verdict = run_link_bench(board_config(), "stale_abort", order=xor_order[:4], offsets=offsets)
+    assert verdict["ok"], verdict["problems"]
+    assert verdict["stale_hits"], "no offset reached the run's last clock"
+    assert verdict["offsets"][1] - verdict["offsets"][0] >= 24
 
 
 # -- place and route with the open toolchain ---------------------------------------------------

@@ -26,7 +26,7 @@ from hw.hebbian import HebbianUnit
 from hw.population import PopulationAccumulator
 from hw.sequencer import GatingSequencer, port_name
 from hw.synapse import COLUMNS, ROWS, SynapseUnit
-from sim.toolchain import verilator_lint
+from toolchain import verilator_lint
 
 
 def edgy(rng: np.random.Generator, width: int, size, low: int | None = None) -> np.ndarray:

@@ -82,7 +82,7 @@ def test_board_stores_fill_the_spram_on_the_up5k_and_keep_16_slots_elsewhere():
 def test_spram_store_returns_every_word_written(width, depth):
     """The SPRAM store under Verilator with Yosys' SB_SPRAM256KA model: random words at
     random addresses (and both ends of every bank) read back unchanged."""
-    from sim.board_run import run_store_bench
+    from boards.board_sim import run_store_bench
 
     verdict = run_store_bench(width, depth, writes=300, seed=width)
     assert verdict["bad"] == 0, verdict["mismatches"]

@@ -8,9 +8,8 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from golden_model.config import Config
-
-from .cocotb_job import run_cocotb_job
-from .toolchain import spram_model
+from sim.cocotb_job import run_cocotb_job
+from toolchain import spram_model
 
 __all__ = ["SYSTEM_TOP", "run_link_bench", "run_store_bench"]
 
@@ -27,12 +26,12 @@ def run_link_bench(
     work: str | Path = DEFAULT_WORK,
     **job,
 ) -> dict:
-    """Run one testbench of :mod:`sim.cocotb_link` (``train``, ``malformed`` or ``abort``)
+    """Run one testbench of :mod:`boards.cocotb_link` (``train``, ``malformed`` or ``abort``)
     and return its verdict. ``store="spram"`` builds the link's sample store from iCE40UP5K
-    SPRAMs, simulated with the vendor's cell model (:func:`sim.toolchain.spram_model`).
+    SPRAMs, simulated with the vendor's cell model (:func:`toolchain.spram_model`).
     ``job`` entries (``order``, ``seed``, ``frames``, ...) are passed
     to the testbench."""
-    from boards.system import PulsegateSystem
+    from .system import PulsegateSystem
 
     work = Path(work).resolve()
     system = PulsegateSystem(cfg, divisor=divisor, store=store, debug=True)
@@ -47,7 +46,7 @@ def run_link_bench(
     return run_cocotb_job(
         source,
         SYSTEM_TOP,
-        "sim.cocotb_link",
+        "boards.cocotb_link",
         {"config": cfg.to_dict(), "divisor": divisor, **job},
         build_dir=build_dir,
         run_dir=work / test,
@@ -68,7 +67,7 @@ def run_store_bench(
     """Write ``writes`` random words into a :class:`boards.store.SampleStore` of ``depth``
     words of ``width`` bits (``kind``: ``spram`` with the vendor's cell model, or ``block``),
     read them back, and return the verdict (``checked``, ``bad``, ``mismatches``)."""
-    from boards.store import SampleStore
+    from .store import SampleStore
 
     work = Path(work).resolve()
     store = SampleStore(width, depth, kind=kind)
@@ -83,7 +82,7 @@ def run_store_bench(
     return run_cocotb_job(
         source,
         "store",
-        "sim.cocotb_store",
+        "boards.cocotb_store",
         {"width": width, "depth": depth, "writes": writes, "seed": seed},
         build_dir=build_dir,
         run_dir=work / f"run-{digest}",

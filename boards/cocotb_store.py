@@ -1,6 +1,6 @@
 """cocotb testbench: the host link's sample store alone, one port, under Verilator.
 
-Run by :func:`sim.board_run.run_store_bench`, which builds the store as SB_SPRAM256KA
+Run by :func:`boards.board_sim.run_store_bench`, which builds the store as SB_SPRAM256KA
 instances with the vendor's cell model (or as block RAM) at any width and depth, so that the
 side-by-side blocks (width above 16 bits) and the banks (depth above 16,384 words) are checked
 too, which the 2-4-1 network's store (one block) never uses. Random words are written to

@@ -1,7 +1,7 @@
 """cocotb testbenches: the board system (core, host link, UART) under Verilator, driven by the
 real host client through a UART model.
 
-Run by :func:`sim.board_run.run_link_bench`. The job comes from ``PULSEGATE_JOB``; each test
+Run by :func:`boards.board_sim.run_link_bench`. The job comes from ``PULSEGATE_JOB``; each test
 writes its verdict to ``PULSEGATE_RESULT``. The host client runs in a thread (cocotb's
 ``bridge``); each byte it writes or reads is bit-banged on the design's ``rx`` and ``tx``
 pins by coroutines (``resume``). The design's debug port gives the complete state (every
@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import struct
 import time
 
 import cocotb
@@ -22,7 +23,14 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from boards.host import HostClient
-from boards.protocol import IDLE_BITS, Code, ReplyDecoder, expected_error
+from boards.protocol import (
+    IDLE_BITS,
+    Code,
+    Command,
+    ReplyDecoder,
+    encode_request,
+    expected_error,
+)
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
@@ -441,6 +449,81 @@ async def abort(dut):
         "run_done": status.run_done,
         "count": count,
         "pairs_checked": len(pairs),
+        "problems": problems,
+        "ok": not problems,
+    }
+    s.finish(result)
+    assert not problems, problems
+
+
+@cocotb.test()
+async def stale_abort(dut):
+    """ABORT landing at every clock offset of a short run (``offsets``: ``"end"``, the clocks
+    around the run's last one, or ``"all"``, from the run's first clock to past its end):
+    whatever clock it hits, the next START begins with ``abort`` clear and runs all of its
+    samples. Records which offsets left ``abort`` set on an idle link (the clock in which the
+    last sample completes) so the test shows it reached that clock."""
+    await _reset(dut)
+    s = Setup(dut)
+    client, uart, divisor = s.client, s.uart, s.job["divisor"]
+    words = [s.golden.input_words(sample) for sample in s.samples(s.job["order"])]
+    info = await bridge(client.info)()
+    count = min(info.slots, len(words))
+
+    def load():
+        for slot in range(count):
+            client.load_sample(slot, words[slot])
+
+    await bridge(load)()
+    start = encode_request(Command.START, struct.pack("<H", count))
+    abort_frame = encode_request(Command.ABORT)
+    frame_clocks = 10 * divisor * len(abort_frame)  # an ABORT acts after its last bit
+    reply_clocks = 30 * divisor
+
+    # The run's length in clocks, counted from the end of the START frame (its reply goes
+    # out while the run goes on; the parser takes the next request meanwhile).
+    await uart.send(start)
+    run_clocks = 0
+
+    def running() -> bool:
+        return bool(int(dut.leds.value) >> 2 & 1)
+
+    for wanted in (True, False):  # the run LED lights once START is parsed, then goes dark
+        while running() != wanted and run_clocks < 100_000:
+            await ClockCycles(dut.clk, 1)
+            run_clocks += 1
+    await ClockCycles(dut.clk, reply_clocks)
+    if s.job.get("offsets") == "all":
+        first, last = 0, run_clocks + 4 * divisor
+    else:
+        first, last = (run_clocks - frame_clocks + k * divisor for k in (-6, 6))
+    problems, stale_hits, outcomes = [], [], collections.Counter()
+    for offset in range(max(first, 0), last):
+        uart.received.clear()
+        await uart.send(start)
+        await ClockCycles(dut.clk, offset)
+        await uart.send(abort_frame)
+        await uart.read(8, reply_clocks)  # the replies to START and ABORT
+        status = await bridge(client.wait_idle)()
+        if status.abort_pending:
+            stale_hits.append(offset)
+        outcomes[f"run_done={status.run_done},trained={status.trained}"] += 1
+        # The next run must begin with abort clear and run every sample.
+        await bridge(client.start)(count)
+        check = await bridge(client.wait_idle)()
+        if check.run_done != count or not check.trained:
+            problems.append(
+                f"ABORT {offset} clocks after START's reply (abort left set: "
+                f"{status.abort_pending}): the next run did {check.run_done} of {count} "
+                f"samples, trained={check.trained}"
+            )
+            if len(problems) > 5:
+                break
+    result = {
+        "run_clocks": run_clocks,
+        "offsets": [max(first, 0), last],
+        "stale_hits": stale_hits,
+        "outcomes": dict(outcomes),
         "problems": problems,
         "ok": not problems,
     }

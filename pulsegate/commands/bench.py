@@ -1,0 +1,119 @@
+"""``pulsegate bench [roofline|golden|rtl|boards|blocks]``: the benchmarks, each a table."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import UsageError, add_command, check_outputs, positive_float, positive_int, write_json
+
+
+def run_roofline(args: argparse.Namespace) -> int:
+    from boards.targets import BOARDS
+
+    from ..roofline import DEFAULT_BOARDS, bench_roofline
+
+    boards = tuple(getattr(args, "board", None) or DEFAULT_BOARDS)
+    unknown = [b for b in boards if b not in BOARDS or BOARDS[b].family not in ("ice40", "ecp5")]
+    if unknown:
+        raise UsageError("--board", f"unknown board {unknown[0]!r}")
+    check_outputs(args, directories=())
+    write_json(getattr(args, "json", None), bench_roofline(boards, epochs=args.epochs))
+    return 0
+
+
+def run_golden(args: argparse.Namespace) -> int:
+    from ..bench import bench_golden
+
+    check_outputs(args, directories=())
+    write_json(args.json, bench_golden(seconds=args.seconds))
+    return 0
+
+
+def run_rtl(args: argparse.Namespace) -> int:
+    from ..bench import bench_rtl
+
+    check_outputs(args, directories=())
+    write_json(args.json, bench_rtl(samples=args.samples))
+    return 0
+
+
+def run_boards(args: argparse.Namespace) -> int:
+    from boards.targets import BOARDS
+
+    from ..bench import bench_boards
+
+    unknown = [b for b in args.board if b not in BOARDS]
+    if unknown:
+        raise UsageError("--board", f"unknown board {unknown[0]!r} (known: {', '.join(BOARDS)})")
+    check_outputs(args)
+    write_json(args.json, bench_boards(args.board or None, out=args.out))
+    return 0
+
+
+def run_blocks(args: argparse.Namespace) -> int:
+    from ..bench import bench_blocks
+
+    check_outputs(args, directories=())
+    write_json(args.json, bench_blocks())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        subparsers,
+        "bench",
+        "benchmarks (no subcommand: boards x networks against the multiplier roofline)",
+        "pulsegate bench golden --json out/bench_golden.json",
+        run_roofline,
+    )
+    parser.add_argument("--json", help="write the roofline table as JSON")
+    parser.set_defaults(epochs=None)
+    bench = parser.add_subparsers(dest="what")
+    p = add_command(
+        bench,
+        "roofline",
+        "boards x networks against the multiplier roofline",
+        "pulsegate bench roofline --board icebreaker",
+        run_roofline,
+    )
+    p.add_argument("--board", action="append", default=[], help="a board (repeat)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs for the accuracies (20)")
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "golden",
+        "time the golden model against numpy backprop",
+        "pulsegate bench golden --seconds 1",
+        run_golden,
+    )
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="time per measurement (2.0)")
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "rtl",
+        "cycles per sample and simulation speed of the RTL",
+        "pulsegate bench rtl --samples 8",
+        run_rtl,
+    )
+    p.add_argument(
+        "--samples", type=positive_int, default=24, help="training samples per setup (24)"
+    )
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "boards",
+        "place and route per board, with cycles per sample",
+        "pulsegate bench boards --board icebreaker",
+        run_boards,
+    )
+    p.add_argument("--board", action="append", default=[], help="a board (repeat; all)")
+    p.add_argument("--out", default="build/bench-boards", help="build directory")
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "blocks",
+        "Yosys resources of each gateware block",
+        "pulsegate bench blocks --json out/bench_blocks.json",
+        run_blocks,
+    )
+    p.add_argument("--json", help="write the table as JSON")

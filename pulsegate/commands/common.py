@@ -1,0 +1,256 @@
+"""What several subcommands share: configuration loading, option types, output checks.
+
+Every bad input ends as one line on stderr naming the option or field, and exit status 2:
+argparse does that for option types (:func:`positive_int`, :func:`lane_setting`, ...);
+:class:`UsageError` and :class:`~golden_model.config.ConfigError` raised while a command runs
+are printed by :func:`pulsegate.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from golden_model.config import Config, check_task_shape, default_config
+from golden_model.limits import excerpt
+
+__all__ = [
+    "UsageError",
+    "EXAMPLE_FORMAT",
+    "add_command",
+    "load_config",
+    "board_config",
+    "positive_int",
+    "positive_float",
+    "minutes",
+    "LANES_HELP",
+    "lane_setting",
+    "lanes_or_auto",
+    "check_lanes",
+    "check_outputs",
+    "write_json",
+    "format_confusion",
+    "print_verdict",
+    "stage_printer",
+]
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used; ``option`` names it."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        super().__init__(f"{option}: {reason}")
+
+
+EXAMPLE_FORMAT = argparse.RawDescriptionHelpFormatter
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    example: str,
+    func: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand's parser whose help ends with ``example``, running ``func`` (a parser
+    with subcommands of its own has none)."""
+    parser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text[0].upper() + help_text[1:] + ".",
+        epilog=f"example:\n  {example}",
+        formatter_class=EXAMPLE_FORMAT,
+    )
+    if func is not None:
+        parser.set_defaults(func=func)
+    return parser
+
+
+# -- configurations ----------------------------------------------------------------------------
+
+
+def load_config(args: argparse.Namespace, base: Config | str, task: str) -> Config:
+    """``base`` (a Config or a circuit's default) with ``--config`` over it and ``--seed``
+    applied, checked to have the shape ``task`` needs (``layers``)."""
+    cfg = default_config(base) if isinstance(base, str) else base
+    if getattr(args, "config", None):
+        cfg = Config.load(args.config, base=cfg)
+    if getattr(args, "seed", None) is not None:
+        cfg = cfg.replace(seed=args.seed)
+    check_task_shape(cfg, task)
+    return cfg
+
+
+def board_config(args: argparse.Namespace, task: str = "backprop") -> Config:
+    """The board network (2-4-1 XOR in 12-bit words) with ``--config`` over it."""
+    from boards.targets import board_config as default_board_config
+
+    return load_config(args, default_board_config(), task)
+
+
+# -- option types (argparse reports their errors as one line naming the option) -------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {excerpt(text)}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {excerpt(text)}")
+    return value
+
+
+def minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of minutes > 0, got {excerpt(text)}")
+    return value
+
+
+LANES_HELP = (
+    "multiply-accumulates per clock, for all matrices or per matrix: 4, W1=33,W2=17; "
+    "add pool=core for one multiplier pool (1)"
+)
+
+
+def lane_setting(text: str) -> int | dict[str, int | str]:
+    """``4`` (every matrix) or ``W1=33,W2=17`` (per matrix; a copy follows its primary),
+    optionally with ``pool=core`` (one multiplier pool for the whole core)."""
+    from hw.network import POOLS
+
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    plan: dict[str, int | str] = {}
+    for part in text.split(","):
+        name, equals, count = (item.strip() for item in part.partition("="))
+        if name == "pool" and equals:
+            if count not in POOLS:
+                raise argparse.ArgumentTypeError(
+                    f"pool must be one of {', '.join(POOLS)}, got {excerpt(count)}"
+                )
+            plan[name] = count
+            continue
+        if not (name and equals and count.isdigit() and int(count) >= 1):
+            raise argparse.ArgumentTypeError(
+                "must be a whole number >= 1 or MATRIX=N,... (e.g. W1=33,W2=17), "
+                f"got {excerpt(text)}"
+            )
+        plan[name] = int(count)
+    return plan
+
+
+def lanes_or_auto(text: str) -> str | int | dict[str, int | str]:
+    return "auto" if text == "auto" else lane_setting(text)
+
+
+def check_lanes(lanes, schedule) -> None:
+    """Refuse a lane count beyond the element count of the largest matrix: past that no sweep
+    gets shorter, and the gateware would only grow (more lanes than a row are useful: a word
+    then holds several rows)."""
+    if lanes == "auto":
+        return
+    most = max((m.rows * m.cols for m in schedule.matrices), default=1)
+    counts = [lanes] if isinstance(lanes, int) else [v for v in lanes.values() if v != "core"]
+    for count in counts:
+        if isinstance(count, int) and count > most:
+            raise UsageError(
+                "--lanes",
+                f"{count:,} lanes is more than the largest matrix's {most:,} weights "
+                f"(at most {most:,})",
+            )
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+
+def _check_directory(option: str, path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(option, f"{path} exists and is not a directory")
+    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise UsageError(option, f"{parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(option, f"cannot write in {parent}")
+
+
+def check_outputs(
+    args: argparse.Namespace, *, directories: tuple[str, ...] = ("out",), new_dir: bool = False
+) -> None:
+    """Check, before any long work, that ``--out`` (a directory; with ``new_dir`` it must not
+    be an existing file) and ``--json`` (a file) can be written."""
+    for name in directories:
+        value = getattr(args, name, None)
+        if value:
+            _check_directory(f"--{name.replace('_', '-')}", Path(value))
+    json_path = getattr(args, "json", None)
+    if json_path:
+        path = Path(json_path)
+        if path.is_dir():
+            raise UsageError("--json", f"{path} is a directory, a file is wanted")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError("--json", f"cannot write {path}")
+        _check_directory("--json", path.parent)
+
+
+def write_json(path: str | None, data: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+
+
+# -- printing --------------------------------------------------------------------------------
+
+
+def format_confusion(confusion, classes) -> str:
+    """The confusion matrix as text: rows true, columns predicted."""
+    width = max(4, max(len(c) for c in classes) + 1)
+    head = " " * width + "".join(f"{c[: width - 1]:>{width}}" for c in classes)
+    rows = [
+        f"{cls[: width - 1]:>{width}}" + "".join(f"{int(v):>{width}}" for v in row)
+        for cls, row in zip(classes, confusion, strict=True)
+    ]
+    return "\n".join([head, *rows])
+
+
+def print_verdict(verdict: dict) -> None:
+    """The bit-exact verdict of an RTL run, and where it first differed."""
+    word = "BIT-EXACT" if verdict["bit_exact"] else "MISMATCH"
+    print(
+        f"\nRTL: {word}: {verdict['ticks_compared']} ticks compared, "
+        f"{verdict['mismatches']} mismatching"
+    )
+    if verdict["first_mismatch"]:
+        print(verdict["first_mismatch"])
+
+
+def stage_printer(stream=None) -> Callable[[str], None]:
+    """A build's stages on stderr, each with the minutes since the build began (a large
+    system places and routes for hours; nothing else is printed meanwhile)."""
+    started = time.monotonic()
+
+    def show(stage: str) -> None:
+        elapsed = (time.monotonic() - started) / 60
+        print(f"  [{elapsed:5.1f} min] {stage}", file=stream or sys.stderr, flush=True)
+
+    return show

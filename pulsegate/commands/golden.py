@@ -1,0 +1,130 @@
+"""``pulsegate golden xor|ar2``: a task on the golden model (fixed point or float)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from golden_model.circuit import FIXED, FLOAT
+
+from ..progress import ProgressLine
+from .common import add_command, check_outputs, load_config, positive_int, write_json
+
+
+def run_xor(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_backprop
+    from golden_model.tasks import train_xor
+
+    from .. import plots
+
+    cfg = load_config(args, "xor", "xor")
+    check_outputs(args)
+    mode = FLOAT if args.float else FIXED
+    print(compile_backprop(cfg).table())
+    bar = ProgressLine(f"xor [{mode}]")
+    result = train_xor(cfg, mode, max_samples=args.max_samples, progress=bar, keep_step_trace=True)
+    bar.close()
+    verdict = "converged" if result.converged else "did NOT converge"
+    print(f"\n{verdict} after {result.samples} samples ({result.ticks} ticks)")
+    print(f"mode {mode}, seed {cfg.seed}")
+    print(" x1  x2  output  target")
+    for (x1, x2, out), t in zip(result.outputs, (0, 1, 1, 0), strict=True):
+        print(f" {x1:.0f}   {x2:.0f}   {out:+.4f}  {t}")
+    data = result.to_json()
+    data["config"] = cfg.to_dict()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = plots.learning_curve(
+            result.curve, out / "learning_curve.png", f"XOR, {mode}, seed {cfg.seed}"
+        )
+        scale = float(1 << cfg.current_frac) if mode == FIXED else 1.0
+        raster = plots.raster(
+            result.step_trace,
+            compile_backprop(cfg),
+            out / "raster.png",
+            scale,
+            f"one training step (the first), XOR {'-'.join(map(str, cfg.layers))}, "
+            f"N={cfg.ticks_per_window}",
+        )
+        print(f"wrote {curve}\nwrote {raster}")
+    write_json(args.json, data)
+    return 0 if result.converged else 1
+
+
+def run_ar2(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from golden_model.schedule import compile_ar2
+    from golden_model.tasks import A1_TRUE, A2_TRUE, run_ar2
+
+    from .. import plots
+
+    cfg = load_config(args, "ar2", "ar2")
+    check_outputs(args)
+    mode = FLOAT if args.float else FIXED
+    print(compile_ar2(cfg).table())
+    bar = ProgressLine(f"ar2 [{mode}]")
+    result = run_ar2(cfg, mode, samples=args.samples, progress=bar)
+    bar.close()
+    np.set_printoptions(precision=3, suppress=True)
+    print(f"\n{result.samples} samples, mode {mode}, seed {cfg.seed}")
+    for lag, err in enumerate(result.cov_rel_error):
+        print(f"K{lag} vs empirical C{lag}: relative Frobenius error {err:.4f}")
+    print(f"Yule-Walker on K: A1 = {np.round(result.A1, 3).tolist()}")
+    print(f"                  A2 = {np.round(result.A2, 3).tolist()}")
+    print(f"true:             A1 = {A1_TRUE.tolist()}")
+    print(f"                  A2 = {A2_TRUE.tolist()}")
+    print(
+        f"prediction MSE {result.prediction_mse:.4f} "
+        f"(true coefficients {result.true_prediction_mse:.4f}, "
+        f"noise variance {result.noise_variance:.4f}, predicting 0: {result.baseline_mse:.4f})"
+    )
+    data = result.to_json()
+    data["config"] = cfg.to_dict()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {plots.ar2_figure(result, out / 'covariances.png')}")
+    write_json(args.json, data)
+    return 0
+
+
+def add_task_options(parser: argparse.ArgumentParser) -> None:
+    """The options every golden-model task takes."""
+    parser.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
+    parser.add_argument("--seed", type=int, help="override the configuration's seed")
+    parser.add_argument("--float", action="store_true", help="float model, not fixed point")
+    parser.add_argument("--out", help="directory for plots")
+    parser.add_argument("--json", help="write the result as JSON")
+
+
+RUNS = {"xor": run_xor, "ar2": run_ar2}
+TASKS = {
+    "xor": ("train XOR on the two-layer circuit", "pulsegate golden xor --out out/xor"),
+    "ar2": (
+        "learn lagged covariances of an AR(2) process",
+        "pulsegate golden ar2 --samples 5000 --json out/ar2.json",
+    ),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        subparsers,
+        "golden",
+        "run a task on the golden model (fixed point unless --float)",
+        "pulsegate golden xor --out out/xor",
+    )
+    tasks = parser.add_subparsers(dest="task", required=True)
+    for name, (help_text, example) in TASKS.items():
+        p = add_command(tasks, name, help_text, example, RUNS[name])
+        add_task_options(p)
+        if name == "xor":
+            p.add_argument(
+                "--max-samples", type=positive_int, default=4000, help="sample budget (4000)"
+            )
+        else:
+            p.add_argument(
+                "--samples", type=positive_int, default=20000, help="samples of the process (20000)"
+            )

@@ -1,0 +1,142 @@
+"""``pulsegate host``: talk to a board over its serial port (pyserial)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..progress import ProgressLine
+from .common import (
+    add_command,
+    board_config,
+    format_confusion,
+    load_config,
+    positive_float,
+    positive_int,
+)
+
+ACTIONS = ("info", "status", "weights", "abort", "train-xor", "train-iris", "train-digits")
+
+
+def train_xor(client, args: argparse.Namespace, poll) -> int:
+    """``host train-xor``: the XOR samples in the golden model's order."""
+    import numpy as np
+
+    from golden_model.circuit import Circuit
+    from golden_model.schedule import compile_backprop
+    from golden_model.tasks import xor_sample
+
+    cfg = board_config(args, "xor")
+    golden = Circuit(compile_backprop(cfg), cfg)
+    info = client.info()
+    if info.input_words != golden.schedule.group("x+").size * 2 + 2:
+        print(f"pulsegate: error: the board serves {info}, not {cfg.layers}", file=sys.stderr)
+        return 2
+    samples = 400 if args.samples is None else args.samples
+    order = np.random.default_rng([cfg.seed, 1]).integers(0, 4, samples)
+    words = [golden.input_words(xor_sample(int(k))) for k in order]
+    status = client.train(words, progress=ProgressLine("training on the board"), poll=poll)
+    print(status)
+    return 0
+
+
+def train_dataset(client, args: argparse.Namespace, poll) -> int:
+    """``host train-iris|train-digits``: train the board in the golden model's order, read its
+    weights back, print the test accuracy they give and whether they are the golden model's."""
+    import numpy as np
+
+    from boards.host import train_dataset as train_board
+    from golden_model.classify import train_classifier
+    from golden_model.datasets import dataset_config, default_epochs, load_dataset
+
+    dataset = args.action.removeprefix("train-")
+    cfg = load_config(args, dataset_config(dataset), dataset)
+    epochs = args.epochs or default_epochs(dataset)
+    data = load_dataset(dataset)
+    run_board = train_board(
+        client,
+        cfg,
+        data,
+        epochs,
+        limit=args.samples,
+        progress=ProgressLine(f"training {dataset} on the board"),
+        poll=poll,
+    )
+    print(run_board["status"])
+    print(
+        f"test accuracy of the board's weights: {run_board['test_accuracy'] * 100:.2f} % "
+        f"after {run_board['samples']} samples"
+    )
+    print(format_confusion(run_board["confusion"], data.classes))
+    golden = train_classifier(cfg, data, epochs, limit=args.samples)
+    same = np.array_equal(
+        run_board["weights"], np.concatenate([w.ravel() for w in golden.weights.values()])
+    )
+    print(
+        "the board's weights are the golden model's, bit for bit"
+        if same
+        else "the board's weights differ from the golden model's (another seed or build?)"
+    )
+    return 0 if same else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from boards.host import HostClient, SerialTransport, sleep_poll
+    from boards.protocol import ProtocolError
+
+    try:
+        transport = SerialTransport(args.port, args.baud, timeout=args.timeout)
+    except (OSError, ValueError) as exc:  # pyserial's SerialException is an OSError
+        print(f"pulsegate: error: --port {args.port}: {exc}", file=sys.stderr)
+        return 2
+    client = HostClient(transport, deadline=args.deadline)
+    try:
+        if args.action == "info":
+            print(client.info())
+        elif args.action == "status":
+            print(client.status())
+        elif args.action == "weights":
+            print(" ".join(str(int(w)) for w in client.read_weights()))
+        elif args.action == "abort":
+            client.abort()
+            print(client.wait_idle(sleep_poll()))
+        elif args.action == "train-xor":
+            return train_xor(client, args, sleep_poll())
+        else:
+            return train_dataset(client, args, sleep_poll())
+    except ProtocolError as exc:
+        print(f"pulsegate: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the port went away mid-run
+        print(f"pulsegate: error: --port {args.port}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        transport.close()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(
+        subparsers,
+        "host",
+        "talk to a board over its serial port",
+        "pulsegate host info --port /dev/ttyUSB1",
+        run,
+    )
+    p.add_argument("action", choices=ACTIONS)
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=positive_int, default=115200, help="baud rate (115200)")
+    p.add_argument("--timeout", type=positive_float, default=1.0, help="reply timeout in s (1.0)")
+    p.add_argument(
+        "--deadline",
+        type=positive_float,
+        default=600.0,
+        help="longest wait in s for one run of the board to finish (600)",
+    )
+    p.add_argument("--config", help="JSON configuration the board was built with")
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        help="train-xor: samples (400); train-iris, train-digits: stop after this many",
+    )
+    p.add_argument("--epochs", type=positive_int, help="train-iris, train-digits: epochs (20)")

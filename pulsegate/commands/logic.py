@@ -1,0 +1,122 @@
+"""``pulsegate logic``: the network core's logic by Yosys against a board's device."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import (
+    LANES_HELP,
+    add_command,
+    board_config,
+    check_lanes,
+    check_outputs,
+    lanes_or_auto,
+    write_json,
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    from boards.targets import (
+        AUTO_LOGIC_LIMIT,
+        LOGIC_CELLS,
+        board_named,
+        core_resources,
+        fits_logic,
+        logic_cells,
+    )
+    from golden_model.schedule import compile_backprop
+    from hw.network import lanes_label
+
+    board = board_named(args.board)
+    cfg = board_config(args)
+    check_lanes(args.lanes, compile_backprop(cfg))
+    check_outputs(args, directories=())
+    if args.lanes == "auto":
+        return run_auto(board, cfg, args.json)
+    print(f"synthesizing the {'-'.join(map(str, cfg.layers))} core for {board.device} ...")
+    res = core_resources(board, cfg, args.lanes)
+    cells, device = logic_cells(board.family, res.counts), LOGIC_CELLS[board.device]
+    verdict = "within" if fits_logic(cells, device) else "over"
+    print(
+        f"lanes {lanes_label(args.lanes)}: "
+        + ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
+    )
+    print(
+        f"logic cells {cells:,} of {device:,} ({cells / device:.1%}): {verdict} the "
+        f"{AUTO_LOGIC_LIMIT:.0%} that --lanes auto builds (the host link not counted)"
+    )
+    write_json(
+        args.json,
+        {
+            "board": board.name,
+            "device": board.device,
+            "lanes": lanes_label(args.lanes),
+            "counts": res.counts,
+            "cells": res.cells,
+            "logic_cells": cells,
+            "device_cells": device,
+            "fits_logic": fits_logic(cells, device),
+        },
+    )
+    return 0
+
+
+def run_auto(board, cfg, json_path: str | None) -> int:
+    """The plan ``--lanes auto`` would build first: the halving search's syntheses, each
+    printed, then the fastest plan within the limit (exit status 1 when there is none)."""
+    from boards.targets import AUTO_LOGIC_LIMIT, fastest_fitting_plan, fits_logic
+    from hw.network import lanes_label
+
+    print(
+        f"searching the {'-'.join(map(str, cfg.layers))} core's lane plans for the fastest "
+        f"within {AUTO_LOGIC_LIMIT:.0%} of {board.device}'s logic (a synthesis each) ...",
+        flush=True,
+    )
+    rows = []
+
+    def show(label: str, cells: int, device: int) -> None:
+        verdict = "within" if fits_logic(cells, device) else "over"
+        print(
+            f"  lanes {label}: {cells:,} of {device:,} logic cells ({cells / device:.1%}), "
+            + verdict,
+            flush=True,
+        )
+        rows.append(
+            {
+                "lanes": label,
+                "logic_cells": cells,
+                "device_cells": device,
+                "fits_logic": fits_logic(cells, device),
+            }
+        )
+
+    plan, _ = fastest_fitting_plan(board, cfg, on_checked=show)
+    chosen = lanes_label(plan) if plan is not None else None
+    print(f"fastest within the limit: {chosen}" if chosen else "no plan is within the limit")
+    write_json(
+        json_path,
+        {"board": board.name, "device": board.device, "plans": rows, "fastest_fitting": chosen},
+    )
+    return 0 if chosen else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from boards.targets import BOARDS
+
+    p = add_command(
+        subparsers,
+        "logic",
+        "the core's logic by Yosys against a board's device (no place and route)",
+        "pulsegate logic --board ulx3s-85f --config configs/iris.json --lanes 4",
+        run,
+    )
+    p.add_argument("--board", required=True, choices=BOARDS)
+    p.add_argument("--config", help="JSON configuration (default: the 2-4-1 XOR board network)")
+    p.add_argument(
+        "--lanes",
+        type=lanes_or_auto,
+        default=1,
+        help=LANES_HELP[:-4]
+        + ", or 'auto': search for the fastest plan within the logic limit (1)",
+    )
+    p.add_argument("--json", help="write the counts as JSON")

@@ -1,0 +1,143 @@
+"""``pulsegate sim xor|ar2``: a task in the RTL under Verilator, compared with the golden model
+at every tick."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..progress import ProgressLine
+from .common import (
+    LANES_HELP,
+    add_command,
+    check_lanes,
+    check_outputs,
+    lane_setting,
+    load_config,
+    positive_int,
+    print_verdict,
+    write_json,
+)
+
+
+def run_xor(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_backprop
+    from hw.network import lanes_label
+    from sim.tasks import rtl_xor
+
+    from .. import plots
+
+    cfg = load_config(args, "xor", "xor")
+    schedule = compile_backprop(cfg)
+    check_lanes(args.lanes, schedule)
+    check_outputs(args)
+    print(schedule.table())
+    bar = ProgressLine("golden model fixes the sample sequence")
+    print("building the RTL with Verilator and training it beside the golden model ...")
+    verdict, golden = rtl_xor(
+        cfg,
+        max_samples=args.max_samples,
+        lanes=args.lanes,
+        waves=args.waves,
+        progress=bar,
+        live=True,
+    )
+    bar.close()
+    print_verdict(verdict)
+    state = "converged" if verdict["converged"] else "did NOT converge"
+    per_sample = verdict["cycles"] / max(verdict["samples"], 1)
+    print(
+        f"{state} after {verdict['samples']} samples, {verdict['cycles']} clock cycles "
+        f"({per_sample:.0f} per sample, lanes={lanes_label(args.lanes)})"
+    )
+    print(" x1  x2  output (RTL weights)  target")
+    for (x1, x2, out), t in zip(verdict["outputs"], (0, 1, 1, 0), strict=True):
+        print(f" {x1:.0f}   {x2:.0f}   {out:+.4f}               {t}")
+    if verdict.get("waves"):
+        print(f"waves: {verdict['waves']}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = plots.learning_curve(
+            golden.curve, out / "learning_curve.png", f"XOR, seed {cfg.seed}"
+        )
+        raster = plots.raster(
+            golden.step_trace,
+            schedule,
+            out / "raster.png",
+            float(1 << cfg.current_frac),
+            "one training step (the first), as the RTL runs it",
+        )
+        print(f"wrote {curve}\nwrote {raster}")
+    verdict["config"] = cfg.to_dict()
+    write_json(args.json, verdict)
+    return 0 if verdict["bit_exact"] and verdict["converged"] else 1
+
+
+def run_ar2(args: argparse.Namespace) -> int:
+    from golden_model.schedule import compile_ar2
+    from sim.tasks import rtl_ar2
+
+    from .. import plots
+
+    cfg = load_config(args, "ar2", "ar2")
+    schedule = compile_ar2(cfg)
+    check_lanes(args.lanes, schedule)
+    check_outputs(args)
+    print(schedule.table())
+    print(f"building the RTL with Verilator and feeding it {args.samples} samples ...")
+    verdict, result = rtl_ar2(
+        cfg, samples=args.samples, lanes=args.lanes, waves=args.waves, live=True
+    )
+    print_verdict(verdict)
+    print(f"{verdict['cycles']} clock cycles")
+    for lag, err in enumerate(result.cov_rel_error):
+        print(f"K{lag} (RTL) vs empirical C{lag}: relative Frobenius error {err:.4f}")
+    print(f"prediction MSE {result.prediction_mse:.4f} (noise {result.noise_variance:.4f})")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {plots.ar2_figure(result, out / 'covariances.png')}")
+    verdict["config"] = cfg.to_dict()
+    write_json(args.json, verdict)
+    return 0 if verdict["bit_exact"] else 1
+
+
+def add_rtl_options(parser: argparse.ArgumentParser) -> None:
+    """The options every RTL task takes."""
+    parser.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
+    parser.add_argument("--seed", type=int, help="override the configuration's seed")
+    parser.add_argument("--lanes", type=lane_setting, default=1, help=LANES_HELP)
+    parser.add_argument("--waves", action="store_true", help="write an FST waveform of the run")
+    parser.add_argument("--out", help="directory for plots")
+    parser.add_argument("--json", help="write the result as JSON")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        subparsers,
+        "sim",
+        "train in the RTL under Verilator, compared with the golden model at every tick",
+        "pulsegate sim xor --lanes 2 --out out/xor",
+    )
+    tasks = parser.add_subparsers(dest="task", required=True)
+    p = add_command(
+        tasks,
+        "xor",
+        "train XOR in the RTL, compared with the golden model",
+        "pulsegate sim xor --json out/xor.json",
+        run_xor,
+    )
+    add_rtl_options(p)
+    p.add_argument("--max-samples", type=positive_int, default=4000, help="sample budget (4000)")
+    p = add_command(
+        tasks,
+        "ar2",
+        "the AR(2) predictive circuit in the RTL",
+        "pulsegate sim ar2 --samples 500",
+        run_ar2,
+    )
+    add_rtl_options(p)
+    p.add_argument(
+        "--samples", type=positive_int, default=2000, help="samples of the process (2000)"
+    )
