@@ -11,8 +11,6 @@ current, mask, weight, counter and the LFSR) for the comparisons with the golden
 from __future__ import annotations
 
 import collections
-import json
-import os
 import struct
 import time
 
@@ -27,6 +25,7 @@ from boards.protocol import (
     IDLE_BITS,
     Code,
     Command,
+    ProtocolError,
     ReplyDecoder,
     encode_request,
     expected_error,
@@ -35,6 +34,7 @@ from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
 from golden_model.trace import StateLayout
+from sim.cocotb_job import read_job, write_result
 
 
 class UartModel:
@@ -111,7 +111,7 @@ async def _state(dut, words: int) -> np.ndarray:
 
 class Setup:
     def __init__(self, dut) -> None:
-        job = json.loads(open(os.environ["PULSEGATE_JOB"]).read())
+        job = read_job()
         self.job = job
         self.cfg = Config.from_dict(job["config"])
         self.schedule = compile_backprop(self.cfg)
@@ -152,7 +152,7 @@ class Setup:
     def finish(self, result: dict) -> None:
         result["seconds"] = time.perf_counter() - self.started
         result["simulated_clocks"] = int(cocotb.utils.get_sim_time("ns") / 10)
-        open(os.environ["PULSEGATE_RESULT"], "w").write(json.dumps(result))
+        write_result(result)
 
 
 async def _reset(dut) -> None:
@@ -528,4 +528,118 @@ async def stale_abort(dut):
         "ok": not problems,
     }
     s.finish(result)
+    assert not problems, problems
+
+
+class FaultyTransport:
+    """A transport that spoils the next exchange on request (:meth:`arm`), then behaves.
+
+    Request faults (on the next write): ``drop`` (one byte left out), ``duplicate`` (one byte
+    sent twice), ``flip`` (one bit inverted), ``truncate`` (the frame cut short). Reply faults
+    (on the next read): ``late`` (the read times out while the reply is still on its way,
+    as when the host's timeout is too short) and ``corrupt`` (one bit of the reply inverted).
+    """
+
+    REQUEST_FAULTS = ("drop", "duplicate", "flip", "truncate")
+    REPLY_FAULTS = ("late", "corrupt")
+
+    def __init__(self, inner: SimTransport) -> None:
+        self.inner = inner
+        self.fault: str | None = None
+
+    def arm(self, fault: str) -> None:
+        assert fault in self.REQUEST_FAULTS + self.REPLY_FAULTS, fault
+        self.fault = fault
+
+    def write(self, data: bytes) -> None:
+        fault = self.fault if self.fault in self.REQUEST_FAULTS else None
+        if fault:
+            self.fault = None
+            middle = len(data) // 2
+            data = {
+                "drop": data[:middle] + data[middle + 1 :],
+                "duplicate": data[: middle + 1] + data[middle:],
+                "flip": data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1 :],
+                "truncate": data[:middle],
+            }[fault]
+        self.inner.write(data)
+
+    def read(self, count: int) -> bytes:
+        if self.fault == "late":
+            self.fault = None
+            return b""
+        data = self.inner.read(count)
+        if self.fault == "corrupt" and data:
+            self.fault = None
+            data = bytes([data[0] ^ 0x01]) + data[1:]
+        return data
+
+
+@cocotb.test()
+async def faults(dut):
+    """Every kind of fault of :class:`FaultyTransport`, on reads and writes of weights: the
+    faulty request may fail, the next one must succeed with the right answer, and the weights,
+    outputs and every state word stay the golden model's, through more training after."""
+    await _reset(dut)
+    s = Setup(dut)
+    transport = FaultyTransport(s.client.transport)
+    client = HostClient(transport)
+    samples = s.samples(s.job["order"])
+    half = len(samples) // 2
+    words = [s.golden.input_words(sample) for sample in samples]
+    golden = s.golden
+
+    def host() -> dict:
+        client.train(words[:half])
+        outcomes, problems = [], []
+        index = 0
+        for fault in FaultyTransport.REQUEST_FAULTS + FaultyTransport.REPLY_FAULTS:
+            for request in ("read", "write"):
+                index = (index + 5) % len(golden.weight_flat)
+                expected = int(golden.weight_flat[index])
+                transport.arm(fault)
+                try:
+                    if request == "read":
+                        value = client.read_weight(index)
+                        outcome = "answered" if value == expected else f"wrong value {value}"
+                    else:
+                        client.write_weight(index, expected)
+                        outcome = "answered"
+                except ProtocolError as exc:
+                    outcome = f"error: {exc}"
+                if outcome.startswith("wrong"):
+                    problems.append(f"{fault} on {request} of weight {index}: {outcome}")
+                try:  # the one request in which the client must have recovered
+                    again = client.read_weight(index)
+                    if again != expected:
+                        problems.append(f"after {fault} on {request}: weight {index} = {again}")
+                except ProtocolError as exc:
+                    problems.append(f"after {fault} on {request}: not recovered ({exc})")
+                outcomes.append({"fault": fault, "request": request, "outcome": outcome})
+        weights = client.read_weights().tolist()
+        client.train(words[half:])
+        return {
+            "outcomes": outcomes,
+            "problems": problems,
+            "weights_after_faults": weights,
+            "weights": client.read_weights().tolist(),
+            "output": client.read_output(0),
+        }
+
+    s.golden_train(samples[:half])
+    before = golden.weight_flat.tolist()
+    got = await bridge(host)()
+    s.golden_train(samples[half:])
+    problems = got["problems"]
+    if got["weights_after_faults"] != before:
+        problems.append("the faults changed the weights")
+    if got["weights"] != golden.weight_flat.tolist():
+        problems.append("weights after training on differ from the golden model")
+    if got["output"] != int(golden.last_output[0]):
+        problems.append(f"output {got['output']} != golden {int(golden.last_output[0])}")
+    mismatch = await s.compare_state()
+    if mismatch:
+        problems.append(f"full state: {mismatch}")
+    got.update(ok=not problems, problems=problems)
+    s.finish(got)
     assert not problems, problems

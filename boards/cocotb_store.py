@@ -9,18 +9,17 @@ random addresses, then every written address is read back in a random order and 
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from sim.cocotb_job import read_job, write_result
+
 
 @cocotb.test()
 async def store(dut) -> None:
-    job = json.loads(open(os.environ["PULSEGATE_JOB"]).read())
+    job = read_job()
     width, depth, count = job["width"], job["depth"], job["writes"]
     rng = np.random.default_rng(job.get("seed", 1))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -53,5 +52,5 @@ async def store(dut) -> None:
         if got != written[address]:
             mismatches.append({"address": address, "written": written[address], "read": got})
     result = {"checked": len(order), "mismatches": mismatches[:10], "bad": len(mismatches)}
-    open(os.environ["PULSEGATE_RESULT"], "w").write(json.dumps(result))
+    write_result(result)
     assert not mismatches, mismatches[:3]

@@ -42,6 +42,8 @@ __all__ = [
     "board_config",
     "build",
     "build_auto",
+    "BuildError",
+    "DoesNotFit",
     "core_logic",
     "core_resources",
     "logic_cells",
@@ -213,7 +215,13 @@ class BoardTop(Elaboratable):
 
 
 class BuildError(RuntimeError):
-    """A board build failed; the message says why (e.g. which cells do not fit)."""
+    """A board build failed; the message says why (e.g. a tool's failure and its log)."""
+
+
+class DoesNotFit(BuildError):
+    """The design does not fit the device: cells over its capacity, or place and route
+    longer than the time given (congestion). ``--lanes auto`` tries a smaller plan after
+    this, and after nothing else."""
 
 
 def _over_capacity(log: str) -> list[str]:
@@ -346,7 +354,7 @@ def build(
     try:
         _run_script(plan, out, time_limit, progress, env=env)
     except subprocess.TimeoutExpired as exc:
-        raise BuildError(
+        raise DoesNotFit(
             f"the {board.name} build did not finish within {time_limit / 60:.0f} min "
             f"(stopped; progress in {out / 'top.tim'})"
         ) from exc
@@ -354,7 +362,7 @@ def build(
         log = out / "top.tim"
         over = _over_capacity(log.read_text()) if log.exists() else []
         if over:
-            raise BuildError(
+            raise DoesNotFit(
                 f"the design does not fit {board.device} ({board.name}): "
                 + ", ".join(over)
                 + f"; log {log}"
@@ -586,6 +594,13 @@ def lane_plans(
                 if frontier == "lanes":
                     size = multiplier_count(schedule, plan, share=False)
                 plans.append((clocks, size, plan))
+    if not plans:
+        need = weight_blocks(schedule, cfg, 1, board.family)
+        raise BuildError(
+            f"no lane plan fits {board.device} ({board.name}): the "
+            f"{'-'.join(map(str, cfg.layers))} weights need {need:,} block RAMs at one lane, "
+            f"{max(blocks, 0):,} are free beside the sample store"
+        )
     kept, fewest = [], None
     for _, size, plan in sorted(plans, key=lambda p: (p[0], p[1])):
         if fewest is None or size < fewest:
@@ -738,7 +753,7 @@ def build_auto(
             )
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"
-        except BuildError as exc:
+        except DoesNotFit as exc:  # a tool's crash or a bad option is not "does not fit"
             report, ok, outcome = None, False, str(exc)
         tried.append({"lanes": label, "result": outcome})
         return report if ok else None

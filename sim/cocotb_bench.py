@@ -8,8 +8,6 @@ state through the debug port; Python runs at tick boundaries, the design runs on
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import cocotb
@@ -22,6 +20,8 @@ from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.trace import StateLayout, TraceRecorder
 
+from .cocotb_job import read_job, write_result
+
 
 def _schedule(cfg: Config, circuit: str):
     from golden_model.schedule import compile_ar2, compile_backprop
@@ -31,7 +31,7 @@ def _schedule(cfg: Config, circuit: str):
 
 @cocotb.test()
 async def train_and_compare(dut):
-    job = json.loads(open(os.environ["PULSEGATE_JOB"]).read())
+    job = read_job()
     cfg = Config.from_dict(job["config"])
     schedule = _schedule(cfg, job["circuit"])
     samples = [{k: np.asarray(v, float) for k, v in s.items()} for s in job["samples"]]
@@ -131,7 +131,7 @@ async def train_and_compare(dut):
         "seconds": elapsed,
         "weights": {k: v.tolist() for k, v in _weights(hw, layout).items()},
     }
-    open(os.environ["PULSEGATE_RESULT"], "w").write(json.dumps(result))
+    write_result(result)
     assert mismatch is None, str(mismatch)
 
 

@@ -14,7 +14,7 @@ from unittest import mock
 
 from toolchain import tool_env
 
-__all__ = ["run_cocotb_job"]
+__all__ = ["run_cocotb_job", "read_job", "write_result"]
 
 
 def run_cocotb_job(
@@ -59,7 +59,12 @@ def run_cocotb_job(
                 hdl_toplevel=toplevel,
                 build_dir=build_dir,
                 test_dir=run_dir,
-                extra_env={"PULSEGATE_JOB": str(job_file), "PULSEGATE_RESULT": str(result)},
+                extra_env={
+                    "PULSEGATE_JOB": str(job_file),
+                    "PULSEGATE_RESULT": str(result),
+                    # A file a testbench leaves open shows in its log (test_boards checks).
+                    "PYTHONWARNINGS": "error::ResourceWarning",
+                },
                 waves=waves,
                 log_file=None if live else run_dir / "test.log",
             )
@@ -68,3 +73,13 @@ def run_cocotb_job(
     if not result.exists():
         raise RuntimeError(f"the testbench wrote no result; see {run_dir / 'test.log'}")
     return json.loads(result.read_text())
+
+
+def read_job() -> dict:
+    """The job of the testbench running in this cocotb process (from ``PULSEGATE_JOB``)."""
+    return json.loads(Path(os.environ["PULSEGATE_JOB"]).read_text())
+
+
+def write_result(result: dict) -> None:
+    """The testbench's verdict, for :func:`run_cocotb_job` (to ``PULSEGATE_RESULT``)."""
+    Path(os.environ["PULSEGATE_RESULT"]).write_text(json.dumps(result))

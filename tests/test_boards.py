@@ -213,6 +213,20 @@ def test_abort_at_every_clock_around_a_runs_end_never_stops_the_next_run(xor_ord
     assert verdict["ok"], verdict["problems"]
     assert verdict["stale_hits"], "no offset reached the run's last clock"
     assert verdict["offsets"][1] - verdict["offsets"][0] >= 24
+    # A testbench that leaves a file open fails the ResourceWarning check in its own log.
+    from boards.board_sim import DEFAULT_WORK
+
+    assert "ResourceWarning" not in (DEFAULT_WORK / "stale_abort" / "test.log").read_text()
+
+
+def test_host_client_recovers_from_every_link_fault_within_one_request(xor_order):
+    verdict = run_link_bench(board_config(), "faults", order=xor_order[:8])
+    assert verdict["ok"], verdict["problems"]
+    outcomes = {(o["fault"], o["request"]): o["outcome"] for o in verdict["outcomes"]}
+    assert len(outcomes) == 12
+    # Request faults are refused by the board; a late reply is a timeout on the host.
+    assert outcomes[("flip", "write")].startswith("error: WRITE_WEIGHT refused")
+    assert outcomes[("late", "read")] == "error: no reply (timeout)"
 
 
 # -- place and route with the open toolchain ---------------------------------------------------
@@ -329,12 +343,31 @@ def _plan_lanes(lanes):
     return multiplier_count(compile_backprop(board_config()), lanes, share=False)
 
 
+def test_auto_lanes_reports_a_tool_failure_as_itself_not_as_a_plan_that_does_not_fit(
+    monkeypatch, tmp_path
+):
+    import boards.targets as targets
+
+    tried = []
+
+    def crashing_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
+        tried.append(lanes)
+        raise targets.BuildError("the ulx3s-85f build failed (nextpnr crashed)")
+
+    monkeypatch.setattr(targets, "build", crashing_build)
+    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    with pytest.raises(targets.BuildError, match="nextpnr crashed") as caught:
+        targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    assert not isinstance(caught.value, targets.DoesNotFit)
+    assert len(tried) == 1  # no halving search after a crash
+
+
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.targets as targets
 
     def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
         if _plan_lanes(lanes) > 21:
-            raise targets.BuildError(f"the design does not fit: {lanes}")
+            raise targets.DoesNotFit(f"the design does not fit: {lanes}")
         ok = _plan_lanes(lanes) <= 15
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 

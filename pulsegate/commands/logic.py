@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import (
     LANES_HELP,
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 def run_auto(board, cfg, json_path: str | None) -> int:
     """The plan ``--lanes auto`` would build first: the halving search's syntheses, each
     printed, then the fastest plan within the limit (exit status 1 when there is none)."""
-    from boards.targets import AUTO_LOGIC_LIMIT, fastest_fitting_plan, fits_logic
+    from boards.targets import AUTO_LOGIC_LIMIT, BuildError, fastest_fitting_plan, fits_logic
     from hw.network import lanes_label
 
     print(
@@ -90,7 +91,11 @@ def run_auto(board, cfg, json_path: str | None) -> int:
             }
         )
 
-    plan, _ = fastest_fitting_plan(board, cfg, on_checked=show)
+    try:
+        plan, _ = fastest_fitting_plan(board, cfg, on_checked=show)
+    except BuildError as exc:  # not even the smallest plan's weights fit the device
+        print(f"pulsegate: error: {exc}", file=sys.stderr)
+        return 1
     chosen = lanes_label(plan) if plan is not None else None
     print(f"fastest within the limit: {chosen}" if chosen else "no plan is within the limit")
     write_json(
