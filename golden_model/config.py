@@ -331,7 +331,8 @@ TASK_SHAPES: dict[str, tuple[int, int, int | None, int | None]] = {
 
 
 def check_task_shape(cfg: Config, task: str) -> None:
-    """Raise :class:`ConfigError` naming ``layers`` unless ``cfg`` has the shape ``task`` needs."""
+    """Raise :class:`ConfigError` naming the field unless ``cfg`` has the shape ``task`` needs
+    (``layers``), and the formats its learning rule needs."""
     fewest, most, inputs, outputs = TASK_SHAPES[task]
     layers = cfg.layers
     shape = "-".join(map(str, layers))
@@ -345,6 +346,12 @@ def check_task_shape(cfg: Config, task: str) -> None:
     if inputs is not None and layers[0] != inputs:
         raise ConfigError(
             "layers[0]", f"the {task} task has {inputs} inputs, got {layers[0]} ({shape})"
+        )
+    if task == "ar2" and 2 * cfg.current_frac < cfg.weight_frac:
+        raise ConfigError(
+            "current_frac",
+            f"the covariance rule needs 2*current_frac >= weight_frac, got 2*"
+            f"{cfg.current_frac} < {cfg.weight_frac}",
         )
     if outputs is not None and layers[-1] != outputs:
         raise ConfigError(

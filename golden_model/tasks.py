@@ -217,6 +217,10 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+#: Fewest samples of the process that give lag-2 covariances and one prediction.
+AR2_MIN_SAMPLES = 3
+
+
 def run_ar2(
     cfg: Config,
     mode: str = FIXED,
@@ -225,7 +229,10 @@ def run_ar2(
     recorder: TraceRecorder | None = None,
     checkpoints: int = 40,
 ) -> Ar2Result:
-    """Feed an AR(2) process through the predictive circuit; compare what it learned."""
+    """Feed an AR(2) process through the predictive circuit; compare what it learned.
+    ``samples`` must be at least :data:`AR2_MIN_SAMPLES`."""
+    if samples < AR2_MIN_SAMPLES:
+        raise ValueError(f"samples must be >= {AR2_MIN_SAMPLES}, got {samples}")
     x, e = ar2_data(cfg, samples)
     circuit = Circuit(compile_ar2(cfg), cfg, mode)
     every = max(1, samples // checkpoints)

@@ -26,6 +26,7 @@ __all__ = [
     "load_config",
     "board_config",
     "positive_int",
+    "at_least",
     "positive_float",
     "minutes",
     "LANES_HELP",
@@ -97,14 +98,24 @@ def board_config(args: argparse.Namespace, task: str = "backprop") -> Config:
 # -- option types (argparse reports their errors as one line naming the option) -------------
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {excerpt(text)}")
-    return value
+def at_least(smallest: int) -> Callable[[str], int]:
+    """An option type for whole numbers >= ``smallest``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = smallest - 1
+        if value < smallest:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= {smallest}, got {excerpt(text)}"
+            )
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
 
 
 def positive_float(text: str) -> float:
@@ -183,33 +194,44 @@ def check_lanes(lanes, schedule) -> None:
 # -- outputs ---------------------------------------------------------------------------------
 
 
-def _check_directory(option: str, path: Path) -> None:
+def shown(path: Path, limit: int = 160) -> str:
+    """A path as an error line quotes it: whole unless it is absurdly long."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} characters)"
+
+
+def _make_directory(option: str, path: Path) -> None:
     if path.exists() and not path.is_dir():
-        raise UsageError(option, f"{path} exists and is not a directory")
-    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise UsageError(option, f"{parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(option, f"cannot write in {parent}")
+        raise UsageError(option, f"{shown(path)} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(option, f"cannot create {shown(path)}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(option, f"cannot write in {shown(path)}")
 
 
-def check_outputs(
-    args: argparse.Namespace, *, directories: tuple[str, ...] = ("out",), new_dir: bool = False
-) -> None:
-    """Check, before any long work, that ``--out`` (a directory; with ``new_dir`` it must not
-    be an existing file) and ``--json`` (a file) can be written."""
+def check_outputs(args: argparse.Namespace, *, directories: tuple[str, ...] = ("out",)) -> None:
+    """Check, before any long work, that ``--out`` (a directory, made here if missing) and
+    ``--json`` (a file; opened for appending and left as it was) can be written."""
     for name in directories:
         value = getattr(args, name, None)
         if value:
-            _check_directory(f"--{name.replace('_', '-')}", Path(value))
+            _make_directory(f"--{name.replace('_', '-')}", Path(value))
     json_path = getattr(args, "json", None)
     if json_path:
         path = Path(json_path)
         if path.is_dir():
-            raise UsageError("--json", f"{path} is a directory, a file is wanted")
-        if path.exists() and not os.access(path, os.W_OK):
-            raise UsageError("--json", f"cannot write {path}")
-        _check_directory("--json", path.parent)
+            raise UsageError("--json", f"{shown(path)} is a directory, a file is wanted")
+        _make_directory("--json", path.parent)
+        existed = path.exists()
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as exc:
+            raise UsageError("--json", f"cannot write {shown(path)}: {exc.strerror}") from None
+        if not existed:
+            path.unlink()
 
 
 def write_json(path: str | None, data: dict) -> None:

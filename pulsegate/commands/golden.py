@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from golden_model.circuit import FIXED, FLOAT
+from golden_model.tasks import AR2_MIN_SAMPLES
 
 from ..progress import ProgressLine
-from .common import add_command, check_outputs, load_config, positive_int, write_json
+from .common import add_command, at_least, check_outputs, load_config, positive_int, write_json
 
 
 def run_xor(args: argparse.Namespace) -> int:
@@ -126,5 +127,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             )
         else:
             p.add_argument(
-                "--samples", type=positive_int, default=20000, help="samples of the process (20000)"
+                "--samples",
+                type=at_least(AR2_MIN_SAMPLES),
+                default=20000,
+                help="samples of the process (20000)",
             )

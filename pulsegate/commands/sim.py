@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from golden_model.tasks import AR2_MIN_SAMPLES
+
 from ..progress import ProgressLine
 from .common import (
     LANES_HELP,
     add_command,
+    at_least,
     check_lanes,
     check_outputs,
     lane_setting,
@@ -139,5 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_rtl_options(p)
     p.add_argument(
-        "--samples", type=positive_int, default=2000, help="samples of the process (2000)"
+        "--samples",
+        type=at_least(AR2_MIN_SAMPLES),
+        default=2000,
+        help="samples of the process (2000)",
     )
