@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -55,7 +56,8 @@ def run_cocotb_job(
         try:
             runner.test(
                 test_module=test_module,
-                testcase=testcase,
+                # The runner's own testcase filter also matches names that end in this one.
+                test_filter=None if testcase is None else rf"\.{re.escape(testcase)}$",
                 hdl_toplevel=toplevel,
                 build_dir=build_dir,
                 test_dir=run_dir,
