@@ -8,6 +8,12 @@ Nothing takes effect before the checksum has been checked, and a request that fa
 gets one error reply (its payload: the command byte, or 0) and changes nothing. After an error
 the device ignores bytes until the line has been idle for :data:`IDLE_BITS` bit times, so a
 burst of garbage costs one error reply and the next well-formed frame is understood.
+
+Replies carry no request number, so the host matches them by order and by length
+(:data:`REPLY_LENGTH`): after a timeout or a reply of the wrong length or checksum, the client
+drains the line until it is quiet and starts afresh before its next request
+(:class:`boards.host.HostClient`), so a late reply is dropped, never taken for the answer to
+another request.
 """
 
 from __future__ import annotations
