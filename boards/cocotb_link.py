@@ -124,8 +124,13 @@ class Setup:
         self.started = time.perf_counter()
 
     def samples(self, order):
-        """XOR samples by their index, or, with a ``dataset`` in the job, the first
-        ``len(order)`` of that data set's training order (``order`` is then its indices)."""
+        """XOR samples by their index; with a ``dataset`` in the job, the first
+        ``len(order)`` of that data set's training order; with ``linear_scale``, the first
+        ``len(order)`` samples of the linear task (``order`` then only counts)."""
+        if "linear_scale" in self.job:
+            from golden_model.linear import linear_samples
+
+            return linear_samples(self.cfg, len(order), self.job["linear_scale"])
         if "dataset" in self.job:
             from golden_model.classify import training_samples
             from golden_model.datasets import load_dataset
@@ -218,7 +223,12 @@ async def train(dut):
         info = client.info()
         seed = client.read_seed()
         trained = {}
-        if "dataset" in s.job:  # the host's data-set training, initial weights written first
+        if "linear_scale" in s.job:  # host train-linear: initial weights written first
+            from boards.host import train_samples
+
+            run = train_samples(client, s.cfg, samples)
+            trained = {"trained_samples": run["samples"]}
+        elif "dataset" in s.job:  # the host's data-set training, initial weights written first
             from boards.host import train_dataset
             from golden_model.datasets import load_dataset
 

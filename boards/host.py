@@ -26,7 +26,14 @@ from .protocol import (
     encode_request,
 )
 
-__all__ = ["Transport", "SerialTransport", "HostClient", "check_board", "train_dataset"]
+__all__ = [
+    "Transport",
+    "SerialTransport",
+    "HostClient",
+    "check_board",
+    "train_samples",
+    "train_dataset",
+]
 
 
 class Transport(Protocol):
@@ -247,6 +254,30 @@ def check_board(client: HostClient, cfg) -> None:
             )
 
 
+def train_samples(
+    client: HostClient,
+    cfg,
+    samples: Sequence[dict[str, np.ndarray]],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    poll: Callable[[], None] | None = None,
+) -> dict:
+    """Train a board on ``samples`` (signed vectors by name, as the golden model takes them)
+    from the configuration's initial weights and LFSR state, as the golden model starts, so
+    a board trained before gives the same result. Returns ``samples`` (the count),
+    ``status`` and ``weights`` (codes, trace order, read back)."""
+    from golden_model.circuit import Circuit
+    from golden_model.schedule import compile_backprop
+
+    check_board(client, cfg)
+    golden = Circuit(compile_backprop(cfg), cfg)
+    words = [golden.input_words(sample) for sample in samples]
+    client.write_weights(golden.weight_flat)
+    client.write_seed(golden.lfsr.state)
+    status = client.train(words, progress=progress, poll=poll)
+    return {"samples": len(words), "status": status, "weights": client.read_weights()}
+
+
 def train_dataset(
     client: HostClient,
     cfg,
@@ -258,27 +289,12 @@ def train_dataset(
     poll: Callable[[], None] | None = None,
 ) -> dict:
     """Train a board on ``data``'s training split in the golden model's order
-    (:func:`golden_model.classify.training_samples`), read its weights back and measure the
-    test accuracy they give. The board first gets the configuration's initial weights and
-    LFSR state, as the golden model starts, so a board trained before gives the same result.
-    Returns ``samples``, ``status``, ``weights`` (codes, trace order), ``test_accuracy`` and
-    ``confusion``."""
-    from golden_model.circuit import Circuit
+    (:func:`golden_model.classify.training_samples`, through :func:`train_samples`) and
+    measure the test accuracy of the weights it reads back. Returns ``samples``, ``status``,
+    ``weights`` (codes, trace order), ``test_accuracy`` and ``confusion``."""
     from golden_model.classify import test_with_weights, training_samples
-    from golden_model.schedule import compile_backprop
 
-    check_board(client, cfg)
-    golden = Circuit(compile_backprop(cfg), cfg)
-    words = [golden.input_words(s) for s in training_samples(cfg, data, epochs, limit)]
-    client.write_weights(golden.weight_flat)
-    client.write_seed(golden.lfsr.state)
-    status = client.train(words, progress=progress, poll=poll)
-    weights = client.read_weights()
-    accuracy, confusion = test_with_weights(cfg, data, weights)
-    return {
-        "samples": len(words),
-        "status": status,
-        "weights": weights,
-        "test_accuracy": accuracy,
-        "confusion": confusion,
-    }
+    samples = training_samples(cfg, data, epochs, limit)
+    run = train_samples(client, cfg, samples, progress=progress, poll=poll)
+    accuracy, confusion = test_with_weights(cfg, data, run["weights"])
+    return {**run, "test_accuracy": accuracy, "confusion": confusion}

@@ -195,9 +195,12 @@ class Config:
 
 
 def default_config(circuit: str = "xor") -> Config:
-    """The embedded default configuration of a circuit (``"xor"`` or ``"ar2"``)."""
+    """The embedded default configuration of a circuit (``"xor"``, ``"ar2"`` or
+    ``"linear"``)."""
     if circuit == "xor":
         return Config()
+    if circuit == "linear":
+        return Config(layers=(3, 2))
     if circuit == "ar2":
         # Covariances of a unit-noise AR(2) reach ~3: 10 fraction bits leave a range of +-32.
         # Rates fall to 2^-14, far below one LSB per step, hence stochastic rounding.
@@ -210,7 +213,7 @@ def default_config(circuit: str = "xor") -> Config:
             learning_rate_shift=14,
             rounding="stochastic",
         )
-    raise ValueError(f"unknown circuit {circuit!r} (known: xor, ar2)")
+    raise ValueError(f"unknown circuit {circuit!r} (known: xor, ar2, linear)")
 
 
 # -- validation -------------------------------------------------------------------------------

@@ -14,7 +14,14 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from golden_model.schedule import POP, Schedule  # noqa: E402
 from golden_model.trace import Trace  # noqa: E402
 
-__all__ = ["learning_curve", "raster", "ar2_figure", "accuracy_curve", "confusion_figure"]
+__all__ = [
+    "learning_curve",
+    "raster",
+    "ar2_figure",
+    "linear_figure",
+    "accuracy_curve",
+    "confusion_figure",
+]
 
 
 def learning_curve(curve: list[tuple[int, float]], path: Path, title: str) -> Path:
@@ -114,6 +121,39 @@ def ar2_figure(result, path: Path) -> Path:
     right.set_title("K_l against the covariance of the data so far", fontsize=9)
     right.legend(fontsize=8)
     right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def linear_figure(result, path: Path, title: str) -> Path:
+    """Every learned weight approaching its entry of ``A`` (dashed), and the error curves."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    samples = [s for s, _ in result.history]
+    weights = np.array([w for _, w in result.history])
+    targets = result.A.ravel()
+    outputs, inputs = result.A.shape
+    colors = plt.cm.tab10(np.arange(len(targets)) % 10)
+    for k, (target, color) in enumerate(zip(targets, colors, strict=True)):
+        i, j = divmod(k, inputs)
+        left.plot(samples, weights[:, k], color=color, label=f"W[{i},{j}]")
+        left.axhline(target, color=color, linestyle="--", linewidth=0.8)
+    left.set_xlabel("training samples")
+    left.set_ylabel("effective weight (dashed: A)")
+    left.set_title("weights approach the target transform", fontsize=10)
+    if len(targets) <= 12:
+        left.legend(fontsize=7, ncol=2)
+    left.grid(True, alpha=0.3)
+    points = np.array(result.curve)
+    right.semilogy(points[:, 0], np.maximum(points[:, 1], 1e-12), label="max |W - A|")
+    right.semilogy(points[1:, 0], np.maximum(points[1:, 2], 1e-30), label="squared error")
+    right.axhline(result.tolerance, color="gray", linestyle=":", label="tolerance")
+    right.set_xlabel("training samples")
+    right.set_title("error", fontsize=10)
+    right.legend(fontsize=8)
+    right.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -7,6 +7,7 @@ import numpy as np
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.fixed import to_float
+from golden_model.linear import LinearResult, linear_samples, split_weights, train_linear
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import (
     Ar2Result,
@@ -20,7 +21,7 @@ from golden_model.tasks import (
 
 from .verilator_run import run_verilator
 
-__all__ = ["rtl_xor", "rtl_ar2"]
+__all__ = ["rtl_xor", "rtl_ar2", "rtl_linear"]
 
 
 def rtl_xor(
@@ -86,3 +87,36 @@ def rtl_ar2(
     verdict.update(result.to_json())
     verdict.update(lanes=lanes, samples=samples)
     return verdict, result
+
+
+def rtl_linear(
+    cfg: Config,
+    *,
+    samples: int = 2000,
+    scale: float = 1.0,
+    lanes: int = 1,
+    waves: bool = False,
+    work=None,
+    live: bool = False,
+) -> tuple[dict, LinearResult]:
+    """Learn the linear transform in the RTL under Verilator, compared with the golden model
+    at every tick; the verdict carries the RTL's own effective weights and their error."""
+    golden = train_linear(cfg, FIXED, samples=samples, scale=scale)
+    options = {"lanes": lanes, "waves": waves, "live": live}
+    if work is not None:
+        options["work"] = work
+    verdict = run_verilator(cfg, linear_samples(cfg, samples, scale), **options)
+    w1 = to_float(np.asarray(verdict.pop("weights")["W1"]), cfg.weight_frac)
+    w, bias = split_weights(cfg, w1)
+    verdict.update(
+        A=golden.A.tolist(),
+        W=w.tolist(),
+        bias=bias.tolist(),
+        max_abs_error=float(np.max(np.abs(w - golden.A))),
+        tolerance=golden.tolerance,
+        samples=samples,
+        seed=cfg.seed,
+        lanes=lanes,
+        mode="rtl",
+    )
+    return verdict, golden

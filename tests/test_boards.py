@@ -183,6 +183,22 @@ def test_host_trains_iris_on_the_board_from_its_initial_weights(tmp_path):
     assert verdict["test_accuracy"] == golden.test_accuracy
 
 
+def test_host_trains_the_linear_transform_bit_for_bit_over_the_uart(tmp_path):
+    """``boards.host.train_samples`` (what ``pulsegate host train-linear`` runs) on a board
+    built for the one-layer 3-2 network, through the UART model."""
+    from golden_model.config import default_config
+    from golden_model.linear import train_linear
+
+    cfg = default_config("linear")
+    verdict = run_link_bench(
+        cfg, "train", linear_scale=1.0, order=list(range(40)), work=tmp_path / "linear"
+    )
+    assert verdict["bit_exact"], verdict["problems"]
+    assert verdict["trained_samples"] == verdict["samples"] == 40
+    golden = train_linear(cfg, samples=40)
+    assert verdict["weights"] == golden.weight_flat.tolist()
+
+
 def test_malformed_frames_get_errors_and_change_nothing(xor_order):
     verdict = run_link_bench(board_config(), "malformed", order=xor_order[:8], seed=11, frames=1050)
     assert verdict["ok"], verdict["problems"][:5]

@@ -91,6 +91,60 @@ def run_ar2(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_linear(result, cfg) -> None:
+    """The learned matrix beside the target, the largest error and the samples taken."""
+    print(f"\n{result.samples} samples, mode {result.mode}, seed {cfg.seed}")
+    print("learned W                      | target A")
+    for w_row, a_row in zip(result.W, result.A, strict=True):
+        print(
+            " ".join(f"{v:+8.4f}" for v in w_row).ljust(30)
+            + " | "
+            + " ".join(f"{v:+8.4f}" for v in a_row)
+        )
+    print(f"bias column: {' '.join(f'{v:+.5f}' for v in result.bias)}")
+    verdict = "within" if result.converged else "NOT within"
+    print(
+        f"largest |W - A| {result.max_abs_error:.5f}: {verdict} the tolerance "
+        f"{result.tolerance:.5f}"
+    )
+
+
+def run_linear(args: argparse.Namespace) -> int:
+    from golden_model.linear import check_linear, train_linear
+
+    from .. import plots
+
+    cfg = load_config(args, "linear", "linear")
+    check_linear(cfg, args.scale)
+    check_outputs(args)
+    mode = FLOAT if args.float else FIXED
+    bar = ProgressLine(f"linear [{mode}]")
+    result = train_linear(cfg, mode, samples=args.samples, scale=args.scale, progress=bar)
+    bar.close()
+    print_linear(result, cfg)
+    data = result.to_json()
+    data["config"] = cfg.to_dict()
+    if args.out:
+        out = Path(args.out)
+        title = f"linear transform {cfg.layers[0]} -> {cfg.layers[1]}, {mode}, seed {cfg.seed}"
+        print(f"wrote {plots.linear_figure(result, out / 'linear.png', title)}")
+    write_json(args.json, data)
+    return 0 if result.converged else 1
+
+
+def add_linear_options(parser: argparse.ArgumentParser) -> None:
+    """The linear task's own options (the golden model's and the RTL's)."""
+    parser.add_argument(
+        "--samples", type=positive_int, default=2000, help="training samples (2000)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="entries of A are drawn from [-scale, scale] (1.0)",
+    )
+
+
 def add_task_options(parser: argparse.ArgumentParser) -> None:
     """The options every golden-model task takes."""
     parser.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
@@ -100,12 +154,16 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write the result as JSON")
 
 
-RUNS = {"xor": run_xor, "ar2": run_ar2}
+RUNS = {"xor": run_xor, "ar2": run_ar2, "linear": run_linear}
 TASKS = {
     "xor": ("train XOR on the two-layer circuit", "pulsegate golden xor --out out/xor"),
     "ar2": (
         "learn lagged covariances of an AR(2) process",
         "pulsegate golden ar2 --samples 5000 --json out/ar2.json",
+    ),
+    "linear": (
+        "learn a linear transform t = A x with one layer of PMPY pairs",
+        "pulsegate golden linear --out out/linear",
     ),
 }
 
@@ -125,6 +183,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument(
                 "--max-samples", type=positive_int, default=4000, help="sample budget (4000)"
             )
+        elif name == "linear":
+            add_linear_options(p)
         else:
             p.add_argument(
                 "--samples",

@@ -15,7 +15,16 @@ from .common import (
     positive_int,
 )
 
-ACTIONS = ("info", "status", "weights", "abort", "train-xor", "train-iris", "train-digits")
+ACTIONS = (
+    "info",
+    "status",
+    "weights",
+    "abort",
+    "train-xor",
+    "train-linear",
+    "train-iris",
+    "train-digits",
+)
 
 
 def train_xor(client, args: argparse.Namespace, poll) -> int:
@@ -38,6 +47,40 @@ def train_xor(client, args: argparse.Namespace, poll) -> int:
     status = client.train(words, progress=ProgressLine("training on the board"), poll=poll)
     print(status)
     return 0
+
+
+def train_linear(client, args: argparse.Namespace, poll) -> int:
+    """``host train-linear``: the linear task on a board built for a one-layer network,
+    checked bit for bit against the golden model."""
+    import numpy as np
+
+    from boards.host import train_samples
+    from golden_model.fixed import to_float
+    from golden_model.linear import check_linear, linear_samples, split_weights, train_linear
+
+    cfg = board_config(args, "linear")
+    check_linear(cfg, args.scale)
+    count = 2000 if args.samples is None else args.samples
+    run_board = train_samples(
+        client,
+        cfg,
+        linear_samples(cfg, count, args.scale),
+        progress=ProgressLine("training the linear transform on the board"),
+        poll=poll,
+    )
+    print(run_board["status"])
+    golden = train_linear(cfg, samples=count, scale=args.scale)
+    inputs, outputs = cfg.layers
+    w1 = to_float(run_board["weights"][: outputs * (inputs + 1)], cfg.weight_frac)
+    w, _ = split_weights(cfg, w1.reshape(outputs, inputs + 1))
+    print(f"largest |W - A| of the board's weights: {np.max(np.abs(w - golden.A)):.5f}")
+    same = np.array_equal(run_board["weights"], golden.weight_flat)
+    print(
+        "the board's weights are the golden model's, bit for bit"
+        if same
+        else "the board's weights differ from the golden model's (another seed or build?)"
+    )
+    return 0 if same else 1
 
 
 def train_dataset(client, args: argparse.Namespace, poll) -> int:
@@ -102,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             print(client.wait_idle(sleep_poll()))
         elif args.action == "train-xor":
             return train_xor(client, args, sleep_poll())
+        elif args.action == "train-linear":
+            return train_linear(client, args, sleep_poll())
         else:
             return train_dataset(client, args, sleep_poll())
     except ProtocolError as exc:
@@ -137,6 +182,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--samples",
         type=positive_int,
-        help="train-xor: samples (400); train-iris, train-digits: stop after this many",
+        help="train-xor: samples (400); train-linear: samples (2000); train-iris, "
+        "train-digits: stop after this many",
     )
     p.add_argument("--epochs", type=positive_int, help="train-iris, train-digits: epochs (20)")
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="train-linear: entries of A in [-scale, scale]"
+    )

@@ -4,7 +4,10 @@ at every tick."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from golden_model.tasks import AR2_MIN_SAMPLES
 
@@ -21,6 +24,7 @@ from .common import (
     print_verdict,
     write_json,
 )
+from .golden import add_linear_options
 
 
 def run_xor(args: argparse.Namespace) -> int:
@@ -106,6 +110,38 @@ def run_ar2(args: argparse.Namespace) -> int:
     return 0 if verdict["bit_exact"] else 1
 
 
+def run_linear(args: argparse.Namespace) -> int:
+    from golden_model.linear import check_linear
+    from golden_model.schedule import compile_backprop
+    from sim.tasks import rtl_linear
+
+    from .. import plots
+    from .golden import print_linear
+
+    cfg = load_config(args, "linear", "linear")
+    check_linear(cfg, args.scale)
+    schedule = compile_backprop(cfg)
+    check_lanes(args.lanes, schedule)
+    check_outputs(args)
+    print(schedule.table())
+    print(f"building the RTL with Verilator and training it on {args.samples} samples ...")
+    verdict, golden = rtl_linear(
+        cfg, samples=args.samples, scale=args.scale, lanes=args.lanes, waves=args.waves, live=True
+    )
+    print_verdict(verdict)
+    print(f"{verdict['cycles']} clock cycles")
+    learned = dataclasses.replace(  # the RTL's weights in the golden result's clothes
+        golden, W=np.asarray(verdict["W"]), bias=np.asarray(verdict["bias"])
+    )
+    print_linear(learned, cfg)
+    if args.out:
+        title = f"linear transform in the RTL, seed {cfg.seed}"
+        print(f"wrote {plots.linear_figure(learned, Path(args.out) / 'linear.png', title)}")
+    verdict["config"] = cfg.to_dict()
+    write_json(args.json, verdict)
+    return 0 if verdict["bit_exact"] and learned.converged else 1
+
+
 def add_rtl_options(parser: argparse.ArgumentParser) -> None:
     """The options every RTL task takes."""
     parser.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
@@ -133,6 +169,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_rtl_options(p)
     p.add_argument("--max-samples", type=positive_int, default=4000, help="sample budget (4000)")
+    p = add_command(
+        tasks,
+        "linear",
+        "learn the linear transform in the RTL, compared with the golden model",
+        "pulsegate sim linear --samples 400",
+        run_linear,
+    )
+    add_rtl_options(p)
+    add_linear_options(p)
     p = add_command(
         tasks,
         "ar2",
