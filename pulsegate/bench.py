@@ -289,7 +289,8 @@ def bench_boards(boards: list[str] | None = None, out: str = "build/bench-boards
     from pathlib import Path
 
     from boards.board_sim import run_link_bench
-    from boards.targets import BOARDS, BuildError, board_config, build
+    from boards.catalogue import BOARDS, board_config
+    from boards.pnr import BuildError, build
     from golden_model.tasks import train_xor
 
     cfg = board_config()

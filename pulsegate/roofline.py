@@ -31,7 +31,7 @@ DEFAULT_BOARDS = ("icebreaker", "ulx3s-85f")
 
 
 def networks() -> dict[str, Config]:
-    from boards.targets import board_config
+    from boards.catalogue import board_config
     from golden_model.datasets import dataset_config
 
     return {
@@ -73,15 +73,9 @@ def bench_roofline(
     seconds: float = 1.0,
     epochs: int | None = None,
 ) -> dict:
-    from boards.targets import (
-        BOARDS,
-        board_config,
-        build,
-        core_logic,
-        fastest_fitting_plan,
-        fits_logic,
-        lane_plans,
-    )
+    from boards.catalogue import BOARDS, board_config
+    from boards.plans import core_logic, fastest_fitting_plan, fits_logic, lane_plans
+    from boards.pnr import build
     from golden_model.classify import train_classifier
     from golden_model.datasets import dataset_config, default_epochs, load_dataset
     from hw.network import lanes_label
@@ -192,7 +186,7 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
     """400-400-10 on the ECP5-85F: do its weights fit the block RAM, and how many samples per
     second with the fastest lane plan its multipliers allow (the digits run's per-sample
     control clocks added)."""
-    from boards.targets import lane_plans, weight_blocks
+    from boards.plans import lane_plans, weight_blocks
     from hw.network import lanes_label, multiplier_count
 
     cfg = Config(layers=(400, 400, 10))

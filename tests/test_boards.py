@@ -9,6 +9,7 @@ from amaranth.hdl import Const, Module, Signal
 from amaranth.sim import Simulator
 
 from boards.board_sim import run_link_bench
+from boards.catalogue import BOARDS, board_config, board_named
 from boards.host import HostClient
 from boards.link import crc8_next
 from boards.protocol import (
@@ -23,7 +24,6 @@ from boards.protocol import (
     encode_request,
     expected_error,
 )
-from boards.targets import BOARDS, board_config, board_named
 from boards.uart import UartRx, UartTx
 from golden_model.config import Config
 from golden_model.tasks import train_xor
@@ -249,7 +249,7 @@ def test_host_client_recovers_from_every_link_fault_within_one_request(xor_order
 
 
 def test_ecp5_board_build_meets_timing_and_reports(tmp_path):
-    from boards.targets import build
+    from boards.pnr import build
 
     result = build("ulx3s-85f", board_config(), tmp_path / "ulx3s")
     for key in ("board", "device", "fmax_mhz", "clock_mhz", "timing_met", "utilization"):
@@ -265,7 +265,7 @@ def test_ecp5_board_build_meets_timing_and_reports(tmp_path):
 
 def test_ice40up5k_board_build_meets_timing_and_reports(tmp_path):
     """The XOR system on the iCEBreaker: placed, routed, timed at the 12 MHz board clock."""
-    from boards.targets import build
+    from boards.pnr import build
 
     result = build("icebreaker", board_config(), tmp_path / "icebreaker")
     assert result["device"] == "iCE40UP5K" and result["clock_mhz"] == 12
@@ -285,7 +285,7 @@ def test_ice40up5k_board_build_meets_timing_and_reports(tmp_path):
 def test_ice40up5k_build_says_what_does_not_fit(tmp_path):
     """A network too large for the iCE40UP5K (2-8-1 in 16-bit words) must fail by naming the
     cell type that does not fit, not end in a bare placer error."""
-    from boards.targets import BuildError, build
+    from boards.pnr import BuildError, build
 
     too_big = Config(layers=(2, 8, 1))
     with pytest.raises(BuildError, match=r"does not fit iCE40UP5K .*ICESTORM_LC \d+/5280"):
@@ -293,7 +293,7 @@ def test_ice40up5k_build_says_what_does_not_fit(tmp_path):
 
 
 def test_lane_candidates_follow_multipliers_and_widths():
-    from boards.targets import lane_candidates
+    from boards.plans import lane_candidates
     from golden_model.datasets import dataset_config
 
     # 2-4-1: two sets of multipliers (W1's sweep and rule share one; W2's, W2T's and W2's
@@ -311,7 +311,7 @@ def test_lane_candidates_follow_multipliers_and_widths():
 
 
 def test_lane_plans_put_multipliers_where_the_sweeps_are():
-    from boards.targets import lane_plans, weight_blocks
+    from boards.plans import lane_plans, weight_blocks
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
     from hw.network import sweep_depths
@@ -362,36 +362,36 @@ def _plan_lanes(lanes):
 def test_auto_lanes_reports_a_tool_failure_as_itself_not_as_a_plan_that_does_not_fit(
     monkeypatch, tmp_path
 ):
-    import boards.targets as targets
+    import boards.plans as planner
 
     tried = []
 
     def crashing_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
         tried.append(lanes)
-        raise targets.BuildError("the ulx3s-85f build failed (nextpnr crashed)")
+        raise planner.BuildError("the ulx3s-85f build failed (nextpnr crashed)")
 
-    monkeypatch.setattr(targets, "build", crashing_build)
-    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
-    with pytest.raises(targets.BuildError, match="nextpnr crashed") as caught:
-        targets.build_auto("ulx3s-85f", board_config(), tmp_path)
-    assert not isinstance(caught.value, targets.DoesNotFit)
+    monkeypatch.setattr(planner, "build", crashing_build)
+    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    with pytest.raises(planner.BuildError, match="nextpnr crashed") as caught:
+        planner.build_auto("ulx3s-85f", board_config(), tmp_path)
+    assert not isinstance(caught.value, planner.DoesNotFit)
     assert len(tried) == 1  # no halving search after a crash
 
 
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
-    import boards.targets as targets
+    import boards.plans as planner
 
     def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
         if _plan_lanes(lanes) > 21:
-            raise targets.DoesNotFit(f"the design does not fit: {lanes}")
+            raise planner.DoesNotFit(f"the design does not fit: {lanes}")
         ok = _plan_lanes(lanes) <= 15
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
-    monkeypatch.setattr(targets, "build", fake_build)
-    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    monkeypatch.setattr(planner, "build", fake_build)
+    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (1000, 83640))
     # datapath lanes 39, 27, 24, 21, 18, 15, 12, 9, 7, 5
-    plans = targets.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
-    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    plans = planner.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
+    report = planner.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 3, "W2": 3} == plans[5]
     tried = {t["lanes"]: t["result"] for t in report["lanes_tried"]}
     assert tried["W1=3,W2=3"] == "fits, timing met"
@@ -399,12 +399,12 @@ def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_p
     assert "does not fit" in tried["W1=12,W2=5"]  # the fastest plan first
     assert len(tried) <= 1 + math.ceil(math.log2(len(plans)))  # then halving, not every plan
     # Without the logic check the search runs over the plans of fewer multipliers.
-    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path, check_logic=False)
+    report = planner.build_auto("ulx3s-85f", board_config(), tmp_path, check_logic=False)
     assert report["lanes"] == {"W1": 3, "W2": 3, "pool": "core"}
 
 
 def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_path):
-    import boards.targets as targets
+    import boards.plans as planner
 
     built = []
 
@@ -412,14 +412,14 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
-    monkeypatch.setattr(targets, "build", fake_build)
-    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (1000, 83640))
-    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    monkeypatch.setattr(planner, "build", fake_build)
+    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    report = planner.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 12, "W2": 5} and built == [report["lanes"]]
 
 
 def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatch, tmp_path):
-    import boards.targets as targets
+    import boards.plans as planner
 
     built = []
 
@@ -430,9 +430,9 @@ def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatc
     def fake_logic(board, cfg, lanes):  # logic grows with the lanes
         return 3_000 * _plan_lanes(lanes), 83_640
 
-    monkeypatch.setattr(targets, "build", fake_build)
-    monkeypatch.setattr(targets, "core_logic", fake_logic)
-    report = targets.build_auto("ulx3s-85f", board_config(), tmp_path)
+    monkeypatch.setattr(planner, "build", fake_build)
+    monkeypatch.setattr(planner, "core_logic", fake_logic)
+    report = planner.build_auto("ulx3s-85f", board_config(), tmp_path)
     # 21 lanes and fewer are within 85 % of 83,640 (71,094): the syntheses find the
     # fastest of them, and it is the one build
     assert built == [report["lanes"]] == [{"W1": 6, "W2": 3}]
@@ -446,9 +446,9 @@ def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
     import subprocess
     import time
 
-    from boards.targets import _run_script
+    from boards.pnr import run_script
 
-    class Plan:  # what _run_script takes from Amaranth's BuildPlan
+    class Plan:  # what run_script takes from Amaranth's BuildPlan
         script = "build_top"
 
         def extract(self, root):
@@ -457,7 +457,7 @@ def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
 
     started = time.perf_counter()
     with pytest.raises(subprocess.TimeoutExpired):
-        _run_script(Plan(), tmp_path, time_limit=0.3)
+        run_script(Plan(), tmp_path, time_limit=0.3)
     assert time.perf_counter() - started < 1
     time.sleep(1.5)
     assert not (tmp_path / "child_alive").exists()  # the background child died too
@@ -483,7 +483,7 @@ Info:     159000 |    66313      92679 |  465   535 |     42328|      24.37    1
 
 
 def test_build_stage_reads_where_nextpnr_is():
-    from boards.targets import build_stage
+    from boards.pnr import build_stage
 
     assert build_stage(None) == "synthesizing (Yosys)"
     assert build_stage("Info: Packing IOs..\n") == "packing"
@@ -505,7 +505,7 @@ def test_build_stage_reads_where_nextpnr_is():
 
 
 def test_a_build_shows_its_stages_as_they_change(tmp_path):
-    from boards.targets import _run_script
+    from boards.pnr import run_script
 
     log = tmp_path / "top.tim"
     placing, routing = NEXTPNR_LOG.splitlines()[1], ROUTER2.splitlines()[1]
@@ -520,7 +520,7 @@ def test_a_build_shows_its_stages_as_they_change(tmp_path):
             )
 
     stages = []
-    _run_script(Plan(), tmp_path, time_limit=None, progress=stages.append, poll=0.05)
+    run_script(Plan(), tmp_path, time_limit=None, progress=stages.append, poll=0.05)
     assert stages[0] == "synthesizing (Yosys)"
     assert "placing (analytic)" in stages
     assert stages[-1] == "routing (router2): iteration 1, 125,381 wires overused"
@@ -532,7 +532,7 @@ def test_core_logic_counts_the_core_by_yosys(tmp_path, capsys):
     logic at more lanes (the second through ``pulsegate logic``)."""
     import json
 
-    from boards.targets import core_logic
+    from boards.plans import core_logic
     from pulsegate.cli import main
 
     one, device = core_logic("icebreaker", board_config(), 1)
@@ -548,7 +548,7 @@ def test_core_logic_counts_the_core_by_yosys(tmp_path, capsys):
 def test_logic_cells_count_an_ice40_cell_per_lut_and_per_flip_flop():
     """An iCE40 flip-flop shares a cell only with the LUT that feeds it (few do): LUT + FF.
     An ECP5 slice has its flip-flops beside its LUTs: the larger of LUT + 2 CCU2C and FF."""
-    from boards.targets import logic_cells
+    from boards.plans import logic_cells
 
     counts = {"LUT": 4_221, "FF": 3_443, "CARRY": 903}
     assert logic_cells("ice40", counts) == 7_664  # the system packed to 7,377 with its link
@@ -557,7 +557,7 @@ def test_logic_cells_count_an_ice40_cell_per_lut_and_per_flip_flop():
 
 
 def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkeypatch):
-    import boards.targets as targets
+    import boards.plans as planner
 
     checked = []
 
@@ -565,13 +565,13 @@ def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkey
         checked.append(lanes)
         return 3_000 * _plan_lanes(lanes), 83_640
 
-    monkeypatch.setattr(targets, "core_logic", fake_logic)
-    plans = targets.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
-    plan, logic = targets.fastest_fitting_plan("ulx3s-85f", board_config())
+    monkeypatch.setattr(planner, "core_logic", fake_logic)
+    plans = planner.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
+    plan, logic = planner.fastest_fitting_plan("ulx3s-85f", board_config())
     assert _plan_lanes(plan) == 21 and plans.index(plan) == 3  # 39, 27 and 24 are over
     assert logic["W1=12,W2=5"] == (117_000, 83_640) and len(checked) < len(plans)
-    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
-    assert targets.fastest_fitting_plan("ulx3s-85f", board_config())[0] is None
+    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
+    assert planner.fastest_fitting_plan("ulx3s-85f", board_config())[0] is None
 
 
 def test_logic_auto_prints_each_synthesis_and_the_plan_auto_would_build(
@@ -579,11 +579,11 @@ def test_logic_auto_prints_each_synthesis_and_the_plan_auto_would_build(
 ):
     import json
 
-    import boards.targets as targets
+    import boards.plans as planner
     from pulsegate.cli import main
 
     monkeypatch.setattr(
-        targets, "core_logic", lambda board, cfg, lanes: (3_000 * _plan_lanes(lanes), 83_640)
+        planner, "core_logic", lambda board, cfg, lanes: (3_000 * _plan_lanes(lanes), 83_640)
     )
     out = tmp_path / "auto.json"
     assert main(["logic", "--board", "ulx3s-85f", "--lanes", "auto", "--json", str(out)]) == 0
@@ -599,13 +599,13 @@ def test_logic_auto_prints_each_synthesis_and_the_plan_auto_would_build(
     text = capsys.readouterr().out
     assert "lanes W1=12,W2=5: 117,000 of 83,640 logic cells (139.9%), over" in text
     assert "fastest within the limit: W1=6,W2=3" in text
-    monkeypatch.setattr(targets, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
+    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
     assert main(["logic", "--board", "ulx3s-85f", "--lanes", "auto"]) == 1
     assert "no plan is within the limit" in capsys.readouterr().out
 
 
 def test_the_logic_frontier_keeps_plans_of_fewer_lanes_not_of_fewer_multipliers():
-    from boards.targets import lane_plans
+    from boards.plans import lane_plans
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
     from hw.network import multiplier_count, sweep_depths
@@ -630,7 +630,8 @@ def test_the_logic_frontier_keeps_plans_of_fewer_lanes_not_of_fewer_multipliers(
 def test_one_word_memories_are_registers_on_the_ecp5_and_take_no_block_ram():
     from amaranth.hdl import Fragment
 
-    from boards.targets import WORD_REGISTERS, weight_blocks
+    from boards.catalogue import WORD_REGISTERS
+    from boards.plans import weight_blocks
     from golden_model.schedule import compile_backprop
     from hw.network import NetworkCore
 

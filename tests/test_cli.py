@@ -81,22 +81,23 @@ def test_schedule_command(capsys):
 
 
 def test_build_failure_is_one_line_and_other_boards_still_build(tmp_path, capsys, monkeypatch):
-    import boards.targets as targets
+    import boards.catalogue as catalogue
+    import boards.pnr as pnr
 
     built = []
 
     def fake_build(name, cfg, out, **options):
         built.append(name)
         if name == "icebreaker":
-            raise targets.BuildError("the design does not fit iCE40UP5K: ICESTORM_LC 9/5")
+            raise pnr.BuildError("the design does not fit iCE40UP5K: ICESTORM_LC 9/5")
         return {"board": name, "timing_met": True, "bitstream": "", "build_seconds": 0.0}
 
-    monkeypatch.setattr(targets, "build", fake_build)
-    monkeypatch.setattr(targets, "report_markdown", lambda result: f"report {result['board']}")
+    monkeypatch.setattr(pnr, "build", fake_build)
+    monkeypatch.setattr(pnr, "report_markdown", lambda result: f"report {result['board']}")
     status = main(["build", "--board", "all", "--out", str(tmp_path)])
     captured = capsys.readouterr()
     assert status == 1
-    assert built == list(targets.BOARDS)  # the failure did not stop the others
+    assert built == list(catalogue.BOARDS)  # the failure did not stop the others
     assert "pulsegate: error: the design does not fit iCE40UP5K" in captured.err
     assert "Traceback" not in captured.err
     assert "report ulx3s-85f" in captured.out

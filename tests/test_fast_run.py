@@ -39,7 +39,7 @@ def test_lanes_1_2_and_the_auto_value_agree_with_each_other_and_the_golden_model
     its words spanning rows; test_slow repeats the search).
     Each is bit-exact with the golden model at every tenth sample; their final RTL states are
     identical."""
-    from boards.targets import lane_plans
+    from boards.plans import lane_plans
     from hw.network import lanes_label
 
     cfg, samples = _iris_samples(30)
@@ -90,7 +90,7 @@ PLANS = {
 def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path, plan):
     """The 64-32-10 core on the first 20 training samples of the digits epoch, its 3,382
     state words compared after each (a full epoch is the benchmark in BENCHMARKS.md)."""
-    from boards.targets import lane_plans
+    from boards.plans import lane_plans
 
     data, cfg = load_dataset("digits"), dataset_config("digits")
     lanes = 1

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from boards.targets import board_config
+from boards.catalogue import board_config
 from golden_model.circuit import FIXED, FLOAT
 from golden_model.config import ConfigError, default_config
 from golden_model.linear import check_linear, linear_samples, linear_target, train_linear

@@ -37,7 +37,7 @@ def test_ar2_long_run_recovers_coefficients_closely():
 def test_auto_lanes_for_iris_on_the_ulx3s_are_bit_exact(tmp_path):
     """The search itself (several ECP5 builds), then the lanes it chose trained under the
     fast path beside one lane: both bit-exact with the golden model, same final state."""
-    from boards.targets import build_auto
+    from boards.plans import build_auto
     from golden_model.classify import epoch_order
     from golden_model.datasets import dataset_config, load_dataset
     from hw.network import lanes_label

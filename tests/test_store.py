@@ -59,7 +59,7 @@ def test_board_stores_fill_the_spram_on_the_up5k_and_keep_16_slots_elsewhere():
     from amaranth_boards.icebreaker import ICEBreakerPlatform
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-    from boards.targets import board_config, store_slots
+    from boards.catalogue import board_config, store_slots
     from golden_model.datasets import dataset_config
 
     assert store_slots(board_config(), ICEBreakerPlatform()) == 255

@@ -112,9 +112,9 @@ def test_the_checks_can_fail(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(
         "from .config import Config\n"
-        "def f():\n    from boards.targets import BOARDS\n    return BOARDS\n"
+        "def f():\n    from boards.plans import BOARDS\n    return BOARDS\n"
         "if TYPE_CHECKING:\n    from pulsegate import cli\n"
     )
-    assert imports_of(probe, package="golden_model") == {"golden_model.config", "boards.targets"}
+    assert imports_of(probe, package="golden_model") == {"golden_model.config", "boards.plans"}
     assert find_cycle({"config": {"dynamics"}, "dynamics": {"config"}}) is not None
     assert find_cycle({"config": {"limits"}, "dynamics": {"limits", "config"}}) is None

@@ -8,7 +8,7 @@ from .common import UsageError, add_command, check_outputs, positive_float, posi
 
 
 def run_roofline(args: argparse.Namespace) -> int:
-    from boards.targets import BOARDS
+    from boards.catalogue import BOARDS
 
     from ..roofline import DEFAULT_BOARDS, bench_roofline
 
@@ -38,7 +38,7 @@ def run_rtl(args: argparse.Namespace) -> int:
 
 
 def run_boards(args: argparse.Namespace) -> int:
-    from boards.targets import BOARDS
+    from boards.catalogue import BOARDS
 
     from ..bench import bench_boards
 

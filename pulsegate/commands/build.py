@@ -22,7 +22,9 @@ from .common import (
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from boards.targets import BOARDS, BuildError, build, build_auto, report_markdown
+    from boards.catalogue import BOARDS
+    from boards.plans import build_auto
+    from boards.pnr import BuildError, build, report_markdown
     from golden_model.schedule import compile_backprop
 
     cfg = board_config(args)
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from boards.targets import BOARDS, ROUTERS
+    from boards.catalogue import BOARDS
+    from boards.pnr import ROUTERS
 
     p = add_command(
         subparsers,

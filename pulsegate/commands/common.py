@@ -90,7 +90,7 @@ def load_config(args: argparse.Namespace, base: Config | str, task: str) -> Conf
 
 def board_config(args: argparse.Namespace, task: str = "backprop") -> Config:
     """The board network (2-4-1 XOR in 12-bit words) with ``--config`` over it."""
-    from boards.targets import board_config as default_board_config
+    from boards.catalogue import board_config as default_board_config
 
     return load_config(args, default_board_config(), task)
 

@@ -17,14 +17,8 @@ from .common import (
 
 
 def run(args: argparse.Namespace) -> int:
-    from boards.targets import (
-        AUTO_LOGIC_LIMIT,
-        LOGIC_CELLS,
-        board_named,
-        core_resources,
-        fits_logic,
-        logic_cells,
-    )
+    from boards.catalogue import LOGIC_CELLS, board_named
+    from boards.plans import AUTO_LOGIC_LIMIT, core_resources, fits_logic, logic_cells
     from golden_model.schedule import compile_backprop
     from hw.network import lanes_label
 
@@ -65,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
 def run_auto(board, cfg, json_path: str | None) -> int:
     """The plan ``--lanes auto`` would build first: the halving search's syntheses, each
     printed, then the fastest plan within the limit (exit status 1 when there is none)."""
-    from boards.targets import AUTO_LOGIC_LIMIT, BuildError, fastest_fitting_plan, fits_logic
+    from boards.plans import AUTO_LOGIC_LIMIT, fastest_fitting_plan, fits_logic
+    from boards.pnr import BuildError
     from hw.network import lanes_label
 
     print(
@@ -106,7 +101,7 @@ def run_auto(board, cfg, json_path: str | None) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from boards.targets import BOARDS
+    from boards.catalogue import BOARDS
 
     p = add_command(
         subparsers,

@@ -1,0 +1,279 @@
+"""A board build with the open toolchain (YoWASP Yosys and nextpnr), and its report.
+
+``build(board, cfg, out)`` writes the Verilog, the bitstream and a report: cells used against
+what the device has (from nextpnr's JSON report), Fmax against the board clock, timing met or
+not. iCE40 caveat: nextpnr-ice40 does not time the inside of SB_MAC16 blocks (placeholder
+delays), so iCE40 Fmax with DSPs in use is optimistic about the multipliers themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from golden_model.config import Config
+from toolchain import tool_env
+
+from .catalogue import WORD_REGISTERS, Board, board_named
+from .store import store_kind
+from .top import BoardTop
+
+__all__ = [
+    "ROUTERS",
+    "BuildError",
+    "DoesNotFit",
+    "build",
+    "build_stage",
+    "over_capacity",
+    "report_markdown",
+    "run_script",
+]
+
+#: nextpnr's routers.
+ROUTERS = ("router1", "router2")
+
+# The stock synth scripts map LUTs with abc9, which dies inside YoWASP's sandbox on designs of
+# any size: stop before LUT mapping, map with the classic ``abc -lut 4``, finish the script.
+_ICE40_AFTER = (
+    "techmap -map +/ice40/latches_map.v; abc -lut 4 -dress; ice40_wrapcarry -unwrap; "
+    "techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; "
+    "synth_ice40 {dsp} -top top -run map_cells:"
+)
+_ECP5_AFTER = (
+    "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+    "synth_ecp5 -top top -run map_cells:"
+)
+
+
+class BuildError(RuntimeError):
+    """A board build failed; the message says why (e.g. a tool's failure and its log)."""
+
+
+class DoesNotFit(BuildError):
+    """The design does not fit the device: cells over its capacity, or place and route
+    longer than the time given (congestion). ``--lanes auto`` tries a smaller plan after
+    this, and after nothing else."""
+
+
+def over_capacity(log: str) -> list[str]:
+    """``"CELL used/available (N%)"`` for every cell type nextpnr found over 100 %."""
+    import re
+
+    found = []
+    for cell, used, available in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log):
+        if int(used) > int(available):
+            found.append(f"{cell} {used}/{available} ({100 * int(used) // int(available)} %)")
+    return list(dict.fromkeys(found))
+
+
+def build_stage(log: str | None) -> str:
+    """Where a build is, from nextpnr's log so far (``top.tim``; ``None`` before nextpnr
+    starts): packing, placing (with the placer's iteration), the placed estimate, routing
+    (router1's arcs left or router2's iteration and overused wires), routed."""
+    import re
+
+    if log is None:
+        return "synthesizing (Yosys)"
+    stage, estimate, arcs = "packing", None, None
+    for line in log.splitlines():
+        if "Running main analytical placer" in line:
+            stage = "placing (analytic)"
+        elif "Running simulated annealing placer" in line:
+            stage = "placing (annealing)"
+        elif found := re.search(r"at iteration #(\d+)", line):
+            stage = stage.split(",")[0] + f", iteration {found[1]}"
+        elif found := re.search(r"Max frequency for clock '[^']*': ([\d.]+) MHz", line):
+            if estimate is None:
+                estimate, stage = found[1], f"placed at an estimated {found[1]} MHz"
+            else:
+                return f"routed: {found[1]} MHz (writing the bitstream)"
+        elif found := re.search(r"Routing (\d+) arcs", line):
+            arcs, stage = int(found[1]), "routing (router1)"
+        elif "Running router2" in line:
+            stage = "routing (router2)"
+        elif found := re.search(r"iter=(\d+) wires=\d+ overused=(\d+)", line):
+            stage = f"routing (router2): iteration {found[1]}, {int(found[2]):,} wires overused"
+        elif arcs and (found := re.match(r"Info:\s+\d+ \|.*\|\s+(\d+)\|", line)):
+            stage = f"routing (router1): {int(found[1]):,} of {arcs:,} arcs left"
+    if estimate is not None and stage.startswith("routing"):
+        stage = f"placed at an estimated {estimate} MHz; {stage}"
+    return stage
+
+
+def _flow(board: Board) -> dict:
+    if board.family == "ice40":
+        dsp = "-dsp" if board.dsp else ""
+        return {
+            "synth_opts": f"{dsp} -run begin:map_luts",
+            "script_after_synth": _ICE40_AFTER.format(dsp=dsp),
+        }
+    return {"synth_opts": "-run begin:map_luts", "script_after_synth": _ECP5_AFTER}
+
+
+def run_script(
+    plan,
+    out: Path,
+    time_limit: float | None,
+    progress: Callable[[str], None] | None = None,
+    poll: float = 60.0,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run the build plan's script in ``out`` with ``env``; past ``time_limit`` seconds, stop
+    it and every tool it started (they share its process group) and raise
+    ``TimeoutExpired``. Every ``poll`` seconds ``progress`` gets :func:`build_stage` when it
+    has changed."""
+    plan.extract(str(out))
+    process = subprocess.Popen(
+        ["sh", f"{plan.script}.sh"], cwd=out, env=env, start_new_session=True
+    )
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    shown = None
+    while True:
+        wait = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
+        try:
+            code = process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise
+        if progress is not None:
+            log = out / "top.tim"
+            stage = build_stage(log.read_text(errors="replace") if log.exists() else None)
+            if stage != shown:
+                progress(stage)
+                shown = stage
+    if code:
+        raise subprocess.CalledProcessError(code, f"{plan.script}.sh")
+
+
+def build(
+    board: Board | str,
+    cfg: Config,
+    out: str | Path,
+    *,
+    lanes: int | dict[str, int] = 1,
+    baud: int = 115200,
+    router: str = "router1",
+    time_limit: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
+    written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
+    ``router1`` (its default) or ``router2`` (measured here on the XOR system: about as fast,
+    56.73 against 60.80 MHz on the ECP5-85F; neither finished the digits system at 22 lanes
+    and above). ``time_limit`` (seconds): stop the tools and raise
+    :class:`BuildError` when the build takes longer (a congested design can route for hours).
+    ``progress`` gets the build's stage (:func:`build_stage`) once a minute when it changed."""
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
+    board = board_named(board) if isinstance(board, str) else board
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    platform = board.platform()
+    top = BoardTop(cfg, baud=baud, lanes=lanes, word_registers=WORD_REGISTERS[board.family])
+    started = time.perf_counter()
+    plan = platform.prepare(
+        top,
+        name="top",
+        nextpnr_opts=f"--report report.json --timing-allow-fail --router {router}",
+        **_flow(board),
+    )
+    env = tool_env(workdir=out)  # YoWASP's ABC wants TMPDIR inside the build
+    env.setdefault("DFU_SUFFIX", "true")  # OrangeCrab: plain .bit, no DFU suffix tool
+    try:
+        run_script(plan, out, time_limit, progress, env=env)
+    except subprocess.TimeoutExpired as exc:
+        raise DoesNotFit(
+            f"the {board.name} build did not finish within {time_limit / 60:.0f} min "
+            f"(stopped; progress in {out / 'top.tim'})"
+        ) from exc
+    except Exception as exc:
+        log = out / "top.tim"
+        over = over_capacity(log.read_text()) if log.exists() else []
+        if over:
+            raise DoesNotFit(
+                f"the design does not fit {board.device} ({board.name}): "
+                + ", ".join(over)
+                + f"; log {log}"
+            ) from exc
+        raise BuildError(f"the {board.name} build failed ({exc}); logs in {out}") from exc
+    seconds = time.perf_counter() - started
+    link = top.system.link
+    memory = store_kind(cfg.current_width, link.slots * link.input_words, platform, link.store_kind)
+    report = json.loads((out / "report.json").read_text())
+    clock_mhz = platform.default_clk_frequency / 1e6
+    fmax = report.get("fmax", {})
+    achieved = min((v["achieved"] for v in fmax.values()), default=0.0)
+    utilization = {
+        cell: {"used": int(v["used"]), "available": int(v["available"])}
+        for cell, v in sorted(report.get("utilization", {}).items())
+        if int(v["used"]) > 0 or cell in _KEY_CELLS
+    }
+    result = {
+        "board": board.name,
+        "device": board.device,
+        "family": board.family,
+        "network": "-".join(str(n) for n in cfg.layers),
+        "lanes": lanes,
+        "router": router,
+        "baud": baud,
+        "clock_mhz": clock_mhz,
+        "fmax_mhz": round(achieved, 2),
+        "timing_met": achieved >= clock_mhz,
+        "utilization": utilization,
+        "sample_store": {"slots": link.slots, "memory": memory},
+        "notes": board.notes,
+        "build_seconds": round(seconds, 1),
+        "bitstream": str(next(iter(sorted(out.glob("top.bi[tn]"))), "")),
+    }
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "nextpnr.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(result))
+    return result
+
+
+_KEY_CELLS = {
+    "ICESTORM_LC",
+    "ICESTORM_DSP",
+    "ICESTORM_RAM",
+    "ICESTORM_SPRAM",
+    "TRELLIS_COMB",
+    "TRELLIS_FF",
+    "MULT18X18D",
+    "DP16KD",
+}
+
+
+def report_markdown(result: dict) -> str:
+    lines = [
+        f"# {result['board']} ({result['device']}), network {result['network']}",
+        "",
+        f"Fmax {result['fmax_mhz']:.2f} MHz against the {result['clock_mhz']:g} MHz board clock: "
+        f"timing {'met' if result['timing_met'] else 'NOT met'}."
+        + (f" ({result['notes']})" if result["notes"] else ""),
+        "",
+        "| cell | used | available | % |",
+        "| ---- | ---: | --------: | -: |",
+    ]
+    store = result.get("sample_store")
+    tail = (
+        [
+            "",
+            f"Sample store: {store['slots']} samples in "
+            + ("SPRAM" if store["memory"] == "spram" else "RAM that Yosys infers (block or LUT)")
+            + ".",
+        ]
+        if store
+        else []
+    )
+    for cell, v in result["utilization"].items():
+        share = 100 * v["used"] / v["available"] if v["available"] else 0
+        lines.append(f"| {cell} | {v['used']:,} | {v['available']:,} | {share:.1f} |")
+    return "\n".join(lines + tail) + "\n"
