@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench lint clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pulsegate sim xor --out out/xor --json out/xor/result.json
-	$(BIN)/pulsegate golden ar2 --out out/ar2 --json out/ar2/result.json
+	$(BIN)/pulsegate sim xor --out build/out/xor --json build/out/xor/result.json
+	$(BIN)/pulsegate golden ar2 --out build/out/ar2 --json build/out/ar2/result.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -23,14 +23,19 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 bench: $(STAMP)
-	$(BIN)/pulsegate bench golden --json out/bench_golden.json
-	$(BIN)/pulsegate bench blocks --json out/bench_blocks.json
-	$(BIN)/pulsegate bench rtl --json out/bench_rtl.json
-	$(BIN)/pulsegate bench boards --json out/bench_boards.json
-	$(BIN)/pulsegate bench --json out/bench_roofline.json
+	$(BIN)/pulsegate bench golden --json build/out/bench_golden.json
+	$(BIN)/pulsegate bench blocks --json build/out/bench_blocks.json
+	$(BIN)/pulsegate bench rtl --json build/out/bench_rtl.json
+	$(BIN)/pulsegate bench boards --json build/out/bench_boards.json
+	$(BIN)/pulsegate bench --json build/out/bench_roofline.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Every generated output and cache; the virtual environment stays (see distclean).
 clean:
-	rm -rf $(VENV) out
+	rm -rf out build .hypothesis .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -139,7 +139,7 @@ def train_linear(
     mode: str = FIXED,
     samples: int = 4000,
     scale: float = DEFAULT_SCALE,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     recorder: TraceRecorder | None = None,
     checkpoints: int = 100,
 ) -> LinearResult:
@@ -167,7 +167,7 @@ def train_linear(
             checkpoint(done, error_sq, seen)
             error_sq, seen = 0.0, 0
             if progress is not None:
-                progress(done, samples)
+                progress(done, samples, max_error=curve[-1][1])
     w, bias = split_weights(cfg, circuit.weights_float()["W1"])
     return LinearResult(
         A=a,

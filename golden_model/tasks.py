@@ -31,7 +31,8 @@ __all__ = [
     "ar2_result",
 ]
 
-#: ``progress(done, total)`` is called now and then during long runs.
+#: ``progress(done, total, **status)`` is called now and then during long runs (``status``:
+#: figures worth showing, such as the current error).
 Progress = Callable[[int, int], None]
 
 XOR_INPUTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -126,7 +127,7 @@ def train_xor(
                 circuit.run_sample(recorder)
             samples += 1
         if progress is not None:
-            progress(samples, max_samples)
+            progress(samples, max_samples, error=curve[-1][1])
     return XorResult(
         converged=converged,
         samples=samples,

@@ -118,3 +118,20 @@ def test_the_checks_can_fail(tmp_path):
     assert imports_of(probe, package="golden_model") == {"golden_model.config", "boards.plans"}
     assert find_cycle({"config": {"dynamics"}, "dynamics": {"config"}}) is not None
     assert find_cycle({"config": {"limits"}, "dynamics": {"limits", "config"}}) is None
+
+
+def test_every_configuration_the_docs_name_ships_with_the_project():
+    import re
+
+    from golden_model.config import Config
+    from pulsegate.commands.common import config_path
+
+    names = set()
+    for doc in ("README.md", "BENCHMARKS.md", "docs/hardware.md", "docs/model.md"):
+        names |= set(re.findall(r"--config ([A-Za-z0-9_.-]+)", (ROOT / doc).read_text()))
+    names -= {"FILE"}
+    assert names >= {"digits", "iris", "iris12", "linear"}
+    for name in sorted(names):
+        path = config_path(name)
+        assert path.exists(), f"--config {name} in the docs does not ship"
+        Config.load(path)  # and it is valid

@@ -24,6 +24,9 @@ __all__ = [
     "EXAMPLE_FORMAT",
     "add_command",
     "load_config",
+    "config_path",
+    "CONFIG_HELP",
+    "SHIPPED_CONFIGS",
     "board_config",
     "positive_int",
     "at_least",
@@ -76,12 +79,32 @@ def add_command(
 # -- configurations ----------------------------------------------------------------------------
 
 
+#: The configurations that ship with pulsegate (``--config digits``): every command of
+#: README.md and BENCHMARKS.md runs as written from a fresh clone.
+SHIPPED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_HELP = (
+    "JSON configuration file, or a shipped one by name: "
+    + ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.json")))
+    + " (missing keys take the defaults)"
+)
+
+
+def config_path(text: str) -> Path:
+    """``text`` as a path; a name (``digits`` or ``digits.json``) that is no file here is one
+    of :data:`SHIPPED_CONFIGS`."""
+    path = Path(text)
+    shipped = SHIPPED_CONFIGS / f"{path.name.removesuffix('.json')}.json"
+    if not path.exists() and path.parent == Path(".") and shipped.exists():
+        return shipped
+    return path
+
+
 def load_config(args: argparse.Namespace, base: Config | str, task: str) -> Config:
     """``base`` (a Config or a circuit's default) with ``--config`` over it and ``--seed``
     applied, checked to have the shape ``task`` needs (``layers``)."""
     cfg = default_config(base) if isinstance(base, str) else base
     if getattr(args, "config", None):
-        cfg = Config.load(args.config, base=cfg)
+        cfg = Config.load(config_path(args.config), base=cfg)
     if getattr(args, "seed", None) is not None:
         cfg = cfg.replace(seed=args.seed)
     check_task_shape(cfg, task)

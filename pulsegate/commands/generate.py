@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import LANES_HELP, add_command, check_lanes, check_outputs, lane_setting, load_config
+from .common import (
+    CONFIG_HELP,
+    LANES_HELP,
+    add_command,
+    check_lanes,
+    check_outputs,
+    lane_setting,
+    load_config,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run,
     )
     p.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")
-    p.add_argument("--config", help="JSON configuration")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--lanes", type=lane_setting, default=1, help=LANES_HELP)
     p.add_argument("--out", required=True, help="output directory")

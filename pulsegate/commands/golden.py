@@ -8,8 +8,16 @@ from pathlib import Path
 from golden_model.circuit import FIXED, FLOAT
 from golden_model.tasks import AR2_MIN_SAMPLES
 
-from ..progress import ProgressLine
-from .common import add_command, at_least, check_outputs, load_config, positive_int, write_json
+from ..progress import Progress
+from .common import (
+    CONFIG_HELP,
+    add_command,
+    at_least,
+    check_outputs,
+    load_config,
+    positive_int,
+    write_json,
+)
 
 
 def run_xor(args: argparse.Namespace) -> int:
@@ -22,7 +30,10 @@ def run_xor(args: argparse.Namespace) -> int:
     check_outputs(args)
     mode = FLOAT if args.float else FIXED
     print(compile_backprop(cfg).table())
-    bar = ProgressLine(f"xor [{mode}]")
+    bar = Progress(
+        f"xor [{mode}]",
+        stops=f"all four outputs are within 0.25 of their targets, or at {args.max_samples:,}",
+    )
     result = train_xor(cfg, mode, max_samples=args.max_samples, progress=bar, keep_step_trace=True)
     bar.close()
     verdict = "converged" if result.converged else "did NOT converge"
@@ -65,7 +76,7 @@ def run_ar2(args: argparse.Namespace) -> int:
     check_outputs(args)
     mode = FLOAT if args.float else FIXED
     print(compile_ar2(cfg).table())
-    bar = ProgressLine(f"ar2 [{mode}]")
+    bar = Progress(f"ar2 [{mode}]")
     result = run_ar2(cfg, mode, samples=args.samples, progress=bar)
     bar.close()
     np.set_printoptions(precision=3, suppress=True)
@@ -118,7 +129,7 @@ def run_linear(args: argparse.Namespace) -> int:
     check_linear(cfg, args.scale)
     check_outputs(args)
     mode = FLOAT if args.float else FIXED
-    bar = ProgressLine(f"linear [{mode}]")
+    bar = Progress(f"linear [{mode}]")
     result = train_linear(cfg, mode, samples=args.samples, scale=args.scale, progress=bar)
     bar.close()
     print_linear(result, cfg)
@@ -147,7 +158,7 @@ def add_linear_options(parser: argparse.ArgumentParser) -> None:
 
 def add_task_options(parser: argparse.ArgumentParser) -> None:
     """The options every golden-model task takes."""
-    parser.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--seed", type=int, help="override the configuration's seed")
     parser.add_argument("--float", action="store_true", help="float model, not fixed point")
     parser.add_argument("--out", help="directory for plots")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..progress import ProgressLine
+from ..progress import Progress
 from .common import (
+    CONFIG_HELP,
     add_command,
     board_config,
     format_confusion,
@@ -44,7 +45,7 @@ def train_xor(client, args: argparse.Namespace, poll) -> int:
     samples = 400 if args.samples is None else args.samples
     order = np.random.default_rng([cfg.seed, 1]).integers(0, 4, samples)
     words = [golden.input_words(xor_sample(int(k))) for k in order]
-    status = client.train(words, progress=ProgressLine("training on the board"), poll=poll)
+    status = client.train(words, progress=Progress("training on the board"), poll=poll)
     print(status)
     return 0
 
@@ -65,7 +66,7 @@ def train_linear(client, args: argparse.Namespace, poll) -> int:
         client,
         cfg,
         linear_samples(cfg, count, args.scale),
-        progress=ProgressLine("training the linear transform on the board"),
+        progress=Progress("training the linear transform on the board"),
         poll=poll,
     )
     print(run_board["status"])
@@ -102,7 +103,7 @@ def train_dataset(client, args: argparse.Namespace, poll) -> int:
         data,
         epochs,
         limit=args.samples,
-        progress=ProgressLine(f"training {dataset} on the board"),
+        progress=Progress(f"training {dataset} on the board"),
         poll=poll,
     )
     print(run_board["status"])
@@ -178,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=600.0,
         help="longest wait in s for one run of the board to finish (600)",
     )
-    p.add_argument("--config", help="JSON configuration the board was built with")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument(
         "--samples",
         type=positive_int,

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .common import (
+    CONFIG_HELP,
     LANES_HELP,
     add_command,
     board_config,
@@ -111,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run,
     )
     p.add_argument("--board", required=True, choices=BOARDS)
-    p.add_argument("--config", help="JSON configuration (default: the 2-4-1 XOR board network)")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument(
         "--lanes",
         type=lanes_or_auto,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_command, load_config
+from .common import CONFIG_HELP, add_command, load_config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,5 +28,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run,
     )
     p.add_argument("circuit", choices=("xor", "ar2"), nargs="?", default="xor")
-    p.add_argument("--config", help="JSON configuration")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--inference", action="store_true", help="the inference schedule")

@@ -11,8 +11,9 @@ import numpy as np
 
 from golden_model.tasks import AR2_MIN_SAMPLES
 
-from ..progress import ProgressLine
+from ..progress import Progress
 from .common import (
+    CONFIG_HELP,
     LANES_HELP,
     add_command,
     at_least,
@@ -39,7 +40,7 @@ def run_xor(args: argparse.Namespace) -> int:
     check_lanes(args.lanes, schedule)
     check_outputs(args)
     print(schedule.table())
-    bar = ProgressLine("golden model fixes the sample sequence")
+    bar = Progress("golden model fixes the sample sequence")
     print("building the RTL with Verilator and training it beside the golden model ...")
     verdict, golden = rtl_xor(
         cfg,
@@ -47,7 +48,7 @@ def run_xor(args: argparse.Namespace) -> int:
         lanes=args.lanes,
         waves=args.waves,
         progress=bar,
-        live=True,
+        live=args.verbose,
     )
     bar.close()
     print_verdict(verdict)
@@ -94,7 +95,7 @@ def run_ar2(args: argparse.Namespace) -> int:
     print(schedule.table())
     print(f"building the RTL with Verilator and feeding it {args.samples} samples ...")
     verdict, result = rtl_ar2(
-        cfg, samples=args.samples, lanes=args.lanes, waves=args.waves, live=True
+        cfg, samples=args.samples, lanes=args.lanes, waves=args.waves, live=args.verbose
     )
     print_verdict(verdict)
     print(f"{verdict['cycles']} clock cycles")
@@ -126,7 +127,12 @@ def run_linear(args: argparse.Namespace) -> int:
     print(schedule.table())
     print(f"building the RTL with Verilator and training it on {args.samples} samples ...")
     verdict, golden = rtl_linear(
-        cfg, samples=args.samples, scale=args.scale, lanes=args.lanes, waves=args.waves, live=True
+        cfg,
+        samples=args.samples,
+        scale=args.scale,
+        lanes=args.lanes,
+        waves=args.waves,
+        live=args.verbose,
     )
     print_verdict(verdict)
     print(f"{verdict['cycles']} clock cycles")
@@ -144,10 +150,16 @@ def run_linear(args: argparse.Namespace) -> int:
 
 def add_rtl_options(parser: argparse.ArgumentParser) -> None:
     """The options every RTL task takes."""
-    parser.add_argument("--config", help="JSON configuration (missing keys take the defaults)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--seed", type=int, help="override the configuration's seed")
     parser.add_argument("--lanes", type=lane_setting, default=1, help=LANES_HELP)
     parser.add_argument("--waves", action="store_true", help="write an FST waveform of the run")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the simulator's log (cocotb and Verilator) instead of writing it to "
+        "build/verilator/test.log",
+    )
     parser.add_argument("--out", help="directory for plots")
     parser.add_argument("--json", help="write the result as JSON")
 

@@ -10,6 +10,7 @@ from golden_model.circuit import FIXED, FLOAT
 from golden_model.config import Config
 
 from .common import (
+    CONFIG_HELP,
     LANES_HELP,
     UsageError,
     add_command,
@@ -138,7 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", choices=("digits", "iris"))
     p.add_argument("--epochs", type=positive_int, help="passes over the training split (20)")
     p.add_argument("--seed", type=int, help="weights and sample order (config's, 1)")
-    p.add_argument("--config", help="JSON configuration over the data set's default")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--float", action="store_true", help="float model instead of fixed point")
     p.add_argument("--rtl", action="store_true", help="train the RTL under Verilator too")
     p.add_argument("--samples", type=positive_int, help="stop after this many training samples")
