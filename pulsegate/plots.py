@@ -38,46 +38,56 @@ def learning_curve(curve: list[tuple[int, float]], path: Path, title: str) -> Pa
     return path
 
 
+def _group_axis(ax, groups: list[tuple[str, int]]) -> None:
+    """Label a heat map's rows by group (one label at each group's middle) with a line
+    between groups: readable where one label per element would not be."""
+    edges = np.cumsum([0] + [size for _, size in groups])
+    ax.set_yticks(
+        [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)],
+        [name if size == 1 else f"{name} ({size})" for name, size in groups],
+        fontsize=8,
+    )
+    for edge in edges[1:-1]:
+        ax.axhline(edge - 0.5, color="white", linewidth=0.8)
+
+
 def raster(trace: Trace, schedule: Schedule, path: Path, scale: float, title: str) -> Path:
     """Gates, population currents and masks over the ticks of one sample, in the spirit of the
-    talk's figures: the gating chain's pulses on top, the graded chain below."""
+    talk's figures: the gating chain's pulses on top, the graded chain below. Rows are named
+    by population group; the colour bar gives the currents in the model's units."""
     phases = trace.phase
     pops = [g for g in schedule.groups if g.kind == POP]
     held = [g for g in schedule.groups if g.kind != POP]
-    gate_rows, gate_labels = [], []
-    for g in pops:
-        gate_rows.append([g.name in schedule.phases[p].targets for p in phases])
-        gate_labels.append(g.name)
-    cur_rows, cur_labels = [], []
+    gate_rows = [[g.name in schedule.phases[p].targets for p in phases] for g in pops]
+    cur_rows, cur_groups = [], []
     for g in pops + held:
         values = trace.series(g.name) / scale
-        for j in range(g.size):
-            cur_rows.append(values[:, j])
-            cur_labels.append(f"{g.name}[{j}]" if g.size > 1 else g.name)
-    mask_rows, mask_labels = [], []
+        cur_rows.extend(values[:, j] for j in range(g.size))
+        cur_groups.append((g.name, g.size))
+    mask_rows, mask_groups = [], []
     for name, size in schedule.masks:
         values = trace.series(name)
-        for j in range(size):
-            mask_rows.append(values[:, j])
-            mask_labels.append(f"{name}[{j}]")
-    heights = [len(gate_rows), len(cur_rows), max(1, len(mask_rows))]
+        mask_rows.extend(values[:, j] for j in range(size))
+        mask_groups.append((name, size))
+    heights = [len(gate_rows), max(len(cur_rows), 8), max(len(mask_rows), 2)]
     fig, axes = plt.subplots(
         3,
         1,
-        figsize=(8, 0.16 * sum(heights) + 2.5),
+        figsize=(10, min(0.09 * sum(heights) + 4.5, 30)),
         sharex=True,
         gridspec_kw={"height_ratios": heights},
     )
-    extent_x = (-0.5, len(phases) - 0.5)
     axes[0].imshow(
         np.array(gate_rows, float), aspect="auto", cmap="Oranges", interpolation="nearest"
     )
-    axes[0].set_yticks(range(len(gate_labels)), gate_labels, fontsize=6)
-    axes[0].set_title(f"{title}\ngating pulses (target gates open)", fontsize=9)
-    im = axes[1].imshow(np.array(cur_rows), aspect="auto", cmap="Greens", interpolation="nearest")
-    axes[1].set_yticks(range(len(cur_labels)), cur_labels, fontsize=5)
-    axes[1].set_title("currents (populations, then held memories)", fontsize=9)
-    fig.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
+    axes[0].set_yticks(range(len(pops)), [g.name for g in pops], fontsize=8)
+    axes[0].set_title(f"{title}\ngating pulses: a population's gate open (orange)", fontsize=10)
+    im = axes[1].imshow(np.array(cur_rows), aspect="auto", cmap="viridis", interpolation="nearest")
+    _group_axis(axes[1], cur_groups)
+    axes[1].set_title("currents: populations, then held memories (rows per element)", fontsize=10)
+    bar = fig.colorbar(im, ax=axes[1], fraction=0.025, pad=0.01)
+    bar.set_label("current", fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     if mask_rows:
         axes[2].imshow(
             np.array(mask_rows, float),
@@ -87,13 +97,13 @@ def raster(trace: Trace, schedule: Schedule, path: Path, scale: float, title: st
             vmax=1,
             interpolation="nearest",
         )
-        axes[2].set_yticks(range(len(mask_labels)), mask_labels, fontsize=6)
-    axes[2].set_title("derivative masks captured by the gating chain", fontsize=9)
+        _group_axis(axes[2], mask_groups)
+    axes[2].set_title("derivative masks captured by the gating chain (blue: 1)", fontsize=10)
     names = [schedule.phases[p].name for p in phases]
     starts = [i for i in range(len(names)) if i == 0 or phases[i] != phases[i - 1]]
-    axes[2].set_xticks(starts, [names[i] for i in starts], rotation=60, fontsize=7)
-    axes[2].set_xlim(extent_x)
-    axes[2].set_xlabel("tick (labelled at each phase start)")
+    axes[2].set_xticks(starts, [names[i] for i in starts], rotation=45, fontsize=8)
+    axes[2].set_xlim(-0.5, len(phases) - 0.5)
+    axes[2].set_xlabel("tick (labelled at each phase's first)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
