@@ -25,7 +25,7 @@ from .catalogue import (
     board_named,
     sample_words,
 )
-from .pnr import BuildError, DoesNotFit, build
+from .pnr import BuildError, DoesNotFit, Router, build
 
 __all__ = [
     "AUTO_LOGIC_LIMIT",
@@ -283,7 +283,7 @@ def build_auto(
     out: str | Path,
     *,
     baud: int = 115200,
-    router: str = "router1",
+    router: str = Router.ROUTER1,
     time_limit: float | None = AUTO_TIME_LIMIT,
     check_logic: bool = True,
     progress: Callable[[str], None] | None = None,

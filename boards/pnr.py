@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 from golden_model.config import Config
@@ -24,6 +25,7 @@ from .store import store_kind
 from .top import BoardTop
 
 __all__ = [
+    "Router",
     "ROUTERS",
     "BuildError",
     "DoesNotFit",
@@ -34,8 +36,15 @@ __all__ = [
     "run_script",
 ]
 
-#: nextpnr's routers.
-ROUTERS = ("router1", "router2")
+
+class Router(StrEnum):
+    """nextpnr's routers: router2 is the other choice for congested designs."""
+
+    ROUTER1 = "router1"
+    ROUTER2 = "router2"
+
+
+ROUTERS = tuple(Router)
 
 # The stock synth scripts map LUTs with abc9, which dies inside YoWASP's sandbox on designs of
 # any size: stop before LUT mapping, map with the classic ``abc -lut 4``, finish the script.
@@ -160,7 +169,7 @@ def build(
     *,
     lanes: int | dict[str, int] = 1,
     baud: int = 115200,
-    router: str = "router1",
+    router: str = Router.ROUTER1,
     time_limit: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:

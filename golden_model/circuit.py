@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .choices import Rounding
 from .config import Config
 from .dynamics import drive_fixed, exact_gain, gain_word, held_gain
 from .fixed import quantize, saturate, to_float
@@ -422,7 +423,7 @@ class Circuit:
             self.counters[2] += events
 
     def _random(self, count: int, bits: int) -> np.ndarray | None:
-        if self.cfg.rounding != "stochastic" or bits == 0:
+        if self.cfg.rounding != Rounding.STOCHASTIC or bits == 0:
             return None
         return self.lfsr.draw(count, bits)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .choices import OutputKind, Rounding
 from .gains import gain_word
 from .limits import (
     MAX_CONFIG_BYTES,
@@ -32,6 +33,8 @@ from .limits import (
 )
 
 __all__ = [
+    "Rounding",
+    "OutputKind",
     "ROUNDING_MODES",
     "OUTPUT_KINDS",
     "MAX_WIDTH",
@@ -47,8 +50,8 @@ __all__ = [
     "check_task_shape",
 ]
 
-ROUNDING_MODES = ("nearest", "stochastic")
-OUTPUT_KINDS = ("linear", "relu")
+ROUNDING_MODES = tuple(Rounding)
+OUTPUT_KINDS = tuple(OutputKind)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class Config:
     """
 
     layers: tuple[int, ...] = (2, 8, 1)
-    output: str = "linear"
+    output: str = OutputKind.LINEAR
     ticks_per_window: int = 1
     leak_shift: int = 0
     current_width: int = 16
@@ -94,7 +97,7 @@ class Config:
     weight_frac: int = 12
     gain_frac: int = 14
     learning_rate_shift: int = 3
-    rounding: str = "nearest"
+    rounding: str = Rounding.NEAREST
     bias_init: float = 0.1
     seed: int = 1
     _validated: bool = field(default=False, init=False, repr=False, compare=False)
@@ -211,7 +214,7 @@ def default_config(circuit: str = "xor") -> Config:
             weight_width=18,
             weight_frac=12,
             learning_rate_shift=14,
-            rounding="stochastic",
+            rounding=Rounding.STOCHASTIC,
         )
     raise ValueError(f"unknown circuit {circuit!r} (known: xor, ar2, linear)")
 
@@ -257,8 +260,8 @@ def _validate(cfg: Config) -> None:
             f"{'-'.join(map(str, cfg.layers))} has {weights:,} weights, at most "
             f"{MAX_WEIGHTS:,} are supported",
         )
-    _choice_field(cfg, "output", OUTPUT_KINDS)
-    _choice_field(cfg, "rounding", ROUNDING_MODES)
+    object.__setattr__(cfg, "output", OutputKind(_choice_field(cfg, "output", OUTPUT_KINDS)))
+    object.__setattr__(cfg, "rounding", Rounding(_choice_field(cfg, "rounding", ROUNDING_MODES)))
     n = _int_field(cfg, "ticks_per_window", 1, MAX_TICKS_PER_WINDOW)
     k = _int_field(cfg, "leak_shift", 0, MAX_LEAK_SHIFT)
     if k == 0 and n > 1:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .choices import Rounding
 from .fixed import saturate, shift_round
 from .gains import continuous_gain, exact_gain, gain_word, held_gain
 
@@ -47,7 +48,7 @@ def leak_fixed(current: np.ndarray, leak_shift: int) -> np.ndarray:
     """
     if leak_shift == 0:
         return np.zeros_like(current)
-    return current - shift_round(current, leak_shift, "nearest")
+    return current - shift_round(current, leak_shift, Rounding.NEAREST)
 
 
 def step_float(current: np.ndarray, drive: np.ndarray, gain: float, alpha: float) -> np.ndarray:
@@ -57,7 +58,7 @@ def step_float(current: np.ndarray, drive: np.ndarray, gain: float, alpha: float
 
 def drive_fixed(drive: np.ndarray, gain_q: int, gain_frac: int) -> np.ndarray:
     """``shift_round(G_q * u, gain_frac)`` (round half up): the gained drive in current units."""
-    return shift_round(np.asarray(drive, dtype=np.int64) * gain_q, gain_frac, "nearest")
+    return shift_round(np.asarray(drive, dtype=np.int64) * gain_q, gain_frac, Rounding.NEAREST)
 
 
 def step_fixed(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .choices import Rounding
+
 __all__ = [
     "max_code",
     "saturate",
@@ -52,7 +54,7 @@ def sat_add(a: np.ndarray, b: np.ndarray, width: int) -> tuple[np.ndarray, int]:
 
 
 def shift_round(
-    x: np.ndarray, shift: int, mode: str = "nearest", random: np.ndarray | None = None
+    x: np.ndarray, shift: int, mode: str = Rounding.NEAREST, random: np.ndarray | None = None
 ) -> np.ndarray:
     """Divide by ``2**shift`` and round to an integer.
 
@@ -68,9 +70,9 @@ def shift_round(
         raise ValueError(f"shift must be >= 0, got {shift}")
     if shift == 0:
         return x.copy()
-    if mode == "nearest":
+    if mode == Rounding.NEAREST:
         return (x + (1 << (shift - 1))) >> shift
-    if mode == "stochastic":
+    if mode == Rounding.STOCHASTIC:
         if random is None:
             raise ValueError("stochastic rounding needs random addends")
         return (x + np.asarray(random, dtype=np.int64).reshape(x.shape)) >> shift
@@ -82,7 +84,7 @@ def mul_shift(
     b: np.ndarray,
     shift: int,
     width: int,
-    mode: str = "nearest",
+    mode: str = Rounding.NEAREST,
     random: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """``saturate(shift_round(a * b, shift, mode), width)``: the exact product, one rounding,

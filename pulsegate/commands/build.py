@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from boards.catalogue import BOARDS
-    from boards.pnr import ROUTERS
+    from boards.pnr import ROUTERS, Router
 
     p = add_command(
         subparsers,
@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--router",
         choices=ROUTERS,
-        default="router1",
+        default=Router.ROUTER1,
         help="nextpnr's router (router1; router2 is the other choice for congested designs)",
     )
     p.add_argument(
