@@ -1,4 +1,4 @@
-"""Mean-field population dynamics (MODEL.md sections 1-2) in float and in fixed point.
+"""Mean-field population dynamics (docs/model.md, sections 1-2) in float and in fixed point.
 
 One tick of a population with current ``I`` and rectified drive ``u = [K I_u]^+``::
 

@@ -1,6 +1,6 @@
 """The gating chain as data: a network description compiled into an ordered list of phases.
 
-A phase is one gating window of ``N`` ticks (MODEL.md section 3). What happens in it:
+A phase is one gating window of ``N`` ticks (docs/model.md, section 3). What happens in it:
 
 * at its start (before its first tick, reading the state left by the previous phase):
   mask captures, latched copies into memories, clears of every transfer target;
@@ -373,7 +373,7 @@ class Schedule:
 
 
 def compile_backprop(cfg: Config, *, train: bool = True) -> Schedule:
-    """Compile the PMPY backprop circuit (MODEL.md section 5) for ``cfg.layers``.
+    """Compile the PMPY backprop circuit (docs/model.md, section 3) for ``cfg.layers``.
 
     ``train=False`` gives the inference schedule (forward phases only; output after the last).
     Groups: held ``x+ x- t+ t- one``, memories ``m{i}`` (kept ``o_i``) and ``md{i}+-`` (kept
@@ -515,7 +515,7 @@ def compile_backprop(cfg: Config, *, train: bool = True) -> Schedule:
 
 
 def compile_ar2(cfg: Config) -> Schedule:
-    """Compile the predictive circuit (MODEL.md section 7) for a process of dimension
+    """Compile the predictive circuit (docs/model.md, section 3, "The AR(2) predictive circuit") for a process of dimension
     ``cfg.layers[0]``: three phases per sample.
 
     ``relay``: the loaded ``x_t`` pair is relayed into populations ``x~+-``.

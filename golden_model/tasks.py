@@ -1,5 +1,5 @@
 """The two tasks of the talk on the circuit model: XOR by backprop, and the AR(2) predictive
-circuit that learns lagged covariances (MODEL.md sections 5 and 7)."""
+circuit that learns lagged covariances (docs/model.md, section 3)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def projected_cycles(cfg: Config, lanes: int | dict[str, int], overhead: float) 
     return sum(unit_depths(cfg, lanes)) + overhead
 
 
-def _measure_cycles(cfg: Config, lanes: int | dict[str, int] = 1) -> int:
+def measure_cycles(cfg: Config, lanes: int | dict[str, int] = 1) -> int:
     from golden_model.tasks import xor_sample
     from sim.amaranth_run import run_core
     from sim.generate import core_for
@@ -96,7 +96,7 @@ def bench_roofline(
             print(f"logic of {label} on {name} (Yosys): {shown}", flush=True)
         plans = list(fastest.values()) + [p for p in fitting.values() if p is not None]
         settings = {"1": 1} | {lanes_label(plan): plan for plan in plans}
-        cycles = {key: _measure_cycles(cfg, lanes) for key, lanes in settings.items()}
+        cycles = {key: measure_cycles(cfg, lanes) for key, lanes in settings.items()}
         measured[label] = {
             "cycles": cycles["1"],
             "cycles_at": cycles,
@@ -167,7 +167,7 @@ def bench_roofline(
     projection["model_check"] = {
         "network": "iris 4-8-3",
         "lanes": 4,
-        "measured_cycles": _measure_cycles(iris, lanes=4),
+        "measured_cycles": measure_cycles(iris, lanes=4),
         "projected_cycles": projected_cycles(iris, 4, overhead),
     }
     data = {

@@ -152,9 +152,9 @@ def test_a_lane_plan_naming_no_matrix_is_refused_in_one_line(capsys, tmp_path):
 
 
 def test_a_pool_setting_is_parsed_and_a_bad_one_refused(capsys, tmp_path):
-    from pulsegate.commands.common import lane_setting as _lane_setting
+    from pulsegate.commands.common import lane_setting
 
-    assert _lane_setting("W1=130,W2=132,pool=core") == {"W1": 130, "W2": 132, "pool": "core"}
+    assert lane_setting("W1=130,W2=132,pool=core") == {"W1": 130, "W2": 132, "pool": "core"}
     assert main(["train", "iris", "--lanes", "W1=2,W2=2,pool=chip"]) == 2
     assert "pool must be one of matrix, core" in capsys.readouterr().err
     out = tmp_path / "core"

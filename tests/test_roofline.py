@@ -4,7 +4,7 @@ import pytest
 
 from golden_model.config import Config
 from golden_model.datasets import dataset_config
-from pulsegate.roofline import _measure_cycles, project_mnist, projected_cycles, unit_depths
+from pulsegate.roofline import measure_cycles, project_mnist, projected_cycles, unit_depths
 
 
 def test_unit_depths_follow_layouts_and_lanes():
@@ -28,7 +28,7 @@ def test_cycle_model_matches_the_simulated_core(lanes, rounding):
     sweep runs back to back, and a rule taking its turn starts as the one before names its
     last word."""
     iris = dataset_config("iris").replace(rounding=rounding)
-    measured = _measure_cycles(iris, lanes=lanes)
+    measured = measure_cycles(iris, lanes=lanes)
     assert projected_cycles(iris, lanes, overhead=28) == measured
 
 
