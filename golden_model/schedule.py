@@ -515,8 +515,8 @@ def compile_backprop(cfg: Config, *, train: bool = True) -> Schedule:
 
 
 def compile_ar2(cfg: Config) -> Schedule:
-    """Compile the predictive circuit (docs/model.md, section 3, "The AR(2) predictive circuit") for a process of dimension
-    ``cfg.layers[0]``: three phases per sample.
+    """Compile the predictive circuit (docs/model.md, section 3, "The AR(2) predictive
+    circuit") for a process of dimension ``cfg.layers[0]``: three phases per sample.
 
     ``relay``: the loaded ``x_t`` pair is relayed into populations ``x~+-``.
     ``learn``: ``x~`` (post, at its peak) and ``x``, ``lag1``, ``lag2`` (pre, held) are gated
