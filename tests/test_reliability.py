@@ -319,3 +319,41 @@ def test_fuzzed_command_lines_end_in_0_1_or_2_never_a_traceback(
 @given(words=st.lists(WORDS, max_size=8))
 def test_fuzzed_command_lines_at_length(tmp_path, capsys, monkeypatch, words):
     fuzz_argv(tmp_path, capsys, monkeypatch, words)
+
+
+def test_a_port_that_fails_mid_run_is_one_line_naming_it(capsys, monkeypatch):
+    import boards.host
+
+    class DyingPort:  # opens, then the device goes away (a USB adapter pulled out)
+        def __init__(self, *args, **kwargs) -> None: ...
+        def write(self, data: bytes) -> None:
+            raise OSError(5, "Input/output error")
+
+        def read(self, count: int) -> bytes:
+            return b""
+
+        def close(self) -> None: ...
+
+    monkeypatch.setattr(boards.host, "SerialTransport", DyingPort)
+    refused(capsys, ["host", "status", "--port", "/dev/ttyUSB9"], "--port /dev/ttyUSB9", 1)
+
+
+def test_a_build_leaves_the_calling_process_environment_alone(monkeypatch, tmp_path):
+    """The tools' environment (PATH, TMPDIR, DFU_SUFFIX, ...) goes to the build's subprocess
+    only; before, every build() grew PATH and left TMPDIR pointing into its folder."""
+    import boards.pnr as pnr
+    from boards.catalogue import board_config
+
+    seen = {}
+
+    def fake_run_script(plan, out, time_limit, progress=None, poll=60.0, env=None):
+        seen.update(env)
+        report = {"fmax": {"clk": {"achieved": 30.0}}, "utilization": {}}
+        (out / "report.json").write_text(json.dumps(report))
+
+    monkeypatch.setattr(pnr, "run_script", fake_run_script)
+    before = dict(os.environ)
+    result = pnr.build("icebreaker", board_config(), tmp_path / "b")
+    assert dict(os.environ) == before
+    assert seen["TMPDIR"] == str((tmp_path / "b").resolve()) and seen["DFU_SUFFIX"] == "true"
+    assert result["fmax_mhz"] == 30.0
