@@ -14,6 +14,9 @@ order (the stochastic-rounding draws follow it). Hence two sweep shapes:
 * ``by columns`` (``W^T``, lanes over targets): ``lanes`` targets at a time, one broadcast
   source element per clock into ``lanes`` accumulators.
 
+Mask captures and memory copies are the schedule's own :class:`~golden_model.schedule.Capture`
+and :class:`~golden_model.schedule.Copy`, run as instructions.
+
 A population steps as its drive leaves the accumulator (fused): a sweep's target is never a
 source of its own tick, so the step can be written at once. Populations that no transfer
 drives in a tick leak after the tick's sweeps (with ``leak_shift = 0`` they are zero: a flag
@@ -38,7 +41,7 @@ from golden_model.config import Config
 from golden_model.dynamics import gain_word, leak_fixed
 from golden_model.fixed import saturate
 from golden_model.lfsr import Lfsr
-from golden_model.schedule import HELD, POP, Schedule
+from golden_model.schedule import HELD, POP, Capture, Copy, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 from golden_model.units import (
     capture_mask,
@@ -77,24 +80,6 @@ PIPELINE = 4
 
 #: ``((group, sign), ...)``: a signed source vector ``sat(sum(sign * group))``.
 Parts = tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True)
-class Capture:
-    """``mask <- [plus > minus]`` (first tick of a phase)."""
-
-    mask: str
-    plus: str
-    minus: str
-
-
-@dataclass(frozen=True)
-class Copy:
-    """``target <- source``, a short-term memory write (first tick of a phase; copies are
-    ordered so that no copy overwrites what a later one reads)."""
-
-    target: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -217,7 +202,7 @@ def _ordered_copies(copies) -> tuple[Copy, ...]:
             raise NotImplementedError("copies that read each other's targets in a cycle")
         ordered.append(ready[0])
         pending.remove(ready[0])
-    return tuple(Copy(c.target, c.source) for c in ordered)
+    return tuple(ordered)
 
 
 def compile_program(schedule: Schedule, lanes: int = 1) -> Program:
@@ -227,7 +212,7 @@ def compile_program(schedule: Schedule, lanes: int = 1) -> Program:
     pops = [g.name for g in schedule.groups if g.kind == POP]
     phase_start, every_tick = [], []
     for phase in schedule.phases:
-        start: list[Instruction] = [Capture(c.mask, c.plus, c.minus) for c in phase.captures]
+        start: list[Instruction] = list(phase.captures)  # schedule.Capture: mask <- [+ > -]
         start += _ordered_copies(phase.copies)
         start += [Clear(name) for name in phase.cleared]
         start += [
