@@ -135,3 +135,58 @@ def test_every_configuration_the_docs_name_ships_with_the_project():
         path = config_path(name)
         assert path.exists(), f"--config {name} in the docs does not ship"
         Config.load(path)  # and it is valid
+
+
+def _command_parser(parser, words):
+    """The parser of the subcommand ``words`` names (as far as they name subcommands)."""
+    import argparse
+
+    path = []
+    for word in words:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or word not in actions[0].choices:
+            break
+        parser = actions[0].choices[word]
+        path.append(word)
+    return parser, path
+
+
+def _leaf_commands(parser, prefix: str = "") -> set[str]:
+    """Every command that runs something: no subcommands of its own, or a default action."""
+    import argparse
+
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        return {prefix.strip()}
+    found = {prefix.strip()} if prefix and parser.get_default("func") else set()
+    for name, child in actions[0].choices.items():
+        found |= _leaf_commands(child, f"{prefix} {name}")
+    return found
+
+
+def test_the_readme_shows_every_option_of_every_command_and_no_other():
+    import re
+
+    from pulsegate.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    synopses = re.findall(r"^`pulsegate ([^`]*)`", readme, re.M)
+    seen = {}
+    for synopsis in synopses:
+        words = synopsis.split()
+        parser, path = _command_parser(build_parser(), words)
+        shown = set(re.findall(r"(--[a-z][a-z-]*)", synopsis))
+        options = {
+            option
+            for action in parser._actions
+            for option in action.option_strings
+            if option.startswith("--") and option != "--help"
+        }
+        assert shown <= options, f"pulsegate {' '.join(path)}: {sorted(shown - options)} unknown"
+        seen.setdefault(" ".join(path), set()).update(shown)
+        seen[" ".join(path) + " (all)"] = options
+    leaves = _leaf_commands(build_parser())
+    assert not leaves - set(seen), f"README has no synopsis for {sorted(leaves - set(seen))}"
+    for command in [key for key in seen if not key.endswith(" (all)")]:
+        missing = seen[command + " (all)"] - seen[command]
+        assert not missing, f"README's pulsegate {command} leaves out {sorted(missing)}"
