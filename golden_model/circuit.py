@@ -34,7 +34,7 @@ from .dynamics import drive_fixed, exact_gain, gain_word, held_gain
 from .fixed import quantize, saturate, to_float
 from .lfsr import Lfsr
 from .schedule import HELD, POP, Schedule
-from .trace import COUNTERS, StateLayout, Trace, TraceRecorder
+from .trace import COUNTERS, StateLayout, TraceRecorder
 from .units import (
     capture_mask,
     covariance_rate_shift,
@@ -474,10 +474,3 @@ class Circuit:
             transfers=transfers,
             learns=learns,
         )
-
-
-def run_traced(circuit: Circuit, samples: int = 1) -> Trace:
-    """Run ``samples`` samples and return their trace."""
-    rec = circuit.recorder()
-    circuit.run(samples, rec)
-    return rec.finish()

@@ -344,13 +344,6 @@ def test_lane_plans_put_multipliers_where_the_sweeps_are():
     assert lane_plans("icebreaker", digits, pools=("matrix",))[0] == {"W1": 6, "W2": 2}
 
 
-def _plan_size(lanes):
-    from golden_model.schedule import compile_backprop
-    from hw.network import multiplier_count
-
-    return multiplier_count(compile_backprop(board_config()), lanes)
-
-
 def _plan_lanes(lanes):
     """Datapath lanes (every unit's, summed): what the logic grows with."""
     from golden_model.schedule import compile_backprop
