@@ -116,7 +116,7 @@ class Setup:
         self.cfg = Config.from_dict(job["config"])
         self.schedule = compile_backprop(self.cfg)
         self.layout = StateLayout.of(self.schedule)
-        self.words = self.layout.n_currents + self.layout.n_masks + self.layout.n_weights + 5
+        self.words = self.layout.n_words
         self.golden = Circuit(self.schedule, self.cfg, FIXED)
         self.uart = UartModel(dut, job["divisor"])
         self.client = HostClient(SimTransport(self.uart, timeout_clocks=job["divisor"] * 400))

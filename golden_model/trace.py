@@ -60,6 +60,12 @@ class StateLayout:
     def n_weights(self) -> int:
         return sum(r * c for _, _, r, c in self.weights)
 
+    @property
+    def n_words(self) -> int:
+        """Words of one complete state: currents, masks, weights, counters, the LFSR state
+        (a trace row; the debug port's address space)."""
+        return self.n_currents + self.n_masks + self.n_weights + len(COUNTERS) + 1
+
     def name_of(self, kind: str, column: int) -> str:
         """Human name of a state word, e.g. ``n2+[0]`` or ``W2[0,3]``."""
         if kind == "currents" or kind == "masks":

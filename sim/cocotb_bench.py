@@ -54,7 +54,7 @@ async def train_and_compare(dut):
         golden.run_sample(golden_rec)
     golden_trace = golden_rec.finish()
 
-    n_words = layout.n_currents + layout.n_masks + layout.n_weights + 5
+    n_words = layout.n_words
     cut = np.cumsum([layout.n_currents, layout.n_masks, layout.n_weights, 4])
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
