@@ -46,7 +46,7 @@ def run_link_bench(
     return run_cocotb_job(
         source,
         SYSTEM_TOP,
-        "boards.cocotb_link",
+        "boards.cocotb_link,boards.cocotb_link_faults",
         {"config": cfg.to_dict(), "divisor": divisor, **job},
         build_dir=build_dir,
         run_dir=work / test,
