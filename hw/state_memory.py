@@ -1,0 +1,142 @@
+"""The memory-centric core's state memory: every group's currents in ``lanes`` banks.
+
+Where each group sits is :class:`hw.microprogram.StateMap`'s: a group starts on a fresh row,
+element ``j`` of it in bank ``j % lanes`` of row ``base + j // lanes``, so a block of ``lanes``
+consecutive elements is one read or one write. A flag per group makes the group read as zero
+(a clear, or the leak of ``alpha = 1``) without a pass over it; the sequencer sets it, and
+clears it when a pass has written the whole group again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["StateMemory", "debug_address"]
+
+
+def debug_address(row: int, bank: int, lanes: int) -> int:
+    """The debug port's address of ``(row, bank)``: the bank in the low bits, so no divider
+    by a lane count that is not a power of two is needed."""
+    return (row << ceil_log2(max(lanes, 2))) | bank
+
+
+class StateMemory(wiring.Component):
+    """``lanes`` banks of ``rows`` signed words, a zero flag per group.
+
+    Parameters
+    ----------
+    lanes : int
+        Banks, and elements a block read or write moves.
+    width : int
+        Bits of a current.
+    row_groups : list of int
+        The group each row belongs to (``rows = len(row_groups)``): the zero flag of a row.
+    init : numpy array, shape ``(rows, lanes)``
+        Initial contents (the constants, such as the bias population's 1.0).
+
+    Attributes
+    ----------
+    read_row : In(range(rows))
+        Row to read; ``read_data`` holds it a clock later (zeros if its group is flagged).
+    read_data : Out(ArrayLayout(signed(width), lanes))
+    write_row : In(range(rows)), write_data : In(ArrayLayout(signed(width), lanes))
+    write_lanes : In(lanes)
+        Banks written this clock.
+    flag_group : In(range(groups)), flag_set, flag_clear : In(1)
+        Set or clear a group's zero flag (at the clock's end; a read in the same clock sees
+        the flag as it was).
+    zero : Out(groups)
+        The flags.
+    debug_addr : In(range(rows << bank bits)), debug_data : Out(signed(width))
+        One element (:func:`debug_address`), a clock after its address, flags applied.
+
+    Timing: reads and writes are one clock each and independent (a read of a row written in
+    the same clock returns the old contents).
+    """
+
+    def __init__(self, lanes: int, width: int, row_groups: list[int], init=None) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
+        self.lanes, self.width = lanes, width
+        self.row_groups = list(row_groups)
+        self.rows = len(self.row_groups)
+        self.groups = max(self.row_groups, default=0) + 1
+        self.bank_bits = ceil_log2(max(lanes, 2))
+        contents = np.zeros((self.rows, lanes), np.int64) if init is None else np.asarray(init)
+        if contents.shape != (self.rows, lanes):
+            raise ValueError(f"init: shape {contents.shape}, expected {(self.rows, lanes)}")
+        self.banks = [
+            memory.Memory(
+                shape=signed(width),
+                depth=max(self.rows, 2),
+                init=[int(v) for v in contents[:, bank]] + [0] * (self.rows < 2),
+            )
+            for bank in range(lanes)
+        ]
+        self.group_rom = memory.Memory(
+            shape=range(max(self.groups, 2)),
+            depth=max(self.rows, 2),
+            init=self.row_groups + [0] * (self.rows < 2),
+        )
+        rows = max(self.rows, 2)
+        super().__init__(
+            {
+                "read_row": In(range(rows)),
+                "read_data": Out(data.ArrayLayout(signed(width), lanes)),
+                "write_row": In(range(rows)),
+                "write_data": In(data.ArrayLayout(signed(width), lanes)),
+                "write_lanes": In(lanes),
+                "flag_group": In(range(max(self.groups, 2))),
+                "flag_set": In(1),
+                "flag_clear": In(1),
+                "zero": Out(max(self.groups, 1)),
+                "debug_addr": In(range(rows << self.bank_bits)),
+                "debug_data": Out(signed(width)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        flags = Signal(max(self.groups, 1))
+        m.d.comb += self.zero.eq(flags)
+        with m.If(self.flag_set):
+            m.d.sync += flags.bit_select(self.flag_group, 1).eq(1)
+        with m.Elif(self.flag_clear):
+            m.d.sync += flags.bit_select(self.flag_group, 1).eq(0)
+
+        # The group of the row read: its flag, as it was in the clock of the read.
+        m.submodules.group_rom = self.group_rom
+        group_read = self.group_rom.read_port()
+        m.d.comb += group_read.addr.eq(self.read_row)
+        read_flags = Signal.like(flags)
+        m.d.sync += read_flags.eq(flags)
+        read_zero = (read_flags >> group_read.data)[0]
+
+        debug_group = self.group_rom.read_port()
+        debug_row = self.debug_addr >> self.bank_bits
+        debug_bank = Signal(range(max(self.lanes, 2)))
+        m.d.comb += debug_group.addr.eq(debug_row)
+        m.d.sync += debug_bank.eq(self.debug_addr[: self.bank_bits])
+        debug_words = []
+        for bank, mem in enumerate(self.banks):
+            m.submodules[f"bank{bank}"] = mem
+            read = mem.read_port()
+            write = mem.write_port()
+            debug = mem.read_port()
+            m.d.comb += [
+                read.addr.eq(self.read_row),
+                self.read_data[bank].eq(Mux(read_zero, 0, read.data)),
+                write.addr.eq(self.write_row),
+                write.data.eq(self.write_data[bank]),
+                write.en.eq(self.write_lanes[bank]),
+                debug.addr.eq(debug_row),
+            ]
+            debug_words.append(debug.data)
+        debug_zero = (flags >> debug_group.data)[0]
+        picked = Array(debug_words)[debug_bank] if self.lanes > 1 else debug_words[0]
+        m.d.comb += self.debug_data.eq(Mux(debug_zero, 0, picked))
+        return m
