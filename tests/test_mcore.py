@@ -1,0 +1,77 @@
+"""The memory-centric core (:class:`hw.mcore.MemoryCore`) against the golden model at every
+tick boundary: every current, mask bit, weight and counter, read through its debug port."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from golden_model.circuit import FIXED, Circuit
+from golden_model.classify import training_samples
+from golden_model.config import default_config
+from golden_model.datasets import dataset_config, load_dataset
+from golden_model.schedule import compile_backprop
+from golden_model.tasks import xor_sample
+from hw.mcore import MemoryCore
+from hw.microprogram import compile_program, program_clocks
+from sim.amaranth_run import run_core
+
+
+def compare(cfg, samples, lanes):
+    """The core's trace and the golden model's: the first mismatch (or None), and clocks."""
+    schedule = compile_backprop(cfg)
+    trace, clocks = run_core(MemoryCore(schedule, cfg, lanes), samples, via_port=True)
+    golden = Circuit(schedule, cfg, FIXED)
+    recorder = golden.recorder()
+    for sample in samples:
+        for base, values in sample.items():
+            golden.load_signed(base, values)
+        golden.run_sample(recorder)
+    return recorder.finish().first_mismatch(trace), clocks
+
+
+XOR = [xor_sample(int(k)) for k in np.random.default_rng(3).integers(0, 4, 6)]
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8])
+def test_xor_is_bit_exact_at_every_tick(lanes):
+    mismatch, clocks = compare(default_config("xor"), XOR, lanes)
+    assert mismatch is None, str(mismatch)
+
+
+@pytest.mark.parametrize(
+    ("changes", "lanes"),
+    [
+        ({"ticks_per_window": 3, "leak_shift": 2}, 2),
+        ({"output": "relu"}, 2),
+        ({"layers": (2, 5, 4, 1)}, 4),
+        ({"layers": (2, 1)}, 1),
+    ],
+    ids=["leaky-N3", "relu-output", "three-layers", "one-layer"],
+)
+def test_other_shapes_are_bit_exact(changes, lanes):
+    mismatch, _ = compare(default_config("xor").replace(**changes), XOR[:3], lanes)
+    assert mismatch is None, str(mismatch)
+
+
+@pytest.mark.parametrize(("dataset", "lanes"), [("iris", 4), ("digits", 8)])
+def test_real_data_is_bit_exact(dataset, lanes):
+    cfg = dataset_config(dataset)
+    samples = training_samples(cfg, load_dataset(dataset), 1, 2)
+    mismatch, _ = compare(cfg, samples, lanes)
+    assert mismatch is None, str(mismatch)
+
+
+def test_what_it_does_not_run_yet_is_refused():
+    cfg = default_config("xor").replace(rounding="stochastic")
+    with pytest.raises(NotImplementedError, match="half up"):
+        MemoryCore(compile_backprop(cfg), cfg)
+
+
+def test_its_clocks_are_counted_against_the_overlapped_model():
+    """This first version runs each instruction as its own pass: slower than the model it is
+    to reach (hw.microprogram.program_clocks), never faster."""
+    cfg = default_config("xor")
+    _, clocks = compare(cfg, XOR[:2], 2)
+    modelled = program_clocks(compile_program(compile_backprop(cfg), 2), cfg)
+    assert modelled < clocks / 2 < 8 * modelled
