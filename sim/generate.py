@@ -8,7 +8,7 @@ from amaranth.back import verilog
 
 from golden_model.config import Config
 from golden_model.schedule import Schedule, compile_ar2, compile_backprop
-from hw.network import NetworkCore
+from hw.cores import CoreKind, make_core
 
 __all__ = ["TOP", "schedule_for", "core_for", "generate"]
 
@@ -31,15 +31,13 @@ def core_for(
     _fault=None,
     *,
     population_lanes: int | None = None,
-) -> NetworkCore:
-    return NetworkCore(
-        schedule_for(cfg, circuit),
-        cfg,
-        lanes=lanes,
-        debug=debug,
-        population_lanes=population_lanes,
-        _fault=_fault,
-    )
+    core: str = CoreKind.SPATIAL,
+):
+    """The network core of ``circuit`` (``core``: :class:`hw.cores.CoreKind`)."""
+    options = {"population_lanes": population_lanes, "_fault": _fault}
+    if core == CoreKind.MEMORY:
+        options = {}
+    return make_core(core, schedule_for(cfg, circuit), cfg, lanes, debug=debug, **options)
 
 
 def generate(
@@ -50,19 +48,22 @@ def generate(
     *,
     population_lanes: int | None = None,
     _fault=None,
+    core: str = CoreKind.SPATIAL,
 ) -> dict[str, Path]:
     """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``.
     ``population_lanes``: see :class:`hw.network.NetworkCore`. ``_fault`` (tests only) breaks
     a synapse unit on purpose."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    core = core_for(cfg, circuit, lanes, _fault=_fault, population_lanes=population_lanes)
+    network = core_for(
+        cfg, circuit, lanes, _fault=_fault, population_lanes=population_lanes, core=core
+    )
     paths = {
         "verilog": out / f"{TOP}.v",
         "config": out / "config.json",
         "schedule": out / "schedule.txt",
     }
-    paths["verilog"].write_text(verilog.convert(core, name=TOP))
+    paths["verilog"].write_text(verilog.convert(network, name=TOP))
     paths["config"].write_text(cfg.to_json())
-    paths["schedule"].write_text(core.schedule.table() + "\n")
+    paths["schedule"].write_text(network.schedule.table() + "\n")
     return paths

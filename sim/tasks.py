@@ -33,6 +33,7 @@ def rtl_xor(
     work=None,
     progress=None,
     live: bool = False,
+    core: str = "spatial",
 ) -> tuple[dict, XorResult]:
     """Train XOR in the RTL under Verilator, beside the golden model.
 
@@ -42,7 +43,7 @@ def rtl_xor(
     """
     golden = train_xor(cfg, FIXED, max_samples, keep_step_trace=True, progress=progress)
     samples = [xor_sample(k) for k in golden.order]
-    options = {"lanes": lanes, "waves": waves, "live": live}
+    options = {"lanes": lanes, "waves": waves, "live": live, "core": core}
     if work is not None:
         options["work"] = work
     verdict = run_verilator(cfg, samples, **options)
@@ -61,6 +62,7 @@ def rtl_xor(
         seed=cfg.seed,
         lanes=lanes,
         mode="rtl",
+        core=str(core),
     )
     return verdict, golden
 
@@ -98,11 +100,12 @@ def rtl_linear(
     waves: bool = False,
     work=None,
     live: bool = False,
+    core: str = "spatial",
 ) -> tuple[dict, LinearResult]:
     """Learn the linear transform in the RTL under Verilator, compared with the golden model
     at every tick; the verdict carries the RTL's own effective weights and their error."""
     golden = train_linear(cfg, FIXED, samples=samples, scale=scale)
-    options = {"lanes": lanes, "waves": waves, "live": live}
+    options = {"lanes": lanes, "waves": waves, "live": live, "core": core}
     if work is not None:
         options["work"] = work
     verdict = run_verilator(cfg, linear_samples(cfg, samples, scale), **options)

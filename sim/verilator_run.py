@@ -33,15 +33,17 @@ def run_verilator(
     waves: bool = False,
     _fault: dict[str, str] | None = None,
     live: bool = False,
+    core: str = "spatial",
 ) -> dict:
     """Train the RTL on ``samples`` under Verilator, comparing every tick with the golden
     model. Returns the testbench's verdict (``bit_exact``, ``ticks_compared``, ``mismatches``,
     ``first_mismatch``, ``cycles``, ...). ``waves`` writes a VCD of the run; ``live`` shows
     the simulator's output (with the testbench's progress) instead of writing it to
-    ``test.log``. ``_fault`` (tests only) breaks the RTL on purpose."""
+    ``test.log``. ``core``: which network core (:class:`hw.cores.CoreKind`). ``_fault``
+    (tests only) breaks the RTL on purpose."""
     work = Path(work).resolve()
     source_dir = work / "src"
-    paths = generate(cfg, source_dir, circuit=circuit, lanes=lanes, _fault=_fault)
+    paths = generate(cfg, source_dir, circuit=circuit, lanes=lanes, _fault=_fault, core=core)
     digest = hashlib.sha256(paths["verilog"].read_bytes()).hexdigest()[:16]
     build_dir = work / f"build-{digest}{'-waves' if waves else ''}"
     verilog = build_dir / f"{TOP}.v"

@@ -109,3 +109,13 @@ def test_waves_are_written(tmp_path):
         assert dump.read_bytes()[0] == 0
     else:  # no liblz4 on this machine: the runner's VCD
         assert "$enddefinitions" in dump.read_text()[:200_000]
+
+
+def test_the_memory_core_trains_xor_bit_exactly_under_verilator(tmp_path):
+    """The memory-centric core through the same cocotb testbench, every tick of the first 60
+    training samples (leaky N = 2 windows: the fused step reads the targets' currents)."""
+    cfg = Config(ticks_per_window=2, leak_shift=2)
+    verdict, golden = rtl_xor(cfg, max_samples=60, lanes=4, core="memory", work=tmp_path)
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["ticks_compared"] == golden.ticks >= 60 * 14
+    assert verdict["core"] == "memory"

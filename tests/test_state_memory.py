@@ -13,11 +13,7 @@ from hw.state_memory import StateMemory, debug_address
 
 
 def row_groups(state: StateMap, schedule) -> list[int]:
-    return [
-        index
-        for index, g in enumerate(schedule.groups)
-        for _ in range(state.blocks(g.name))
-    ]
+    return [index for index, g in enumerate(schedule.groups) for _ in range(state.blocks(g.name))]
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 8])

@@ -15,6 +15,7 @@ from ..progress import Progress
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
+    UsageError,
     add_command,
     at_least,
     check_lanes,
@@ -38,6 +39,7 @@ def run_xor(args: argparse.Namespace) -> int:
     cfg = load_config(args, "xor", "xor")
     schedule = compile_backprop(cfg)
     check_lanes(args.lanes, schedule)
+    check_core(args, cfg, schedule)
     check_outputs(args)
     print(schedule.table())
     bar = Progress("golden model fixes the sample sequence")
@@ -49,6 +51,7 @@ def run_xor(args: argparse.Namespace) -> int:
         waves=args.waves,
         progress=bar,
         live=args.verbose,
+        core=args.core,
     )
     bar.close()
     print_verdict(verdict)
@@ -123,6 +126,7 @@ def run_linear(args: argparse.Namespace) -> int:
     check_linear(cfg, args.scale)
     schedule = compile_backprop(cfg)
     check_lanes(args.lanes, schedule)
+    check_core(args, cfg, schedule)
     check_outputs(args)
     print(schedule.table())
     print(f"building the RTL with Verilator and training it on {args.samples} samples ...")
@@ -146,6 +150,29 @@ def run_linear(args: argparse.Namespace) -> int:
     verdict["config"] = cfg.to_dict()
     write_json(args.json, verdict)
     return 0 if verdict["bit_exact"] and learned.converged else 1
+
+
+def check_core(args: argparse.Namespace, cfg, schedule) -> None:
+    """Refuse, in one line, what the chosen core cannot run (before any build)."""
+    from hw.cores import make_core
+
+    try:
+        make_core(args.core, schedule, cfg, args.lanes, debug=False)
+    except NotImplementedError as exc:
+        raise UsageError("--core", f"{args.core}: {exc}") from None
+
+
+def add_core_option(parser: argparse.ArgumentParser) -> None:
+    """``--core``: which network core the RTL is."""
+    from hw.cores import CoreKind
+
+    parser.add_argument(
+        "--core",
+        choices=list(CoreKind),
+        default=CoreKind.SPATIAL,
+        help="the network core: spatial (every configuration) or memory (group state in "
+        "memory; round-half-up Hebbian learning so far) (spatial)",
+    )
 
 
 def add_rtl_options(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +207,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run_xor,
     )
     add_rtl_options(p)
+    add_core_option(p)
     p.add_argument("--max-samples", type=positive_int, default=4000, help="sample budget (4000)")
     p = add_command(
         tasks,
@@ -189,6 +217,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run_linear,
     )
     add_rtl_options(p)
+    add_core_option(p)
     add_linear_options(p)
     p = add_command(
         tasks,
