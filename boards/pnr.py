@@ -32,6 +32,7 @@ __all__ = [
     "build",
     "build_stage",
     "over_capacity",
+    "parse_report",
     "report_markdown",
     "run_script",
 ]
@@ -67,6 +68,20 @@ class DoesNotFit(BuildError):
     """The design does not fit the device: cells over its capacity, or place and route
     longer than the time given (congestion). ``--lanes auto`` tries a smaller plan after
     this, and after nothing else."""
+
+
+def parse_report(report: dict) -> tuple[float, dict[str, dict[str, int]]]:
+    """nextpnr's JSON report (``--report``) as ``(Fmax in MHz, utilization)``: the slowest
+    clock domain's achieved frequency (0 when none is reported), and ``cell -> {"used",
+    "available"}`` for every cell type in use and the key ones (logic, DSP, RAM) always."""
+    fmax = report.get("fmax", {})
+    achieved = min((float(v["achieved"]) for v in fmax.values()), default=0.0)
+    utilization = {
+        cell: {"used": int(v["used"]), "available": int(v["available"])}
+        for cell, v in sorted(report.get("utilization", {}).items())
+        if int(v["used"]) > 0 or cell in _KEY_CELLS
+    }
+    return achieved, utilization
 
 
 def over_capacity(log: str) -> list[str]:
@@ -218,13 +233,7 @@ def build(
     memory = store_kind(cfg.current_width, link.slots * link.input_words, platform, link.store_kind)
     report = json.loads((out / "report.json").read_text())
     clock_mhz = platform.default_clk_frequency / 1e6
-    fmax = report.get("fmax", {})
-    achieved = min((v["achieved"] for v in fmax.values()), default=0.0)
-    utilization = {
-        cell: {"used": int(v["used"]), "available": int(v["available"])}
-        for cell, v in sorted(report.get("utilization", {}).items())
-        if int(v["used"]) > 0 or cell in _KEY_CELLS
-    }
+    achieved, utilization = parse_report(report)
     result = {
         "board": board.name,
         "device": board.device,

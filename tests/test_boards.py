@@ -639,3 +639,43 @@ def test_one_word_memories_are_registers_on_the_ecp5_and_take_no_block_ram():
         core = NetworkCore(schedule, cfg, lanes=lanes, debug=False, word_registers=True)
         Fragment.get(core, None)  # the units are made when the core is elaborated
         assert {u.memory.attrs["ram_style"] for u in core.synapses.values()} == {style}
+
+
+# A stored nextpnr-ice40 report (the iCEBreaker XOR system, trimmed) and log lines.
+ICE40_REPORT = {
+    "fmax": {"clk": {"achieved": 22.675222396850586, "constraint": 12.00004768371582}},
+    "utilization": {
+        "ICESTORM_DSP": {"available": 8, "used": 2},
+        "ICESTORM_HFOSC": {"available": 1, "used": 0},
+        "ICESTORM_LC": {"available": 5280, "used": 4228},
+        "ICESTORM_RAM": {"available": 30, "used": 3},
+        "ICESTORM_SPRAM": {"available": 4, "used": 1},
+        "SB_IO": {"available": 39, "used": 5},
+        "SB_I2C": {"available": 2, "used": 0},
+    },
+}
+OVER_LOG = """Info: Device utilisation:
+Info: 	         ICESTORM_LC:  6346/ 5280   120%
+Info: 	        ICESTORM_RAM:    12/   30    40%
+Info: 	               SB_IO:     5/   39    12%
+"""
+
+
+def test_a_stored_nextpnr_report_parses_to_fmax_and_utilization():
+    from boards.pnr import parse_report
+
+    fmax, utilization = parse_report(ICE40_REPORT)
+    assert round(fmax, 2) == 22.68
+    assert utilization["ICESTORM_LC"] == {"used": 4228, "available": 5280}
+    assert "SB_I2C" not in utilization and "ICESTORM_HFOSC" not in utilization  # unused
+    assert utilization["ICESTORM_RAM"]["used"] == 3  # key cells always listed
+    two_clocks = {"fmax": {"a": {"achieved": 50.0}, "b": {"achieved": 31.5}}}
+    assert parse_report(two_clocks)[0] == 31.5  # the slowest domain
+    assert parse_report({}) == (0.0, {})
+
+
+def test_cells_over_capacity_are_read_from_the_log():
+    from boards.pnr import over_capacity
+
+    assert over_capacity(OVER_LOG) == ["ICESTORM_LC 6346/5280 (120 %)"]
+    assert over_capacity(OVER_LOG.replace("6346", "4000")) == []
