@@ -87,9 +87,8 @@ BOARDS = {
 
 def board_config() -> Config:
     """The network boards are built with by default: XOR on 2-4-1 in 12-bit words (Q4.8
-    currents and weights). It trains from each of seeds 1-10 in 48-476 samples, as the
-    16-bit words do, and leaves a fifth of the iCE40UP5K free beside the host link (16-bit
-    words fill 95 % of it)."""
+    currents and weights), small enough for the iCE40UP5K beside the host link
+    (BENCHMARKS.md has what it takes and how it trains)."""
     return Config(
         layers=(2, 4, 1), current_width=12, current_frac=8, weight_width=12, weight_frac=8
     )
@@ -140,6 +139,5 @@ BLOCK_SHAPES = {
 
 #: Families whose boards keep a weight memory of one word in flip-flops, not block RAM
 #: (``NetworkCore(word_registers=True)``): an ECP5 slice's flip-flops are beside its LUTs, so
-#: a word there costs no logic cell (Yosys, iris W1 at 40 lanes: 1,063 LUT4 and 0 DP16KD
-#: against 1,702 and 20); an iCE40 flip-flop takes a logic cell of its own.
+#: a word there costs no logic cell; an iCE40 flip-flop takes a logic cell of its own.
 WORD_REGISTERS = {"ecp5": True, "ice40": False}

@@ -46,9 +46,8 @@ __all__ = [
 #: when it routes at all).
 AUTO_TIME_LIMIT = 60 * 60
 #: ``--lanes auto`` builds no plan whose core takes more than this share of the device's logic
-#: cells by Yosys: nextpnr counted 5.5 % more than Yosys on the digits core (100,747 against
-#: 95,513) and the host link adds its own, so above it the build fails at packing or leaves
-#: the router too little room, after minutes to an hour; the check takes a few minutes.
+#: cells by Yosys: nextpnr counts a little more than Yosys and the host link adds its own, so
+#: above it a build fails at packing or leaves the router too little room (BENCHMARKS.md).
 AUTO_LOGIC_LIMIT = 0.85
 
 
@@ -78,8 +77,8 @@ def _store_blocks(board: Board, cfg: Config) -> int:
 def weight_blocks(schedule, cfg: Config, lanes, family: str) -> int:
     """Block RAMs the weight memories take at ``lanes``: each memory's words split across
     blocks side by side, its depth across blocks end to end, in the block's best shape (one
-    read and one write port per memory). Wide words on short matrices waste blocks: the
-    digits core at W1=130,W2=132 needs 197 DP16KD for 4,768 weights. A memory of one word
+    read and one write port per memory). Wide words on short matrices waste blocks. A
+    memory of one word
     takes none where the family keeps it in flip-flops (:data:`WORD_REGISTERS`)."""
     counts = resolve_lanes(schedule, lanes)
     layouts = [
@@ -213,8 +212,7 @@ def logic_cells(family: str, counts: dict[str, int]) -> int:
     packs into two TRELLIS_COMB as nextpnr counts) or flip-flops, whichever are more (a slice
     has as many FFs as LUT4s, side by side). iCE40: LUTs plus flip-flops (a carry rides in
     its LUT's cell): a cell holds one of each, but nextpnr pairs a flip-flop only with the LUT
-    that feeds it, and few do here (the 2-4-1 core's 2,083 LUT + 1,613 FF came to 4,172 cells
-    with the host link; iris at W1=2,W2=1, 4,221 + 3,443, to 7,377 of the UP5K's 5,280)."""
+    that feeds it, and few do in these cores (BENCHMARKS.md has the packed counts)."""
     if family == "ecp5":
         return max(counts["LUT"] + 2 * counts["CARRY"], counts["FF"])
     return counts["LUT"] + counts["FF"]
@@ -291,8 +289,8 @@ def build_auto(
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
     its clock. With ``check_logic`` the plans whose core takes more than
     :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys are left out first
-    (:func:`fastest_fitting_plan`: a few syntheses, minutes each; the digits core at
-    W1=130,W2=132,pool=core is 91 % of the ECP5-85F). The fastest plan left is built first
+    (:func:`fastest_fitting_plan`: a few syntheses, minutes each). The fastest plan left is
+    built first
     (it usually fits: one build); otherwise the search halves the slower ones at each build
     (area and delay grow with the lanes; with ``check_logic`` these are the plans of fewer
     datapath lanes, ``lane_plans(frontier="lanes")``, otherwise of fewer multipliers). A

@@ -190,9 +190,7 @@ def build(
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
-    ``router1`` (its default) or ``router2`` (measured here on the XOR system: about as fast,
-    56.73 against 60.80 MHz on the ECP5-85F; neither finished the digits system at 22 lanes
-    and above). ``time_limit`` (seconds): stop the tools and raise
+    ``router1`` (its default) or ``router2``. ``time_limit`` (seconds): stop the tools and raise
     :class:`BuildError` when the build takes longer (a congested design can route for hours).
     ``progress`` gets the build's stage (:func:`build_stage`) once a minute when it changed."""
     if router not in ROUTERS:
