@@ -188,23 +188,20 @@ def lane_plans(
     return kept
 
 
-def core_resources(board: Board | str, cfg: Config, lanes):
-    """The network core (host port on, debug port off) at ``lanes``, synthesized by Yosys for
-    ``board``'s family: a :class:`boards.synth.Resources`."""
-    from hw.network import NetworkCore
+def core_resources(board: Board | str, cfg: Config, lanes, core: str = "spatial"):
+    """The network core (debug port off; the spatial core with its host port) at ``lanes``,
+    synthesized by Yosys for ``board``'s family: a :class:`boards.synth.Resources`.
+    ``core``: :class:`hw.cores.CoreKind`."""
+    from hw.cores import CoreKind, make_core
 
     from .synth import synthesize
 
     board = board_named(board) if isinstance(board, str) else board
-    core = NetworkCore(
-        compile_backprop(cfg),
-        cfg,
-        lanes=lanes,
-        debug=False,
-        host_port=True,
-        word_registers=WORD_REGISTERS[board.family],
-    )
-    return synthesize(core, "core", board.family)
+    options = {}
+    if CoreKind(core) == CoreKind.SPATIAL:
+        options = {"host_port": True, "word_registers": WORD_REGISTERS[board.family]}
+    network = make_core(core, compile_backprop(cfg), cfg, lanes, debug=False, **options)
+    return synthesize(network, "core", board.family)
 
 
 def logic_cells(family: str, counts: dict[str, int]) -> int:

@@ -8,6 +8,7 @@ import sys
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
+    UsageError,
     add_command,
     board_config,
     check_lanes,
@@ -15,6 +16,7 @@ from .common import (
     lanes_or_auto,
     write_json,
 )
+from .sim import add_core_option, check_core
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,12 +27,19 @@ def run(args: argparse.Namespace) -> int:
 
     board = board_named(args.board)
     cfg = board_config(args)
-    check_lanes(args.lanes, compile_backprop(cfg))
+    schedule = compile_backprop(cfg)
+    check_lanes(args.lanes, schedule)
     check_outputs(args, directories=())
+    if args.core != "spatial":
+        if args.lanes == "auto":
+            raise UsageError("--core", "--lanes auto searches the spatial core's plans only")
+        check_core(args, cfg, schedule)
     if args.lanes == "auto":
         return run_auto(board, cfg, args.json)
-    print(f"synthesizing the {'-'.join(map(str, cfg.layers))} core for {board.device} ...")
-    res = core_resources(board, cfg, args.lanes)
+    print(
+        f"synthesizing the {'-'.join(map(str, cfg.layers))} {args.core} core for {board.device} ..."
+    )
+    res = core_resources(board, cfg, args.lanes, core=args.core)
     cells, device = logic_cells(board.family, res.counts), LOGIC_CELLS[board.device]
     verdict = "within" if fits_logic(cells, device) else "over"
     print(
@@ -47,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             "board": board.name,
             "device": board.device,
             "lanes": lanes_label(args.lanes),
+            "core": str(args.core),
             "counts": res.counts,
             "cells": res.cells,
             "logic_cells": cells,
@@ -120,4 +130,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=LANES_HELP[:-4]
         + ", or 'auto': search for the fastest plan within the logic limit (1)",
     )
+    add_core_option(p)
     p.add_argument("--json", help="write the counts as JSON")
