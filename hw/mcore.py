@@ -254,7 +254,16 @@ class MemoryCore(wiring.Component):
     # -- helpers for the states -----------------------------------------------------------------
 
     def _valid(self, size: int, block):
-        return Cat(*((block * self.lanes + k) < size for k in range(self.lanes)))
+        """The lanes of ``block`` that hold an element of a vector of ``size``: every lane
+        but in the last block, whose lanes are a constant (one comparison, not one a lane).
+        A block past the last is not asked for."""
+        lanes = self.lanes
+        blocks = -(-size // lanes)
+        tail = size - (blocks - 1) * lanes
+        full = Const((1 << lanes) - 1, lanes)
+        if tail == lanes:
+            return full
+        return Mux(block == blocks - 1, Const((1 << tail) - 1, lanes), full)
 
     def _count(self, kind: str, flags) -> None:
         """Count saturation events of this state's clock into counter ``kind``."""
@@ -522,7 +531,10 @@ class MemoryCore(wiring.Component):
         with m.State(f"{tag}_l1"):
             post = Array(post_read.data[k] for k in range(lanes))[lane]
             valid = self._valid(mat.cols, j)
-            valid_copy = self._valid(copy_rows, j)
+            # W^T has one row fewer than W has columns (no bias row): past its last block,
+            # nothing of the copy is written or counted.
+            copy_blocks = -(-copy_rows // lanes) if copy else 0
+            valid_copy = Mux(j < copy_blocks, self._valid(max(copy_rows, 1), j), 0)
             flags_w, flags_c = [], []
             m.d.comb += [w_write.addr.eq(i * blocks + j), w_write.en.eq(valid)]
             if copy:

@@ -33,7 +33,7 @@ def compare(cfg, samples, lanes):
 XOR = [xor_sample(int(k)) for k in np.random.default_rng(3).integers(0, 4, 6)]
 
 
-@pytest.mark.parametrize("lanes", [1, 2, 4, 8])
+@pytest.mark.parametrize("lanes", [1, 4, pytest.param(2, marks=pytest.mark.slow), 8])
 def test_xor_is_bit_exact_at_every_tick(lanes):
     mismatch, clocks = compare(default_config("xor"), XOR, lanes)
     assert mismatch is None, str(mismatch)
@@ -54,7 +54,9 @@ def test_other_shapes_are_bit_exact(changes, lanes):
     assert mismatch is None, str(mismatch)
 
 
-@pytest.mark.parametrize(("dataset", "lanes"), [("iris", 4), ("digits", 8)])
+@pytest.mark.parametrize(
+    ("dataset", "lanes"), [("iris", 4), pytest.param("digits", 8, marks=pytest.mark.slow)]
+)
 def test_real_data_is_bit_exact(dataset, lanes):
     cfg = dataset_config(dataset)
     samples = training_samples(cfg, load_dataset(dataset), 1, 2)
