@@ -77,3 +77,24 @@ def test_its_clocks_are_counted_against_the_overlapped_model():
     _, clocks = compare(cfg, XOR[:2], 2)
     modelled = program_clocks(compile_program(compile_backprop(cfg), 2), cfg)
     assert modelled < clocks / 2 < 8 * modelled
+
+
+# Yosys counts of the memory core (iCE40, no host link; BENCHMARKS.md), kept as baselines with
+# a tolerance, so that its logic cannot grow with the network again unnoticed.
+LOGIC_BASELINES = {("xor", 1): 2_926, ("digits", 1): 3_668}
+TOLERANCE = 0.10
+
+
+@pytest.mark.slow
+def test_the_memory_cores_logic_stays_near_its_baselines_and_independent_of_the_network():
+    from boards.catalogue import board_config
+    from boards.plans import core_resources, logic_cells
+
+    cells = {}
+    for name, lanes in LOGIC_BASELINES:
+        cfg = board_config() if name == "xor" else dataset_config(name)
+        counts = core_resources("icebreaker", cfg, lanes, core="memory").counts
+        cells[name, lanes] = logic_cells("ice40", counts)
+    for key, baseline in LOGIC_BASELINES.items():
+        assert abs(cells[key] - baseline) <= TOLERANCE * baseline, (key, cells[key], baseline)
+    assert cells["digits", 1] <= 1.5 * cells["xor", 1]
