@@ -183,6 +183,7 @@ def test_host_trains_iris_on_the_board_from_its_initial_weights(tmp_path):
     assert verdict["test_accuracy"] == golden.test_accuracy
 
 
+@pytest.mark.slow  # the command's wiring is tested with the board replaced in test_linear
 def test_host_trains_the_linear_transform_bit_for_bit_over_the_uart(tmp_path):
     """``boards.host.train_samples`` (what ``pulsegate host train-linear`` runs) on a board
     built for the one-layer 3-2 network, through the UART model."""

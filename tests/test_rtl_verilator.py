@@ -111,6 +111,8 @@ def test_waves_are_written(tmp_path):
         assert "$enddefinitions" in dump.read_text()[:200_000]
 
 
+@pytest.mark.slow  # a Verilator build of the memory core takes a minute; tests/test_mcore.py
+# checks it at every tick under Amaranth's simulator in the default suite
 def test_the_memory_core_trains_xor_bit_exactly_under_verilator(tmp_path):
     """The memory-centric core through the same cocotb testbench, every tick of the first 24
     training samples (leaky N = 2 windows: the fused step reads the targets' currents)."""
