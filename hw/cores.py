@@ -10,10 +10,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from amaranth.hdl import signed
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
+
 from golden_model.config import Config
 from golden_model.schedule import Schedule
 
-__all__ = ["CoreKind", "make_core"]
+__all__ = ["CoreKind", "make_core", "core_ports"]
+
+
+def core_ports(current_width: int, output_size: int, state_words: int, debug: bool) -> dict:
+    """The ports both network cores have (their contract with the testbenches, the native
+    harness and the host link): ``load`` stream, ``start``, ``running``, ``sample_done``,
+    ``state_valid``, ``hold``, the saturation counters, ``samples``, ``output`` and, with
+    ``debug``, the debug port (``debug_addr`` -> ``debug_data`` a clock later)."""
+    cw = current_width
+    return {
+        "output": Out(data.ArrayLayout(signed(cw + 1), max(output_size, 1))),
+        "load": In(stream.Signature(signed(cw))),
+        "start": In(1),
+        "running": Out(1),
+        "sample_done": Out(1),
+        "state_valid": Out(1),
+        "sat_current": Out(64),
+        "sat_weight": Out(64),
+        "sat_copy": Out(64),
+        "samples": Out(32),
+        "hold": In(1),
+        **({"debug_addr": In(range(state_words)), "debug_data": Out(signed(64))} if debug else {}),
+    }
 
 
 class CoreKind(StrEnum):

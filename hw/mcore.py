@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from golden_model.choices import Rounding
@@ -29,6 +28,7 @@ from golden_model.config import Config
 from golden_model.schedule import Schedule
 from golden_model.trace import StateLayout
 
+from .cores import core_ports
 from .fixedpoint import balanced_sum, clamp_unsigned, saturate, shift_round_nearest
 from .microprogram import Capture, Clear, Copy, Leak, Learn, Relay, Sweep, compile_program
 from .population import COUNTER_WIDTH, PopulationStep
@@ -82,27 +82,7 @@ class MemoryCore(wiring.Component):
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
         readout = schedule.readout
         self.output_size = schedule.group(readout.plus).size if readout else 0
-        cw = cfg.current_width
-        super().__init__(
-            {
-                "output": Out(data.ArrayLayout(signed(cw + 1), max(self.output_size, 1))),
-                "load": In(stream.Signature(signed(cw))),
-                "start": In(1),
-                "running": Out(1),
-                "sample_done": Out(1),
-                "state_valid": Out(1),
-                "sat_current": Out(64),
-                "sat_weight": Out(64),
-                "sat_copy": Out(64),
-                "samples": Out(32),
-                "hold": In(1),
-                **(
-                    {"debug_addr": In(range(self.state_words)), "debug_data": Out(signed(64))}
-                    if debug
-                    else {}
-                ),
-            }
-        )
+        super().__init__(core_ports(cfg.current_width, self.output_size, self.state_words, debug))
 
     # -- geometry ------------------------------------------------------------------------------
 

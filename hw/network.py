@@ -14,14 +14,15 @@ from collections.abc import Mapping
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In
 
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config, ConfigError
 from golden_model.schedule import HELD, POP, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 
+from .cores import core_ports
 from .fixedpoint import (
     balanced_sum,
     clamp_unsigned,
@@ -319,25 +320,7 @@ class NetworkCore(wiring.Component):
         super().__init__(
             {
                 **(host_ports if host_port else {}),
-                "output": Out(data.ArrayLayout(signed(cw + 1), max(self.output_size, 1))),
-                "load": In(stream.Signature(signed(cw))),
-                "start": In(1),
-                "running": Out(1),
-                "sample_done": Out(1),
-                "state_valid": Out(1),
-                "sat_current": Out(64),
-                "sat_weight": Out(64),
-                "sat_copy": Out(64),
-                "samples": Out(32),
-                "hold": In(1),
-                **(
-                    {
-                        "debug_addr": In(range(self.state_words)),
-                        "debug_data": Out(signed(64)),
-                    }
-                    if debug
-                    else {}
-                ),
+                **core_ports(cw, self.output_size, self.state_words, debug),
             }
         )
         self._build(shared)

@@ -63,7 +63,8 @@ def generate(
         "config": out / "config.json",
         "schedule": out / "schedule.txt",
     }
-    paths["verilog"].write_text(verilog.convert(network, name=TOP))
+    # No source locations: the Verilog must not depend on where the checkout lives.
+    paths["verilog"].write_text(verilog.convert(network, name=TOP, emit_src=False))
     paths["config"].write_text(cfg.to_json())
     paths["schedule"].write_text(network.schedule.table() + "\n")
     return paths
