@@ -271,6 +271,15 @@ class MemoryCore(wiring.Component):
         pairs = [saturate(self.gacc[k], cw) for k in range(self.lanes)]
         return [v for v, _ in pairs], [e for _, e in pairs]
 
+    def _next_element(self, row) -> None:
+        """Step to the next element of a buffered vector: the next lane of its word, or the
+        first lane of the next word (``row``)."""
+        m = self._m
+        with m.If(self.lane == self.lanes - 1):
+            m.d.sync += [self.lane.eq(0), row.eq(row + 1)]
+        with m.Else():
+            m.d.sync += self.lane.eq(self.lane + 1)
+
     def _loop(self, counter, last, first_state: str, done_state: str) -> None:
         m = self._m
         with m.If(last):
@@ -458,10 +467,7 @@ class MemoryCore(wiring.Component):
                 m.next = f"{tag}_c2"
             with m.Else():
                 m.d.sync += j.eq(j + 1)
-                with m.If(lane == lanes - 1):
-                    m.d.sync += [lane.eq(0), src_row.eq(src_row + 1)]
-                with m.Else():
-                    m.d.sync += lane.eq(lane + 1)
+                self._next_element(src_row)
                 m.next = f"{tag}_c0"
         with m.State(f"{tag}_c2"):
             valid = self._valid(mat.rows, blk)
@@ -533,10 +539,7 @@ class MemoryCore(wiring.Component):
                     m.next = nxt
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
-                    with m.If(lane == lanes - 1):
-                        m.d.sync += [lane.eq(0), post_row.eq(post_row + 1)]
-                    with m.Else():
-                        m.d.sync += lane.eq(lane + 1)
+                    self._next_element(post_row)
                     m.next = f"{tag}_l0"
             with m.Else():
                 m.d.sync += j.eq(j + 1)
