@@ -1,21 +1,35 @@
-"""The memory-centric network core: the micro-program of :mod:`hw.microprogram` run over memories.
+"""The memory-centric network core: a micro-coded sequencer over memories and a pipeline of lanes.
 
 Every group's currents live in a :class:`~hw.state_memory.StateMemory` of ``lanes`` banks,
-masks in a memory of ``lanes``-bit words, each matrix in a memory of words of ``lanes``
-weights (a transposed copy at its primary's addresses, transposed in the word), gathered
-source vectors in two small buffers. One set of ``lanes`` multipliers serves every sweep and
-learning rule. The logic depends on the lane count and on the number of instructions (which
-follows the number of layers), not on the sizes of the layers: those only set memory depths
-and loop counts.
+masks in a memory of ``lanes``-bit words, every matrix in one weight memory of words of
+``lanes`` weights (the transposed copies in a second memory at their primaries' addresses,
+transposed in the word), gathered source vectors in two buffers. The sequencer steps through
+an instruction ROM (:mod:`hw.microcode`) and issues one slot a clock into a fixed pipeline:
 
-This first version runs every instruction as its own pass, one memory read a clock and no
-overlap between passes (``hw.microprogram.program_clocks`` models the overlapped timing the
-core is to reach); round-half-up updates and the Hebbian rule only (the spatial
-:class:`hw.network.NetworkCore` still serves stochastic rounding, the covariance rule and
-the host port).
+====== ======================================================================================
+stage  what happens
+====== ======================================================================================
+0      the slot's addresses go to the memories (the state memory, the weights, the buffers)
+1      their words arrive: each lane's multiplier operands are registered (a weight and a
+       source element; a post- and a pre-synaptic element; or ``+-1`` and a current, so that
+       gathers, relays and steps read currents through the same multipliers)
+2      the products are registered
+3      accumulate (per lane, or into one adder tree for a row); a learning rule writes the
+       weights and their copy; a step's mask word is read
+4      write back: a population step, a buffer block, a copy, a leak, a mask, the output
+====== ======================================================================================
+
+The logic depends on the lane count and on the widths of the ROM's fields, not on the sizes
+of the layers: those set memory depths and loop counts in the ROM.
+
+Round-half-up updates and the Hebbian rule only, so far (the spatial
+:class:`hw.network.NetworkCore` still serves stochastic rounding, the covariance rule and the
+host port).
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -30,7 +44,8 @@ from golden_model.trace import StateLayout
 
 from .cores import core_ports
 from .fixedpoint import balanced_sum, clamp_unsigned, saturate, shift_round_nearest
-from .microprogram import Capture, Clear, Copy, Leak, Learn, Relay, Sweep, compile_program
+from .microcode import Dest, Kind, encode, rom_value, sample_clocks, word_layout
+from .microprogram import compile_program
 from .population import COUNTER_WIDTH, PopulationStep
 from .state_memory import StateMemory, debug_address
 
@@ -38,6 +53,17 @@ __all__ = ["MemoryCore"]
 
 # Debug ROM entry kinds.
 _CURRENT, _MASK, _WEIGHT, _COUNTER = range(4)
+
+
+class Slot(IntEnum):
+    """What a pipeline slot does (``NONE``: a bubble)."""
+
+    NONE = 0
+    GATHER = 1
+    ROWS = 2
+    COLS = 3
+    LEARN = 4
+    STEP = 5
 
 
 class MemoryCore(wiring.Component):
@@ -67,6 +93,9 @@ class MemoryCore(wiring.Component):
     samples : Out(32)
     output : Out(ArrayLayout(signed(current_width + 1), readout size))
     debug_addr : In(range(state words)), debug_data : Out(signed(64))
+
+    Timing: a sample takes :attr:`clocks_per_sample` clocks from ``start`` to its last
+    tick's state (:func:`hw.microcode.sample_clocks`, without ``hold``).
     """
 
     def __init__(self, schedule: Schedule, cfg: Config, lanes: int = 1, debug: bool = True):
@@ -74,8 +103,12 @@ class MemoryCore(wiring.Component):
             raise NotImplementedError("the memory-centric core rounds half up only, so far")
         if any(ln.rule != "hebbian" for ph in schedule.phases for ln in ph.learns):
             raise NotImplementedError("the memory-centric core learns by the Hebbian rule only")
+        if lanes & (lanes - 1):
+            raise NotImplementedError("the memory-centric core takes a power-of-two lane count")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
         self.program = compile_program(schedule, lanes)
+        self.words, self.where = encode(self.program, cfg)
+        self.clocks_per_sample = sample_clocks(self.words, lanes)
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
         self.input_groups = list(schedule.inputs)
@@ -84,56 +117,50 @@ class MemoryCore(wiring.Component):
         self.output_size = schedule.group(readout.plus).size if readout else 0
         super().__init__(core_ports(cfg.current_width, self.output_size, self.state_words, debug))
 
-    # -- geometry ------------------------------------------------------------------------------
+    # -- memory contents -----------------------------------------------------------------------
 
-    def _cblocks(self, matrix: str) -> int:
-        """Words per row of a matrix's memory (a copy has its primary's geometry)."""
-        mat = self.schedule.matrix(matrix)
-        primary = self.schedule.matrix(mat.transpose_of) if mat.transpose_of else mat
-        return -(-primary.cols // self.lanes)
+    def _weight_words(self, golden: Circuit, copies: bool) -> list[list[int]]:
+        """The weight memory (or the copies' memory): every primary's rows, words of
+        ``lanes`` columns; a copy's word beside its primary's, transposed."""
+        lanes, where = self.lanes, self.where
+        words: list[list[int]] = []
+        for name in where.primaries:
+            mat = self.schedule.matrix(name)
+            blocks = where.words[mat.name]
+            grid = np.zeros((mat.rows, blocks * lanes), np.int64)
+            copy = next((c for c in self.schedule.matrices if c.transpose_of == mat.name), None)
+            if not copies:
+                grid[:, : mat.cols] = golden.weights[mat.name]
+            elif copy is not None:
+                grid[:, : copy.rows] = golden.weights[copy.name].T  # W^T[c, r] beside W[r, c]
+            words += [[int(v) for v in grid[r, b * lanes : (b + 1) * lanes]]
+                      for r in range(mat.rows) for b in range(blocks)]  # fmt: skip
+        return words
 
-    def _weight_words(self, name: str, codes: np.ndarray) -> list[list[int]]:
-        """A matrix's memory contents: rows of its primary, words of ``lanes`` columns."""
-        mat = self.schedule.matrix(name)
-        lanes = self.lanes
-        if mat.transpose_of:
-            primary = self.schedule.matrix(mat.transpose_of)
-            rows, cols = primary.rows, primary.cols
-            grid = np.zeros((rows, cols), np.int64)
-            grid[:, : mat.rows] = codes.T  # W^T[c, r] beside W[r, c]
-        else:
-            rows, cols = mat.rows, mat.cols
-            grid = codes
-        blocks = -(-cols // lanes)
-        padded = np.zeros((rows, blocks * lanes), np.int64)
-        padded[:, :cols] = grid
-        return [[int(v) for v in padded[r, b * lanes : (b + 1) * lanes]] for r in range(rows)
-                for b in range(blocks)]  # fmt: skip
-
-    def _debug_rom(self, state, mask_bases) -> list[int]:
+    def _debug_rom(self) -> list[int]:
         """The debug port's map: every state word in trace order -> (kind, unit, address,
-        lane), packed into one integer."""
-        lanes = self.lanes
+        lane), packed into one integer. Units of weights: 0 the weights, 1 the copies."""
+        lanes, where = self.lanes, self.where
         entries = []
         for g in self.schedule.groups:
             for j in range(g.size):
-                row, bank = state.address(g.name, j)
+                row, bank = self.program.state.address(g.name, j)
                 entries.append((_CURRENT, 0, debug_address(row, bank, lanes), 0))
         for name, size in self.schedule.masks:
             for j in range(size):
-                entries.append((_MASK, 0, mask_bases[name] + j // lanes, j % lanes))
-        for unit, mat in enumerate(self.schedule.matrices):
-            blocks = self._cblocks(mat.name)
+                entries.append((_MASK, 0, where.masks[name] + j // lanes, j % lanes))
+        for mat in self.schedule.matrices:
+            base, blocks = where.weights[mat.name], where.words[mat.name]
             for r in range(mat.rows):
                 for c in range(mat.cols):
                     if mat.transpose_of:  # W^T[r, c] sits in the word of W[c, r]
-                        entries.append((_WEIGHT, unit, c * blocks + r // lanes, r % lanes))
+                        entries.append((_WEIGHT, 1, base + c * blocks + r // lanes, r % lanes))
                     else:
-                        entries.append((_WEIGHT, unit, r * blocks + c // lanes, c % lanes))
+                        entries.append((_WEIGHT, 0, base + r * blocks + c // lanes, c % lanes))
         entries += [(_COUNTER, k, 0, 0) for k in range(5)]
         self._debug_fields = (
             2,
-            ceil_log2(max(len(self.schedule.matrices), 5, 2)),
+            3,
             max(ceil_log2(max(e[2] for e in entries) + 1), 1),
             ceil_log2(max(lanes, 2)),
         )
@@ -144,565 +171,473 @@ class MemoryCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        self._m = m
-        s, cfg, lanes, program = self.schedule, self.cfg, self.lanes, self.program
+        s, cfg, lanes, where = self.schedule, self.cfg, self.lanes, self.where
         cw, ww = cfg.current_width, cfg.weight_width
-        self.map = state_map = program.state
         golden = Circuit(s, cfg, FIXED)
-        self.group_index = {g.name: k for k, g in enumerate(s.groups)}
+        state_map = self.program.state
 
         contents = np.zeros((state_map.rows, lanes), np.int64)
         for name, _ in s.constants:
             for j, v in enumerate(golden.group(name)):
                 row, bank = state_map.address(name, j)
                 contents[row, bank] = v
-        row_groups = [
-            self.group_index[g.name] for g in s.groups for _ in range(state_map.blocks(g.name))
-        ]
+        row_groups = [where.group_index[g.name] for g in s.groups
+                      for _ in range(state_map.blocks(g.name))]  # fmt: skip
         m.submodules.state = self.st = StateMemory(lanes, cw, row_groups, contents)
 
-        self.mask_bases, rows = {}, 0
-        for name, size in s.masks:
-            self.mask_bases[name] = rows
-            rows += -(-size // lanes)
-        mask_mem = memory.Memory(shape=unsigned(lanes), depth=max(rows, 2), init=[])
-        m.submodules.masks = mask_mem
-        self.mask_read, self.mask_write = mask_mem.read_port(), mask_mem.write_port()
-
-        self.weights = {}
-        for mat in s.matrices:
-            words = self._weight_words(mat.name, golden.weights[mat.name])
-            mem = memory.Memory(
-                shape=data.ArrayLayout(signed(ww), lanes), depth=max(len(words), 2), init=words
-            )
-            m.submodules[f"w_{mat.name}"] = mem
-            self.weights[mat.name] = (mem, mem.read_port(), mem.write_port(granularity=1))
-
-        depth = max(
-            [self._cblocks(mt.name) for mt in s.matrices]
-            + [-(-mt.rows // lanes) for mt in s.matrices]
-            + [2]
+        mask_rows = sum(-(-size // lanes) for _, size in s.masks)
+        m.submodules.masks = self.mask_mem = memory.Memory(
+            shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
+        word = data.ArrayLayout(signed(ww), lanes)
+        primary = self._weight_words(golden, copies=False)
+        self.weight_words = len(primary)
+        m.submodules.weights = self.w_mem = memory.Memory(
+            shape=word, depth=max(len(primary), 2), init=primary
+        )
+        self.has_copies = any(mat.transpose_of for mat in s.matrices)
+        if self.has_copies:
+            copies = self._weight_words(golden, True)[: self.where.copied_words]
+            m.submodules.copies = self.c_mem = memory.Memory(
+                shape=word, depth=max(len(copies), 2), init=copies
+            )
+        buffers = (Dest.SRC, Dest.POST)
+        buffer_rows = max([w.drow + w.count for w in self.words
+                           if w.kind == Kind.GATHER and w.dest in buffers]
+                          + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
+                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
+                          + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
+                          + [2])  # fmt: skip
         self.buffers = {}
         for name in ("src", "post"):
-            mem = memory.Memory(shape=data.ArrayLayout(signed(cw), lanes), depth=depth, init=[])
+            mem = memory.Memory(
+                shape=data.ArrayLayout(signed(cw), lanes), depth=buffer_rows, init=[]
+            )
             m.submodules[f"buf_{name}"] = mem
-            self.buffers[name] = (mem.read_port(), mem.write_port(granularity=1))
+            self.buffers[name] = mem
 
-        widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
-        acc_width = cw + max(cw, ww) + ceil_log2(widest + 1) + 2
-        self.gacc = Signal(data.ArrayLayout(signed(cw + 3), lanes))
-        self.acc = Signal(data.ArrayLayout(signed(acc_width), lanes))
-        self.zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
-        self.curp = Signal(data.ArrayLayout(signed(cw), lanes))
-        self.curm = Signal(data.ArrayLayout(signed(cw), lanes))
-        self.mbits = Signal(lanes)
-        loop = max(widest, state_map.rows, 2) + 1
-        self.i, self.j, self.blk = Signal(range(loop)), Signal(range(loop)), Signal(range(loop))
-        self.lane = Signal(range(max(lanes, 2)))
-        self.held_gain = Signal()
-        self.events = {"current": [], "weight": [], "copy": []}
+        parts = max(max(len(w.parts) for w in self.words), 1)
+        layout = word_layout(self.words, parts, len(s.groups))
+        m.submodules.rom = rom = memory.Memory(
+            shape=layout,
+            depth=len(self.words),
+            init=[rom_value(w, parts) for w in self.words],
+        )
+        self.rom = rom.read_port()
 
-        self.mul_a = Signal(data.ArrayLayout(signed(max(cw, ww)), lanes))
-        self.mul_b = Signal(data.ArrayLayout(signed(cw), lanes))
-        self.products = [self.mul_a[k] * self.mul_b[k] for k in range(lanes)]
+        row_bits = max(
+            ceil_log2(max(state_map.rows, buffer_rows, mask_rows, len(primary), 2) + 1), 1
+        )
+        self.tag_layout = data.StructLayout(
+            {
+                "op": unsigned(3),
+                "first": unsigned(1),
+                "last": unsigned(1),
+                "neg": unsigned(1),
+                "dest": unsigned(3),
+                "row": unsigned(row_bits),
+                "mrow": unsigned(row_bits),
+                "lane": unsigned(max(ceil_log2(lanes), 1)),
+                "single": unsigned(1),
+                "valid": unsigned(lanes),
+                "valid2": unsigned(lanes),
+                "half": unsigned(1),
+                "held": unsigned(1),
+                "gated": unsigned(1),
+            }
+        )
+        self.tags = [Signal(self.tag_layout, name=f"tag{n}") for n in range(5)]
+        for n in range(4):
+            m.d.sync += self.tags[n + 1].eq(self.tags[n])
 
-        self.step_plus, self.step_minus = [], []
-        for k in range(lanes):
-            for half, units, current in (
-                ("p", self.step_plus, self.curp),
-                ("m", self.step_minus, self.curm),
-            ):
-                unit = PopulationStep(cfg)
-                m.submodules[f"step_{half}{k}"] = unit
-                z = self.zbuf[k]
-                drive = Mux(z > 0, z, 0) if half == "p" else Mux(z < 0, -z, 0)
-                m.d.comb += [
-                    unit.current.eq(current[k]),
-                    unit.drive.eq(drive),
-                    unit.gate.eq(self.mbits[k]),
-                    unit.held_gain.eq(self.held_gain),
-                ]
-                units.append(unit)
+        self.w_read = self.w_mem.read_port()
+        self.w_write = self.w_mem.write_port(granularity=1)
+        if self.has_copies:
+            self.c_read = self.c_mem.read_port()
+            self.c_write = self.c_mem.write_port(granularity=1)
+        self.src_read, self.src_write = (
+            self.buffers["src"].read_port(),
+            self.buffers["src"].write_port(granularity=1),
+        )
+        self.post_read, self.post_write = (
+            self.buffers["post"].read_port(),
+            self.buffers["post"].write_port(granularity=1),
+        )
+        self.mask_read, self.mask_write = self.mask_mem.read_port(), self.mask_mem.write_port()
 
-        self._control(m)
-        self._counters(m)
+        self._sequencer(m)
+        self._lanes(m)
+        self._load(m)
         if self.debug:
             self._debug_port(m)
         return m
 
-    # -- helpers for the states -----------------------------------------------------------------
+    # -- stage 0: the sequencer ------------------------------------------------------------------
 
-    def _valid(self, size: int, block):
-        """The lanes of ``block`` that hold an element of a vector of ``size``."""
-        # A constant mask for the last block, picked by one comparison, came out larger in
-        # Yosys (XOR at 8 lanes on the iCE40: 44 % more LUTs).
-        return Cat(*((block * self.lanes + k) < size for k in range(self.lanes)))
-
-    def _count(self, kind: str, flags) -> None:
-        """Count saturation events of this state's clock into counter ``kind``."""
-        flag_bits = Signal(len(flags), name=f"ev_{kind}_{len(self.events[kind])}")
-        self._m.d.comb += flag_bits.eq(Cat(*flags))
-        self.events[kind].append(flag_bits)
-
-    def _read(self, group: str, block) -> None:
-        self._m.d.comb += self.st.read_row.eq(self.map.bases[group] + block)
-
-    def _write(self, group: str, block, values, enables) -> None:
-        m = self._m
+    def _sequencer(self, m: Module) -> None:
+        """Steps through the ROM, one slot a clock into ``tags[0]`` and the memories' read
+        addresses; drains the pipeline where a word says ``wait`` and at every tick."""
+        lanes = self.lanes
+        ins = self.rom.data
+        slot = self.tags[0]
+        n_words = len(self.words)
+        counts = max(max(w.count for w in self.words), max(w.inner for w in self.words), 2)
+        pc = Signal(range(max(n_words, 2)))
+        blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
+        st = Signal(2)  # step slot of a block
+        in_tail, final, started = Signal(), Signal(), Signal()
+        woff = Signal(range(max(self.weight_words, 2) + 1))
+        eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
+        erow = Signal(range(counts + 1))  # a buffered element: its word ...
+        elane = Signal(range(max(lanes, 2)))  # ... and its lane
+        busy = Cat(*(t.op != Slot.NONE for t in self.tags[1:])).any()
+        self.w_addr = Signal.like(self.w_read.addr)
+        m.d.comb += [self.rom.addr.eq(pc), self.rom.en.eq(0)]
         m.d.comb += [
-            self.st.write_row.eq(self.map.bases[group] + block),
-            self.st.write_lanes.eq(enables),
-        ]
-        for k in range(self.lanes):
-            m.d.comb += self.st.write_data[k].eq(values[k])
-
-    def _flag(self, group: str, action: str) -> None:
-        self._m.d.comb += [
-            self.st.flag_group.eq(self.group_index[group]),
-            getattr(self.st, f"flag_{action}").eq(1),
+            slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
+            slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
         ]
 
-    def _combined(self, parts):
-        """A gathered block (gacc) as ``sat(sum(sign * part))`` per lane, and the flags."""
-        cw = self.cfg.current_width
-        if len(parts) == 1 and parts[0][1] == 1:
-            return [self.gacc[k][:cw].as_signed() for k in range(self.lanes)], None
-        pairs = [saturate(self.gacc[k], cw) for k in range(self.lanes)]
-        return [v for v, _ in pairs], [e for _, e in pairs]
+        def finish(clear_flags=True):
+            """The word's last clock: fetch the next one, counters back to zero."""
+            m.d.comb += [self.rom.addr.eq(pc + 1), self.rom.en.eq(1)]
+            m.d.sync += [pc.eq(pc + 1), started.eq(0)]
+            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
+                m.d.sync += counter.eq(0)
+            if clear_flags:
+                m.d.comb += self.st.flags_clear.eq(ins.flags)
 
-    def _next_element(self, row) -> None:
-        """Step to the next element of a buffered vector: the next lane of its word, or the
-        first lane of the next word (``row``)."""
-        m = self._m
-        with m.If(self.lane == self.lanes - 1):
-            m.d.sync += [self.lane.eq(0), row.eq(row + 1)]
-        with m.Else():
-            m.d.sync += self.lane.eq(self.lane + 1)
-
-    def _loop(self, counter, last, first_state: str, done_state: str) -> None:
-        m = self._m
-        with m.If(last):
-            m.d.sync += counter.eq(0)
-            m.next = done_state
-        with m.Else():
-            m.d.sync += counter.eq(counter + 1)
-            m.next = first_state
-
-    # -- instructions -----------------------------------------------------------------------------
-
-    def _gather(self, tag: str, parts, block, done: str) -> str:
-        """States reading ``parts`` of ``block`` into gacc (signed, exact); the last one goes to
-        ``done`` (where gacc holds the sum). Returns the first state."""
-        m, lanes = self._m, self.lanes
-        names = [f"{tag}_{n}" for n in range(len(parts) + 1)]
-        for n, name in enumerate(names):
-            with m.State(name):
-                if n > 0:
-                    _, sign = parts[n - 1]
-                    for k in range(lanes):
-                        value = self.st.read_data[k] if sign > 0 else -self.st.read_data[k]
-                        m.d.sync += self.gacc[k].eq(value if n == 1 else self.gacc[k] + value)
-                if n < len(parts):
-                    self._read(parts[n][0], block)
-                    m.next = names[n + 1]
-                else:
-                    m.next = done
-        return names[0]
-
-    def _step_block(self, tag, plus, minus, mask, held, block, size, done: str) -> str:
-        """Read the targets' block (and mask), step both halves of zbuf into them."""
-        m, lanes = self._m, self.lanes
-        enables = self._valid(size, block)
-        with m.State(f"{tag}_s0"):
-            self._read(plus, block)
-            if mask:
-                m.d.comb += self.mask_read.addr.eq(self.mask_bases[mask] + block)
-            m.next = f"{tag}_s1"
-        with m.State(f"{tag}_s1"):
-            for k in range(lanes):
-                m.d.sync += self.curp[k].eq(self.st.read_data[k])
-            m.d.sync += self.mbits.eq(self.mask_read.data if mask else (1 << lanes) - 1)
-            if minus:
-                self._read(minus, block)
-            m.next = f"{tag}_s2"
-        with m.State(f"{tag}_s2"):
-            for k in range(lanes):
-                m.d.sync += self.curm[k].eq(self.st.read_data[k])
-            m.next = f"{tag}_s3"
-        with m.State(f"{tag}_s3"):
-            m.d.comb += self.held_gain.eq(held)
-            self._write(plus, block, [u.next for u in self.step_plus], enables)
-            self._count("current", [u.saturated & enables[k] for k, u in enumerate(self.step_plus)])
-            m.next = f"{tag}_s4" if minus else done
-        if minus:
-            with m.State(f"{tag}_s4"):
-                m.d.comb += self.held_gain.eq(held)
-                self._write(minus, block, [u.next for u in self.step_minus], enables)
-                self._count(
-                    "current", [u.saturated & enables[k] for k, u in enumerate(self.step_minus)]
-                )
-                m.next = done
-        return f"{tag}_s0"
-
-    def _emit_relay(self, tag: str, op: Relay, nxt: str) -> str:
-        m, i = self._m, self.i
-        size = self.map.sizes[op.plus]
-        blocks = self.map.blocks(op.plus)
-        first = self._gather(f"{tag}_g", op.parts, i, f"{tag}_z")
-        with m.State(f"{tag}_z"):
-            values, flags = self._combined(op.parts)
-            for k in range(self.lanes):
-                m.d.sync += self.zbuf[k].eq(values[k])
-            if flags:
-                valid = self._valid(size, i)
-                self._count("current", [f & valid[k] for k, f in enumerate(flags)])
-            m.next = f"{tag}_s0"
-        self._step_block(tag, op.plus, op.minus, op.mask, op.held, i, size, f"{tag}_n")
-        with m.State(f"{tag}_n"):
-            self._loop(i, i == blocks - 1, first, f"{tag}_f0")
-        self._clear_flags(tag, [op.plus] + ([op.minus] if op.minus else []), nxt)
-        return first
-
-    def _clear_flags(self, tag: str, groups, nxt: str) -> None:
-        m = self._m
-        for n, group in enumerate(groups):
-            with m.State(f"{tag}_f{n}"):
-                self._flag(group, "clear")
-                m.next = f"{tag}_f{n + 1}" if n + 1 < len(groups) else nxt
-
-    def _emit_gather_buffer(self, tag: str, sources, buffer: str, nxt: str) -> str:
-        """Each signed source vector into ``buffer`` at its columns, block by block."""
-        m, i, lanes = self._m, self.i, self.lanes
-        _, write = self.buffers[buffer]
-        firsts = []
-        for n, (col0, parts) in enumerate(sources):
-            size = self.map.sizes[parts[0][0]]
-            blocks = self.map.blocks(parts[0][0])
-            if col0 % lanes and size != 1:
-                raise NotImplementedError("a source vector that starts inside a word")
-            t = f"{tag}{n}"
-            after = f"{tag}{n + 1}_0" if n + 1 < len(sources) else nxt
-            firsts.append(self._gather(f"{t}", parts, i, f"{t}_w"))
-            with m.State(f"{t}_w"):
-                values, flags = self._combined(parts)
-                valid = self._valid(size, i)
-                if flags:
-                    self._count("current", [f & valid[k] for k, f in enumerate(flags)])
-                if col0 % lanes:  # one element, into its lane of a word
-                    m.d.comb += [write.addr.eq(col0 // lanes), write.en.eq(1 << (col0 % lanes))]
-                    for k in range(lanes):
-                        m.d.comb += write.data[k].eq(values[0])
-                else:
-                    m.d.comb += [write.addr.eq(col0 // lanes + i), write.en.eq(valid)]
-                    for k in range(lanes):
-                        m.d.comb += write.data[k].eq(values[k])
-                self._loop(i, i == blocks - 1, firsts[-1], after)
-        return firsts[0]
-
-    def _round(self, value):
-        cfg = self.cfg
-        return saturate(shift_round_nearest(value, cfg.weight_frac), cfg.current_width)
-
-    def _emit_sweep_rows(self, tag: str, op: Sweep, nxt: str) -> str:
-        """``W`` by rows: a target row per pass over its words; a block of rows stepped."""
-        m, lanes = self._m, self.lanes
-        i, j, lane, blk = self.i, self.j, self.lane, self.blk
-        mat = self.schedule.matrix(op.matrix)
-        blocks = self._cblocks(op.matrix)
-        _, w_read, _ = self.weights[op.matrix]
-        src_read, _ = self.buffers["src"]
-        first = self._emit_gather_buffer(f"{tag}_g", op.sources, "src", f"{tag}_r0")
-        with m.State(f"{tag}_r0"):  # issue word j of row i
-            m.d.comb += [w_read.addr.eq(i * blocks + j), src_read.addr.eq(j)]
-            m.next = f"{tag}_r1"
-        with m.State(f"{tag}_r1"):  # accumulate it
-            for k in range(lanes):
-                m.d.comb += [self.mul_a[k].eq(w_read.data[k]), self.mul_b[k].eq(src_read.data[k])]
-            total = balanced_sum(self.products)
-            m.d.sync += self.acc[0].eq(Mux(j == 0, 0, self.acc[0]) + total)
-            self._loop(j, j == blocks - 1, f"{tag}_r0", f"{tag}_r2")
-        with m.State(f"{tag}_r2"):  # the row's z into its lane
-            z, event = self._round(self.acc[0])
-            m.d.sync += Array(self.zbuf[k] for k in range(lanes))[lane].eq(z)
-            self._count("current", [event])
-            last_row = i == mat.rows - 1
-            with m.If((lane == lanes - 1) | last_row):
-                m.next = f"{tag}_s0"
+        def next_element():
+            with m.If(elane == lanes - 1):
+                m.d.sync += [elane.eq(0), erow.eq(erow + 1)]
             with m.Else():
-                m.d.sync += [i.eq(i + 1), lane.eq(lane + 1)]
-                m.next = f"{tag}_r0"
-        self._step_block(tag, op.plus, op.minus, op.mask, op.held, blk, mat.rows, f"{tag}_n")
-        with m.State(f"{tag}_n"):
-            with m.If(i == mat.rows - 1):
-                m.d.sync += [i.eq(0), lane.eq(0), blk.eq(0)]
-                m.next = f"{tag}_f0"
-            with m.Else():
-                m.d.sync += [i.eq(i + 1), lane.eq(0), blk.eq(blk + 1)]
-                m.next = f"{tag}_r0"
-        self._clear_flags(tag, [op.plus] + ([op.minus] if op.minus else []), nxt)
-        return first
+                m.d.sync += elane.eq(elane + 1)
 
-    def _emit_sweep_columns(self, tag: str, op: Sweep, nxt: str) -> str:
-        """``W^T`` by columns: a block of targets per pass over every source element."""
-        m, lanes = self._m, self.lanes
-        j, lane, blk = self.j, self.lane, self.blk
-        mat = self.schedule.matrix(op.matrix)  # rows: targets, cols: sources
-        blocks = self._cblocks(op.matrix)
-        target_blocks = -(-mat.rows // lanes)
-        _, w_read, _ = self.weights[op.matrix]
-        src_read, _ = self.buffers["src"]
-        src_row = Signal.like(self.i, name=f"{tag}_srow")
-        first = self._emit_gather_buffer(f"{tag}_g", op.sources, "src", f"{tag}_c0")
-        with m.State(f"{tag}_c0"):  # issue source element j's word, its column's weights
-            m.d.comb += [w_read.addr.eq(j * blocks + blk), src_read.addr.eq(src_row)]
-            m.next = f"{tag}_c1"
-        with m.State(f"{tag}_c1"):
-            element = Array(src_read.data[k] for k in range(lanes))[lane]
-            for k in range(lanes):
-                m.d.comb += [self.mul_a[k].eq(w_read.data[k]), self.mul_b[k].eq(element)]
-                m.d.sync += self.acc[k].eq(Mux(j == 0, 0, self.acc[k]) + self.products[k])
-            with m.If(j == mat.cols - 1):
-                m.d.sync += [j.eq(0), lane.eq(0), src_row.eq(0)]
-                m.next = f"{tag}_c2"
+        def next_block():
+            with m.If(blk == ins.count - 1):
+                finish()
             with m.Else():
-                m.d.sync += j.eq(j + 1)
-                self._next_element(src_row)
-                m.next = f"{tag}_c0"
-        with m.State(f"{tag}_c2"):
-            valid = self._valid(mat.rows, blk)
-            flags = []
-            for k in range(lanes):
-                z, event = self._round(self.acc[k])
-                m.d.sync += self.zbuf[k].eq(z)
-                flags.append(event & valid[k])
-            self._count("current", flags)
-            m.next = f"{tag}_s0"
-        self._step_block(tag, op.plus, op.minus, op.mask, op.held, blk, mat.rows, f"{tag}_n")
-        with m.State(f"{tag}_n"):
-            self._loop(blk, blk == target_blocks - 1, f"{tag}_c0", f"{tag}_f0")
-        self._clear_flags(tag, [op.plus] + ([op.minus] if op.minus else []), nxt)
-        return first
+                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
 
-    def _emit_learn(self, tag: str, op: Learn, nxt: str) -> str:
-        """The Hebbian rule row by row, ``W`` and its copy from the same changes."""
-        m, lanes, cfg = self._m, self.lanes, self.cfg
-        i, j, lane = self.i, self.j, self.lane
-        mat = self.schedule.matrix(op.matrix)
-        blocks = self._cblocks(op.matrix)
-        _, w_read, w_write = self.weights[op.matrix]
-        src_read, _ = self.buffers["src"]
-        post_read, _ = self.buffers["post"]
-        post_row = Signal.like(self.i, name=f"{tag}_prow")
-        after_post = f"{tag}_pre0_0"
-        first = self._emit_gather_buffer(f"{tag}_post", [(0, op.post)], "post", after_post)
-        self._emit_gather_buffer(f"{tag}_pre", op.pre, "src", f"{tag}_l0")
-        copy = self.weights[op.copy] if op.copy else None
-        copy_rows = self.schedule.matrix(op.copy).rows if op.copy else 0
-        with m.State(f"{tag}_l0"):
+        def step_slot(block, after_block):
+            """The step of ``block`` of the targets, the plus then the minus half."""
+            target = Mux(st == 0, ins.plus, ins.minus) + block
             m.d.comb += [
-                w_read.addr.eq(i * blocks + j),
-                src_read.addr.eq(j),
-                post_read.addr.eq(post_row),
+                self.st.read_row.eq(target),
+                slot.op.eq(Slot.STEP),
+                slot.first.eq(1),
+                slot.row.eq(target),
+                slot.mrow.eq(ins.mask + block),
+                slot.half.eq(st[0]),
+                slot.held.eq(ins.held),
+                slot.gated.eq(ins.gated),
             ]
-            if copy:
-                m.d.comb += copy[1].addr.eq(i * blocks + j)
-            m.next = f"{tag}_l1"
-        with m.State(f"{tag}_l1"):
-            post = Array(post_read.data[k] for k in range(lanes))[lane]
-            valid = self._valid(mat.cols, j)
-            # W^T has one row fewer than W has columns (no bias row): past its last block,
-            # nothing of the copy is written or counted.
-            copy_blocks = -(-copy_rows // lanes) if copy else 0
-            valid_copy = Mux(j < copy_blocks, self._valid(max(copy_rows, 1), j), 0)
-            flags_w, flags_c = [], []
-            m.d.comb += [w_write.addr.eq(i * blocks + j), w_write.en.eq(valid)]
-            if copy:
-                m.d.comb += [copy[2].addr.eq(i * blocks + j), copy[2].en.eq(valid_copy)]
-            for k in range(lanes):
-                m.d.comb += [self.mul_a[k].eq(post), self.mul_b[k].eq(src_read.data[k])]
-                change = shift_round_nearest(self.products[k], cfg.update_shift)
-                new, event = saturate(w_read.data[k] - change, cfg.weight_width)
-                m.d.comb += w_write.data[k].eq(new)
-                flags_w.append(event & valid[k])
-                if copy:
-                    new_c, event_c = saturate(copy[1].data[k] - change, cfg.weight_width)
-                    m.d.comb += copy[2].data[k].eq(new_c)
-                    flags_c.append(event_c & valid_copy[k])
-            self._count("weight", flags_w)
-            if copy:
-                self._count("copy", flags_c)
-            with m.If(j == blocks - 1):
-                m.d.sync += j.eq(0)
-                with m.If(i == mat.rows - 1):
-                    m.d.sync += [i.eq(0), lane.eq(0), post_row.eq(0)]
-                    m.next = nxt
-                with m.Else():
-                    m.d.sync += i.eq(i + 1)
-                    self._next_element(post_row)
-                    m.next = f"{tag}_l0"
+            with m.If(st == ins.steps - 1):
+                m.d.sync += [st.eq(0), in_tail.eq(0)]
+                after_block()
             with m.Else():
-                m.d.sync += j.eq(j + 1)
-                m.next = f"{tag}_l0"
-        return first
+                m.d.sync += st.eq(st + 1)
 
-    def _emit_capture(self, tag: str, op: Capture, nxt: str) -> str:
-        m, i, lanes = self._m, self.i, self.lanes
-        size, blocks = self.map.sizes[op.plus], self.map.blocks(op.plus)
-        with m.State(f"{tag}_0"):
-            self._read(op.plus, i)
-            m.next = f"{tag}_1"
-        with m.State(f"{tag}_1"):
-            for k in range(lanes):
-                m.d.sync += self.curp[k].eq(self.st.read_data[k])
-            self._read(op.minus, i)
-            m.next = f"{tag}_2"
-        with m.State(f"{tag}_2"):
-            bits = Cat(*(self.curp[k] > self.st.read_data[k] for k in range(lanes)))
-            m.d.comb += [
-                self.mask_write.addr.eq(self.mask_bases[op.mask] + i),
-                self.mask_write.data.eq(bits & self._valid(size, i)),
-                self.mask_write.en.eq(1),
-            ]
-            self._loop(i, i == blocks - 1, f"{tag}_0", nxt)
-        return f"{tag}_0"
-
-    def _emit_copy(self, tag: str, op: Copy, nxt: str) -> str:
-        m, i = self._m, self.i
-        size, blocks = self.map.sizes[op.target], self.map.blocks(op.target)
-        with m.State(f"{tag}_0"):
-            self._read(op.source, i)
-            m.next = f"{tag}_1"
-        with m.State(f"{tag}_1"):
-            values = [self.st.read_data[k] for k in range(self.lanes)]
-            self._write(op.target, i, values, self._valid(size, i))
-            self._loop(i, i == blocks - 1, f"{tag}_0", f"{tag}_f0")
-        self._clear_flags(tag, [op.target], nxt)
-        return f"{tag}_0"
-
-    def _emit_flag(self, tag: str, group: str, nxt: str) -> str:
-        with self._m.State(tag):
-            self._flag(group, "set")
-            self._m.next = nxt
-        return tag
-
-    def _emit_leak(self, tag: str, op: Leak, nxt: str) -> str:
-        m, i = self._m, self.i
-        shift = self.cfg.leak_shift
-        if shift == 0:
-            return self._emit_flag(tag, op.group, nxt)
-        size, blocks = self.map.sizes[op.group], self.map.blocks(op.group)
-        with m.State(f"{tag}_0"):
-            self._read(op.group, i)
-            m.next = f"{tag}_1"
-        with m.State(f"{tag}_1"):
-            values = [
-                self.st.read_data[k] - shift_round_nearest(self.st.read_data[k], shift)
-                for k in range(self.lanes)
-            ]
-            self._write(op.group, i, values, self._valid(size, i))
-            self._loop(i, i == blocks - 1, f"{tag}_0", nxt)
-        return f"{tag}_0"
-
-    def _emit(self, tag: str, op, nxt: str) -> str:
-        if isinstance(op, Relay):
-            return self._emit_relay(tag, op, nxt)
-        if isinstance(op, Sweep):
-            emit = self._emit_sweep_rows if op.by_rows else self._emit_sweep_columns
-            return emit(tag, op, nxt)
-        if isinstance(op, Learn):
-            return self._emit_learn(tag, op, nxt)
-        if isinstance(op, Capture):
-            return self._emit_capture(tag, op, nxt)
-        if isinstance(op, Copy):
-            return self._emit_copy(tag, op, nxt)
-        if isinstance(op, Clear):
-            return self._emit_flag(tag, op.group, nxt)
-        if isinstance(op, Leak):
-            return self._emit_leak(tag, op, nxt)
-        raise NotImplementedError(type(op).__name__)
-
-    def _emit_chain(self, tag: str, ops, nxt: str) -> str:
-        """States running ``ops`` in order, then ``nxt``; returns the first state."""
-        entry = nxt
-        for n in reversed(range(len(ops))):
-            entry = self._emit(f"{tag}i{n}", ops[n], entry)
-        return entry
-
-    def _emit_readout(self, tag: str, nxt: str) -> str:
-        m, i, lanes = self._m, self.i, self.lanes
-        readout = self.schedule.readout
-        blocks = self.map.blocks(readout.plus)
-        with m.State(f"{tag}_0"):
-            self._read(readout.plus, i)
-            m.next = f"{tag}_1"
-        with m.State(f"{tag}_1"):
-            for k in range(lanes):
-                m.d.sync += self.curp[k].eq(self.st.read_data[k])
-            if readout.minus:
-                self._read(readout.minus, i)
-            m.next = f"{tag}_2"
-        with m.State(f"{tag}_2"):
-            for b in range(blocks):
-                with m.If(i == b):
-                    for k in range(lanes):
-                        j = b * lanes + k
-                        if j < self.output_size:
-                            minus = self.st.read_data[k] if readout.minus else 0
-                            m.d.sync += self.output[j].eq(self.curp[k] - minus)
-            self._loop(i, i == blocks - 1, f"{tag}_0", nxt)
-        return f"{tag}_0"
-
-    # -- the sample ---------------------------------------------------------------------------
-
-    def _control(self, m: Module) -> None:
-        s, program = self.schedule, self.program
-        n_phases = len(s.phases)
-        last_tick = s.ticks_per_window - 1
-        tick_n = Signal(range(max(s.ticks_per_window, 2)))
-        self._load(m)
-        readout_at = s.readout.phase if s.readout else None
-        with m.FSM(name="core"):
-            with m.State("idle"):
+        with m.FSM(name="sequencer"):
+            with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [tick_n.eq(0), self.running.eq(1)]
-                    m.next = "p0_enter"
-            for p in range(n_phases):
-                last_phase = p == n_phases - 1
-                after = f"p{p + 1}_enter" if not last_phase else "idle"
-                end = f"p{p}_end"
-                if last_phase and readout_at == n_phases:  # the output: the last tick's state
-                    end = self._emit_readout("out", f"p{p}_end")
-                body = self._emit_chain(f"p{p}b", program.every_tick[p], f"p{p}_body_end")
-                start = self._emit_chain(f"p{p}s", program.phase_start[p], body)
-                if readout_at == p:
-                    start = self._emit_readout(f"p{p}o", start)
-                with m.State(f"p{p}_enter"):
-                    with m.If(tick_n == 0):
-                        m.next = start
+                    m.d.comb += [self.rom.addr.eq(0), self.rom.en.eq(1)]
+                    m.d.sync += [pc.eq(0), self.running.eq(1)]
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                stall = ins.wait & busy & ~started
+                with m.Switch(ins.kind):
+                    with m.Case(Kind.GATHER):
+                        with m.If(~stall & ~in_tail):
+                            m.d.sync += started.eq(1)
+                            last = inner == ins.inner - 1
+                            m.d.comb += [
+                                self.st.read_row.eq(ins.part_rows[inner] + blk),
+                                slot.op.eq(Slot.GATHER),
+                                slot.first.eq(inner == 0),
+                                slot.last.eq(last),
+                                slot.neg.eq(ins.part_neg.bit_select(inner, 1)),
+                                slot.dest.eq(ins.dest),
+                                slot.row.eq(ins.drow + blk),
+                                slot.lane.eq(ins.dlane),
+                                slot.single.eq(ins.single),
+                            ]
+                            with m.If(last):
+                                m.d.sync += inner.eq(0)
+                                with m.If(ins.steps != 0):
+                                    m.d.sync += in_tail.eq(1)
+                                with m.Else():
+                                    next_block()
+                            with m.Else():
+                                m.d.sync += inner.eq(inner + 1)
+                        with m.Elif(in_tail):
+                            step_slot(blk, next_block)
+                    with m.Case(Kind.ROWS):
+                        with m.If(~stall & ~in_tail):
+                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
+                            last = inner == ins.inner - 1
+                            m.d.comb += [
+                                self.w_addr.eq(ins.wbase + woff),
+                                self.src_read.addr.eq(inner),
+                                slot.op.eq(Slot.ROWS),
+                                slot.first.eq(inner == 0),
+                                slot.last.eq(last),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(last):
+                                m.d.sync += [inner.eq(0), row.eq(row + 1)]
+                                with m.If((elane == lanes - 1) | (row == ins.count - 1)):
+                                    m.d.sync += [in_tail.eq(1), final.eq(row == ins.count - 1)]
+                                with m.Else():
+                                    m.d.sync += elane.eq(elane + 1)
+                            with m.Else():
+                                m.d.sync += inner.eq(inner + 1)
+                        with m.Elif(in_tail):
+
+                            def after_rows():
+                                m.d.sync += elane.eq(0)
+                                with m.If(final):
+                                    finish()
+                                with m.Else():
+                                    m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
+
+                            step_slot(blk, after_rows)
+                    with m.Case(Kind.COLS):
+                        with m.If(~stall & ~in_tail):
+                            m.d.sync += started.eq(1)
+                            last = inner == ins.inner - 1
+                            m.d.comb += [
+                                self.w_addr.eq(ins.wbase + woff),
+                                self.src_read.addr.eq(erow),
+                                slot.op.eq(Slot.COLS),
+                                slot.first.eq(inner == 0),
+                                slot.last.eq(last),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(last):
+                                m.d.sync += [inner.eq(0), erow.eq(0), elane.eq(0), in_tail.eq(1)]
+                            with m.Else():
+                                m.d.sync += [inner.eq(inner + 1), woff.eq(woff + ins.stride)]
+                                next_element()
+                        with m.Elif(in_tail):
+
+                            def after_cols():
+                                with m.If(blk == ins.count - 1):
+                                    finish()
+                                with m.Else():
+                                    m.d.sync += [
+                                        blk.eq(blk + 1),
+                                        eoff.eq(eoff + lanes),
+                                        woff.eq(blk + 1),
+                                    ]
+
+                            step_slot(blk, after_cols)
+                    with m.Case(Kind.LEARN):
+                        with m.If(~stall):
+                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
+                            m.d.comb += [
+                                self.src_read.addr.eq(inner),
+                                self.post_read.addr.eq(erow),
+                                slot.op.eq(Slot.LEARN),
+                                slot.row.eq(ins.wbase + woff),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(inner == ins.inner - 1):
+                                m.d.sync += [inner.eq(0), eoff.eq(0)]
+                                next_element()
+                                with m.If(row == ins.count - 1):
+                                    finish(clear_flags=False)
+                                with m.Else():
+                                    m.d.sync += row.eq(row + 1)
+                            with m.Else():
+                                m.d.sync += [inner.eq(inner + 1), eoff.eq(eoff + lanes)]
+                    with m.Case(Kind.FLAGS):
+                        m.d.comb += self.st.flags_set.eq(ins.flags)
+                        finish(clear_flags=False)
+                    with m.Case(Kind.TICK):
+                        with m.If(~busy):
+                            with m.If(ins.last):  # the sample's last tick counts it
+                                m.d.sync += self.samples.eq(self.samples + 1)
+                            m.next = "VALID"
+            with m.State("VALID"):
+                m.d.comb += self.state_valid.eq(1)
+                with m.If(~self.hold):
+                    with m.If(ins.last):  # the sample is done: the next one may load
+                        m.d.comb += self.sample_done.eq(1)
+                        m.d.sync += self.running.eq(0)
+                        m.next = "IDLE"
                     with m.Else():
-                        m.next = body
-                with m.State(f"p{p}_body_end"):
-                    if last_phase:
-                        with m.If(tick_n == last_tick):  # the sample's last tick counts it
-                            m.d.sync += self.samples.eq(self.samples + 1)
-                            m.next = end
-                        with m.Else():
-                            m.next = f"p{p}_end"
-                    else:
-                        m.next = f"p{p}_end"
-                with m.State(f"p{p}_end"):
-                    m.d.comb += self.state_valid.eq(1)
-                    with m.If(~self.hold):
-                        with m.If(tick_n == last_tick):
-                            m.d.sync += tick_n.eq(0)
-                            if last_phase:  # the sample is done: the next one may load
-                                m.d.comb += self.sample_done.eq(1)
-                                m.d.sync += self.running.eq(0)
-                            m.next = after
-                        with m.Else():
-                            m.d.sync += tick_n.eq(tick_n + 1)
-                            m.next = f"p{p}_enter"
+                        finish(clear_flags=False)
+                        m.next = "EXEC"
+
+    # -- stages 1 to 4: the lanes ----------------------------------------------------------------
+
+    def _lanes(self, m: Module) -> None:
+        cfg, lanes = self.cfg, self.lanes
+        cw, ww = cfg.current_width, cfg.weight_width
+        t1, t2, t3, t4 = self.tags[1:]
+        st = self.st
+
+        # Weights are read at stage 0, or at stage 2 by a learning rule (its products are
+        # ready at stage 3, when it writes; the compiler keeps sweeps clear of it).
+        learn2 = t2.op == Slot.LEARN
+        w_addr = Mux(learn2, t2.row, self.w_addr)
+        m.d.comb += self.w_read.addr.eq(w_addr)
+        if self.has_copies:
+            m.d.comb += self.c_read.addr.eq(w_addr)
+
+        # stage 1: operands
+        a_width = max(cw, ww)  # +-1, a weight or a current: one 16 x 16 DSP on the iCE40
+        mul_a = Signal(data.ArrayLayout(signed(a_width), lanes))
+        mul_b = Signal(data.ArrayLayout(signed(cw), lanes))
+        src = self.src_read.data
+        src_element = Array(src[k] for k in range(lanes))[t1.lane]
+        post_element = Array(self.post_read.data[k] for k in range(lanes))[t1.lane]
+        for k in range(lanes):
+            with m.Switch(t1.op):
+                with m.Case(Slot.GATHER):
+                    m.d.sync += [mul_a[k].eq(Mux(t1.neg, -1, 1)), mul_b[k].eq(st.read_data[k])]
+                with m.Case(Slot.STEP):
+                    m.d.sync += [mul_a[k].eq(1), mul_b[k].eq(st.read_data[k])]
+                with m.Case(Slot.ROWS):
+                    m.d.sync += [mul_a[k].eq(self.w_read.data[k]), mul_b[k].eq(src[k])]
+                with m.Case(Slot.COLS):
+                    if self.has_copies:
+                        m.d.sync += [mul_a[k].eq(self.c_read.data[k]), mul_b[k].eq(src_element)]
+                with m.Case(Slot.LEARN):
+                    m.d.sync += [mul_a[k].eq(post_element), mul_b[k].eq(src[k])]
+
+        # stage 2: products
+        products = Signal(data.ArrayLayout(signed(a_width + cw), lanes))
+        for k in range(lanes):
+            m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
+
+        # stage 3: accumulate; learn
+        widest = max([mt.cols for mt in self.schedule.matrices] + [mt.rows for mt in
+                     self.schedule.matrices] + [2])  # fmt: skip
+        acc_width = a_width + cw + ceil_log2(widest + 1) + 2
+        acc = Signal(data.ArrayLayout(signed(acc_width), lanes))
+        with m.Switch(t3.op):
+            with m.Case(Slot.GATHER, Slot.COLS, Slot.STEP):
+                for k in range(lanes):
+                    m.d.sync += acc[k].eq(Mux(t3.first, 0, acc[k]) + products[k])
+            with m.Case(Slot.ROWS):
+                total = balanced_sum([products[k] for k in range(lanes)])
+                m.d.sync += acc[0].eq(Mux(t3.first, 0, acc[0]) + total)
+        ev_weight, ev_copy = Signal(lanes), Signal(lanes)
+        with m.If(t3.op == Slot.LEARN):
+            m.d.comb += [self.w_write.addr.eq(t3.row), self.w_write.en.eq(t3.valid)]
+            if self.has_copies:
+                m.d.comb += [self.c_write.addr.eq(t3.row), self.c_write.en.eq(t3.valid2)]
+            flags_w, flags_c = [], []
+            for k in range(lanes):
+                change = shift_round_nearest(products[k], cfg.update_shift)
+                new, event = saturate(self.w_read.data[k] - change, ww)
+                m.d.comb += self.w_write.data[k].eq(new)
+                flags_w.append(event)
+                if self.has_copies:
+                    new_c, event_c = saturate(self.c_read.data[k] - change, ww)
+                    m.d.comb += self.c_write.data[k].eq(new_c)
+                    flags_c.append(event_c)
+            m.d.comb += ev_weight.eq(Cat(*flags_w) & t3.valid)
+            if self.has_copies:
+                m.d.comb += ev_copy.eq(Cat(*flags_c) & t3.valid2)
+        m.d.comb += self.mask_read.addr.eq(t3.mrow)
+
+        # stage 4: write back
+        zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
+        ev_current = Signal(lanes)
+        values = [saturate(acc[k], cw) for k in range(lanes)]
+        rounded = [saturate(shift_round_nearest(acc[k], cfg.weight_frac), cw) for k in range(lanes)]
+        write_state = Signal()
+        state_data = Signal(data.ArrayLayout(signed(cw), lanes))
+        with m.Switch(t4.op):
+            with m.Case(Slot.GATHER):
+                with m.If(t4.last):
+                    self._gather_out(m, t4, acc, values, zbuf, ev_current, write_state, state_data)
+            with m.Case(Slot.ROWS):
+                with m.If(t4.last):
+                    z, event = rounded[0]
+                    m.d.sync += Array(zbuf[k] for k in range(lanes))[t4.lane].eq(z)
+                    m.d.comb += ev_current.eq(event)
+            with m.Case(Slot.COLS):
+                with m.If(t4.last):
+                    for k in range(lanes):
+                        m.d.sync += zbuf[k].eq(rounded[k][0])
+                    m.d.comb += ev_current.eq(Cat(*(e for _, e in rounded)) & t4.valid)
+            with m.Case(Slot.STEP):
+                flags = []
+                for k in range(lanes):
+                    unit = PopulationStep(cfg)
+                    m.submodules[f"step{k}"] = unit
+                    z = zbuf[k]
+                    drive = Mux(t4.half, Mux(z < 0, -z, 0), Mux(z > 0, z, 0))
+                    m.d.comb += [
+                        unit.current.eq(acc[k][:cw].as_signed()),
+                        unit.drive.eq(drive),
+                        unit.gate.eq(~t4.gated | self.mask_read.data[k]),
+                        unit.held_gain.eq(t4.held),
+                        state_data[k].eq(unit.next),
+                    ]
+                    flags.append(unit.saturated)
+                m.d.comb += [write_state.eq(1), ev_current.eq(Cat(*flags) & t4.valid)]
+        with m.If(write_state):
+            m.d.comb += [st.write_row.eq(t4.row), st.write_lanes.eq(t4.valid)]
+            for k in range(lanes):
+                m.d.comb += st.write_data[k].eq(state_data[k])
+
+        for counter, events in (
+            (self.sat_current, ev_current),
+            (self.sat_weight, ev_weight),
+            (self.sat_copy, ev_copy),
+        ):
+            total = balanced_sum(list(events))
+            m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
+
+    def _gather_out(self, m, t4, acc, values, zbuf, ev_current, write_state, state_data) -> None:
+        """A gathered block to its destination."""
+        lanes, cw = self.lanes, self.cfg.current_width
+        sums = Cat(*(e for _, e in values))
+        with m.Switch(t4.dest):
+            for dest, buffer in ((Dest.SRC, self.src_write), (Dest.POST, self.post_write)):
+                with m.Case(dest):
+                    m.d.comb += [
+                        buffer.addr.eq(t4.row),
+                        buffer.en.eq(Mux(t4.single, 1 << t4.lane, t4.valid)),
+                        ev_current.eq(sums & t4.valid),
+                    ]
+                    for k in range(lanes):
+                        m.d.comb += buffer.data[k].eq(Mux(t4.single, values[0][0], values[k][0]))
+            with m.Case(Dest.STATE):
+                m.d.comb += write_state.eq(1)
+                for k in range(lanes):
+                    m.d.comb += state_data[k].eq(acc[k][:cw])
+            with m.Case(Dest.LEAK):
+                m.d.comb += write_state.eq(1)
+                shift = self.cfg.leak_shift
+                for k in range(lanes):
+                    value = acc[k][:cw].as_signed()
+                    m.d.comb += state_data[k].eq(value - shift_round_nearest(value, shift))
+            with m.Case(Dest.MASK):
+                bits = Cat(*(acc[k] > 0 for k in range(lanes)))
+                m.d.comb += [
+                    self.mask_write.addr.eq(t4.row),
+                    self.mask_write.data.eq(bits & t4.valid),
+                    self.mask_write.en.eq(1),
+                ]
+            with m.Case(Dest.OUT):
+                for b in range(-(-self.output_size // lanes)):
+                    with m.If(t4.row == b):
+                        for k in range(lanes):
+                            j = b * lanes + k
+                            if j < self.output_size:
+                                m.d.sync += self.output[j].eq(acc[k])
+            with m.Case(Dest.STEP):
+                for k in range(lanes):
+                    m.d.sync += zbuf[k].eq(values[k][0])
+                m.d.comb += ev_current.eq(sums & t4.valid)
+
+    # -- the load and the debug port ---------------------------------------------------------
 
     def _load(self, m: Module) -> None:
         """Input words into the input groups, one element a clock while idle."""
@@ -712,13 +647,10 @@ class MemoryCore(wiring.Component):
         element = Signal(range(max(max(s.group(g).size for g in groups), 2)))
         m.d.comb += self.load.ready.eq(~self.running)
         sizes = Array(Const(s.group(g).size) for g in groups)
-        bases = Array(Const(self.map.bases[g]) for g in groups)
+        bases = Array(Const(self.where.state[g]) for g in groups)
         with m.If(self.load.valid & self.load.ready):
-            row = bases[group] + element // lanes if lanes & (lanes - 1) == 0 else None
-            if row is None:  # a lane count that is not a power of two: count rows and banks
-                raise NotImplementedError("load for lane counts that are not powers of two")
             m.d.comb += [
-                self.st.write_row.eq(row),
+                self.st.write_row.eq(bases[group] + element // lanes),
                 self.st.write_lanes.eq(1 << (element % lanes)),
             ]
             for k in range(lanes):
@@ -728,21 +660,8 @@ class MemoryCore(wiring.Component):
             with m.Else():
                 m.d.sync += element.eq(element + 1)
 
-    def _counters(self, m: Module) -> None:
-        for kind, counter in (
-            ("current", self.sat_current),
-            ("weight", self.sat_weight),
-            ("copy", self.sat_copy),
-        ):
-            flags = [bit for bits in self.events[kind] for bit in bits]
-            if flags:
-                total = balanced_sum(flags)
-                m.d.sync += counter.eq(
-                    clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH)
-                )
-
     def _debug_port(self, m: Module) -> None:
-        rom_words = self._debug_rom(self.map, self.mask_bases)
+        rom_words = self._debug_rom()
         kb, ub, ab, lb = self._debug_fields
         rom = memory.Memory(shape=unsigned(kb + ub + ab + lb), depth=len(rom_words), init=rom_words)
         m.submodules.debug_rom = rom
@@ -754,11 +673,10 @@ class MemoryCore(wiring.Component):
         kind_r, unit_r, lane_r = Signal.like(kind), Signal.like(unit), Signal.like(lane)
         m.d.sync += [kind_r.eq(kind), unit_r.eq(unit), lane_r.eq(lane)]
         m.d.comb += self.st.debug_addr.eq(address)
-        mask_debug = m.submodules.masks.read_port()
+        mask_debug = self.mask_mem.read_port()
         m.d.comb += mask_debug.addr.eq(address)
         weight_words = []
-        for mat in self.schedule.matrices:
-            mem = self.weights[mat.name][0]
+        for mem in [self.w_mem] + ([self.c_mem] if self.has_copies else []):
             port = mem.read_port()
             m.d.comb += port.addr.eq(address)
             weight_words.append(Array(port.data[k] for k in range(self.lanes))[lane_r])

@@ -46,9 +46,9 @@ class StateMemory(wiring.Component):
     write_row : In(range(rows)), write_data : In(ArrayLayout(signed(width), lanes))
     write_lanes : In(lanes)
         Banks written this clock.
-    flag_group : In(range(groups)), flag_set, flag_clear : In(1)
-        Set or clear a group's zero flag (at the clock's end; a read in the same clock sees
-        the flag as it was).
+    flags_set, flags_clear : In(groups)
+        Set or clear groups' zero flags, a bit a group (at the clock's end; a read in the
+        same clock sees the flags as they were). A group in both is set.
     zero : Out(groups)
         The flags.
     debug_addr : In(range(rows << bank bits)), debug_data : Out(signed(width))
@@ -90,9 +90,8 @@ class StateMemory(wiring.Component):
                 "write_row": In(range(rows)),
                 "write_data": In(data.ArrayLayout(signed(width), lanes)),
                 "write_lanes": In(lanes),
-                "flag_group": In(range(max(self.groups, 2))),
-                "flag_set": In(1),
-                "flag_clear": In(1),
+                "flags_set": In(max(self.groups, 1)),
+                "flags_clear": In(max(self.groups, 1)),
                 "zero": Out(max(self.groups, 1)),
                 "debug_addr": In(range(rows << self.bank_bits)),
                 "debug_data": Out(signed(width)),
@@ -103,10 +102,7 @@ class StateMemory(wiring.Component):
         m = Module()
         flags = Signal(max(self.groups, 1))
         m.d.comb += self.zero.eq(flags)
-        with m.If(self.flag_set):
-            m.d.sync += flags.bit_select(self.flag_group, 1).eq(1)
-        with m.Elif(self.flag_clear):
-            m.d.sync += flags.bit_select(self.flag_group, 1).eq(0)
+        m.d.sync += flags.eq(flags & ~self.flags_clear | self.flags_set)
 
         # The group of the row read: its flag, as it was in the clock of the read.
         m.submodules.group_rom = self.group_rom

@@ -3,6 +3,8 @@ tick boundary: every current, mask bit, weight and counter, read through its deb
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,8 @@ from golden_model.datasets import dataset_config, load_dataset
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import xor_sample
 from hw.mcore import MemoryCore
-from hw.microprogram import compile_program, program_clocks
+from hw.microcode import DEPTH, Dest, Kind, Word, encode, sample_clocks
+from hw.microprogram import compile_program
 from sim.amaranth_run import run_core
 
 
@@ -70,13 +73,28 @@ def test_what_it_does_not_run_yet_is_refused():
         MemoryCore(compile_backprop(cfg), cfg)
 
 
-def test_its_clocks_are_counted_against_the_overlapped_model():
-    """This first version runs each instruction as its own pass: slower than the model it is
-    to reach (hw.microprogram.program_clocks), never faster."""
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_its_clocks_are_the_microcodes_exactly(lanes):
+    """The sequencer issues a slot a clock and drains only where the micro-code says: a
+    sample takes exactly hw.microcode.sample_clocks (which the benchmarks quote)."""
     cfg = default_config("xor")
-    _, clocks = compare(cfg, XOR[:2], 2)
-    modelled = program_clocks(compile_program(compile_backprop(cfg), 2), cfg)
-    assert modelled < clocks / 2 < 8 * modelled
+    _, clocks = compare(cfg, XOR[:2], lanes)
+    words, _ = encode(compile_program(compile_backprop(cfg), lanes), cfg)
+    assert clocks == 2 * sample_clocks(words, lanes)
+
+
+def test_the_clock_model_counts_drains():
+    """A word that must wait for the pipeline costs the clocks it waits; one that needs not
+    costs none (the model the exact-clock test holds the gateware to)."""
+    lanes = 2
+    gather = Word(Kind.GATHER, count=3, inner=2, dest=Dest.SRC, writes=frozenset({"SRC"}))
+    sweep = Word(Kind.ROWS, count=4, inner=2, steps=1, reads=frozenset({"SRC"}))
+    tick = Word(Kind.TICK, last=True)
+    free = sample_clocks([gather, sweep, tick], lanes)
+    waiting = sample_clocks([gather, replace(sweep, wait=True), tick], lanes)
+    # start, 6 gather slots, 8 + 2 sweep slots, the drain, the count and the valid clock
+    assert free == 1 + 6 + (8 + 2) + DEPTH + 2
+    assert waiting - free == DEPTH  # the sweep's first slot a clock after the gather's lands
 
 
 # Yosys counts of the memory core (iCE40, no host link; BENCHMARKS.md), kept as baselines with

@@ -33,15 +33,14 @@ def test_blocks_flags_and_debug_reads_follow_the_model(lanes):
             row, wrow = int(rng.integers(state.rows)), int(rng.integers(state.rows))
             words = rng.integers(-30000, 30000, lanes)
             enables = int(rng.integers(0, 1 << lanes))
-            flag_group = int(rng.integers(len(flags)))
-            action = int(rng.integers(4))  # 0, 3: nothing, 1: set, 2: clear
+            sets = rng.random(len(flags)) < 0.1
+            clears = rng.random(len(flags)) < 0.1
             ctx.set(dut.read_row, row)
             ctx.set(dut.write_row, wrow)
             ctx.set(dut.write_data, [int(v) for v in words])
             ctx.set(dut.write_lanes, enables)
-            ctx.set(dut.flag_group, flag_group)
-            ctx.set(dut.flag_set, int(action == 1))
-            ctx.set(dut.flag_clear, int(action == 2))
+            ctx.set(dut.flags_set, sum(1 << int(g) for g in np.flatnonzero(sets)))
+            ctx.set(dut.flags_clear, sum(1 << int(g) for g in np.flatnonzero(clears)))
             expected = np.zeros(lanes, np.int64) if flags[groups[row]] else model[row].copy()
             await ctx.tick()
             got = [ctx.get(dut.read_data[b]) for b in range(lanes)]
@@ -50,13 +49,10 @@ def test_blocks_flags_and_debug_reads_follow_the_model(lanes):
             for b in range(lanes):
                 if enables >> b & 1:
                     model[wrow, b] = words[b]
-            if action == 1:
-                flags[flag_group] = True
-            elif action == 2:
-                flags[flag_group] = False
+            flags[:] = flags & ~clears | sets  # a group in both is set
         ctx.set(dut.write_lanes, 0)
-        ctx.set(dut.flag_set, 0)
-        ctx.set(dut.flag_clear, 0)
+        ctx.set(dut.flags_set, 0)
+        ctx.set(dut.flags_clear, 0)
         for g in schedule.groups:  # every element through the debug port
             for j in range(g.size):
                 row, bank = state.address(g.name, j)

@@ -1,0 +1,469 @@
+"""The memory-centric core's micro-code: a compiled :class:`~hw.microprogram.Program` as the words
+of the instruction ROM its sequencer steps through.
+
+Every instruction is one of a few kinds, each a loop nest that issues one *slot* a clock into
+the lanes' pipeline (read -> multiply -> accumulate -> step -> write back):
+
+* ``GATHER``: for each block of a vector, read its signed parts (each through the multipliers
+  as ``+-1 x part``, summed per lane), then send the block to its destination: a source buffer,
+  the state memory (a copy or a leak), the mask memory (a capture: ``plus - minus > 0``), the
+  output registers, or the step of a relay (``STEP``: then one or two step slots follow);
+* ``ROWS``: a matrix row by row, a word of ``lanes`` weights times ``lanes`` source elements a
+  clock into one adder tree, its ``z`` into the lane of its row; after each block of ``lanes``
+  rows, the step slots of that block of targets;
+* ``COLS``: a transposed copy, ``lanes`` targets at a time, one broadcast source element a
+  clock into ``lanes`` accumulators; then the block's step slots;
+* ``LEARN``: the Hebbian rule over a matrix and its copy, a word a clock;
+* ``FLAGS``: set zero flags (clears, the leak of ``alpha = 1``), one clock;
+* ``TICK``: wait for the pipeline to drain, then hold the tick's state for the testbench.
+
+Nothing in an instruction's kind depends on the network: its sizes and addresses are fields.
+The compiler knows every read and write, so it marks the instructions that must wait for the
+pipeline to drain (``wait``: they read what an earlier one still has in flight) and the clocks
+of a sample follow exactly (:func:`sample_clocks`, checked against the gateware).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+from amaranth.utils import ceil_log2
+
+from golden_model.config import Config
+from golden_model.schedule import Schedule
+
+from .microprogram import Capture, Clear, Copy, Leak, Learn, Program, Relay, Sweep
+
+__all__ = [
+    "Kind",
+    "Dest",
+    "Word",
+    "DEPTH",
+    "encode",
+    "word_layout",
+    "sample_clocks",
+    "MemoryMap",
+]
+
+#: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes back at ``t + 4``
+#: and its saturation events are counted at ``t + 5``.
+DEPTH = 4
+
+
+class Kind(IntEnum):
+    GATHER = 0
+    ROWS = 1
+    COLS = 2
+    LEARN = 3
+    FLAGS = 4
+    TICK = 5
+
+
+class Dest(IntEnum):
+    """Where a ``GATHER`` sends each block."""
+
+    SRC = 0  # the source buffer (of a sweep, or the pre-synaptic vector of a rule)
+    POST = 1  # the post-synaptic buffer of a rule
+    STATE = 2  # a copy
+    LEAK = 3  # a leak in place
+    MASK = 4  # a capture
+    OUT = 5  # the readout
+    STEP = 6  # a relay: the block is z, stepped into the targets
+
+
+@dataclass(frozen=True)
+class Word:
+    """One instruction; fields a kind does not use stay zero."""
+
+    kind: Kind
+    wait: bool = False
+    last: bool = False  # TICK: the sample's last tick
+    count: int = 0  # GATHER: blocks; ROWS, LEARN: rows; COLS: target blocks
+    inner: int = 0  # GATHER: parts; ROWS, LEARN: words a row; COLS: source elements
+    size: int = 0  # elements of the vector written (its valid lanes)
+    size2: int = 0  # LEARN: rows of the copy (0: none)
+    parts: tuple[tuple[int, bool], ...] = ()  # GATHER: (first state row, negated)
+    dest: Dest = Dest.SRC
+    drow: int = 0  # GATHER: the destination's first row
+    dlane: int = 0  # GATHER: the one element of an unaligned single-element source
+    single: bool = False
+    steps: int = 0  # step slots a block: 0, 1 (plus), 2 (plus and minus)
+    plus: int = 0
+    minus: int = 0
+    mask: int = 0
+    gated: bool = False
+    held: bool = False
+    wbase: int = 0  # ROWS, COLS, LEARN: the matrix's first word
+    stride: int = 0  # COLS: words a row of the primary
+    flags: int = 0  # FLAGS: groups to set; others: groups to clear after the last slot
+    reads: frozenset = field(default=frozenset(), compare=False)
+    writes: frozenset = field(default=frozenset(), compare=False)
+
+    def slots(self, lanes: int) -> int:
+        """Clocks this instruction issues slots in (``FLAGS``: its one clock)."""
+        if self.kind == Kind.GATHER:
+            return self.count * (self.inner + self.steps)
+        if self.kind == Kind.ROWS:
+            return self.count * self.inner + -(-self.count // lanes) * self.steps
+        if self.kind == Kind.COLS:
+            return self.count * (self.inner + self.steps)
+        if self.kind == Kind.LEARN:
+            return self.count * self.inner
+        return 1
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    """Where everything sits: state rows, mask rows, weight words (a copy at its primary's)."""
+
+    lanes: int
+    state: Mapping[str, int]  # group -> first row
+    sizes: Mapping[str, int]
+    group_index: Mapping[str, int]
+    masks: Mapping[str, int]  # mask -> first row
+    weights: Mapping[str, int]  # matrix (and copy) -> first word
+    words: Mapping[str, int]  # matrix -> words a row of its primary
+    primaries: tuple[str, ...]  # in address order: those with a copy first
+    copied_words: int  # the copies' memory: the words of the primaries that have one
+
+    @classmethod
+    def of(cls, program: Program) -> MemoryMap:
+        s, lanes = program.schedule, program.lanes
+        masks, row = {}, 0
+        for name, size in s.masks:
+            masks[name] = row
+            row += -(-size // lanes)
+        copied = {mat.transpose_of for mat in s.matrices if mat.transpose_of}
+        primaries = [mat for mat in s.matrices if mat.transpose_of is None]
+        primaries.sort(key=lambda mat: mat.name not in copied)  # stable: copied ones first
+        weights, words, address, copied_words = {}, {}, 0, 0
+        for mat in primaries:
+            weights[mat.name] = address
+            words[mat.name] = -(-mat.cols // lanes)
+            address += mat.rows * words[mat.name]
+            if mat.name in copied:
+                copied_words = address
+        for mat in s.matrices:
+            if mat.transpose_of is not None:
+                weights[mat.name] = weights[mat.transpose_of]
+                words[mat.name] = words[mat.transpose_of]
+        return cls(
+            lanes,
+            dict(program.state.bases),
+            dict(program.state.sizes),
+            {g.name: k for k, g in enumerate(s.groups)},
+            masks,
+            weights,
+            words,
+            tuple(mat.name for mat in primaries),
+            copied_words,
+        )
+
+    def blocks(self, group: str) -> int:
+        return -(-self.sizes[group] // self.lanes)
+
+    def flag(self, *groups: str | None) -> int:
+        return sum(1 << self.group_index[g] for g in groups if g is not None)
+
+
+def _primary(schedule: Schedule, matrix: str) -> str:
+    mat = schedule.matrix(matrix)
+    return mat.transpose_of or mat.name
+
+
+def _gathers(where: MemoryMap, sources, dest: Dest) -> list[Word]:
+    """``GATHER`` words writing signed source vectors into a buffer at their columns."""
+    lanes, words = where.lanes, []
+    for col0, parts in sources:
+        group = parts[0][0]
+        size = where.sizes[group]
+        if col0 % lanes and size != 1:
+            raise NotImplementedError("a source vector that starts inside a word")
+        words.append(
+            Word(
+                Kind.GATHER,
+                count=where.blocks(group),
+                inner=len(parts),
+                size=size,
+                parts=tuple((where.state[g], sign < 0) for g, sign in parts),
+                dest=dest,
+                drow=col0 // lanes,
+                dlane=col0 % lanes,
+                single=bool(col0 % lanes),
+                reads=frozenset(g for g, _ in parts),
+                writes=frozenset({dest.name}),
+            )
+        )
+    return words
+
+
+def _step_fields(where: MemoryMap, plus: str, minus: str | None, mask: str | None, held: bool):
+    return {
+        "steps": 1 + (minus is not None),
+        "plus": where.state[plus],
+        "minus": where.state[minus] if minus else 0,
+        "mask": where.masks[mask] if mask else 0,
+        "gated": mask is not None,
+        "held": held,
+        "size": where.sizes[plus],
+        "flags": where.flag(plus, minus),
+    }
+
+
+def _targets(plus: str, minus: str | None, mask: str | None) -> frozenset:
+    return frozenset({plus, minus, f"mask:{mask}"} - {None, "mask:None"})
+
+
+def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Word]:
+    lanes = where.lanes
+    if isinstance(op, Clear):
+        return [Word(Kind.FLAGS, flags=where.flag(op.group))]
+    if isinstance(op, Leak):
+        if cfg.leak_shift == 0:
+            return [Word(Kind.FLAGS, flags=where.flag(op.group))]
+        return [
+            Word(
+                Kind.GATHER,
+                count=where.blocks(op.group),
+                inner=1,
+                size=where.sizes[op.group],
+                parts=((where.state[op.group], False),),
+                dest=Dest.LEAK,
+                drow=where.state[op.group],
+                flags=where.flag(op.group),
+                reads=frozenset({op.group}),
+                writes=frozenset({op.group}),
+            )
+        ]
+    if isinstance(op, Copy):
+        return [
+            Word(
+                Kind.GATHER,
+                count=where.blocks(op.source),
+                inner=1,
+                size=where.sizes[op.target],
+                parts=((where.state[op.source], False),),
+                dest=Dest.STATE,
+                drow=where.state[op.target],
+                flags=where.flag(op.target),
+                reads=frozenset({op.source}),
+                writes=frozenset({op.target}),
+            )
+        ]
+    if isinstance(op, Capture):
+        return [
+            Word(
+                Kind.GATHER,
+                count=where.blocks(op.plus),
+                inner=2,
+                size=where.sizes[op.plus],
+                parts=((where.state[op.plus], False), (where.state[op.minus], True)),
+                dest=Dest.MASK,
+                drow=where.masks[op.mask],
+                reads=frozenset({op.plus, op.minus}),
+                writes=frozenset({f"mask:{op.mask}"}),
+            )
+        ]
+    if isinstance(op, Relay):
+        return [
+            Word(
+                Kind.GATHER,
+                count=where.blocks(op.plus),
+                inner=len(op.parts),
+                parts=tuple((where.state[g], sign < 0) for g, sign in op.parts),
+                dest=Dest.STEP,
+                **_step_fields(where, op.plus, op.minus, op.mask, op.held),
+                reads=frozenset(g for g, _ in op.parts) | _targets(op.plus, op.minus, op.mask),
+                writes=frozenset({op.plus, op.minus} - {None}),
+            )
+        ]
+    primary = _primary(schedule, op.matrix)
+    mat = schedule.matrix(op.matrix)
+    if isinstance(op, Learn):
+        copy_rows = schedule.matrix(op.copy).rows if op.copy else 0
+        return [
+            *_gathers(where, [(0, op.post)], Dest.POST),
+            *_gathers(where, op.pre, Dest.SRC),
+            Word(
+                Kind.LEARN,
+                count=mat.rows,
+                inner=where.words[primary],
+                size=mat.cols,
+                size2=copy_rows,
+                wbase=where.weights[primary],
+                # its weight reads come two clocks late: what reads weights next waits
+                reads=frozenset({"SRC", "POST", f"w:{primary}", "weight port"}),
+                writes=frozenset({f"w:{primary}", "weight port"}),
+            ),
+        ]
+    assert isinstance(op, Sweep)
+    sweep = Word(
+        Kind.ROWS if op.by_rows else Kind.COLS,
+        count=mat.rows if op.by_rows else -(-mat.rows // lanes),
+        inner=where.words[primary] if op.by_rows else mat.cols,
+        wbase=where.weights[primary],
+        stride=where.words[primary],
+        **_step_fields(where, op.plus, op.minus, op.mask, op.held),
+        reads=frozenset({"SRC", f"w:{primary}", "weight port"})
+        | _targets(op.plus, op.minus, op.mask),
+        writes=frozenset({op.plus, op.minus} - {None}),
+    )
+    return [*_gathers(where, op.sources, Dest.SRC), sweep]
+
+
+def _readout(where: MemoryMap, schedule: Schedule) -> Word:
+    readout = schedule.readout
+    parts = [(where.state[readout.plus], False)]
+    if readout.minus:
+        parts.append((where.state[readout.minus], True))
+    return Word(
+        Kind.GATHER,
+        count=where.blocks(readout.plus),
+        inner=len(parts),
+        size=where.sizes[readout.plus],
+        parts=tuple(parts),
+        dest=Dest.OUT,
+        reads=frozenset({readout.plus, readout.minus} - {None}),
+        writes=frozenset({"OUT"}),
+    )
+
+
+def _merge_flags(words: list[Word]) -> list[Word]:
+    """Neighbouring ``FLAGS`` words as one (they only set flags)."""
+    merged: list[Word] = []
+    for w in words:
+        if w.kind == Kind.FLAGS and merged and merged[-1].kind == Kind.FLAGS:
+            merged[-1] = replace(merged[-1], flags=merged[-1].flags | w.flags)
+        else:
+            merged.append(w)
+    return merged
+
+
+def _mark_waits(words: list[Word]) -> list[Word]:
+    """``wait`` where a word reads what an earlier one may still have in flight (since the
+    last drain); a ``TICK`` always drains."""
+    pending: set = set()
+    marked = []
+    for w in words:
+        if w.kind == Kind.TICK:
+            pending = set()
+            marked.append(w)
+            continue
+        if w.kind == Kind.FLAGS:
+            marked.append(w)
+            continue
+        wait = bool(w.reads & pending)
+        if wait:
+            pending = set()
+        pending |= w.writes
+        marked.append(replace(w, wait=wait))
+    return marked
+
+
+def encode(program: Program, cfg: Config) -> tuple[list[Word], MemoryMap]:
+    """The ROM words of one sample, every tick unrolled, and the memory map they address."""
+    schedule = program.schedule
+    where = MemoryMap.of(program)
+    readout_at = schedule.readout.phase if schedule.readout else None
+    words: list[Word] = []
+    n_phases = len(schedule.phases)
+    for phase, first, ops in program.ticks():
+        if readout_at == phase and first:
+            words.append(_readout(where, schedule))
+        for op in ops:
+            words += _words_of(op, where, schedule, cfg)
+        words.append(Word(Kind.TICK))
+    # the sample's last tick: the readout of its end state, and the sample counted
+    words.pop()
+    if readout_at == n_phases:
+        words.append(_readout(where, schedule))
+    words.append(Word(Kind.TICK, last=True))
+    return _mark_waits(_merge_flags(words)), where
+
+
+def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout:
+    """The ROM word: every field as wide as its largest value needs."""
+
+    def bits(*values: int) -> unsigned:
+        return unsigned(max(ceil_log2(max(values, default=0) + 1), 1))
+
+    rows = [p for w in words for p, _ in w.parts] + [w.drow for w in words]
+    rows += [w.plus for w in words] + [w.minus for w in words] + [w.mask for w in words]
+    return data.StructLayout(
+        {
+            "kind": unsigned(3),
+            "wait": unsigned(1),
+            "last": unsigned(1),
+            "count": bits(*(w.count for w in words)),
+            "inner": bits(*(w.inner for w in words)),
+            "size": bits(*(w.size for w in words)),
+            "size2": bits(*(w.size2 for w in words)),
+            "part_rows": data.ArrayLayout(bits(*rows), parts),
+            "part_neg": unsigned(parts),
+            "dest": unsigned(3),
+            "drow": bits(*rows),
+            "dlane": bits(*(w.dlane for w in words)),
+            "single": unsigned(1),
+            "steps": unsigned(2),
+            "plus": bits(*rows),
+            "minus": bits(*rows),
+            "mask": bits(*rows),
+            "gated": unsigned(1),
+            "held": unsigned(1),
+            "wbase": bits(*(w.wbase for w in words)),
+            "stride": bits(*(w.stride for w in words)),
+            "flags": unsigned(max(groups, 1)),
+        }
+    )
+
+
+def rom_value(word: Word, parts: int) -> dict:
+    """``word`` as the ROM layout's field values."""
+    rows = [r for r, _ in word.parts] + [0] * (parts - len(word.parts))
+    negs = sum(1 << k for k, (_, neg) in enumerate(word.parts) if neg)
+    return {
+        "kind": int(word.kind),
+        "wait": int(word.wait),
+        "last": int(word.last),
+        "count": word.count,
+        "inner": word.inner,
+        "size": word.size,
+        "size2": word.size2,
+        "part_rows": rows,
+        "part_neg": negs,
+        "dest": int(word.dest),
+        "drow": word.drow,
+        "dlane": word.dlane,
+        "single": int(word.single),
+        "steps": word.steps,
+        "plus": word.plus,
+        "minus": word.minus,
+        "mask": word.mask,
+        "gated": int(word.gated),
+        "held": int(word.held),
+        "wbase": word.wbase,
+        "stride": word.stride,
+        "flags": word.flags,
+    }
+
+
+def sample_clocks(words: list[Word], lanes: int) -> int:
+    """Clocks of one sample as the testbenches count them: the ``start`` clock, and for every
+    tick the clocks until its state is valid and the valid clock (no ``hold``)."""
+    clock = 1  # the start clock; the first word issues in the next
+    last_issue = -DEPTH - 1  # clock of the last slot issued
+    for w in words:
+        if w.kind == Kind.TICK:
+            clock = max(clock, last_issue + DEPTH + 1) + 2  # drained; counted; valid
+            continue
+        if w.wait:
+            clock = max(clock, last_issue + DEPTH + 1)
+        n = w.slots(lanes)
+        if w.kind != Kind.FLAGS:
+            last_issue = clock + n - 1
+        clock += n
+    return clock
