@@ -119,22 +119,26 @@ class MemoryCore(wiring.Component):
 
     # -- memory contents -----------------------------------------------------------------------
 
-    def _weight_words(self, golden: Circuit, copies: bool) -> list[list[int]]:
-        """The weight memory (or the copies' memory): every primary's rows, words of
-        ``lanes`` columns; a copy's word beside its primary's, transposed."""
-        lanes, where = self.lanes, self.where
+    def _weight_words(self, golden: Circuit, memory_name: str) -> list[list[int]]:
+        """The contents of weight memory ``"W"`` or ``"C"`` (:class:`hw.microcode.MemoryMap`):
+        each matrix as its stored rows, words of ``lanes`` elements."""
+        lanes, where, s = self.lanes, self.where, self.schedule
         words: list[list[int]] = []
-        for name in where.primaries:
-            mat = self.schedule.matrix(name)
-            blocks = where.words[mat.name]
-            grid = np.zeros((mat.rows, blocks * lanes), np.int64)
-            copy = next((c for c in self.schedule.matrices if c.transpose_of == mat.name), None)
-            if not copies:
-                grid[:, : mat.cols] = golden.weights[mat.name]
-            elif copy is not None:
-                grid[:, : copy.rows] = golden.weights[copy.name].T  # W^T[c, r] beside W[r, c]
+        for name in where.in_w if memory_name == "W" else where.in_c:
+            mat = s.matrix(name)
+            blocks = where.words[name]
+            if mat.transpose_of:  # W^T[c, r] beside W[r, c]: the primary's rows
+                primary = s.matrix(mat.transpose_of)
+                grid = np.zeros((primary.rows, blocks * lanes), np.int64)
+                grid[:, : mat.rows] = golden.weights[name].T
+            elif name in where.transposed:  # a stored row is a column
+                grid = np.zeros((mat.cols, blocks * lanes), np.int64)
+                grid[:, : mat.rows] = golden.weights[name].T
+            else:
+                grid = np.zeros((mat.rows, blocks * lanes), np.int64)
+                grid[:, : mat.cols] = golden.weights[name]
             words += [[int(v) for v in grid[r, b * lanes : (b + 1) * lanes]]
-                      for r in range(mat.rows) for b in range(blocks)]  # fmt: skip
+                      for r in range(grid.shape[0]) for b in range(blocks)]  # fmt: skip
         return words
 
     def _debug_rom(self) -> list[int]:
@@ -153,7 +157,7 @@ class MemoryCore(wiring.Component):
             base, blocks = where.weights[mat.name], where.words[mat.name]
             for r in range(mat.rows):
                 for c in range(mat.cols):
-                    if mat.transpose_of:  # W^T[r, c] sits in the word of W[c, r]
+                    if mat.transpose_of or mat.name in where.transposed:  # by columns, in C
                         entries.append((_WEIGHT, 1, base + c * blocks + r // lanes, r % lanes))
                     else:
                         entries.append((_WEIGHT, 0, base + r * blocks + c // lanes, c % lanes))
@@ -190,14 +194,14 @@ class MemoryCore(wiring.Component):
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
         word = data.ArrayLayout(signed(ww), lanes)
-        primary = self._weight_words(golden, copies=False)
-        self.weight_words = len(primary)
+        primary = self._weight_words(golden, "W")
+        self.weight_words = max(where.depths)
         m.submodules.weights = self.w_mem = memory.Memory(
             shape=word, depth=max(len(primary), 2), init=primary
         )
-        self.has_copies = any(mat.transpose_of for mat in s.matrices)
+        self.has_copies = bool(where.in_c)
         if self.has_copies:
-            copies = self._weight_words(golden, True)[: self.where.copied_words]
+            copies = self._weight_words(golden, "C")
             m.submodules.copies = self.c_mem = memory.Memory(
                 shape=word, depth=max(len(copies), 2), init=copies
             )
@@ -226,7 +230,7 @@ class MemoryCore(wiring.Component):
         self.rom = rom.read_port()
 
         row_bits = max(
-            ceil_log2(max(state_map.rows, buffer_rows, mask_rows, len(primary), 2) + 1), 1
+            ceil_log2(max(state_map.rows, buffer_rows, mask_rows, self.weight_words, 2) + 1), 1
         )
         self.tag_layout = data.StructLayout(
             {
@@ -244,6 +248,8 @@ class MemoryCore(wiring.Component):
                 "half": unsigned(1),
                 "held": unsigned(1),
                 "gated": unsigned(1),
+                "fresh": unsigned(1),
+                "transposed": unsigned(1),
             }
         )
         self.tags = [Signal(self.tag_layout, name=f"tag{n}") for n in range(5)]
@@ -276,7 +282,7 @@ class MemoryCore(wiring.Component):
 
     def _sequencer(self, m: Module) -> None:
         """Steps through the ROM, one slot a clock into ``tags[0]`` and the memories' read
-        addresses; drains the pipeline where a word says ``wait`` and at every tick."""
+        addresses; waits where a word's ``delay`` says, and drains the pipeline at a tick."""
         lanes = self.lanes
         ins = self.rom.data
         slot = self.tags[0]
@@ -286,12 +292,13 @@ class MemoryCore(wiring.Component):
         blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
         st = Signal(2)  # step slot of a block
         in_tail, final, started = Signal(), Signal(), Signal()
+        waited = Signal.like(ins.delay)
         woff = Signal(range(max(self.weight_words, 2) + 1))
         eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
         erow = Signal(range(counts + 1))  # a buffered element: its word ...
         elane = Signal(range(max(lanes, 2)))  # ... and its lane
         busy = Cat(*(t.op != Slot.NONE for t in self.tags[1:])).any()
-        self.w_addr = Signal.like(self.w_read.addr)
+        self.w_addr = Signal(range(max(self.weight_words, 2)))
         m.d.comb += [self.rom.addr.eq(pc), self.rom.en.eq(0)]
         m.d.comb += [
             slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
@@ -302,7 +309,7 @@ class MemoryCore(wiring.Component):
             """The word's last clock: fetch the next one, counters back to zero."""
             m.d.comb += [self.rom.addr.eq(pc + 1), self.rom.en.eq(1)]
             m.d.sync += [pc.eq(pc + 1), started.eq(0)]
-            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
+            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane, waited):
                 m.d.sync += counter.eq(0)
             if clear_flags:
                 m.d.comb += self.st.flags_clear.eq(ins.flags)
@@ -345,7 +352,9 @@ class MemoryCore(wiring.Component):
                     m.d.sync += [pc.eq(0), self.running.eq(1)]
                     m.next = "EXEC"
             with m.State("EXEC"):
-                stall = ins.wait & busy & ~started
+                stall = ~started & (waited != ins.delay)
+                with m.If(stall):
+                    m.d.sync += waited.eq(waited + 1)
                 with m.Switch(ins.kind):
                     with m.Case(Kind.GATHER):
                         with m.If(~stall & ~in_tail):
@@ -361,6 +370,10 @@ class MemoryCore(wiring.Component):
                                 slot.row.eq(ins.drow + blk),
                                 slot.lane.eq(ins.dlane),
                                 slot.single.eq(ins.single),
+                                slot.fresh.eq(ins.fresh),
+                                slot.mrow.eq(ins.mask + blk),
+                                slot.held.eq(ins.held),
+                                slot.gated.eq(ins.gated),
                             ]
                             with m.If(last):
                                 m.d.sync += inner.eq(0)
@@ -440,6 +453,7 @@ class MemoryCore(wiring.Component):
                                 self.post_read.addr.eq(erow),
                                 slot.op.eq(Slot.LEARN),
                                 slot.row.eq(ins.wbase + woff),
+                                slot.transposed.eq(ins.transposed),
                                 slot.lane.eq(elane),
                             ]
                             with m.If(inner == ins.inner - 1):
@@ -455,20 +469,19 @@ class MemoryCore(wiring.Component):
                         m.d.comb += self.st.flags_set.eq(ins.flags)
                         finish(clear_flags=False)
                     with m.Case(Kind.TICK):
-                        with m.If(~busy):
-                            with m.If(ins.last):  # the sample's last tick counts it
+                        with m.If(~started):  # the tick's leaks; the sample's last tick counts it
+                            m.d.sync += started.eq(1)
+                            m.d.comb += self.st.flags_set.eq(ins.flags)
+                            with m.If(ins.last):
                                 m.d.sync += self.samples.eq(self.samples + 1)
-                            m.next = "VALID"
-            with m.State("VALID"):
-                m.d.comb += self.state_valid.eq(1)
-                with m.If(~self.hold):
-                    with m.If(ins.last):  # the sample is done: the next one may load
-                        m.d.comb += self.sample_done.eq(1)
-                        m.d.sync += self.running.eq(0)
-                        m.next = "IDLE"
-                    with m.Else():
-                        finish(clear_flags=False)
-                        m.next = "EXEC"
+                        with m.Elif(~busy):
+                            m.d.comb += self.state_valid.eq(1)
+                            with m.If(~self.hold & ins.last):  # the next sample may load
+                                m.d.comb += self.sample_done.eq(1)
+                                m.d.sync += [self.running.eq(0), started.eq(0)]
+                                m.next = "IDLE"
+                            with m.Elif(~self.hold):
+                                finish(clear_flags=False)
 
     # -- stages 1 to 4: the lanes ----------------------------------------------------------------
 
@@ -540,8 +553,12 @@ class MemoryCore(wiring.Component):
                     m.d.comb += self.c_write.data[k].eq(new_c)
                     flags_c.append(event_c)
             m.d.comb += ev_weight.eq(Cat(*flags_w) & t3.valid)
-            if self.has_copies:
-                m.d.comb += ev_copy.eq(Cat(*flags_c) & t3.valid2)
+            if self.has_copies:  # a primary stored by columns counts as a primary
+                events_c = Cat(*flags_c) & t3.valid2
+                with m.If(t3.transposed):
+                    m.d.comb += ev_weight.eq(events_c)
+                with m.Else():
+                    m.d.comb += ev_copy.eq(events_c)
         m.d.comb += self.mask_read.addr.eq(t3.mrow)
 
         # stage 4: write back
@@ -549,12 +566,20 @@ class MemoryCore(wiring.Component):
         ev_current = Signal(lanes)
         values = [saturate(acc[k], cw) for k in range(lanes)]
         rounded = [saturate(shift_round_nearest(acc[k], cfg.weight_frac), cw) for k in range(lanes)]
-        write_state = Signal()
-        state_data = Signal(data.ArrayLayout(signed(cw), lanes))
+        write_state, stepping = Signal(), Signal()
+        state_data = self._state_data = Signal(data.ArrayLayout(signed(cw), lanes))
+        step_current = Signal(data.ArrayLayout(signed(cw), lanes))
+        step_z = Signal(data.ArrayLayout(signed(cw), lanes))
+        ev_step = Signal(lanes)
+        self._step_units(m, t4, step_current, step_z, stepping, state_data, ev_step)
         with m.Switch(t4.op):
             with m.Case(Slot.GATHER):
                 with m.If(t4.last):
-                    self._gather_out(m, t4, acc, values, zbuf, ev_current, write_state, state_data)
+                    self._gather_out(m, t4, acc, values, zbuf, ev_current, write_state)
+                    with m.If((t4.dest == Dest.STEP) & t4.fresh):  # a relay from zero
+                        m.d.comb += [write_state.eq(1), stepping.eq(1)]
+                        for k in range(lanes):
+                            m.d.comb += step_z[k].eq(values[k][0])
             with m.Case(Slot.ROWS):
                 with m.If(t4.last):
                     z, event = rounded[0]
@@ -566,36 +591,44 @@ class MemoryCore(wiring.Component):
                         m.d.sync += zbuf[k].eq(rounded[k][0])
                     m.d.comb += ev_current.eq(Cat(*(e for _, e in rounded)) & t4.valid)
             with m.Case(Slot.STEP):
-                flags = []
+                m.d.comb += [write_state.eq(1), stepping.eq(1)]
                 for k in range(lanes):
-                    unit = PopulationStep(cfg)
-                    m.submodules[f"step{k}"] = unit
-                    z = zbuf[k]
-                    drive = Mux(t4.half, Mux(z < 0, -z, 0), Mux(z > 0, z, 0))
-                    m.d.comb += [
-                        unit.current.eq(acc[k][:cw].as_signed()),
-                        unit.drive.eq(drive),
-                        unit.gate.eq(~t4.gated | self.mask_read.data[k]),
-                        unit.held_gain.eq(t4.held),
-                        state_data[k].eq(unit.next),
-                    ]
-                    flags.append(unit.saturated)
-                m.d.comb += [write_state.eq(1), ev_current.eq(Cat(*flags) & t4.valid)]
+                    m.d.comb += [step_current[k].eq(acc[k][:cw]), step_z[k].eq(zbuf[k])]
         with m.If(write_state):
             m.d.comb += [st.write_row.eq(t4.row), st.write_lanes.eq(t4.valid)]
             for k in range(lanes):
                 m.d.comb += st.write_data[k].eq(state_data[k])
 
         for counter, events in (
-            (self.sat_current, ev_current),
-            (self.sat_weight, ev_weight),
-            (self.sat_copy, ev_copy),
+            (self.sat_current, [*ev_current, *ev_step]),
+            (self.sat_weight, list(ev_weight)),
+            (self.sat_copy, list(ev_copy)),
         ):
-            total = balanced_sum(list(events))
+            total = balanced_sum(events)
             m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
 
-    def _gather_out(self, m, t4, acc, values, zbuf, ev_current, write_state, state_data) -> None:
-        """A gathered block to its destination."""
+    def _step_units(self, m, t4, current, z, stepping, state_data, events) -> None:
+        """A population step per lane: ``current`` and the half of ``z`` of ``t4``, gated by
+        the mask word read at stage 3, into ``state_data``."""
+        flags = []
+        for k in range(self.lanes):
+            unit = PopulationStep(self.cfg)
+            m.submodules[f"step{k}"] = unit
+            drive = Mux(t4.half, Mux(z[k] < 0, -z[k], 0), Mux(z[k] > 0, z[k], 0))
+            m.d.comb += [
+                unit.current.eq(current[k]),
+                unit.drive.eq(drive),
+                unit.gate.eq(~t4.gated | self.mask_read.data[k]),
+                unit.held_gain.eq(t4.held),
+            ]
+            with m.If(stepping):
+                m.d.comb += state_data[k].eq(unit.next)
+            flags.append(unit.saturated)
+        m.d.comb += events.eq(Cat(*flags) & t4.valid & stepping.replicate(self.lanes))
+
+    def _gather_out(self, m, t4, acc, values, zbuf, ev_current, write_state) -> None:
+        """A gathered block to its destination (the state memory's data: ``self._state``)."""
+        state_data = self._state_data
         lanes, cw = self.lanes, self.cfg.current_width
         sums = Cat(*(e for _, e in values))
         with m.Switch(t4.dest):
@@ -632,7 +665,7 @@ class MemoryCore(wiring.Component):
                             j = b * lanes + k
                             if j < self.output_size:
                                 m.d.sync += self.output[j].eq(acc[k])
-            with m.Case(Dest.STEP):
+            with m.Case(Dest.STEP):  # z of a relay (a fresh one steps it at once)
                 for k in range(lanes):
                     m.d.sync += zbuf[k].eq(values[k][0])
                 m.d.comb += ev_current.eq(sums & t4.valid)

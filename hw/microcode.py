@@ -15,18 +15,20 @@ the lanes' pipeline (read -> multiply -> accumulate -> step -> write back):
   clock into ``lanes`` accumulators; then the block's step slots;
 * ``LEARN``: the Hebbian rule over a matrix and its copy, a word a clock;
 * ``FLAGS``: set zero flags (clears, the leak of ``alpha = 1``), one clock;
-* ``TICK``: wait for the pipeline to drain, then hold the tick's state for the testbench.
+* ``TICK``: set the flags of the tick's leaks, wait for the pipeline to drain, then hold the
+  tick's state for the testbench.
 
 Nothing in an instruction's kind depends on the network: its sizes and addresses are fields.
-The compiler knows every read and write, so it marks the instructions that must wait for the
-pipeline to drain (``wait``: they read what an earlier one still has in flight) and the clocks
-of a sample follow exactly (:func:`sample_clocks`, checked against the gateware).
+The compiler knows the clock of every read and write (:func:`timeline`), so each word carries
+the clocks it must wait before its first slot (``delay``: until what it reads has landed, row
+by row), the pipeline never drains but at a tick, and the clocks of a sample follow exactly
+(:func:`sample_clocks`, checked against the gateware).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 from amaranth.hdl import unsigned
@@ -80,7 +82,9 @@ class Word:
     """One instruction; fields a kind does not use stay zero."""
 
     kind: Kind
-    wait: bool = False
+    delay: int = 0  # clocks to wait before the first slot (set by :func:`timeline`)
+    fresh: bool = False  # GATHER to STEP: the one target reads zero, so no step slot reads it
+    transposed: bool = False  # LEARN: a primary stored by columns (in C; its events: W's)
     last: bool = False  # TICK: the sample's last tick
     count: int = 0  # GATHER: blocks; ROWS, LEARN: rows; COLS: target blocks
     inner: int = 0  # GATHER: parts; ROWS, LEARN: words a row; COLS: source elements
@@ -100,8 +104,6 @@ class Word:
     wbase: int = 0  # ROWS, COLS, LEARN: the matrix's first word
     stride: int = 0  # COLS: words a row of the primary
     flags: int = 0  # FLAGS: groups to set; others: groups to clear after the last slot
-    reads: frozenset = field(default=frozenset(), compare=False)
-    writes: frozenset = field(default=frozenset(), compare=False)
 
     def slots(self, lanes: int) -> int:
         """Clocks this instruction issues slots in (``FLAGS``: its one clock)."""
@@ -118,7 +120,13 @@ class Word:
 
 @dataclass(frozen=True)
 class MemoryMap:
-    """Where everything sits: state rows, mask rows, weight words (a copy at its primary's)."""
+    """Where everything sits: state rows, mask rows, and the weights in two memories.
+
+    ``W`` holds primaries row by row (a word: ``lanes`` columns of a row); ``C`` holds each
+    transposed copy at its primary's address, transposed in the word, and the primaries that
+    sweep faster by columns (no copy, and ``cols * ceil(rows / lanes)`` fewer words than
+    ``rows * ceil(cols / lanes)``: a word is then ``lanes`` rows of a column). Primaries with
+    a copy come first, at the same addresses in both; after them each memory has its own."""
 
     lanes: int
     state: Mapping[str, int]  # group -> first row
@@ -126,9 +134,11 @@ class MemoryMap:
     group_index: Mapping[str, int]
     masks: Mapping[str, int]  # mask -> first row
     weights: Mapping[str, int]  # matrix (and copy) -> first word
-    words: Mapping[str, int]  # matrix -> words a row of its primary
-    primaries: tuple[str, ...]  # in address order: those with a copy first
-    copied_words: int  # the copies' memory: the words of the primaries that have one
+    words: Mapping[str, int]  # matrix -> words a stored row (a copy: its primary's)
+    in_w: tuple[str, ...]  # primaries in W, in address order
+    in_c: tuple[str, ...]  # copies and primaries stored by columns in C, in address order
+    transposed: frozenset[str]  # primaries stored by columns
+    depths: tuple[int, int]  # words of W and of C
 
     @classmethod
     def of(cls, program: Program) -> MemoryMap:
@@ -137,20 +147,30 @@ class MemoryMap:
         for name, size in s.masks:
             masks[name] = row
             row += -(-size // lanes)
-        copied = {mat.transpose_of for mat in s.matrices if mat.transpose_of}
+        copies = {mat.transpose_of: mat.name for mat in s.matrices if mat.transpose_of}
         primaries = [mat for mat in s.matrices if mat.transpose_of is None]
-        primaries.sort(key=lambda mat: mat.name not in copied)  # stable: copied ones first
-        weights, words, address, copied_words = {}, {}, 0, 0
-        for mat in primaries:
-            weights[mat.name] = address
-            words[mat.name] = -(-mat.cols // lanes)
-            address += mat.rows * words[mat.name]
-            if mat.name in copied:
-                copied_words = address
-        for mat in s.matrices:
-            if mat.transpose_of is not None:
-                weights[mat.name] = weights[mat.transpose_of]
-                words[mat.name] = words[mat.transpose_of]
+        copied = [mat for mat in primaries if mat.name in copies]
+        by_columns = [
+            mat
+            for mat in primaries
+            if mat.name not in copies
+            and mat.cols * -(-mat.rows // lanes) < mat.rows * -(-mat.cols // lanes)
+        ]
+        by_rows = [mat for mat in primaries if mat not in copied and mat not in by_columns]
+        weights, words = {}, {}
+
+        def place(mats, address, stored_rows, stored_cols):
+            for mat in mats:
+                weights[mat.name] = address
+                words[mat.name] = -(-stored_cols(mat) // lanes)
+                address += stored_rows(mat) * words[mat.name]
+            return address
+
+        shared = place(copied, 0, lambda m: m.rows, lambda m: m.cols)
+        w_depth = place(by_rows, shared, lambda m: m.rows, lambda m: m.cols)
+        c_depth = place(by_columns, shared, lambda m: m.cols, lambda m: m.rows)
+        for primary, copy in copies.items():
+            weights[copy], words[copy] = weights[primary], words[primary]
         return cls(
             lanes,
             dict(program.state.bases),
@@ -159,8 +179,10 @@ class MemoryMap:
             masks,
             weights,
             words,
-            tuple(mat.name for mat in primaries),
-            copied_words,
+            tuple(mat.name for mat in copied + by_rows),
+            tuple(copies[mat.name] for mat in copied) + tuple(mat.name for mat in by_columns),
+            frozenset(mat.name for mat in by_columns),
+            (w_depth, c_depth if copies or by_columns else 0),
         )
 
     def blocks(self, group: str) -> int:
@@ -194,8 +216,6 @@ def _gathers(where: MemoryMap, sources, dest: Dest) -> list[Word]:
                 drow=col0 // lanes,
                 dlane=col0 % lanes,
                 single=bool(col0 % lanes),
-                reads=frozenset(g for g, _ in parts),
-                writes=frozenset({dest.name}),
             )
         )
     return words
@@ -212,10 +232,6 @@ def _step_fields(where: MemoryMap, plus: str, minus: str | None, mask: str | Non
         "size": where.sizes[plus],
         "flags": where.flag(plus, minus),
     }
-
-
-def _targets(plus: str, minus: str | None, mask: str | None) -> frozenset:
-    return frozenset({plus, minus, f"mask:{mask}"} - {None, "mask:None"})
 
 
 def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Word]:
@@ -235,8 +251,6 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                 dest=Dest.LEAK,
                 drow=where.state[op.group],
                 flags=where.flag(op.group),
-                reads=frozenset({op.group}),
-                writes=frozenset({op.group}),
             )
         ]
     if isinstance(op, Copy):
@@ -250,8 +264,6 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                 dest=Dest.STATE,
                 drow=where.state[op.target],
                 flags=where.flag(op.target),
-                reads=frozenset({op.source}),
-                writes=frozenset({op.target}),
             )
         ]
     if isinstance(op, Capture):
@@ -264,8 +276,6 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                 parts=((where.state[op.plus], False), (where.state[op.minus], True)),
                 dest=Dest.MASK,
                 drow=where.masks[op.mask],
-                reads=frozenset({op.plus, op.minus}),
-                writes=frozenset({f"mask:{op.mask}"}),
             )
         ]
     if isinstance(op, Relay):
@@ -277,14 +287,26 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                 parts=tuple((where.state[g], sign < 0) for g, sign in op.parts),
                 dest=Dest.STEP,
                 **_step_fields(where, op.plus, op.minus, op.mask, op.held),
-                reads=frozenset(g for g, _ in op.parts) | _targets(op.plus, op.minus, op.mask),
-                writes=frozenset({op.plus, op.minus} - {None}),
             )
         ]
     primary = _primary(schedule, op.matrix)
     mat = schedule.matrix(op.matrix)
+    by_columns = primary in where.transposed
     if isinstance(op, Learn):
         copy_rows = schedule.matrix(op.copy).rows if op.copy else 0
+        if by_columns:  # a stored row is a column: the pre-synaptic element broadcast
+            return [
+                *_gathers(where, [(0, op.post)], Dest.SRC),
+                *_gathers(where, op.pre, Dest.POST),
+                Word(
+                    Kind.LEARN,
+                    count=mat.cols,
+                    inner=where.words[primary],
+                    size2=mat.rows,
+                    transposed=True,
+                    wbase=where.weights[primary],
+                ),
+            ]
         return [
             *_gathers(where, [(0, op.post)], Dest.POST),
             *_gathers(where, op.pre, Dest.SRC),
@@ -295,22 +317,17 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                 size=mat.cols,
                 size2=copy_rows,
                 wbase=where.weights[primary],
-                # its weight reads come two clocks late: what reads weights next waits
-                reads=frozenset({"SRC", "POST", f"w:{primary}", "weight port"}),
-                writes=frozenset({f"w:{primary}", "weight port"}),
             ),
         ]
     assert isinstance(op, Sweep)
+    by_rows = op.by_rows and not by_columns
     sweep = Word(
-        Kind.ROWS if op.by_rows else Kind.COLS,
-        count=mat.rows if op.by_rows else -(-mat.rows // lanes),
-        inner=where.words[primary] if op.by_rows else mat.cols,
+        Kind.ROWS if by_rows else Kind.COLS,
+        count=mat.rows if by_rows else -(-mat.rows // lanes),
+        inner=where.words[primary] if by_rows else mat.cols,
         wbase=where.weights[primary],
         stride=where.words[primary],
         **_step_fields(where, op.plus, op.minus, op.mask, op.held),
-        reads=frozenset({"SRC", f"w:{primary}", "weight port"})
-        | _targets(op.plus, op.minus, op.mask),
-        writes=frozenset({op.plus, op.minus} - {None}),
     )
     return [*_gathers(where, op.sources, Dest.SRC), sweep]
 
@@ -327,8 +344,6 @@ def _readout(where: MemoryMap, schedule: Schedule) -> Word:
         size=where.sizes[readout.plus],
         parts=tuple(parts),
         dest=Dest.OUT,
-        reads=frozenset({readout.plus, readout.minus} - {None}),
-        writes=frozenset({"OUT"}),
     )
 
 
@@ -343,24 +358,31 @@ def _merge_flags(words: list[Word]) -> list[Word]:
     return merged
 
 
-def _mark_waits(words: list[Word]) -> list[Word]:
-    """``wait`` where a word reads what an earlier one may still have in flight (since the
-    last drain); a ``TICK`` always drains."""
-    pending: set = set()
+def _merge_flags(words: list[Word]) -> list[Word]:
+    """Neighbouring ``FLAGS`` words as one (they only set flags), and the flags just before a
+    ``TICK`` (the tick's leaks) set by the ``TICK`` itself."""
+    merged: list[Word] = []
+    for w in words:
+        if merged and merged[-1].kind == Kind.FLAGS and w.kind in (Kind.FLAGS, Kind.TICK):
+            w = replace(w, flags=merged.pop().flags | w.flags)
+        merged.append(w)
+    return merged
+
+
+def _mark_fresh(words: list[Word], where: MemoryMap) -> list[Word]:
+    """Relays into one target that reads zero (flagged within this sample, not written
+    since) step from zero in their gather's last slot: no slot reads the target."""
+    zeroed = 0  # groups flagged, as a mask
     marked = []
     for w in words:
-        if w.kind == Kind.TICK:
-            pending = set()
-            marked.append(w)
-            continue
-        if w.kind == Kind.FLAGS:
-            marked.append(w)
-            continue
-        wait = bool(w.reads & pending)
-        if wait:
-            pending = set()
-        pending |= w.writes
-        marked.append(replace(w, wait=wait))
+        if w.kind in (Kind.FLAGS, Kind.TICK):
+            zeroed |= w.flags
+        elif w.kind == Kind.GATHER and w.dest == Dest.STEP and w.steps == 1:
+            if zeroed & w.flags == w.flags:
+                w = replace(w, fresh=True, steps=0, drow=w.plus)
+        if w.kind not in (Kind.FLAGS, Kind.TICK):
+            zeroed &= ~w.flags  # the groups it wrote
+        marked.append(w)
     return marked
 
 
@@ -382,7 +404,9 @@ def encode(program: Program, cfg: Config) -> tuple[list[Word], MemoryMap]:
     if readout_at == n_phases:
         words.append(_readout(where, schedule))
     words.append(Word(Kind.TICK, last=True))
-    return _mark_waits(_merge_flags(words)), where
+    words = _mark_fresh(_merge_flags(words), where)
+    delays, _ = timeline(words, program.lanes)
+    return [replace(w, delay=d) for w, d in zip(words, delays, strict=True)], where
 
 
 def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout:
@@ -396,7 +420,9 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
     return data.StructLayout(
         {
             "kind": unsigned(3),
-            "wait": unsigned(1),
+            "delay": bits(*(w.delay for w in words)),
+            "fresh": unsigned(1),
+            "transposed": unsigned(1),
             "last": unsigned(1),
             "count": bits(*(w.count for w in words)),
             "inner": bits(*(w.inner for w in words)),
@@ -427,7 +453,9 @@ def rom_value(word: Word, parts: int) -> dict:
     negs = sum(1 << k for k, (_, neg) in enumerate(word.parts) if neg)
     return {
         "kind": int(word.kind),
-        "wait": int(word.wait),
+        "delay": word.delay,
+        "fresh": int(word.fresh),
+        "transposed": int(word.transposed),
         "last": int(word.last),
         "count": word.count,
         "inner": word.inner,
@@ -451,19 +479,87 @@ def rom_value(word: Word, parts: int) -> dict:
     }
 
 
-def sample_clocks(words: list[Word], lanes: int) -> int:
-    """Clocks of one sample as the testbenches count them: the ``start`` clock, and for every
-    tick the clocks until its state is valid and the valid clock (no ``hold``)."""
-    clock = 1  # the start clock; the first word issues in the next
-    last_issue = -DEPTH - 1  # clock of the last slot issued
+def _slot_accesses(w: Word, lanes: int):
+    """Every slot of ``w`` in issue order: ``(reads, writes)``, each a list of ``(memory,
+    address, stage)`` (the stage the address is presented in; a write lands at its clock's
+    end). The sequencer's loops, clock for clock."""
+
+    def steps(block):
+        for st in range(w.steps):
+            row = (w.plus if st == 0 else w.minus) + block
+            mask = [("mask", w.mask + block, 3)] if w.gated else []
+            yield [("state", row, 0), *mask], [("state", row, 4)]
+
+    if w.kind == Kind.GATHER:
+        out = {Dest.SRC: "SRC", Dest.POST: "POST", Dest.MASK: "mask", Dest.OUT: None}
+        memory = out.get(w.dest, "state")
+        for b in range(w.count):
+            for n, (row, _) in enumerate(w.parts):
+                reads, writes = [("state", row + b, 0)], []
+                if n == len(w.parts) - 1 and memory is not None and w.dest != Dest.STEP:
+                    writes.append((memory, w.drow + b, 4))
+                if n == len(w.parts) - 1 and w.fresh:
+                    writes.append(("state", w.drow + b, 4))
+                    reads += [("mask", w.mask + b, 3)] if w.gated else []
+                yield reads, writes
+            yield from steps(b)
+    elif w.kind == Kind.ROWS:
+        for r in range(w.count):
+            for c in range(w.inner):
+                yield [("W", w.wbase + r * w.inner + c, 0), ("SRC", c, 0), ("port", 0, 0)], []
+            if r % lanes == lanes - 1 or r == w.count - 1:
+                yield from steps(r // lanes)
+    elif w.kind == Kind.COLS:
+        for b in range(w.count):
+            for j in range(w.inner):
+                address = w.wbase + j * w.stride + b
+                yield [("C", address, 0), ("SRC", j // lanes, 0), ("port", 0, 0)], []
+            yield from steps(b)
+    elif w.kind == Kind.LEARN:
+        for i in range(w.count):
+            for c in range(w.inner):
+                address = w.wbase + i * w.inner + c
+                touched = ["W"] * (w.size > 0) + ["C"] * (w.size2 > 0)
+                reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 2)]
+                reads += [(memory, address, 2) for memory in touched]
+                yield reads, [(memory, address, 3) for memory in touched]
+
+
+def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
+    """The clocks each word waits before its first slot (no read before the write it needs
+    has landed; the weights' read port used by one word at a time), and the clocks of a
+    sample as the testbenches count them: the ``start`` clock, and for every tick the clocks
+    until its state is valid and the valid clock (no ``hold``)."""
+    clock = 1  # the start clock; the first word is presented in the next
+    landed: dict[tuple[str, int], int] = {}  # the first clock a read sees the last write
+    last_issue = -DEPTH - 1
+    delays = []
     for w in words:
-        if w.kind == Kind.TICK:
-            clock = max(clock, last_issue + DEPTH + 1) + 2  # drained; counted; valid
+        if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
+            delays.append(0)
+            clock = max(clock + 1, last_issue + DEPTH + 1) + 1
             continue
-        if w.wait:
-            clock = max(clock, last_issue + DEPTH + 1)
-        n = w.slots(lanes)
-        if w.kind != Kind.FLAGS:
-            last_issue = clock + n - 1
-        clock += n
-    return clock
+        if w.kind == Kind.FLAGS:
+            delays.append(0)
+            clock += 1
+            continue
+        slots = list(_slot_accesses(w, lanes))
+        start = clock
+        for i, (reads, _) in enumerate(slots):
+            for memory, address, stage in reads:
+                start = max(start, landed.get((memory, address), 0) - i - stage)
+        for i, (reads, writes) in enumerate(slots):
+            for memory, address, stage in writes:
+                landed[memory, address] = start + i + stage + 1
+            for memory, _, stage in reads:
+                if memory == "port":
+                    landed["port", 0] = start + i + stage + 1
+        delays.append(start - clock)
+        last_issue = start + len(slots) - 1
+        clock = start + len(slots)
+    return delays, clock
+
+
+def sample_clocks(words: list[Word], lanes: int) -> int:
+    """Clocks of one sample (:func:`timeline`)."""
+    return timeline(words, lanes)[1]

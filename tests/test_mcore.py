@@ -15,7 +15,7 @@ from golden_model.datasets import dataset_config, load_dataset
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import xor_sample
 from hw.mcore import MemoryCore
-from hw.microcode import DEPTH, Dest, Kind, Word, encode, sample_clocks
+from hw.microcode import DEPTH, Dest, Kind, Word, encode, sample_clocks, timeline
 from hw.microprogram import compile_program
 from sim.amaranth_run import run_core
 
@@ -83,18 +83,18 @@ def test_its_clocks_are_the_microcodes_exactly(lanes):
     assert clocks == 2 * sample_clocks(words, lanes)
 
 
-def test_the_clock_model_counts_drains():
-    """A word that must wait for the pipeline costs the clocks it waits; one that needs not
-    costs none (the model the exact-clock test holds the gateware to)."""
-    lanes = 2
-    gather = Word(Kind.GATHER, count=3, inner=2, dest=Dest.SRC, writes=frozenset({"SRC"}))
-    sweep = Word(Kind.ROWS, count=4, inner=2, steps=1, reads=frozenset({"SRC"}))
+def test_the_timeline_waits_only_for_what_a_word_reads():
+    """A word's first slot waits until the rows it reads have landed, and no longer (the
+    timing the exact-clock test holds the gateware to)."""
+    gather = Word(Kind.GATHER, count=1, inner=1, parts=((0, False),), dest=Dest.SRC)
+    sweep = Word(Kind.ROWS, count=2, inner=1, steps=1, plus=5)
     tick = Word(Kind.TICK, last=True)
-    free = sample_clocks([gather, sweep, tick], lanes)
-    waiting = sample_clocks([gather, replace(sweep, wait=True), tick], lanes)
-    # start, 6 gather slots, 8 + 2 sweep slots, the drain, the count and the valid clock
-    assert free == 1 + 6 + (8 + 2) + DEPTH + 2
-    assert waiting - free == DEPTH  # the sweep's first slot a clock after the gather's lands
+    delays, clocks = timeline([gather, sweep, tick], lanes=2)
+    assert delays == [0, DEPTH, 0]  # source row 0 lands DEPTH clocks after the gather
+    # start; the gather; the sweep waits, two rows and their block's step; drain; valid
+    assert clocks == 1 + 1 + DEPTH + 3 + DEPTH + 1
+    elsewhere = replace(gather, drow=3)
+    assert timeline([elsewhere, sweep, tick], lanes=2)[0] == [0, 0, 0]
 
 
 # Yosys counts of the memory core (iCE40, no host link; BENCHMARKS.md), kept as baselines with
