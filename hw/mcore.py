@@ -103,6 +103,8 @@ class MemoryCore(wiring.Component):
             raise NotImplementedError("the memory-centric core rounds half up only, so far")
         if any(ln.rule != "hebbian" for ph in schedule.phases for ln in ph.learns):
             raise NotImplementedError("the memory-centric core learns by the Hebbian rule only")
+        if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
+            raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
         if lanes & (lanes - 1):
             raise NotImplementedError("the memory-centric core takes a power-of-two lane count")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
@@ -503,15 +505,18 @@ class MemoryCore(wiring.Component):
         a_width = max(cw, ww)  # +-1, a weight or a current: one 16 x 16 DSP on the iCE40
         mul_a = Signal(data.ArrayLayout(signed(a_width), lanes))
         mul_b = Signal(data.ArrayLayout(signed(cw), lanes))
+        # Currents pass the multipliers as 1.0 in weight units: then every block leaves the
+        # accumulators through one rounding (exact for them) and one saturation per lane.
+        one = 1 << cfg.weight_frac
         src = self.src_read.data
         src_element = Array(src[k] for k in range(lanes))[t1.lane]
         post_element = Array(self.post_read.data[k] for k in range(lanes))[t1.lane]
         for k in range(lanes):
             with m.Switch(t1.op):
                 with m.Case(Slot.GATHER):
-                    m.d.sync += [mul_a[k].eq(Mux(t1.neg, -1, 1)), mul_b[k].eq(st.read_data[k])]
+                    m.d.sync += [mul_a[k].eq(Mux(t1.neg, -one, one)), mul_b[k].eq(st.read_data[k])]
                 with m.Case(Slot.STEP):
-                    m.d.sync += [mul_a[k].eq(1), mul_b[k].eq(st.read_data[k])]
+                    m.d.sync += [mul_a[k].eq(one), mul_b[k].eq(st.read_data[k])]
                 with m.Case(Slot.ROWS):
                     m.d.sync += [mul_a[k].eq(self.w_read.data[k]), mul_b[k].eq(src[k])]
                 with m.Case(Slot.COLS):
@@ -519,6 +524,8 @@ class MemoryCore(wiring.Component):
                         m.d.sync += [mul_a[k].eq(self.c_read.data[k]), mul_b[k].eq(src_element)]
                 with m.Case(Slot.LEARN):
                     m.d.sync += [mul_a[k].eq(post_element), mul_b[k].eq(src[k])]
+                with m.Default():  # registered every clock, no enable: the DSP's own registers
+                    m.d.sync += [mul_a[k].eq(0), mul_b[k].eq(0)]
 
         # stage 2: products
         products = Signal(data.ArrayLayout(signed(a_width + cw), lanes))
@@ -564,8 +571,9 @@ class MemoryCore(wiring.Component):
         # stage 4: write back
         zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
         ev_current = Signal(lanes)
-        values = [saturate(acc[k], cw) for k in range(lanes)]
-        rounded = [saturate(shift_round_nearest(acc[k], cfg.weight_frac), cw) for k in range(lanes)]
+        shifted = [shift_round_nearest(acc[k], cfg.weight_frac) for k in range(lanes)]
+        rounded = values = [saturate(shifted[k], cw) for k in range(lanes)]
+        self._shifted = shifted
         write_state, stepping = Signal(), Signal()
         state_data = self._state_data = Signal(data.ArrayLayout(signed(cw), lanes))
         step_current = Signal(data.ArrayLayout(signed(cw), lanes))
@@ -593,7 +601,7 @@ class MemoryCore(wiring.Component):
             with m.Case(Slot.STEP):
                 m.d.comb += [write_state.eq(1), stepping.eq(1)]
                 for k in range(lanes):
-                    m.d.comb += [step_current[k].eq(acc[k][:cw]), step_z[k].eq(zbuf[k])]
+                    m.d.comb += [step_current[k].eq(values[k][0]), step_z[k].eq(zbuf[k])]
         with m.If(write_state):
             m.d.comb += [st.write_row.eq(t4.row), st.write_lanes.eq(t4.valid)]
             for k in range(lanes):
@@ -614,7 +622,8 @@ class MemoryCore(wiring.Component):
         for k in range(self.lanes):
             unit = PopulationStep(self.cfg)
             m.submodules[f"step{k}"] = unit
-            drive = Mux(t4.half, Mux(z[k] < 0, -z[k], 0), Mux(z[k] > 0, z[k], 0))
+            signed_drive = Mux(t4.half, -z[k], z[k])
+            drive = Mux(signed_drive > 0, signed_drive, 0)
             m.d.comb += [
                 unit.current.eq(current[k]),
                 unit.drive.eq(drive),
@@ -644,12 +653,12 @@ class MemoryCore(wiring.Component):
             with m.Case(Dest.STATE):
                 m.d.comb += write_state.eq(1)
                 for k in range(lanes):
-                    m.d.comb += state_data[k].eq(acc[k][:cw])
+                    m.d.comb += state_data[k].eq(values[k][0])
             with m.Case(Dest.LEAK):
                 m.d.comb += write_state.eq(1)
                 shift = self.cfg.leak_shift
                 for k in range(lanes):
-                    value = acc[k][:cw].as_signed()
+                    value = values[k][0]
                     m.d.comb += state_data[k].eq(value - shift_round_nearest(value, shift))
             with m.Case(Dest.MASK):
                 bits = Cat(*(acc[k] > 0 for k in range(lanes)))
@@ -664,7 +673,7 @@ class MemoryCore(wiring.Component):
                         for k in range(lanes):
                             j = b * lanes + k
                             if j < self.output_size:
-                                m.d.sync += self.output[j].eq(acc[k])
+                                m.d.sync += self.output[j].eq(self._shifted[k])
             with m.Case(Dest.STEP):  # z of a relay (a fresh one steps it at once)
                 for k in range(lanes):
                     m.d.sync += zbuf[k].eq(values[k][0])
