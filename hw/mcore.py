@@ -638,7 +638,7 @@ class MemoryCore(wiring.Component):
     def _gather_out(self, m, t4, acc, values, zbuf, ev_current, write_state) -> None:
         """A gathered block to its destination (the state memory's data: ``self._state``)."""
         state_data = self._state_data
-        lanes, cw = self.lanes, self.cfg.current_width
+        lanes = self.lanes
         sums = Cat(*(e for _, e in values))
         with m.Switch(t4.dest):
             for dest, buffer in ((Dest.SRC, self.src_write), (Dest.POST, self.post_write)):
