@@ -2,8 +2,9 @@
 
 Every group's currents live in a :class:`~hw.state_memory.StateMemory` of ``lanes`` banks,
 masks in a memory of ``lanes``-bit words, every matrix in one weight memory of words of
-``lanes`` weights (the transposed copies in a second memory at their primaries' addresses,
-transposed in the word), gathered source vectors in two buffers. The sequencer steps through
+``lanes`` weights (a transposed copy is its primary read the other way: by columns, one
+broadcast source element a clock into ``lanes`` accumulators), gathered source vectors in two
+buffers. The sequencer steps through
 an instruction ROM (:mod:`hw.microcode`) and issues one slot a clock into a fixed pipeline:
 
 ====== ======================================================================================
@@ -121,31 +122,27 @@ class MemoryCore(wiring.Component):
 
     # -- memory contents -----------------------------------------------------------------------
 
-    def _weight_words(self, golden: Circuit, memory_name: str) -> list[list[int]]:
-        """The contents of weight memory ``"W"`` or ``"C"`` (:class:`hw.microcode.MemoryMap`):
-        each matrix as its stored rows, words of ``lanes`` elements."""
+    def _weight_words(self, golden: Circuit) -> list[list[int]]:
+        """The weight memory (:class:`hw.microcode.MemoryMap`): each primary as its stored
+        rows, words of ``lanes`` elements."""
         lanes, where, s = self.lanes, self.where, self.schedule
         words: list[list[int]] = []
-        for name in where.in_w if memory_name == "W" else where.in_c:
+        for name in where.primaries:
             mat = s.matrix(name)
             blocks = where.words[name]
-            if mat.transpose_of:  # W^T[c, r] beside W[r, c]: the primary's rows
-                primary = s.matrix(mat.transpose_of)
-                grid = np.zeros((primary.rows, blocks * lanes), np.int64)
-                grid[:, : mat.rows] = golden.weights[name].T
-            elif name in where.transposed:  # a stored row is a column
-                grid = np.zeros((mat.cols, blocks * lanes), np.int64)
-                grid[:, : mat.rows] = golden.weights[name].T
-            else:
-                grid = np.zeros((mat.rows, blocks * lanes), np.int64)
-                grid[:, : mat.cols] = golden.weights[name]
+            codes = golden.weights[name]
+            if name in where.transposed:  # a stored row is a column
+                codes = codes.T
+            grid = np.zeros((codes.shape[0], blocks * lanes), np.int64)
+            grid[:, : codes.shape[1]] = codes
             words += [[int(v) for v in grid[r, b * lanes : (b + 1) * lanes]]
                       for r in range(grid.shape[0]) for b in range(blocks)]  # fmt: skip
+            del mat
         return words
 
     def _debug_rom(self) -> list[int]:
         """The debug port's map: every state word in trace order -> (kind, unit, address,
-        lane), packed into one integer. Units of weights: 0 the weights, 1 the copies."""
+        lane), packed into one integer (the unit: a counter's index)."""
         lanes, where = self.lanes, self.where
         entries = []
         for g in self.schedule.groups:
@@ -159,8 +156,8 @@ class MemoryCore(wiring.Component):
             base, blocks = where.weights[mat.name], where.words[mat.name]
             for r in range(mat.rows):
                 for c in range(mat.cols):
-                    if mat.transpose_of or mat.name in where.transposed:  # by columns, in C
-                        entries.append((_WEIGHT, 1, base + c * blocks + r // lanes, r % lanes))
+                    if mat.transpose_of or mat.name in where.transposed:  # read by columns
+                        entries.append((_WEIGHT, 0, base + c * blocks + r // lanes, r % lanes))
                     else:
                         entries.append((_WEIGHT, 0, base + r * blocks + c // lanes, c % lanes))
         entries += [(_COUNTER, k, 0, 0) for k in range(5)]
@@ -196,17 +193,11 @@ class MemoryCore(wiring.Component):
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
         word = data.ArrayLayout(signed(ww), lanes)
-        primary = self._weight_words(golden, "W")
-        self.weight_words = max(where.depths)
+        primary = self._weight_words(golden)
+        self.weight_words = where.depth
         m.submodules.weights = self.w_mem = memory.Memory(
             shape=word, depth=max(len(primary), 2), init=primary
         )
-        self.has_copies = bool(where.in_c)
-        if self.has_copies:
-            copies = self._weight_words(golden, "C")
-            m.submodules.copies = self.c_mem = memory.Memory(
-                shape=word, depth=max(len(copies), 2), init=copies
-            )
         buffers = (Dest.SRC, Dest.POST)
         buffer_rows = max([w.drow + w.count for w in self.words
                            if w.kind == Kind.GATHER and w.dest in buffers]
@@ -251,7 +242,6 @@ class MemoryCore(wiring.Component):
                 "held": unsigned(1),
                 "gated": unsigned(1),
                 "fresh": unsigned(1),
-                "transposed": unsigned(1),
             }
         )
         self.tags = [Signal(self.tag_layout, name=f"tag{n}") for n in range(5)]
@@ -260,9 +250,6 @@ class MemoryCore(wiring.Component):
 
         self.w_read = self.w_mem.read_port()
         self.w_write = self.w_mem.write_port(granularity=1)
-        if self.has_copies:
-            self.c_read = self.c_mem.read_port()
-            self.c_write = self.c_mem.write_port(granularity=1)
         self.src_read, self.src_write = (
             self.buffers["src"].read_port(),
             self.buffers["src"].write_port(granularity=1),
@@ -455,7 +442,6 @@ class MemoryCore(wiring.Component):
                                 self.post_read.addr.eq(erow),
                                 slot.op.eq(Slot.LEARN),
                                 slot.row.eq(ins.wbase + woff),
-                                slot.transposed.eq(ins.transposed),
                                 slot.lane.eq(elane),
                             ]
                             with m.If(inner == ins.inner - 1):
@@ -498,8 +484,6 @@ class MemoryCore(wiring.Component):
         learn2 = t2.op == Slot.LEARN
         w_addr = Mux(learn2, t2.row, self.w_addr)
         m.d.comb += self.w_read.addr.eq(w_addr)
-        if self.has_copies:
-            m.d.comb += self.c_read.addr.eq(w_addr)
 
         # stage 1: operands
         a_width = max(cw, ww)  # +-1, a weight or a current: one 16 x 16 DSP on the iCE40
@@ -520,8 +504,7 @@ class MemoryCore(wiring.Component):
                 with m.Case(Slot.ROWS):
                     m.d.sync += [mul_a[k].eq(self.w_read.data[k]), mul_b[k].eq(src[k])]
                 with m.Case(Slot.COLS):
-                    if self.has_copies:
-                        m.d.sync += [mul_a[k].eq(self.c_read.data[k]), mul_b[k].eq(src_element)]
+                    m.d.sync += [mul_a[k].eq(self.w_read.data[k]), mul_b[k].eq(src_element)]
                 with m.Case(Slot.LEARN):
                     m.d.sync += [mul_a[k].eq(post_element), mul_b[k].eq(src[k])]
                 with m.Default():  # registered every clock, no enable: the DSP's own registers
@@ -547,25 +530,14 @@ class MemoryCore(wiring.Component):
         ev_weight, ev_copy = Signal(lanes), Signal(lanes)
         with m.If(t3.op == Slot.LEARN):
             m.d.comb += [self.w_write.addr.eq(t3.row), self.w_write.en.eq(t3.valid)]
-            if self.has_copies:
-                m.d.comb += [self.c_write.addr.eq(t3.row), self.c_write.en.eq(t3.valid2)]
-            flags_w, flags_c = [], []
+            flags = []
             for k in range(lanes):
                 change = shift_round_nearest(products[k], cfg.update_shift)
                 new, event = saturate(self.w_read.data[k] - change, ww)
                 m.d.comb += self.w_write.data[k].eq(new)
-                flags_w.append(event)
-                if self.has_copies:
-                    new_c, event_c = saturate(self.c_read.data[k] - change, ww)
-                    m.d.comb += self.c_write.data[k].eq(new_c)
-                    flags_c.append(event_c)
-            m.d.comb += ev_weight.eq(Cat(*flags_w) & t3.valid)
-            if self.has_copies:  # a primary stored by columns counts as a primary
-                events_c = Cat(*flags_c) & t3.valid2
-                with m.If(t3.transposed):
-                    m.d.comb += ev_weight.eq(events_c)
-                with m.Else():
-                    m.d.comb += ev_copy.eq(events_c)
+                flags.append(event)
+            # the transposed copy's events: its primary's within the copy's rows
+            m.d.comb += [ev_weight.eq(Cat(*flags) & t3.valid), ev_copy.eq(Cat(*flags) & t3.valid2)]
         m.d.comb += self.mask_read.addr.eq(t3.mrow)
 
         # stage 4: write back
@@ -717,11 +689,9 @@ class MemoryCore(wiring.Component):
         m.d.comb += self.st.debug_addr.eq(address)
         mask_debug = self.mask_mem.read_port()
         m.d.comb += mask_debug.addr.eq(address)
-        weight_words = []
-        for mem in [self.w_mem] + ([self.c_mem] if self.has_copies else []):
-            port = mem.read_port()
-            m.d.comb += port.addr.eq(address)
-            weight_words.append(Array(port.data[k] for k in range(self.lanes))[lane_r])
+        weight_port = self.w_mem.read_port()
+        m.d.comb += weight_port.addr.eq(address)
+        weight = Array(weight_port.data[k] for k in range(self.lanes))[lane_r]
         counters = Array(
             [
                 self.sat_current,
@@ -737,6 +707,6 @@ class MemoryCore(wiring.Component):
             with m.Case(_MASK):
                 m.d.comb += self.debug_data.eq((mask_debug.data >> lane_r)[0])
             with m.Case(_WEIGHT):
-                m.d.comb += self.debug_data.eq(Array(weight_words)[unit_r])
+                m.d.comb += self.debug_data.eq(weight)
             with m.Case(_COUNTER):
                 m.d.comb += self.debug_data.eq(counters[unit_r])

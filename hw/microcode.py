@@ -84,12 +84,11 @@ class Word:
     kind: Kind
     delay: int = 0  # clocks to wait before the first slot (set by :func:`timeline`)
     fresh: bool = False  # GATHER to STEP: the one target reads zero, so no step slot reads it
-    transposed: bool = False  # LEARN: a primary stored by columns (in C; its events: W's)
     last: bool = False  # TICK: the sample's last tick
     count: int = 0  # GATHER: blocks; ROWS, LEARN: rows; COLS: target blocks
     inner: int = 0  # GATHER: parts; ROWS, LEARN: words a row; COLS: source elements
     size: int = 0  # elements of the vector written (its valid lanes)
-    size2: int = 0  # LEARN: rows of the copy (0: none)
+    size2: int = 0  # LEARN: rows of the copy (0: none): its saturation events
     parts: tuple[tuple[int, bool], ...] = ()  # GATHER: (first state row, negated)
     dest: Dest = Dest.SRC
     drow: int = 0  # GATHER: the destination's first row
@@ -120,13 +119,14 @@ class Word:
 
 @dataclass(frozen=True)
 class MemoryMap:
-    """Where everything sits: state rows, mask rows, and the weights in two memories.
+    """Where everything sits: state rows, mask rows, and every matrix in one weight memory.
 
-    ``W`` holds primaries row by row (a word: ``lanes`` columns of a row); ``C`` holds each
-    transposed copy at its primary's address, transposed in the word, and the primaries that
-    sweep faster by columns (no copy, and ``cols * ceil(rows / lanes)`` fewer words than
-    ``rows * ceil(cols / lanes)``: a word is then ``lanes`` rows of a column). Primaries with
-    a copy come first, at the same addresses in both; after them each memory has its own."""
+    A primary is stored row by row (a word: ``lanes`` columns of a row) or, when that takes
+    fewer words and it has no transposed copy, column by column (a word: ``lanes`` rows of a
+    column). A transposed copy has no memory of its own: it is its primary read the other way
+    (the golden model's copy starts equal and receives the same changes with the same
+    saturation, so it stays equal; its saturation events are its primary's within its
+    rows)."""
 
     lanes: int
     state: Mapping[str, int]  # group -> first row
@@ -135,10 +135,9 @@ class MemoryMap:
     masks: Mapping[str, int]  # mask -> first row
     weights: Mapping[str, int]  # matrix (and copy) -> first word
     words: Mapping[str, int]  # matrix -> words a stored row (a copy: its primary's)
-    in_w: tuple[str, ...]  # primaries in W, in address order
-    in_c: tuple[str, ...]  # copies and primaries stored by columns in C, in address order
+    primaries: tuple[str, ...]  # in address order
     transposed: frozenset[str]  # primaries stored by columns
-    depths: tuple[int, int]  # words of W and of C
+    depth: int  # words of the weight memory
 
     @classmethod
     def of(cls, program: Program) -> MemoryMap:
@@ -149,26 +148,19 @@ class MemoryMap:
             row += -(-size // lanes)
         copies = {mat.transpose_of: mat.name for mat in s.matrices if mat.transpose_of}
         primaries = [mat for mat in s.matrices if mat.transpose_of is None]
-        copied = [mat for mat in primaries if mat.name in copies]
-        by_columns = [
-            mat
+        by_columns = {
+            mat.name
             for mat in primaries
             if mat.name not in copies
             and mat.cols * -(-mat.rows // lanes) < mat.rows * -(-mat.cols // lanes)
-        ]
-        by_rows = [mat for mat in primaries if mat not in copied and mat not in by_columns]
-        weights, words = {}, {}
-
-        def place(mats, address, stored_rows, stored_cols):
-            for mat in mats:
-                weights[mat.name] = address
-                words[mat.name] = -(-stored_cols(mat) // lanes)
-                address += stored_rows(mat) * words[mat.name]
-            return address
-
-        shared = place(copied, 0, lambda m: m.rows, lambda m: m.cols)
-        w_depth = place(by_rows, shared, lambda m: m.rows, lambda m: m.cols)
-        c_depth = place(by_columns, shared, lambda m: m.cols, lambda m: m.rows)
+        }
+        weights, words, address = {}, {}, 0
+        for mat in primaries:
+            stored_rows, stored_cols = (mat.cols, mat.rows) if mat.name in by_columns else (
+                mat.rows, mat.cols)  # fmt: skip
+            weights[mat.name] = address
+            words[mat.name] = -(-stored_cols // lanes)
+            address += stored_rows * words[mat.name]
         for primary, copy in copies.items():
             weights[copy], words[copy] = weights[primary], words[primary]
         return cls(
@@ -179,10 +171,9 @@ class MemoryMap:
             masks,
             weights,
             words,
-            tuple(mat.name for mat in copied + by_rows),
-            tuple(copies[mat.name] for mat in copied) + tuple(mat.name for mat in by_columns),
-            frozenset(mat.name for mat in by_columns),
-            (w_depth, c_depth if copies or by_columns else 0),
+            tuple(mat.name for mat in primaries),
+            frozenset(by_columns),
+            address,
         )
 
     def blocks(self, group: str) -> int:
@@ -302,8 +293,7 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                     Kind.LEARN,
                     count=mat.cols,
                     inner=where.words[primary],
-                    size2=mat.rows,
-                    transposed=True,
+                    size=mat.rows,
                     wbase=where.weights[primary],
                 ),
             ]
@@ -422,7 +412,6 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
             "kind": unsigned(3),
             "delay": bits(*(w.delay for w in words)),
             "fresh": unsigned(1),
-            "transposed": unsigned(1),
             "last": unsigned(1),
             "count": bits(*(w.count for w in words)),
             "inner": bits(*(w.inner for w in words)),
@@ -455,7 +444,6 @@ def rom_value(word: Word, parts: int) -> dict:
         "kind": int(word.kind),
         "delay": word.delay,
         "fresh": int(word.fresh),
-        "transposed": int(word.transposed),
         "last": int(word.last),
         "count": word.count,
         "inner": word.inner,
@@ -513,16 +501,14 @@ def _slot_accesses(w: Word, lanes: int):
         for b in range(w.count):
             for j in range(w.inner):
                 address = w.wbase + j * w.stride + b
-                yield [("C", address, 0), ("SRC", j // lanes, 0), ("port", 0, 0)], []
+                yield [("W", address, 0), ("SRC", j // lanes, 0), ("port", 0, 0)], []
             yield from steps(b)
     elif w.kind == Kind.LEARN:
         for i in range(w.count):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
-                touched = ["W"] * (w.size > 0) + ["C"] * (w.size2 > 0)
-                reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 2)]
-                reads += [(memory, address, 2) for memory in touched]
-                yield reads, [(memory, address, 3) for memory in touched]
+                reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 2), ("W", address, 2)]
+                yield reads, [("W", address, 3)]
 
 
 def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:

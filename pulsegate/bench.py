@@ -377,3 +377,78 @@ def boards_table(rows: list[dict]) -> str:
             f"{r['samples_per_s_fmax']:,.0f} | {r['samples_per_s_clock']:,.0f} |"
         )
     return "\n".join(lines)
+
+
+def bench_cores(lanes: tuple[int, ...] = (1, 8), synth: bool = True) -> dict:
+    """The memory-centric core beside the spatial core for XOR (the board's 12-bit one), iris
+    and digits: clocks per training sample (the memory core's are exactly its micro-code's,
+    :func:`hw.microcode.sample_clocks`, which the tests hold the gateware to; the spatial
+    core's are its sweeps plus 4 control clocks a tick), multiplier use, and with ``synth``
+    the memory core's Yosys counts on the iCE40 and the ECP5 (the core alone, no host link)
+    with each network's logic cells over XOR's."""
+    from boards.catalogue import board_config
+    from boards.plans import logic_cells
+    from boards.synth import synthesize
+    from golden_model.datasets import dataset_config
+    from hw.mcore import MemoryCore
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+    from hw.network import sweep_depths
+
+    from .progress import Progress
+
+    networks = {
+        "xor": board_config(),
+        "iris": dataset_config("iris"),
+        "digits": dataset_config("digits"),
+    }
+    families = ("ice40", "ecp5") if synth else ()
+    rows = []
+    progress, total = Progress("cores", unit="cores"), len(networks) * len(lanes)
+    try:
+        for name, cfg in networks.items():
+            schedule = compile_backprop(cfg)
+            macs = macs_per_sample(schedule, cfg)
+            for n in lanes:
+                words, _ = encode(compile_program(schedule, n), cfg)
+                clocks = sample_clocks(words, n)
+                spatial = sum(sweep_depths(schedule, cfg, n)) + 4 * schedule.ticks_per_sample
+                row = {
+                    "network": f"{name} {'-'.join(map(str, cfg.layers))}",
+                    "lanes": n,
+                    "macs": macs,
+                    "memory_clocks": clocks,
+                    "spatial_clocks": spatial,
+                    "multiplier_use": macs / (n * clocks),
+                }
+                for family in families:
+                    fresh = MemoryCore(schedule, cfg, n, debug=False)  # one elaboration each
+                    res = synthesize(fresh, "core", family)
+                    row[family] = dict(res.counts, cells=logic_cells(family, res.counts))
+                rows.append(row)
+                progress(len(rows), total)
+    finally:
+        progress.close()
+    for row in rows:
+        xor = [r for r in rows if r["network"].startswith("xor") and r["lanes"] == row["lanes"]]
+        base = xor[0]
+        for family in families:
+            row[family]["over_xor"] = row[family]["cells"] / base[family]["cells"]
+    print(
+        "| network | lanes | MACs | memory core clocks | spatial core clocks | multiplier use |"
+        + "".join(f" {f} LUT / FF / BRAM | {f} cells (/ XOR) |" for f in families)
+    )
+    print("|---|---:|---:|---:|---:|---:|" + "---:|---:|" * len(families))
+    for r in rows:
+        cells = [
+            r["network"], r["lanes"], f"{r['macs']:,}", f"{r['memory_clocks']:,}",
+            f"{r['spatial_clocks']:,}", f"{r['multiplier_use']:.0%}",
+        ]  # fmt: skip
+        for f in families:
+            c = r[f]
+            cells += [
+                f"{c['LUT']:,} / {c['FF']:,} / {c['BRAM']}",
+                f"{c['cells']:,} ({c['over_xor']:.2f})",
+            ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    return {"rows": rows}

@@ -58,6 +58,14 @@ def run_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_cores(args: argparse.Namespace) -> int:
+    from ..bench import bench_cores
+
+    check_outputs(args, directories=())
+    write_json(args.json, bench_cores(tuple(args.lanes or (1, 8)), synth=not args.no_synth))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers,
@@ -108,6 +116,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--board", action="append", default=[], help="a board (repeat; all)")
     p.add_argument("--out", default="build/bench-boards", help="build directory")
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "cores",
+        "the memory-centric core beside the spatial core: clocks and logic",
+        "pulsegate bench cores --lanes 8 --no-synth",
+        run_cores,
+    )
+    p.add_argument(
+        "--lanes", type=positive_int, action="append", help="a lane count (repeat; 1 and 8)"
+    )
+    p.add_argument("--no-synth", action="store_true", help="clocks only, no Yosys")
     p.add_argument("--json", help="write the table as JSON")
     p = add_command(
         bench,
