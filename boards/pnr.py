@@ -187,8 +187,10 @@ def build(
     router: str = Router.ROUTER1,
     time_limit: float | None = None,
     progress: Callable[[str], None] | None = None,
+    core: str = "spatial",
 ) -> dict:
-    """Synthesize, place and route ``cfg``'s system for ``board``; return the report (also
+    """Synthesize, place and route ``cfg``'s system for ``board`` (its network core of kind
+    ``core``, :class:`hw.cores.CoreKind`); return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
     ``router1`` (its default) or ``router2``. ``time_limit`` (seconds): stop the tools and raise
     :class:`BuildError` when the build takes longer (a congested design can route for hours).
@@ -199,7 +201,9 @@ def build(
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     platform = board.platform()
-    top = BoardTop(cfg, baud=baud, lanes=lanes, word_registers=WORD_REGISTERS[board.family])
+    top = BoardTop(
+        cfg, baud=baud, lanes=lanes, word_registers=WORD_REGISTERS[board.family], core=core
+    )
     started = time.perf_counter()
     plan = platform.prepare(
         top,
@@ -238,6 +242,7 @@ def build(
         "family": board.family,
         "network": "-".join(str(n) for n in cfg.layers),
         "lanes": lanes,
+        "core": str(core),
         "router": router,
         "baud": baud,
         "clock_mhz": clock_mhz,

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
-from hw.network import NetworkCore
+from hw.cores import CoreKind, make_core
 
 from .link import HostLink
 from .store import StoreKind
@@ -39,6 +39,9 @@ class PulsegateSystem(wiring.Component):
         Bring the core's debug read port out (simulation: the full state, word by word).
     word_registers : bool
         Weight memories one word deep in flip-flops (:class:`~hw.network.NetworkCore`).
+    core : CoreKind
+        ``spatial`` (:class:`~hw.network.NetworkCore`) or ``memory``
+        (:class:`~hw.mcore.MemoryCore`: one lane count, round-half-up Hebbian learning).
 
     Attributes
     ----------
@@ -61,16 +64,19 @@ class PulsegateSystem(wiring.Component):
         store: StoreKind = "auto",
         debug: bool = False,
         word_registers: bool = False,
+        core: str = CoreKind.SPATIAL,
     ) -> None:
         self.cfg = cfg
-        self.core = NetworkCore(
+        spatial = CoreKind(core) == CoreKind.SPATIAL
+        options = {"population_lanes": population_lanes, "word_registers": word_registers}
+        self.core = make_core(
+            core,
             compile_backprop(cfg),
             cfg,
-            lanes=lanes,
+            lanes,
             debug=debug,
-            population_lanes=population_lanes,
             host_port=True,
-            word_registers=word_registers,
+            **(options if spatial else {}),
         )
         self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
         self.uart_rx = UartRx(divisor)

@@ -28,9 +28,10 @@ class BoardTop(Elaboratable):
         lanes: int = 1,
         slots: int | None = None,
         word_registers: bool = False,
+        core: str = "spatial",
     ) -> None:
         self.cfg, self.baud, self.lanes, self.slots = cfg, baud, lanes, slots
-        self.word_registers = word_registers
+        self.word_registers, self.core = word_registers, core
         self.system: PulsegateSystem | None = None
 
     def elaborate(self, platform):
@@ -43,6 +44,7 @@ class BoardTop(Elaboratable):
             lanes=self.lanes,
             slots=slots,
             word_registers=self.word_registers,
+            core=self.core,
         )
         m.submodules.system = system
         uart = platform.request("uart", 0)

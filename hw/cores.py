@@ -54,6 +54,7 @@ def make_core(
     lanes: int | Mapping[str, int] = 1,
     *,
     debug: bool = True,
+    host_port: bool = False,
     **options,
 ):
     """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only."""
@@ -62,7 +63,7 @@ def make_core(
 
         if not isinstance(lanes, int):
             raise NotImplementedError("the memory core takes one lane count for every matrix")
-        return MemoryCore(schedule, cfg, lanes, debug=debug)
+        return MemoryCore(schedule, cfg, lanes, debug=debug, host_port=host_port)
     from .network import NetworkCore
 
-    return NetworkCore(schedule, cfg, lanes=lanes, debug=debug, **options)
+    return NetworkCore(schedule, cfg, lanes=lanes, debug=debug, host_port=host_port, **options)

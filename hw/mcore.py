@@ -35,6 +35,7 @@ from enum import IntEnum
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 from golden_model.choices import Rounding
@@ -45,6 +46,7 @@ from golden_model.trace import StateLayout
 
 from .cores import core_ports
 from .fixedpoint import balanced_sum, clamp_unsigned, saturate, shift_round_nearest
+from .host_port import HostPort, WeightAddressDecoder
 from .microcode import Dest, Kind, encode, rom_value, sample_clocks, word_layout
 from .microprogram import compile_program
 from .population import COUNTER_WIDTH, PopulationStep
@@ -84,6 +86,10 @@ class MemoryCore(wiring.Component):
         Multiply-accumulates per clock, and the banks of the state memory.
     debug : bool
         The debug read port (simulation and bring-up).
+    host_port : bool
+        Add the ``host`` port (:func:`hw.host_port.HostPort`): a weight read or written
+        between samples, by its trace index; the rounding LFSR's state (reseeded by the host,
+        kept for the trace; half-up rounding draws nothing from it).
 
     Attributes
     ----------
@@ -99,7 +105,14 @@ class MemoryCore(wiring.Component):
     tick's state (:func:`hw.microcode.sample_clocks`, without ``hold``).
     """
 
-    def __init__(self, schedule: Schedule, cfg: Config, lanes: int = 1, debug: bool = True):
+    def __init__(
+        self,
+        schedule: Schedule,
+        cfg: Config,
+        lanes: int = 1,
+        debug: bool = True,
+        host_port: bool = False,
+    ):
         if cfg.rounding != Rounding.NEAREST:
             raise NotImplementedError("the memory-centric core rounds half up only, so far")
         if any(ln.rule != "hebbian" for ph in schedule.phases for ln in ph.learns):
@@ -109,6 +122,7 @@ class MemoryCore(wiring.Component):
         if lanes & (lanes - 1):
             raise NotImplementedError("the memory-centric core takes a power-of-two lane count")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
+        self.host_port = host_port
         self.program = compile_program(schedule, lanes)
         self.words, self.where = encode(self.program, cfg)
         self.clocks_per_sample = sample_clocks(self.words, lanes)
@@ -118,7 +132,10 @@ class MemoryCore(wiring.Component):
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
         readout = schedule.readout
         self.output_size = schedule.group(readout.plus).size if readout else 0
-        super().__init__(core_ports(cfg.current_width, self.output_size, self.state_words, debug))
+        ports = core_ports(cfg.current_width, self.output_size, self.state_words, debug)
+        if host_port:
+            ports["host"] = In(HostPort(self.layout.n_weights, cfg.weight_width))
+        super().__init__(ports)
 
     # -- memory contents -----------------------------------------------------------------------
 
@@ -260,9 +277,12 @@ class MemoryCore(wiring.Component):
         )
         self.mask_read, self.mask_write = self.mask_mem.read_port(), self.mask_mem.write_port()
 
+        self.lfsr_state = Signal(32, init=cfg.lfsr_seed)
         self._sequencer(m)
         self._lanes(m)
         self._load(m)
+        if self.host_port:
+            self._host(m)
         if self.debug:
             self._debug_port(m)
         return m
@@ -482,7 +502,8 @@ class MemoryCore(wiring.Component):
         # Weights are read at stage 0, or at stage 2 by a learning rule (its products are
         # ready at stage 3, when it writes; the compiler keeps sweeps clear of it).
         learn2 = t2.op == Slot.LEARN
-        w_addr = Mux(learn2, t2.row, self.w_addr)
+        self.host_addr, self.host_busy = Signal.like(self.w_addr), Signal()
+        w_addr = Mux(self.host_busy, self.host_addr, Mux(learn2, t2.row, self.w_addr))
         m.d.comb += self.w_read.addr.eq(w_addr)
 
         # stage 1: operands
@@ -651,6 +672,73 @@ class MemoryCore(wiring.Component):
                     m.d.sync += zbuf[k].eq(values[k][0])
                 m.d.comb += ev_current.eq(sums & t4.valid)
 
+    # -- the host port, the load and the debug port -----------------------------------------
+
+    def _host(self, m: Module) -> None:
+        """One weight read or written by its trace index while the core is idle: the index
+        decoded to a word and lane with a few subtractions a clock
+        (:class:`hw.host_port.WeightAddressDecoder`), then one access to the weight memory. A
+        transposed copy is its primary, so a write to either reaches both."""
+        from golden_model.schedule import Matrix
+
+        from .synapse import ROWS, WeightLayout
+
+        lanes, ww, where = self.lanes, self.cfg.weight_width, self.where
+        # The decoder's view: a primary stored by columns is the transposed copy of a virtual
+        # primary stored by rows (after every real matrix, so no index reaches it).
+        mats, virtual = [], []
+        for mat in self.schedule.matrices:
+            if mat.name in where.transposed:
+                name = f"{mat.name}^T"
+                mats.append(Matrix(mat.name, mat.rows, mat.cols, transpose_of=name))
+                virtual.append(Matrix(name, mat.cols, mat.rows))
+            else:
+                mats.append(mat)
+        mats += virtual
+        geometry = {
+            mat.name: WeightLayout(mat.rows, mat.cols, lanes, ROWS, ww, stride=max(mat.cols, lanes))
+            for mat in mats
+        }
+        bases = [where.weights[mat.name.removesuffix("^T")] for mat in mats]
+        m.submodules.host_decoder = decoder = WeightAddressDecoder(mats, geometry)
+        host = self.host
+        value, writing = Signal(signed(ww)), Signal()
+        access, answer = Signal(), Signal()
+        m.d.comb += [
+            host.ready.eq(~self.running & ~self.host_busy & ~self.start),
+            decoder.addr.eq(host.addr),
+            host.lfsr_state.eq(self.lfsr_state),
+        ]
+        with m.If(host.seed_write & host.ready):
+            m.d.sync += self.lfsr_state.eq(host.seed)
+        m.d.sync += host.done.eq(0)
+        with m.FSM(name="host"):
+            with m.State("idle"):
+                with m.If(host.ready & (host.read | host.write)):
+                    m.d.comb += decoder.start.eq(1)
+                    m.d.sync += [value.eq(host.wdata), writing.eq(host.write)]
+                    m.next = "decode"
+            with m.State("decode"):
+                m.d.comb += self.host_busy.eq(1)
+                with m.If(decoder.valid):
+                    m.next = "access"
+            with m.State("access"):  # the read port takes the address; a write happens now
+                m.d.comb += [self.host_busy.eq(1), access.eq(1)]
+                m.next = "data"
+            with m.State("data"):  # the word is on the read port
+                m.d.comb += [self.host_busy.eq(1), answer.eq(1)]
+                m.d.sync += host.done.eq(1)
+                m.next = "idle"
+        address = Array(Const(b) for b in bases)[decoder.select] + decoder.address
+        m.d.comb += self.host_addr.eq(address)
+        with m.If(access & writing):
+            m.d.comb += [self.w_write.addr.eq(address), self.w_write.en.eq(1 << decoder.lane)]
+            for k in range(lanes):
+                m.d.comb += self.w_write.data[k].eq(value)
+        with m.If(answer):
+            word = Array(self.w_read.data[k] for k in range(lanes))
+            m.d.sync += host.rdata.eq(word[decoder.lane])
+
     # -- the load and the debug port ---------------------------------------------------------
 
     def _load(self, m: Module) -> None:
@@ -698,7 +786,7 @@ class MemoryCore(wiring.Component):
                 self.sat_weight,
                 self.sat_copy,
                 self.samples,
-                Const(self.cfg.lfsr_seed, 32),
+                self.lfsr_state,
             ]
         )
         with m.Switch(kind_r):

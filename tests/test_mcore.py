@@ -116,3 +116,71 @@ def test_the_memory_cores_logic_stays_near_its_baselines_and_independent_of_the_
     for key, baseline in LOGIC_BASELINES.items():
         assert abs(cells[key] - baseline) <= TOLERANCE * baseline, (key, cells[key], baseline)
     assert cells["digits", 8] <= 1.5 * cells["xor", 8]
+
+
+@pytest.mark.parametrize(("dataset", "lanes"), [("xor", 4), ("iris", 8)])
+def test_the_host_port_reads_and_writes_every_weight(dataset, lanes):
+    """Writes through the host port by trace index land where the debug port and the host
+    read them back; a write to a transposed copy is a write to its primary (one memory)."""
+    from amaranth.sim import Simulator
+
+    from golden_model.trace import StateLayout
+
+    cfg = default_config("xor") if dataset == "xor" else dataset_config(dataset)
+    schedule = compile_backprop(cfg)
+    core = MemoryCore(schedule, cfg, lanes, host_port=True)
+    layout = StateLayout.of(schedule)
+    weights = {name: w.copy() for name, w in Circuit(schedule, cfg, FIXED).weights.items()}
+    copy_of = {m.transpose_of: m.name for m in schedule.matrices if m.transpose_of}
+    index = []  # trace index -> (matrix, r, c)
+    for mat in schedule.matrices:
+        index += [(mat.name, r, c) for r in range(mat.rows) for c in range(mat.cols)]
+    rng = np.random.default_rng(lanes)
+    top = (1 << (cfg.weight_width - 1)) - 1
+    writes = [(int(i), int(rng.integers(-top, top + 1))) for i in rng.permutation(len(index))[:40]]
+    problems = []
+
+    def model_write(i, value):
+        name, r, c = index[i]
+        mat = schedule.matrix(name)
+        primary, pr, pc = (mat.transpose_of, c, r) if mat.transpose_of else (name, r, c)
+        weights[primary][pr, pc] = value
+        copy = copy_of.get(primary)
+        if copy is not None and pc < schedule.matrix(copy).rows:
+            weights[copy][pc, pr] = value
+
+    async def access(ctx, i, value=None):
+        ctx.set(core.host.addr, i)
+        ctx.set(core.host.wdata, value or 0)
+        ctx.set(core.host.write if value is not None else core.host.read, 1)
+        await ctx.tick()
+        ctx.set(core.host.write, 0)
+        ctx.set(core.host.read, 0)
+        while not ctx.get(core.host.done):
+            await ctx.tick()
+        return ctx.get(core.host.rdata)
+
+    async def bench(ctx):
+        for i, value in writes:
+            await access(ctx, i, value)
+            model_write(i, value)
+        for i, (name, r, c) in enumerate(index):
+            got = await access(ctx, i)
+            if got != weights[name][r, c]:
+                problems.append(("host", name, r, c, got, int(weights[name][r, c])))
+            ctx.set(core.debug_addr, layout.n_currents + layout.n_masks + i)
+            await ctx.tick()
+            if ctx.get(core.debug_data) != weights[name][r, c]:
+                problems.append(("debug", name, r, c, ctx.get(core.debug_data)))
+        ctx.set(core.host.seed, 0x1234567)
+        ctx.set(core.host.seed_write, 1)
+        await ctx.tick()
+        ctx.set(core.host.seed_write, 0)
+        if ctx.get(core.host.lfsr_state) != 0x1234567:
+            problems.append(("seed", ctx.get(core.host.lfsr_state)))
+
+    sim = Simulator(core)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not problems, problems[:5]

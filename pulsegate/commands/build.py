@@ -8,6 +8,7 @@ from pathlib import Path
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
+    UsageError,
     add_command,
     board_config,
     check_lanes,
@@ -28,8 +29,15 @@ def run(args: argparse.Namespace) -> int:
     from boards.pnr import BuildError, build, report_markdown
     from golden_model.schedule import compile_backprop
 
+    from .sim import check_core
+
     cfg = board_config(args)
-    check_lanes(args.lanes, compile_backprop(cfg))
+    schedule = compile_backprop(cfg)
+    check_lanes(args.lanes, schedule)
+    if args.core != "spatial":
+        if args.lanes == "auto":
+            raise UsageError("--core", "--lanes auto searches the spatial core's plans only")
+        check_core(args, cfg, schedule)
     check_outputs(args)
     names = list(BOARDS) if args.board == "all" else [args.board]
     results, failed = [], []
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     router=args.router,
                     time_limit=args.time_limit * 60 if args.time_limit else None,
                     progress=progress,
+                    core=args.core,
                 )
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)
@@ -71,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from boards.catalogue import BOARDS
     from boards.pnr import ROUTERS, Router
+
+    from .sim import add_core_option
 
     p = add_command(
         subparsers,
@@ -100,5 +111,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MIN",
         help="stop a build after MIN minutes (default: none; 60 per attempt with --lanes auto)",
     )
+    add_core_option(p)
     p.add_argument("--out", help="build directory (build/boards/NAME)")
     p.add_argument("--json", help="write the report as JSON")

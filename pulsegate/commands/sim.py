@@ -157,7 +157,8 @@ def check_core(args: argparse.Namespace, cfg, schedule) -> None:
     from hw.cores import make_core
 
     try:
-        make_core(args.core, schedule, cfg, args.lanes, debug=False)
+        core = make_core(args.core, schedule, cfg, args.lanes, debug=False)
+        core._MustUse__silence = True  # built only to hear what it refuses
     except NotImplementedError as exc:
         raise UsageError("--core", f"{args.core}: {exc}") from None
 
