@@ -200,6 +200,23 @@ def test_host_trains_the_linear_transform_bit_for_bit_over_the_uart(tmp_path):
     assert verdict["weights"] == golden.weight_flat.tolist()
 
 
+def test_the_memory_core_trains_xor_bit_exactly_over_the_uart(xor_order, tmp_path):
+    """The board system with the memory-centric core: the host link writes the samples,
+    runs them and reads every weight back, bit-exact with the golden model; an abort keeps
+    the weights whole."""
+    verdict = run_link_bench(
+        board_config(), "train", order=xor_order[:24], core="memory", lanes=4, work=tmp_path
+    )
+    assert verdict["bit_exact"], verdict["problems"]
+    assert verdict["samples"] == 24
+    verdict = run_link_bench(
+        board_config(), "abort", order=xor_order[:16], abort_after_clocks=50, core="memory",
+        lanes=4, work=tmp_path,
+    )  # fmt: skip
+    assert verdict["ok"], verdict["problems"]
+    assert 0 < verdict["run_done"] < verdict["count"]
+
+
 def test_malformed_frames_get_errors_and_change_nothing(xor_order):
     verdict = run_link_bench(board_config(), "malformed", order=xor_order[:8], seed=11, frames=1050)
     assert verdict["ok"], verdict["problems"][:5]
