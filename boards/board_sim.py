@@ -29,16 +29,14 @@ def run_link_bench(
     **job,
 ) -> dict:
     """Run one testbench of :mod:`boards.cocotb_link` (``train``, ``malformed`` or ``abort``)
-    on the system with a network core of kind ``core`` at ``lanes``, and return its verdict. ``store="spram"`` builds the link's sample store from iCE40UP5K
-    SPRAMs, simulated with the vendor's cell model (:func:`toolchain.spram_model`).
-    ``job`` entries (``order``, ``seed``, ``frames``, ...) are passed
-    to the testbench."""
+    on the system with a network core of kind ``core`` at ``lanes``, and return its verdict.
+    ``store="spram"`` builds the link's sample store from iCE40UP5K SPRAMs, simulated with the
+    vendor's cell model (:func:`toolchain.spram_model`). ``job`` entries (``order``, ``seed``,
+    ``frames``, ...) are passed to the testbench."""
     from .system import PulsegateSystem
 
     work = Path(work).resolve()
-    system = PulsegateSystem(
-        cfg, divisor=divisor, store=store, debug=True, core=core, lanes=lanes
-    )
+    system = PulsegateSystem(cfg, divisor=divisor, store=store, debug=True, core=core, lanes=lanes)
     text = verilog.convert(system, name=SYSTEM_TOP)
     if store == "spram":
         text += spram_model()
