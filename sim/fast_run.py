@@ -85,10 +85,12 @@ def build_harness(
     population_lanes: int | None = None,
     threads: int = 1,
     _fault=None,
+    core: str = "spatial",
 ) -> Path:
-    """Generate the core's Verilog and build the harness around it (cached by the Verilog's
-    and the harness's digest); returns the executable. ``_fault`` (tests only) breaks a
-    synapse unit on purpose."""
+    """Generate the core's Verilog (a network core of kind ``core``,
+    :class:`hw.cores.CoreKind`) and build the harness around it (cached by the Verilog's and
+    the harness's digest); returns the executable. ``_fault`` (tests only) breaks a synapse
+    unit on purpose."""
     work = Path(work).resolve()
     paths = generate(
         cfg,
@@ -97,6 +99,7 @@ def build_harness(
         lanes=lanes,
         population_lanes=population_lanes,
         _fault=_fault,
+        core=core,
     )
     state_words = len(Circuit(schedule_for(cfg, circuit), cfg, FIXED).state_vector())
     wrapper = work / "src" / f"{FAST_TOP}.v"
@@ -162,6 +165,7 @@ def run_fast(
     threads: int = 1,
     progress: Callable[[int, int], None] | None = None,
     _fault: dict[str, str] | None = None,
+    core: str = "spatial",
 ) -> dict:
     """Train the RTL on ``samples`` under the native harness and compare its complete state
     with the golden model after every ``read_every``-th sample (and the last).
@@ -174,7 +178,13 @@ def run_fast(
     work = Path(work).resolve()
     started = time.perf_counter()
     exe = build_harness(
-        cfg, work, lanes, population_lanes=population_lanes, threads=threads, _fault=_fault
+        cfg,
+        work,
+        lanes,
+        population_lanes=population_lanes,
+        threads=threads,
+        _fault=_fault,
+        core=core,
     )
     build_seconds = time.perf_counter() - started
     golden = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)

@@ -22,6 +22,7 @@ from .common import (
     positive_int,
     write_json,
 )
+from .sim import add_core_option, check_core
 
 
 def train_rtl(
@@ -31,6 +32,7 @@ def train_rtl(
     limit: int | None,
     lanes: int | dict[str, int],
     threads: int = 1,
+    core: str = "spatial",
 ) -> dict:
     """Train the core under the native Verilator harness on the samples
     :func:`~golden_model.classify.train_classifier` uses, in the same order; its complete
@@ -43,17 +45,19 @@ def train_rtl(
     samples = training_samples(cfg, data, epochs, limit)
     layers = "-".join(map(str, cfg.layers))
     print(
-        f"RTL: building the {layers} core at {lanes_label(lanes)} lane(s) and "
+        f"RTL: building the {layers} {core} core at {lanes_label(lanes)} lane(s) and "
         f"training {len(samples)} samples under Verilator (the first build of a large core "
         "takes minutes) ...",
         flush=True,
     )
-    work = Path("build") / "train-rtl" / f"{data.name}-lanes{lanes_label(lanes)}"
+    work = Path("build") / "train-rtl" / f"{data.name}-{core}-lanes{lanes_label(lanes)}"
 
     def progress(done: int, total: int) -> None:
         print(f"RTL: {done:,} of {total:,} samples", flush=True)
 
-    return run_fast(cfg, samples, lanes=lanes, work=work, threads=threads, progress=progress)
+    return run_fast(
+        cfg, samples, lanes=lanes, work=work, threads=threads, progress=progress, core=core
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--rtl", "trains the fixed-point model's RTL; leave out --float")
     if args.rtl:
         check_lanes(args.lanes, compile_backprop(cfg))
+        if args.core != "spatial":
+            check_core(args, cfg, compile_backprop(cfg))
     check_outputs(args)
     data = load_dataset(args.dataset)
     epochs = args.epochs or default_epochs(args.dataset)
@@ -87,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     limit = args.samples
     if args.rtl:
-        verdict = train_rtl(cfg, data, epochs, limit, args.lanes, args.threads)
+        verdict = train_rtl(cfg, data, epochs, limit, args.lanes, args.threads, args.core)
         if not verdict["bit_exact"]:
             print(f"RTL differs from the golden model: {verdict['first_mismatch']}")
             return 1
@@ -151,5 +157,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="--rtl: threads of the Verilated model (1; 2 runs a 130-lane core 1.3 times "
         "faster, a one-lane core slower)",
     )
+    add_core_option(p)
     p.add_argument("--out", help="directory for accuracy.png and confusion.png")
     p.add_argument("--json", help="write the result as JSON")
