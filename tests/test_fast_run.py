@@ -105,3 +105,20 @@ def test_a_digits_subset_is_bit_exact_at_every_sample(tmp_path, plan):
     assert verdict["samples_compared"] == 20 and verdict["state_words"] == 3382
     # no fewer clocks than the sweeps on the sample's critical path
     assert verdict["cycles_per_sample"] > sum(sweep_depths(compile_backprop(cfg), cfg, lanes))
+
+
+def test_the_memory_core_trains_iris_under_the_native_harness(tmp_path):
+    """The memory-centric core through the same harness: 60 iris samples at 4 lanes, every
+    state word compared after each, and its cycles exactly its micro-code's."""
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    data, cfg = load_dataset("iris"), dataset_config("iris")
+    order = epoch_order(cfg, len(data.x_train), 1)[0][:60]
+    targets = data.targets(data.y_train)
+    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    verdict = run_fast(cfg, samples, lanes=4, work=tmp_path / "iris", core="memory")
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["samples_compared"] == 60
+    words, _ = encode(compile_program(compile_backprop(cfg), 4), cfg)
+    assert verdict["cycles_per_sample"] == sample_clocks(words, 4) - 1  # from start's clock
