@@ -41,7 +41,7 @@ class PulsegateSystem(wiring.Component):
         Weight memories one word deep in flip-flops (:class:`~hw.network.NetworkCore`).
     core : CoreKind
         ``spatial`` (:class:`~hw.network.NetworkCore`) or ``memory``
-        (:class:`~hw.mcore.MemoryCore`: one lane count, round-half-up Hebbian learning).
+        (:class:`~hw.mcore.MemoryCore`: one lane count for every matrix).
 
     Attributes
     ----------

@@ -2,7 +2,7 @@
 
 ``spatial`` (:class:`hw.network.NetworkCore`): group state in flip-flops, step logic per
 group; every configuration, the host port. ``memory`` (:class:`hw.mcore.MemoryCore`): group
-state in memory, logic set by the lanes; round-half-up Hebbian learning so far.
+state in memory, logic set by the lanes; one lane count for every matrix.
 """
 
 from __future__ import annotations

@@ -23,9 +23,8 @@ stage  what happens
 The logic depends on the lane count and on the widths of the ROM's fields, not on the sizes
 of the layers: those set memory depths and loop counts in the ROM.
 
-Round-half-up updates and the Hebbian rule only, so far (the spatial
-:class:`hw.network.NetworkCore` still serves stochastic rounding, the covariance rule and the
-host port).
+Every configuration the golden model runs: half-up or stochastic rounding, the Hebbian and the
+covariance rule, the host port; one lane count for every matrix.
 """
 
 from __future__ import annotations
@@ -45,8 +44,15 @@ from golden_model.schedule import Schedule
 from golden_model.trace import StateLayout
 
 from .cores import core_ports
-from .fixedpoint import balanced_sum, clamp_unsigned, saturate, shift_round_nearest
+from .fixedpoint import (
+    balanced_sum,
+    clamp_unsigned,
+    saturate,
+    shift_round_nearest,
+    shift_round_stochastic,
+)
 from .host_port import HostPort, WeightAddressDecoder
+from .lfsr import MultiStepLfsr
 from .microcode import Dest, Kind, encode, rom_value, sample_clocks, word_layout
 from .microprogram import compile_program
 from .population import COUNTER_WIDTH, PopulationStep
@@ -81,7 +87,8 @@ class MemoryCore(wiring.Component):
     ----------
     schedule : Schedule
     cfg : Config
-        Round-half-up updates (``rounding = "nearest"``); Hebbian learning rules.
+        Widths, shifts, rounding (half up, or stochastic from the seeded LFSR in the golden
+        model's row-major order) and learning rules (Hebbian, covariance).
     lanes : int
         Multiply-accumulates per clock, and the banks of the state memory.
     debug : bool
@@ -89,7 +96,7 @@ class MemoryCore(wiring.Component):
     host_port : bool
         Add the ``host`` port (:func:`hw.host_port.HostPort`): a weight read or written
         between samples, by its trace index; the rounding LFSR's state (reseeded by the host,
-        kept for the trace; half-up rounding draws nothing from it).
+        stepping only under stochastic rounding).
 
     Attributes
     ----------
@@ -113,10 +120,6 @@ class MemoryCore(wiring.Component):
         debug: bool = True,
         host_port: bool = False,
     ):
-        if cfg.rounding != Rounding.NEAREST:
-            raise NotImplementedError("the memory-centric core rounds half up only, so far")
-        if any(ln.rule != "hebbian" for ph in schedule.phases for ln in ph.learns):
-            raise NotImplementedError("the memory-centric core learns by the Hebbian rule only")
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
         if lanes & (lanes - 1):
@@ -259,6 +262,7 @@ class MemoryCore(wiring.Component):
                 "held": unsigned(1),
                 "gated": unsigned(1),
                 "fresh": unsigned(1),
+                "covariance": unsigned(1),
             }
         )
         self.tags = [Signal(self.tag_layout, name=f"tag{n}") for n in range(5)]
@@ -277,7 +281,7 @@ class MemoryCore(wiring.Component):
         )
         self.mask_read, self.mask_write = self.mask_mem.read_port(), self.mask_mem.write_port()
 
-        self.lfsr_state = Signal(32, init=cfg.lfsr_seed)
+        m.submodules.lfsr = self.lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
         self._sequencer(m)
         self._lanes(m)
         self._load(m)
@@ -462,6 +466,7 @@ class MemoryCore(wiring.Component):
                                 self.post_read.addr.eq(erow),
                                 slot.op.eq(Slot.LEARN),
                                 slot.row.eq(ins.wbase + woff),
+                                slot.covariance.eq(ins.covariance),
                                 slot.lane.eq(elane),
                             ]
                             with m.If(inner == ins.inner - 1):
@@ -549,16 +554,7 @@ class MemoryCore(wiring.Component):
                 total = balanced_sum([products[k] for k in range(lanes)])
                 m.d.sync += acc[0].eq(Mux(t3.first, 0, acc[0]) + total)
         ev_weight, ev_copy = Signal(lanes), Signal(lanes)
-        with m.If(t3.op == Slot.LEARN):
-            m.d.comb += [self.w_write.addr.eq(t3.row), self.w_write.en.eq(t3.valid)]
-            flags = []
-            for k in range(lanes):
-                change = shift_round_nearest(products[k], cfg.update_shift)
-                new, event = saturate(self.w_read.data[k] - change, ww)
-                m.d.comb += self.w_write.data[k].eq(new)
-                flags.append(event)
-            # the transposed copy's events: its primary's within the copy's rows
-            m.d.comb += [ev_weight.eq(Cat(*flags) & t3.valid), ev_copy.eq(Cat(*flags) & t3.valid2)]
+        self._learn(m, t3, products, ev_weight, ev_copy)
         m.d.comb += self.mask_read.addr.eq(t3.mrow)
 
         # stage 4: write back
@@ -607,6 +603,64 @@ class MemoryCore(wiring.Component):
         ):
             total = balanced_sum(events)
             m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
+
+    def _learn(self, m, t3, products, ev_weight, ev_copy) -> None:
+        """Stage 3 of a learning slot: the rule on a word of weights, written back at once.
+
+        Hebbian: ``W - round(post pre >> update_shift)``; covariance: ``K + round((post pre -
+        K 2**align) >> (align + rate_shift))``, the rate halving at every power of two of the
+        sample count. Stochastic rounding takes lane ``k``'s addend from the LFSR state ``k + 1``
+        steps on, and steps it once per weight of the word (its valid lanes: a prefix)."""
+        cfg, lanes, ww = self.cfg, self.lanes, self.cfg.weight_width
+        stochastic = cfg.rounding == Rounding.STOCHASTIC
+        covariance = any(w.covariance for w in self.words)
+        hebbian = any(w.kind == Kind.LEARN and not w.covariance for w in self.words)
+        shift = cfg.update_shift
+        ahead = self.lfsr.ahead
+        learning = t3.op == Slot.LEARN
+        draws = Signal()
+        if covariance:
+            align = 2 * cfg.current_frac - cfg.weight_frac
+            t, log2 = Signal(33), Signal(range(34))
+            m.d.comb += t.eq(self.samples + 1)
+            for bit in range(33):  # eta_t = 2^-floor(log2 t), floored at 2^-shift
+                with m.If(t[bit]):
+                    m.d.comb += log2.eq(bit)
+            limit = cfg.learning_rate_shift
+            amount = Signal(range(align + limit + 1))
+            m.d.comb += amount.eq(align + Mux(log2 > limit, limit, log2))
+        m.d.comb += draws.eq(Mux(t3.covariance, amount != 0, shift != 0) if covariance
+                             else shift != 0)  # fmt: skip
+        with m.If(learning):
+            m.d.comb += [self.w_write.addr.eq(t3.row), self.w_write.en.eq(t3.valid)]
+            flags = []
+            for k in range(lanes):
+                old = self.w_read.data[k]
+                new = Signal(signed(ww), name=f"learned{k}")
+                event = Signal(name=f"learn_saturated{k}")
+                if hebbian:
+                    if stochastic:
+                        change = shift_round_stochastic(products[k], shift, ahead[k])
+                    else:
+                        change = shift_round_nearest(products[k], shift)
+                    m.d.comb += Cat(new, event).eq(Cat(*saturate(old - change, ww)))
+                if covariance:
+                    width = max(2 * cfg.current_width, ww + align) + 2
+                    error = Signal(signed(width), name=f"error{k}")
+                    m.d.comb += error.eq(products[k] - (old << align))
+                    if stochastic:
+                        addend = ahead[k] & ((Const(1, 33) << amount) - 1)
+                    else:
+                        addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
+                    with m.If(t3.covariance):
+                        change = ((error + addend) >> amount).as_signed()
+                        m.d.comb += Cat(new, event).eq(Cat(*saturate(old + change, ww)))
+                m.d.comb += self.w_write.data[k].eq(new)
+                flags.append(event)
+            # the transposed copy's events: its primary's within the copy's rows
+            m.d.comb += [ev_weight.eq(Cat(*flags) & t3.valid), ev_copy.eq(Cat(*flags) & t3.valid2)]
+            if stochastic:
+                m.d.comb += self.lfsr.advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
 
     def _step_units(self, m, t4, current, z, stepping, state_data, events) -> None:
         """A population step per lane: ``current`` and the half of ``z`` of ``t4``, gated by
@@ -707,10 +761,10 @@ class MemoryCore(wiring.Component):
         m.d.comb += [
             host.ready.eq(~self.running & ~self.host_busy & ~self.start),
             decoder.addr.eq(host.addr),
-            host.lfsr_state.eq(self.lfsr_state),
+            host.lfsr_state.eq(self.lfsr.state),
+            self.lfsr.load_en.eq(host.seed_write & host.ready),
+            self.lfsr.load_value.eq(host.seed),
         ]
-        with m.If(host.seed_write & host.ready):
-            m.d.sync += self.lfsr_state.eq(host.seed)
         m.d.sync += host.done.eq(0)
         with m.FSM(name="host"):
             with m.State("idle"):
@@ -786,7 +840,7 @@ class MemoryCore(wiring.Component):
                 self.sat_weight,
                 self.sat_copy,
                 self.samples,
-                self.lfsr_state,
+                self.lfsr.state,
             ]
         )
         with m.Switch(kind_r):

@@ -35,6 +35,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
+from golden_model.choices import Rounding
 from golden_model.config import Config
 from golden_model.schedule import Schedule
 
@@ -84,6 +85,7 @@ class Word:
     kind: Kind
     delay: int = 0  # clocks to wait before the first slot (set by :func:`timeline`)
     fresh: bool = False  # GATHER to STEP: the one target reads zero, so no step slot reads it
+    covariance: bool = False  # LEARN: the covariance rule (else the Hebbian one)
     last: bool = False  # TICK: the sample's last tick
     count: int = 0  # GATHER: blocks; ROWS, LEARN: rows; COLS: target blocks
     inner: int = 0  # GATHER: parts; ROWS, LEARN: words a row; COLS: source elements
@@ -140,7 +142,9 @@ class MemoryMap:
     depth: int  # words of the weight memory
 
     @classmethod
-    def of(cls, program: Program) -> MemoryMap:
+    def of(cls, program: Program, row_major: bool = False) -> MemoryMap:
+        """``row_major``: every primary by rows (stochastic rounding draws in the golden
+        model's row-major order)."""
         s, lanes = program.schedule, program.lanes
         masks, row = {}, 0
         for name, size in s.masks:
@@ -152,6 +156,7 @@ class MemoryMap:
             mat.name
             for mat in primaries
             if mat.name not in copies
+            and not row_major
             and mat.cols * -(-mat.rows // lanes) < mat.rows * -(-mat.cols // lanes)
         }
         weights, words, address = {}, {}, 0
@@ -295,6 +300,7 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                     inner=where.words[primary],
                     size=mat.rows,
                     wbase=where.weights[primary],
+                    covariance=op.rule == "covariance",
                 ),
             ]
         return [
@@ -307,6 +313,7 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
                 size=mat.cols,
                 size2=copy_rows,
                 wbase=where.weights[primary],
+                covariance=op.rule == "covariance",
             ),
         ]
     assert isinstance(op, Sweep)
@@ -379,7 +386,7 @@ def _mark_fresh(words: list[Word], where: MemoryMap) -> list[Word]:
 def encode(program: Program, cfg: Config) -> tuple[list[Word], MemoryMap]:
     """The ROM words of one sample, every tick unrolled, and the memory map they address."""
     schedule = program.schedule
-    where = MemoryMap.of(program)
+    where = MemoryMap.of(program, row_major=cfg.rounding == Rounding.STOCHASTIC)
     readout_at = schedule.readout.phase if schedule.readout else None
     words: list[Word] = []
     n_phases = len(schedule.phases)
@@ -412,6 +419,7 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
             "kind": unsigned(3),
             "delay": bits(*(w.delay for w in words)),
             "fresh": unsigned(1),
+            "covariance": unsigned(1),
             "last": unsigned(1),
             "count": bits(*(w.count for w in words)),
             "inner": bits(*(w.inner for w in words)),
@@ -444,6 +452,7 @@ def rom_value(word: Word, parts: int) -> dict:
         "kind": int(word.kind),
         "delay": word.delay,
         "fresh": int(word.fresh),
+        "covariance": int(word.covariance),
         "last": int(word.last),
         "count": word.count,
         "inner": word.inner,

@@ -75,11 +75,13 @@ def rtl_ar2(
     waves: bool = False,
     work=None,
     live: bool = False,
+    core: str = "spatial",
 ) -> tuple[dict, Ar2Result]:
-    """Feed the AR(2) process to the predictive circuit in the RTL under Verilator, compared
-    with the golden model at every tick; analyse the covariances the RTL learned."""
+    """Feed the AR(2) process to the predictive circuit (a network core of kind ``core``) in
+    the RTL under Verilator, compared with the golden model at every tick; analyse the
+    covariances the RTL learned."""
     x, e = ar2_data(cfg, samples)
-    options = {"lanes": lanes, "waves": waves, "circuit": "ar2", "live": live}
+    options = {"lanes": lanes, "waves": waves, "circuit": "ar2", "live": live, "core": core}
     if work is not None:
         options["work"] = work
     verdict = run_verilator(cfg, [{"x": row} for row in x], **options)
@@ -87,7 +89,7 @@ def rtl_ar2(
     learned = [to_float(np.asarray(weights[f"K{lag}"]), cfg.weight_frac) for lag in range(3)]
     result = ar2_result(learned, x, e, cfg, "rtl")
     verdict.update(result.to_json())
-    verdict.update(lanes=lanes, samples=samples)
+    verdict.update(lanes=lanes, samples=samples, core=str(core))
     return verdict, result
 
 

@@ -67,10 +67,33 @@ def test_real_data_is_bit_exact(dataset, lanes):
     assert mismatch is None, str(mismatch)
 
 
-def test_what_it_does_not_run_yet_is_refused():
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_stochastic_rounding_draws_in_the_golden_models_order(lanes):
     cfg = default_config("xor").replace(rounding="stochastic")
-    with pytest.raises(NotImplementedError, match="half up"):
-        MemoryCore(compile_backprop(cfg), cfg)
+    mismatch, _ = compare(cfg, XOR[:4], lanes)
+    assert mismatch is None, str(mismatch)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_the_ar2_circuit_learns_its_covariances_bit_exactly(lanes):
+    """The predictive circuit: copies, captures, the covariance rule with its halving rate
+    and stochastic rounding, every tick of 9 samples (the rate changes at 1, 2, 4 and 8)."""
+    from golden_model.schedule import compile_ar2
+    from golden_model.tasks import ar2_data
+
+    cfg = default_config("ar2")
+    schedule = compile_ar2(cfg)
+    xs, _ = ar2_data(cfg, 9)
+    samples = [{"x": x} for x in xs]
+    trace, _ = run_core(MemoryCore(schedule, cfg, lanes), samples, via_port=True)
+    golden = Circuit(schedule, cfg, FIXED)
+    recorder = golden.recorder()
+    for sample in samples:
+        for base, values in sample.items():
+            golden.load_signed(base, values)
+        golden.run_sample(recorder)
+    mismatch = recorder.finish().first_mismatch(trace)
+    assert mismatch is None, str(mismatch)
 
 
 @pytest.mark.parametrize("lanes", [1, 8])

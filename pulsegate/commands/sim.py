@@ -94,11 +94,17 @@ def run_ar2(args: argparse.Namespace) -> int:
     cfg = load_config(args, "ar2", "ar2")
     schedule = compile_ar2(cfg)
     check_lanes(args.lanes, schedule)
+    check_core(args, cfg, schedule)
     check_outputs(args)
     print(schedule.table())
     print(f"building the RTL with Verilator and feeding it {args.samples} samples ...")
     verdict, result = rtl_ar2(
-        cfg, samples=args.samples, lanes=args.lanes, waves=args.waves, live=args.verbose
+        cfg,
+        samples=args.samples,
+        lanes=args.lanes,
+        waves=args.waves,
+        live=args.verbose,
+        core=args.core,
     )
     print_verdict(verdict)
     print(f"{verdict['cycles']} clock cycles")
@@ -172,7 +178,7 @@ def add_core_option(parser: argparse.ArgumentParser) -> None:
         choices=list(CoreKind),
         default=CoreKind.SPATIAL,
         help="the network core: spatial (every configuration) or memory (group state in "
-        "memory; round-half-up Hebbian learning so far) (spatial)",
+        "memory; one lane count for every matrix) (spatial)",
     )
 
 
@@ -228,6 +234,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run_ar2,
     )
     add_rtl_options(p)
+    add_core_option(p)
     p.add_argument(
         "--samples",
         type=at_least(AR2_MIN_SAMPLES),
