@@ -29,50 +29,32 @@ covariance rule, the host port; one lane count for every matrix.
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
-from golden_model.choices import Rounding
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.schedule import Schedule
 from golden_model.trace import StateLayout
 
 from .cores import core_ports
-from .fixedpoint import (
-    balanced_sum,
-    clamp_unsigned,
-    saturate,
-    shift_round_nearest,
-    shift_round_stochastic,
-)
+from .fixedpoint import balanced_sum, clamp_unsigned
 from .host_port import HostPort, WeightAddressDecoder
+from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
-from .microcode import Dest, Kind, encode, rom_value, sample_clocks, word_layout
+from .microcode import Dest, Kind, encode, sample_clocks
 from .microprogram import compile_program
-from .population import COUNTER_WIDTH, PopulationStep
+from .microsequencer import MicroSequencer
+from .population import COUNTER_WIDTH
 from .state_memory import StateMemory, debug_address
 
 __all__ = ["MemoryCore"]
 
 # Debug ROM entry kinds.
 _CURRENT, _MASK, _WEIGHT, _COUNTER = range(4)
-
-
-class Slot(IntEnum):
-    """What a pipeline slot does (``NONE``: a bubble)."""
-
-    NONE = 0
-    GATHER = 1
-    ROWS = 2
-    COLS = 3
-    LEARN = 4
-    STEP = 5
 
 
 class MemoryCore(wiring.Component):
@@ -199,6 +181,7 @@ class MemoryCore(wiring.Component):
         golden = Circuit(s, cfg, FIXED)
         state_map = self.program.state
 
+        # -- the memories
         contents = np.zeros((state_map.rows, lanes), np.int64)
         for name, _ in s.constants:
             for j, v in enumerate(golden.group(name)):
@@ -207,16 +190,13 @@ class MemoryCore(wiring.Component):
         row_groups = [where.group_index[g.name] for g in s.groups
                       for _ in range(state_map.blocks(g.name))]  # fmt: skip
         m.submodules.state = self.st = StateMemory(lanes, cw, row_groups, contents)
-
         mask_rows = sum(-(-size // lanes) for _, size in s.masks)
         m.submodules.masks = self.mask_mem = memory.Memory(
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
-        word = data.ArrayLayout(signed(ww), lanes)
-        primary = self._weight_words(golden)
-        self.weight_words = where.depth
+        weights = self._weight_words(golden)
         m.submodules.weights = self.w_mem = memory.Memory(
-            shape=word, depth=max(len(primary), 2), init=primary
+            shape=data.ArrayLayout(signed(ww), lanes), depth=max(len(weights), 2), init=weights
         )
         buffers = (Dest.SRC, Dest.POST)
         buffer_rows = max([w.drow + w.count for w in self.words
@@ -232,499 +212,102 @@ class MemoryCore(wiring.Component):
             )
             m.submodules[f"buf_{name}"] = mem
             self.buffers[name] = mem
-
-        parts = max(max(len(w.parts) for w in self.words), 1)
-        layout = word_layout(self.words, parts, len(s.groups))
-        m.submodules.rom = rom = memory.Memory(
-            shape=layout,
-            depth=len(self.words),
-            init=[rom_value(w, parts) for w in self.words],
-        )
-        self.rom = rom.read_port()
-
-        row_bits = max(
-            ceil_log2(max(state_map.rows, buffer_rows, mask_rows, self.weight_words, 2) + 1), 1
-        )
-        self.tag_layout = data.StructLayout(
-            {
-                "op": unsigned(3),
-                "first": unsigned(1),
-                "last": unsigned(1),
-                "neg": unsigned(1),
-                "dest": unsigned(3),
-                "row": unsigned(row_bits),
-                "mrow": unsigned(row_bits),
-                "lane": unsigned(max(ceil_log2(lanes), 1)),
-                "single": unsigned(1),
-                "valid": unsigned(lanes),
-                "valid2": unsigned(lanes),
-                "half": unsigned(1),
-                "held": unsigned(1),
-                "gated": unsigned(1),
-                "fresh": unsigned(1),
-                "covariance": unsigned(1),
-            }
-        )
-        self.tags = [Signal(self.tag_layout, name=f"tag{n}") for n in range(5)]
-        for n in range(4):
-            m.d.sync += self.tags[n + 1].eq(self.tags[n])
-
         self.w_read = self.w_mem.read_port()
         self.w_write = self.w_mem.write_port(granularity=1)
-        self.src_read, self.src_write = (
+        src_read, src_write = (
             self.buffers["src"].read_port(),
             self.buffers["src"].write_port(granularity=1),
         )
-        self.post_read, self.post_write = (
+        post_read, post_write = (
             self.buffers["post"].read_port(),
             self.buffers["post"].write_port(granularity=1),
         )
-        self.mask_read, self.mask_write = self.mask_mem.read_port(), self.mask_mem.write_port()
-
+        mask_read, mask_write = self.mask_mem.read_port(), self.mask_mem.write_port()
         m.submodules.lfsr = self.lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
-        self._sequencer(m)
-        self._lanes(m)
+
+        # -- the sequencer and the lanes
+        row_bits = max(
+            ceil_log2(max(state_map.rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
+        )
+        m.submodules.sequencer = seq = MicroSequencer(
+            self.words,
+            lanes,
+            len(s.groups),
+            row_bits,
+            state_rows=state_map.rows,
+            weight_words=where.depth,
+            buffer_rows=buffer_rows,
+        )
+        widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
+        rules = {ln.rule for ph in s.phases for ln in ph.learns}
+        m.submodules.lanes = pipe = LanePipeline(
+            cfg, lanes, row_bits, output_size=self.output_size, widest=widest, rules=rules
+        )
+        m.d.comb += [
+            pipe.slot.eq(seq.slot),
+            seq.start.eq(self.start),
+            seq.hold.eq(self.hold),
+            seq.busy.eq(pipe.busy),
+            self.running.eq(seq.running),
+            self.state_valid.eq(seq.state_valid),
+            self.sample_done.eq(seq.sample_done),
+            self.samples.eq(seq.samples),
+            pipe.samples.eq(seq.samples),
+            self.output.eq(pipe.output),
+            # reads: addresses from the sequencer (stage 0), data into the lanes (stage 1)
+            self.st.read_row.eq(seq.state_row),
+            self.st.flags_set.eq(seq.flags_set),
+            self.st.flags_clear.eq(seq.flags_clear),
+            src_read.addr.eq(seq.src_addr),
+            post_read.addr.eq(seq.post_addr),
+            mask_read.addr.eq(pipe.mask_addr),
+            pipe.state_data.eq(self.st.read_data),
+            pipe.src_data.eq(src_read.data),
+            pipe.post_data.eq(post_read.data),
+            pipe.weight_data.eq(self.w_read.data),
+            pipe.mask_data.eq(mask_read.data),
+            pipe.random.eq(self.lfsr.ahead),
+            self.lfsr.advance.eq(pipe.random_advance),
+            # writes from the lanes (stages 3 and 4)
+            self.st.write_row.eq(pipe.state_write_row),
+            self.st.write_data.eq(pipe.state_write_data),
+            self.st.write_lanes.eq(pipe.state_write_lanes),
+            self.w_write.addr.eq(pipe.weight_write_addr),
+            self.w_write.data.eq(pipe.weight_write_data),
+            self.w_write.en.eq(pipe.weight_write_lanes),
+            mask_write.addr.eq(pipe.mask_write_addr),
+            mask_write.data.eq(pipe.mask_write_data),
+            mask_write.en.eq(pipe.mask_write),
+        ]
+        for port, post in ((src_write, 0), (post_write, 1)):
+            m.d.comb += [
+                port.addr.eq(pipe.buffer_write_addr),
+                port.data.eq(pipe.buffer_write_data),
+                port.en.eq(Mux(pipe.buffer_post == post, pipe.buffer_write_lanes, 0)),
+            ]
+        # The weights' read port: the host's access, a rule's stage-2 read, or a sweep's.
+        self.host_addr, self.host_busy = Signal(range(max(where.depth, 2))), Signal()
+        m.d.comb += self.w_read.addr.eq(
+            Mux(
+                self.host_busy,
+                self.host_addr,
+                Mux(pipe.weight_learn, pipe.weight_learn_addr, seq.weight_addr),
+            )
+        )
+        for counter, events in (
+            (self.sat_current, pipe.current_events),
+            (self.sat_weight, pipe.weight_events),
+            (self.sat_copy, pipe.copy_events),
+        ):
+            total = balanced_sum(list(events))
+            m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
+
         self._load(m)
         if self.host_port:
             self._host(m)
         if self.debug:
             self._debug_port(m)
         return m
-
-    # -- stage 0: the sequencer ------------------------------------------------------------------
-
-    def _sequencer(self, m: Module) -> None:
-        """Steps through the ROM, one slot a clock into ``tags[0]`` and the memories' read
-        addresses; waits where a word's ``delay`` says, and drains the pipeline at a tick."""
-        lanes = self.lanes
-        ins = self.rom.data
-        slot = self.tags[0]
-        n_words = len(self.words)
-        counts = max(max(w.count for w in self.words), max(w.inner for w in self.words), 2)
-        pc = Signal(range(max(n_words, 2)))
-        blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
-        st = Signal(2)  # step slot of a block
-        in_tail, final, started = Signal(), Signal(), Signal()
-        waited = Signal.like(ins.delay)
-        woff = Signal(range(max(self.weight_words, 2) + 1))
-        eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
-        erow = Signal(range(counts + 1))  # a buffered element: its word ...
-        elane = Signal(range(max(lanes, 2)))  # ... and its lane
-        busy = Cat(*(t.op != Slot.NONE for t in self.tags[1:])).any()
-        self.w_addr = Signal(range(max(self.weight_words, 2)))
-        m.d.comb += [self.rom.addr.eq(pc), self.rom.en.eq(0)]
-        m.d.comb += [
-            slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
-            slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
-        ]
-
-        def finish(clear_flags=True):
-            """The word's last clock: fetch the next one, counters back to zero."""
-            m.d.comb += [self.rom.addr.eq(pc + 1), self.rom.en.eq(1)]
-            m.d.sync += [pc.eq(pc + 1), started.eq(0)]
-            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane, waited):
-                m.d.sync += counter.eq(0)
-            if clear_flags:
-                m.d.comb += self.st.flags_clear.eq(ins.flags)
-
-        def next_element():
-            with m.If(elane == lanes - 1):
-                m.d.sync += [elane.eq(0), erow.eq(erow + 1)]
-            with m.Else():
-                m.d.sync += elane.eq(elane + 1)
-
-        def next_block():
-            with m.If(blk == ins.count - 1):
-                finish()
-            with m.Else():
-                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
-
-        def step_slot(block, after_block):
-            """The step of ``block`` of the targets, the plus then the minus half."""
-            target = Mux(st == 0, ins.plus, ins.minus) + block
-            m.d.comb += [
-                self.st.read_row.eq(target),
-                slot.op.eq(Slot.STEP),
-                slot.first.eq(1),
-                slot.row.eq(target),
-                slot.mrow.eq(ins.mask + block),
-                slot.half.eq(st[0]),
-                slot.held.eq(ins.held),
-                slot.gated.eq(ins.gated),
-            ]
-            with m.If(st == ins.steps - 1):
-                m.d.sync += [st.eq(0), in_tail.eq(0)]
-                after_block()
-            with m.Else():
-                m.d.sync += st.eq(st + 1)
-
-        with m.FSM(name="sequencer"):
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.comb += [self.rom.addr.eq(0), self.rom.en.eq(1)]
-                    m.d.sync += [pc.eq(0), self.running.eq(1)]
-                    m.next = "EXEC"
-            with m.State("EXEC"):
-                stall = ~started & (waited != ins.delay)
-                with m.If(stall):
-                    m.d.sync += waited.eq(waited + 1)
-                with m.Switch(ins.kind):
-                    with m.Case(Kind.GATHER):
-                        with m.If(~stall & ~in_tail):
-                            m.d.sync += started.eq(1)
-                            last = inner == ins.inner - 1
-                            m.d.comb += [
-                                self.st.read_row.eq(ins.part_rows[inner] + blk),
-                                slot.op.eq(Slot.GATHER),
-                                slot.first.eq(inner == 0),
-                                slot.last.eq(last),
-                                slot.neg.eq(ins.part_neg.bit_select(inner, 1)),
-                                slot.dest.eq(ins.dest),
-                                slot.row.eq(ins.drow + blk),
-                                slot.lane.eq(ins.dlane),
-                                slot.single.eq(ins.single),
-                                slot.fresh.eq(ins.fresh),
-                                slot.mrow.eq(ins.mask + blk),
-                                slot.held.eq(ins.held),
-                                slot.gated.eq(ins.gated),
-                            ]
-                            with m.If(last):
-                                m.d.sync += inner.eq(0)
-                                with m.If(ins.steps != 0):
-                                    m.d.sync += in_tail.eq(1)
-                                with m.Else():
-                                    next_block()
-                            with m.Else():
-                                m.d.sync += inner.eq(inner + 1)
-                        with m.Elif(in_tail):
-                            step_slot(blk, next_block)
-                    with m.Case(Kind.ROWS):
-                        with m.If(~stall & ~in_tail):
-                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
-                            last = inner == ins.inner - 1
-                            m.d.comb += [
-                                self.w_addr.eq(ins.wbase + woff),
-                                self.src_read.addr.eq(inner),
-                                slot.op.eq(Slot.ROWS),
-                                slot.first.eq(inner == 0),
-                                slot.last.eq(last),
-                                slot.lane.eq(elane),
-                            ]
-                            with m.If(last):
-                                m.d.sync += [inner.eq(0), row.eq(row + 1)]
-                                with m.If((elane == lanes - 1) | (row == ins.count - 1)):
-                                    m.d.sync += [in_tail.eq(1), final.eq(row == ins.count - 1)]
-                                with m.Else():
-                                    m.d.sync += elane.eq(elane + 1)
-                            with m.Else():
-                                m.d.sync += inner.eq(inner + 1)
-                        with m.Elif(in_tail):
-
-                            def after_rows():
-                                m.d.sync += elane.eq(0)
-                                with m.If(final):
-                                    finish()
-                                with m.Else():
-                                    m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
-
-                            step_slot(blk, after_rows)
-                    with m.Case(Kind.COLS):
-                        with m.If(~stall & ~in_tail):
-                            m.d.sync += started.eq(1)
-                            last = inner == ins.inner - 1
-                            m.d.comb += [
-                                self.w_addr.eq(ins.wbase + woff),
-                                self.src_read.addr.eq(erow),
-                                slot.op.eq(Slot.COLS),
-                                slot.first.eq(inner == 0),
-                                slot.last.eq(last),
-                                slot.lane.eq(elane),
-                            ]
-                            with m.If(last):
-                                m.d.sync += [inner.eq(0), erow.eq(0), elane.eq(0), in_tail.eq(1)]
-                            with m.Else():
-                                m.d.sync += [inner.eq(inner + 1), woff.eq(woff + ins.stride)]
-                                next_element()
-                        with m.Elif(in_tail):
-
-                            def after_cols():
-                                with m.If(blk == ins.count - 1):
-                                    finish()
-                                with m.Else():
-                                    m.d.sync += [
-                                        blk.eq(blk + 1),
-                                        eoff.eq(eoff + lanes),
-                                        woff.eq(blk + 1),
-                                    ]
-
-                            step_slot(blk, after_cols)
-                    with m.Case(Kind.LEARN):
-                        with m.If(~stall):
-                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
-                            m.d.comb += [
-                                self.src_read.addr.eq(inner),
-                                self.post_read.addr.eq(erow),
-                                slot.op.eq(Slot.LEARN),
-                                slot.row.eq(ins.wbase + woff),
-                                slot.covariance.eq(ins.covariance),
-                                slot.lane.eq(elane),
-                            ]
-                            with m.If(inner == ins.inner - 1):
-                                m.d.sync += [inner.eq(0), eoff.eq(0)]
-                                next_element()
-                                with m.If(row == ins.count - 1):
-                                    finish(clear_flags=False)
-                                with m.Else():
-                                    m.d.sync += row.eq(row + 1)
-                            with m.Else():
-                                m.d.sync += [inner.eq(inner + 1), eoff.eq(eoff + lanes)]
-                    with m.Case(Kind.FLAGS):
-                        m.d.comb += self.st.flags_set.eq(ins.flags)
-                        finish(clear_flags=False)
-                    with m.Case(Kind.TICK):
-                        with m.If(~started):  # the tick's leaks; the sample's last tick counts it
-                            m.d.sync += started.eq(1)
-                            m.d.comb += self.st.flags_set.eq(ins.flags)
-                            with m.If(ins.last):
-                                m.d.sync += self.samples.eq(self.samples + 1)
-                        with m.Elif(~busy):
-                            m.d.comb += self.state_valid.eq(1)
-                            with m.If(~self.hold & ins.last):  # the next sample may load
-                                m.d.comb += self.sample_done.eq(1)
-                                m.d.sync += [self.running.eq(0), started.eq(0)]
-                                m.next = "IDLE"
-                            with m.Elif(~self.hold):
-                                finish(clear_flags=False)
-
-    # -- stages 1 to 4: the lanes ----------------------------------------------------------------
-
-    def _lanes(self, m: Module) -> None:
-        cfg, lanes = self.cfg, self.lanes
-        cw, ww = cfg.current_width, cfg.weight_width
-        t1, t2, t3, t4 = self.tags[1:]
-        st = self.st
-
-        # Weights are read at stage 0, or at stage 2 by a learning rule (its products are
-        # ready at stage 3, when it writes; the compiler keeps sweeps clear of it).
-        learn2 = t2.op == Slot.LEARN
-        self.host_addr, self.host_busy = Signal.like(self.w_addr), Signal()
-        w_addr = Mux(self.host_busy, self.host_addr, Mux(learn2, t2.row, self.w_addr))
-        m.d.comb += self.w_read.addr.eq(w_addr)
-
-        # stage 1: operands
-        a_width = max(cw, ww)  # +-1, a weight or a current: one 16 x 16 DSP on the iCE40
-        mul_a = Signal(data.ArrayLayout(signed(a_width), lanes))
-        mul_b = Signal(data.ArrayLayout(signed(cw), lanes))
-        # Currents pass the multipliers as 1.0 in weight units: then every block leaves the
-        # accumulators through one rounding (exact for them) and one saturation per lane.
-        one = 1 << cfg.weight_frac
-        src = self.src_read.data
-        src_element = Array(src[k] for k in range(lanes))[t1.lane]
-        post_element = Array(self.post_read.data[k] for k in range(lanes))[t1.lane]
-        for k in range(lanes):
-            with m.Switch(t1.op):
-                with m.Case(Slot.GATHER):
-                    m.d.sync += [mul_a[k].eq(Mux(t1.neg, -one, one)), mul_b[k].eq(st.read_data[k])]
-                with m.Case(Slot.STEP):
-                    m.d.sync += [mul_a[k].eq(one), mul_b[k].eq(st.read_data[k])]
-                with m.Case(Slot.ROWS):
-                    m.d.sync += [mul_a[k].eq(self.w_read.data[k]), mul_b[k].eq(src[k])]
-                with m.Case(Slot.COLS):
-                    m.d.sync += [mul_a[k].eq(self.w_read.data[k]), mul_b[k].eq(src_element)]
-                with m.Case(Slot.LEARN):
-                    m.d.sync += [mul_a[k].eq(post_element), mul_b[k].eq(src[k])]
-                with m.Default():  # registered every clock, no enable: the DSP's own registers
-                    m.d.sync += [mul_a[k].eq(0), mul_b[k].eq(0)]
-
-        # stage 2: products
-        products = Signal(data.ArrayLayout(signed(a_width + cw), lanes))
-        for k in range(lanes):
-            m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
-
-        # stage 3: accumulate; learn
-        widest = max([mt.cols for mt in self.schedule.matrices] + [mt.rows for mt in
-                     self.schedule.matrices] + [2])  # fmt: skip
-        acc_width = a_width + cw + ceil_log2(widest + 1) + 2
-        acc = Signal(data.ArrayLayout(signed(acc_width), lanes))
-        with m.Switch(t3.op):
-            with m.Case(Slot.GATHER, Slot.COLS, Slot.STEP):
-                for k in range(lanes):
-                    m.d.sync += acc[k].eq(Mux(t3.first, 0, acc[k]) + products[k])
-            with m.Case(Slot.ROWS):
-                total = balanced_sum([products[k] for k in range(lanes)])
-                m.d.sync += acc[0].eq(Mux(t3.first, 0, acc[0]) + total)
-        ev_weight, ev_copy = Signal(lanes), Signal(lanes)
-        self._learn(m, t3, products, ev_weight, ev_copy)
-        m.d.comb += self.mask_read.addr.eq(t3.mrow)
-
-        # stage 4: write back
-        zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
-        ev_current = Signal(lanes)
-        shifted = [shift_round_nearest(acc[k], cfg.weight_frac) for k in range(lanes)]
-        rounded = values = [saturate(shifted[k], cw) for k in range(lanes)]
-        self._shifted = shifted
-        write_state, stepping = Signal(), Signal()
-        state_data = self._state_data = Signal(data.ArrayLayout(signed(cw), lanes))
-        step_current = Signal(data.ArrayLayout(signed(cw), lanes))
-        step_z = Signal(data.ArrayLayout(signed(cw), lanes))
-        ev_step = Signal(lanes)
-        self._step_units(m, t4, step_current, step_z, stepping, state_data, ev_step)
-        with m.Switch(t4.op):
-            with m.Case(Slot.GATHER):
-                with m.If(t4.last):
-                    self._gather_out(m, t4, acc, values, zbuf, ev_current, write_state)
-                    with m.If((t4.dest == Dest.STEP) & t4.fresh):  # a relay from zero
-                        m.d.comb += [write_state.eq(1), stepping.eq(1)]
-                        for k in range(lanes):
-                            m.d.comb += step_z[k].eq(values[k][0])
-            with m.Case(Slot.ROWS):
-                with m.If(t4.last):
-                    z, event = rounded[0]
-                    m.d.sync += Array(zbuf[k] for k in range(lanes))[t4.lane].eq(z)
-                    m.d.comb += ev_current.eq(event)
-            with m.Case(Slot.COLS):
-                with m.If(t4.last):
-                    for k in range(lanes):
-                        m.d.sync += zbuf[k].eq(rounded[k][0])
-                    m.d.comb += ev_current.eq(Cat(*(e for _, e in rounded)) & t4.valid)
-            with m.Case(Slot.STEP):
-                m.d.comb += [write_state.eq(1), stepping.eq(1)]
-                for k in range(lanes):
-                    m.d.comb += [step_current[k].eq(values[k][0]), step_z[k].eq(zbuf[k])]
-        with m.If(write_state):
-            m.d.comb += [st.write_row.eq(t4.row), st.write_lanes.eq(t4.valid)]
-            for k in range(lanes):
-                m.d.comb += st.write_data[k].eq(state_data[k])
-
-        for counter, events in (
-            (self.sat_current, [*ev_current, *ev_step]),
-            (self.sat_weight, list(ev_weight)),
-            (self.sat_copy, list(ev_copy)),
-        ):
-            total = balanced_sum(events)
-            m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
-
-    def _learn(self, m, t3, products, ev_weight, ev_copy) -> None:
-        """Stage 3 of a learning slot: the rule on a word of weights, written back at once.
-
-        Hebbian: ``W - round(post pre >> update_shift)``; covariance: ``K + round((post pre -
-        K 2**align) >> (align + rate_shift))``, the rate halving at every power of two of the
-        sample count. Stochastic rounding takes lane ``k``'s addend from the LFSR state ``k + 1``
-        steps on, and steps it once per weight of the word (its valid lanes: a prefix)."""
-        cfg, lanes, ww = self.cfg, self.lanes, self.cfg.weight_width
-        stochastic = cfg.rounding == Rounding.STOCHASTIC
-        covariance = any(w.covariance for w in self.words)
-        hebbian = any(w.kind == Kind.LEARN and not w.covariance for w in self.words)
-        shift = cfg.update_shift
-        ahead = self.lfsr.ahead
-        learning = t3.op == Slot.LEARN
-        draws = Signal()
-        if covariance:
-            align = 2 * cfg.current_frac - cfg.weight_frac
-            t, log2 = Signal(33), Signal(range(34))
-            m.d.comb += t.eq(self.samples + 1)
-            for bit in range(33):  # eta_t = 2^-floor(log2 t), floored at 2^-shift
-                with m.If(t[bit]):
-                    m.d.comb += log2.eq(bit)
-            limit = cfg.learning_rate_shift
-            amount = Signal(range(align + limit + 1))
-            m.d.comb += amount.eq(align + Mux(log2 > limit, limit, log2))
-        m.d.comb += draws.eq(Mux(t3.covariance, amount != 0, shift != 0) if covariance
-                             else shift != 0)  # fmt: skip
-        with m.If(learning):
-            m.d.comb += [self.w_write.addr.eq(t3.row), self.w_write.en.eq(t3.valid)]
-            flags = []
-            for k in range(lanes):
-                old = self.w_read.data[k]
-                new = Signal(signed(ww), name=f"learned{k}")
-                event = Signal(name=f"learn_saturated{k}")
-                if hebbian:
-                    if stochastic:
-                        change = shift_round_stochastic(products[k], shift, ahead[k])
-                    else:
-                        change = shift_round_nearest(products[k], shift)
-                    m.d.comb += Cat(new, event).eq(Cat(*saturate(old - change, ww)))
-                if covariance:
-                    width = max(2 * cfg.current_width, ww + align) + 2
-                    error = Signal(signed(width), name=f"error{k}")
-                    m.d.comb += error.eq(products[k] - (old << align))
-                    if stochastic:
-                        addend = ahead[k] & ((Const(1, 33) << amount) - 1)
-                    else:
-                        addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
-                    with m.If(t3.covariance):
-                        change = ((error + addend) >> amount).as_signed()
-                        m.d.comb += Cat(new, event).eq(Cat(*saturate(old + change, ww)))
-                m.d.comb += self.w_write.data[k].eq(new)
-                flags.append(event)
-            # the transposed copy's events: its primary's within the copy's rows
-            m.d.comb += [ev_weight.eq(Cat(*flags) & t3.valid), ev_copy.eq(Cat(*flags) & t3.valid2)]
-            if stochastic:
-                m.d.comb += self.lfsr.advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
-
-    def _step_units(self, m, t4, current, z, stepping, state_data, events) -> None:
-        """A population step per lane: ``current`` and the half of ``z`` of ``t4``, gated by
-        the mask word read at stage 3, into ``state_data``."""
-        flags = []
-        for k in range(self.lanes):
-            unit = PopulationStep(self.cfg)
-            m.submodules[f"step{k}"] = unit
-            signed_drive = Mux(t4.half, -z[k], z[k])
-            drive = Mux(signed_drive > 0, signed_drive, 0)
-            m.d.comb += [
-                unit.current.eq(current[k]),
-                unit.drive.eq(drive),
-                unit.gate.eq(~t4.gated | self.mask_read.data[k]),
-                unit.held_gain.eq(t4.held),
-            ]
-            with m.If(stepping):
-                m.d.comb += state_data[k].eq(unit.next)
-            flags.append(unit.saturated)
-        m.d.comb += events.eq(Cat(*flags) & t4.valid & stepping.replicate(self.lanes))
-
-    def _gather_out(self, m, t4, acc, values, zbuf, ev_current, write_state) -> None:
-        """A gathered block to its destination (the state memory's data: ``self._state``)."""
-        state_data = self._state_data
-        lanes = self.lanes
-        sums = Cat(*(e for _, e in values))
-        with m.Switch(t4.dest):
-            for dest, buffer in ((Dest.SRC, self.src_write), (Dest.POST, self.post_write)):
-                with m.Case(dest):
-                    m.d.comb += [
-                        buffer.addr.eq(t4.row),
-                        buffer.en.eq(Mux(t4.single, 1 << t4.lane, t4.valid)),
-                        ev_current.eq(sums & t4.valid),
-                    ]
-                    for k in range(lanes):
-                        m.d.comb += buffer.data[k].eq(Mux(t4.single, values[0][0], values[k][0]))
-            with m.Case(Dest.STATE):
-                m.d.comb += write_state.eq(1)
-                for k in range(lanes):
-                    m.d.comb += state_data[k].eq(values[k][0])
-            with m.Case(Dest.LEAK):
-                m.d.comb += write_state.eq(1)
-                shift = self.cfg.leak_shift
-                for k in range(lanes):
-                    value = values[k][0]
-                    m.d.comb += state_data[k].eq(value - shift_round_nearest(value, shift))
-            with m.Case(Dest.MASK):
-                bits = Cat(*(acc[k] > 0 for k in range(lanes)))
-                m.d.comb += [
-                    self.mask_write.addr.eq(t4.row),
-                    self.mask_write.data.eq(bits & t4.valid),
-                    self.mask_write.en.eq(1),
-                ]
-            with m.Case(Dest.OUT):
-                for b in range(-(-self.output_size // lanes)):
-                    with m.If(t4.row == b):
-                        for k in range(lanes):
-                            j = b * lanes + k
-                            if j < self.output_size:
-                                m.d.sync += self.output[j].eq(self._shifted[k])
-            with m.Case(Dest.STEP):  # z of a relay (a fresh one steps it at once)
-                for k in range(lanes):
-                    m.d.sync += zbuf[k].eq(values[k][0])
-                m.d.comb += ev_current.eq(sums & t4.valid)
 
     # -- the host port, the load and the debug port -----------------------------------------
 

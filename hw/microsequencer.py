@@ -1,0 +1,323 @@
+"""The memory-centric core's sequencer: it steps through the instruction ROM and issues one slot
+a clock into the lanes' pipeline (:mod:`hw.lanes`), with the memories' read addresses."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .microcode import Kind, Word, rom_value, word_layout
+
+__all__ = ["Slot", "slot_layout", "MicroSequencer"]
+
+
+class Slot(IntEnum):
+    """What a pipeline slot does (``NONE``: a bubble)."""
+
+    NONE = 0
+    GATHER = 1
+    ROWS = 2
+    COLS = 3
+    LEARN = 4
+    STEP = 5
+
+
+def slot_layout(lanes: int, row_bits: int) -> data.StructLayout:
+    """A slot as it travels down the pipeline: what it does and where its result goes."""
+    return data.StructLayout(
+        {
+            "op": unsigned(3),  # Slot
+            "first": unsigned(1),  # the accumulators start from zero
+            "last": unsigned(1),  # the block (or row) is complete: write it back
+            "neg": unsigned(1),  # a gathered part enters negated
+            "dest": unsigned(3),  # microcode.Dest of a gather
+            "row": unsigned(row_bits),  # where it is written (a learning rule: the word)
+            "mrow": unsigned(row_bits),  # the mask word of a step
+            "lane": unsigned(max(ceil_log2(lanes), 1)),  # a broadcast element, a row's z
+            "single": unsigned(1),  # one element into lane ``lane`` of a buffer word
+            "valid": unsigned(lanes),  # lanes that hold an element of the vector written
+            "valid2": unsigned(lanes),  # a rule: lanes within the transposed copy
+            "half": unsigned(1),  # a step of the minus half
+            "held": unsigned(1),  # the held gain
+            "gated": unsigned(1),  # a mask gates the step
+            "fresh": unsigned(1),  # a relay steps from zero in its gather's last slot
+            "covariance": unsigned(1),  # a rule: the covariance rule
+        }
+    )
+
+
+class MicroSequencer(wiring.Component):
+    """Steps through the micro-code of one sample, a slot a clock.
+
+    Parameters
+    ----------
+    words : list of :class:`hw.microcode.Word`
+        The ROM's contents (every tick of a sample, unrolled).
+    lanes : int
+    groups : int
+        Zero flags of the state memory.
+    row_bits : int
+        Width of a slot's row fields.
+    state_rows, weight_words, buffer_rows : int
+        Depths of the memories it addresses.
+
+    Attributes
+    ----------
+    start, hold : In(1)
+        ``start`` a sample (while idle); ``hold`` the tick's state while ``state_valid``.
+    busy : In(1)
+        Slots are in the pipeline (a tick waits until none are).
+    running, state_valid, sample_done : Out(1)
+    samples : Out(32)
+        Samples completed (counted in the last tick of each).
+    slot : Out(slot_layout)
+        The slot issued this clock (``op = NONE``: none).
+    state_row, weight_addr, src_addr, post_addr : Out
+        The read addresses of this clock's slot.
+    flags_set, flags_clear : Out(groups)
+        Zero flags to set (clears, leaks of ``alpha = 1``) or clear (groups a word wrote).
+
+    Timing: a word is presented a clock after the previous one's last slot; it waits its
+    ``delay``, then issues :meth:`hw.microcode.Word.slots` slots on consecutive clocks. A
+    ``TICK`` sets its flags, waits until ``busy`` falls and holds ``state_valid`` for a clock
+    (longer while ``hold``).
+    """
+
+    def __init__(
+        self,
+        words: list[Word],
+        lanes: int,
+        groups: int,
+        row_bits: int,
+        *,
+        state_rows: int,
+        weight_words: int,
+        buffer_rows: int,
+    ) -> None:
+        self.words, self.lanes = list(words), lanes
+        self.parts = max(max(len(w.parts) for w in self.words), 1)
+        self.layout = word_layout(self.words, self.parts, groups)
+        self.weight_words = weight_words
+        super().__init__(
+            {
+                "start": In(1),
+                "hold": In(1),
+                "busy": In(1),
+                "running": Out(1),
+                "state_valid": Out(1),
+                "sample_done": Out(1),
+                "samples": Out(32),
+                "slot": Out(slot_layout(lanes, row_bits)),
+                "state_row": Out(range(max(state_rows, 2))),
+                "weight_addr": Out(range(max(weight_words, 2))),
+                "src_addr": Out(range(max(buffer_rows, 2))),
+                "post_addr": Out(range(max(buffer_rows, 2))),
+                "flags_set": Out(max(groups, 1)),
+                "flags_clear": Out(max(groups, 1)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, words = self.lanes, self.words
+        m.submodules.rom = rom = memory.Memory(
+            shape=self.layout,
+            depth=len(words),
+            init=[rom_value(w, self.parts) for w in words],
+        )
+        fetch = rom.read_port()
+        ins = fetch.data
+        slot = self.slot
+        counts = max(max(w.count for w in words), max(w.inner for w in words), 2)
+        pc = Signal(range(max(len(words), 2)))
+        blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
+        st = Signal(2)  # step slot of a block
+        in_tail, final, started = Signal(), Signal(), Signal()
+        waited = Signal.like(ins.delay)
+        woff = Signal(range(max(self.weight_words, 2) + 1))
+        eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
+        erow = Signal(range(counts + 1))  # a buffered element: its word ...
+        elane = Signal(range(max(lanes, 2)))  # ... and its lane
+        m.d.comb += [fetch.addr.eq(pc), fetch.en.eq(0)]
+        m.d.comb += [
+            slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
+            slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
+        ]
+
+        def finish(clear_flags=True):
+            """The word's last clock: fetch the next one, counters back to zero."""
+            m.d.comb += [fetch.addr.eq(pc + 1), fetch.en.eq(1)]
+            m.d.sync += [pc.eq(pc + 1), started.eq(0)]
+            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane, waited):
+                m.d.sync += counter.eq(0)
+            if clear_flags:
+                m.d.comb += self.flags_clear.eq(ins.flags)
+
+        def next_element():
+            with m.If(elane == lanes - 1):
+                m.d.sync += [elane.eq(0), erow.eq(erow + 1)]
+            with m.Else():
+                m.d.sync += elane.eq(elane + 1)
+
+        def next_block():
+            with m.If(blk == ins.count - 1):
+                finish()
+            with m.Else():
+                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
+
+        def step_slot(block, after_block):
+            """The step of ``block`` of the targets, the plus then the minus half."""
+            target = Mux(st == 0, ins.plus, ins.minus) + block
+            m.d.comb += [
+                self.state_row.eq(target),
+                slot.op.eq(Slot.STEP),
+                slot.first.eq(1),
+                slot.row.eq(target),
+                slot.mrow.eq(ins.mask + block),
+                slot.half.eq(st[0]),
+                slot.held.eq(ins.held),
+                slot.gated.eq(ins.gated),
+            ]
+            with m.If(st == ins.steps - 1):
+                m.d.sync += [st.eq(0), in_tail.eq(0)]
+                after_block()
+            with m.Else():
+                m.d.sync += st.eq(st + 1)
+
+        def after_rows():
+            m.d.sync += elane.eq(0)
+            with m.If(final):
+                finish()
+            with m.Else():
+                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
+
+        def after_cols():
+            with m.If(blk == ins.count - 1):
+                finish()
+            with m.Else():
+                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes), woff.eq(blk + 1)]
+
+        with m.FSM(name="sequencer"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += [fetch.addr.eq(0), fetch.en.eq(1)]
+                    m.d.sync += [pc.eq(0), self.running.eq(1)]
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                stall = ~started & (waited != ins.delay)
+                with m.If(stall):
+                    m.d.sync += waited.eq(waited + 1)
+                issue = ~stall & ~in_tail
+                with m.Switch(ins.kind):
+                    with m.Case(Kind.GATHER):
+                        with m.If(issue):
+                            m.d.sync += started.eq(1)
+                            last = inner == ins.inner - 1
+                            m.d.comb += [
+                                self.state_row.eq(ins.part_rows[inner] + blk),
+                                slot.op.eq(Slot.GATHER),
+                                slot.first.eq(inner == 0),
+                                slot.last.eq(last),
+                                slot.neg.eq(ins.part_neg.bit_select(inner, 1)),
+                                slot.dest.eq(ins.dest),
+                                slot.row.eq(ins.drow + blk),
+                                slot.lane.eq(ins.dlane),
+                                slot.single.eq(ins.single),
+                                slot.fresh.eq(ins.fresh),
+                                slot.mrow.eq(ins.mask + blk),
+                                slot.held.eq(ins.held),
+                                slot.gated.eq(ins.gated),
+                            ]
+                            with m.If(last):
+                                m.d.sync += inner.eq(0)
+                                with m.If(ins.steps != 0):
+                                    m.d.sync += in_tail.eq(1)
+                                with m.Else():
+                                    next_block()
+                            with m.Else():
+                                m.d.sync += inner.eq(inner + 1)
+                        with m.Elif(in_tail):
+                            step_slot(blk, next_block)
+                    with m.Case(Kind.ROWS):
+                        with m.If(issue):
+                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
+                            last = inner == ins.inner - 1
+                            m.d.comb += [
+                                self.weight_addr.eq(ins.wbase + woff),
+                                self.src_addr.eq(inner),
+                                slot.op.eq(Slot.ROWS),
+                                slot.first.eq(inner == 0),
+                                slot.last.eq(last),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(last):
+                                m.d.sync += [inner.eq(0), row.eq(row + 1)]
+                                with m.If((elane == lanes - 1) | (row == ins.count - 1)):
+                                    m.d.sync += [in_tail.eq(1), final.eq(row == ins.count - 1)]
+                                with m.Else():
+                                    m.d.sync += elane.eq(elane + 1)
+                            with m.Else():
+                                m.d.sync += inner.eq(inner + 1)
+                        with m.Elif(in_tail):
+                            step_slot(blk, after_rows)
+                    with m.Case(Kind.COLS):
+                        with m.If(issue):
+                            m.d.sync += started.eq(1)
+                            last = inner == ins.inner - 1
+                            m.d.comb += [
+                                self.weight_addr.eq(ins.wbase + woff),
+                                self.src_addr.eq(erow),
+                                slot.op.eq(Slot.COLS),
+                                slot.first.eq(inner == 0),
+                                slot.last.eq(last),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(last):
+                                m.d.sync += [inner.eq(0), erow.eq(0), elane.eq(0), in_tail.eq(1)]
+                            with m.Else():
+                                m.d.sync += [inner.eq(inner + 1), woff.eq(woff + ins.stride)]
+                                next_element()
+                        with m.Elif(in_tail):
+                            step_slot(blk, after_cols)
+                    with m.Case(Kind.LEARN):
+                        with m.If(~stall):
+                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
+                            m.d.comb += [
+                                self.src_addr.eq(inner),
+                                self.post_addr.eq(erow),
+                                slot.op.eq(Slot.LEARN),
+                                slot.row.eq(ins.wbase + woff),
+                                slot.covariance.eq(ins.covariance),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(inner == ins.inner - 1):
+                                m.d.sync += [inner.eq(0), eoff.eq(0)]
+                                next_element()
+                                with m.If(row == ins.count - 1):
+                                    finish(clear_flags=False)
+                                with m.Else():
+                                    m.d.sync += row.eq(row + 1)
+                            with m.Else():
+                                m.d.sync += [inner.eq(inner + 1), eoff.eq(eoff + lanes)]
+                    with m.Case(Kind.FLAGS):
+                        m.d.comb += self.flags_set.eq(ins.flags)
+                        finish(clear_flags=False)
+                    with m.Case(Kind.TICK):
+                        with m.If(~started):  # the tick's leaks; the sample's last tick counts it
+                            m.d.sync += started.eq(1)
+                            m.d.comb += self.flags_set.eq(ins.flags)
+                            with m.If(ins.last):
+                                m.d.sync += self.samples.eq(self.samples + 1)
+                        with m.Elif(~self.busy):
+                            m.d.comb += self.state_valid.eq(1)
+                            with m.If(~self.hold & ins.last):  # the next sample may load
+                                m.d.comb += self.sample_done.eq(1)
+                                m.d.sync += [self.running.eq(0), started.eq(0)]
+                                m.next = "IDLE"
+                            with m.Elif(~self.hold):
+                                finish(clear_flags=False)
+        return m
