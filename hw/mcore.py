@@ -79,6 +79,10 @@ class MemoryCore(wiring.Component):
         Add the ``host`` port (:func:`hw.host_port.HostPort`): a weight read or written
         between samples, by its trace index; the rounding LFSR's state (reseeded by the host,
         stepping only under stochastic rounding).
+    ram_style : str, optional
+        Yosys's ``ram_style`` for the state memory and the source buffers:
+        ``"distributed"`` puts them in ECP5 LUT RAM, so that a wide plan leaves the block RAM
+        to its weights (400-400-10 at 64 lanes: 192 of 208 DP16KD instead of 256).
 
     Attributes
     ----------
@@ -101,13 +105,14 @@ class MemoryCore(wiring.Component):
         lanes: int = 1,
         debug: bool = True,
         host_port: bool = False,
+        ram_style: str | None = None,
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
         if lanes & (lanes - 1):
             raise NotImplementedError("the memory-centric core takes a power-of-two lane count")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
-        self.host_port = host_port
+        self.host_port, self.ram_style = host_port, ram_style
         self.program = compile_program(schedule, lanes)
         self.words, self.where = encode(self.program, cfg)
         self.clocks_per_sample = sample_clocks(self.words, lanes)
@@ -189,7 +194,9 @@ class MemoryCore(wiring.Component):
                 contents[row, bank] = v
         row_groups = [where.group_index[g.name] for g in s.groups
                       for _ in range(state_map.blocks(g.name))]  # fmt: skip
-        m.submodules.state = self.st = StateMemory(lanes, cw, row_groups, contents)
+        m.submodules.state = self.st = StateMemory(
+            lanes, cw, row_groups, contents, ram_style=self.ram_style
+        )
         mask_rows = sum(-(-size // lanes) for _, size in s.masks)
         m.submodules.masks = self.mask_mem = memory.Memory(
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
@@ -208,7 +215,10 @@ class MemoryCore(wiring.Component):
         self.buffers = {}
         for name in ("src", "post"):
             mem = memory.Memory(
-                shape=data.ArrayLayout(signed(cw), lanes), depth=buffer_rows, init=[]
+                shape=data.ArrayLayout(signed(cw), lanes),
+                depth=buffer_rows,
+                init=[],
+                attrs={"ram_style": self.ram_style} if self.ram_style else None,
             )
             m.submodules[f"buf_{name}"] = mem
             self.buffers[name] = mem

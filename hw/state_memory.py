@@ -37,6 +37,9 @@ class StateMemory(wiring.Component):
         The group each row belongs to (``rows = len(row_groups)``): the zero flag of a row.
     init : numpy array, shape ``(rows, lanes)``
         Initial contents (the constants, such as the bias population's 1.0).
+    ram_style : str, optional
+        Yosys's ``ram_style`` for the banks (``"distributed"``: ECP5 LUT RAM, so that a wide
+        plan leaves the block RAM to its weights).
 
     Attributes
     ----------
@@ -58,7 +61,15 @@ class StateMemory(wiring.Component):
     the same clock returns the old contents).
     """
 
-    def __init__(self, lanes: int, width: int, row_groups: list[int], init=None) -> None:
+    def __init__(
+        self,
+        lanes: int,
+        width: int,
+        row_groups: list[int],
+        init=None,
+        *,
+        ram_style: str | None = None,
+    ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         self.lanes, self.width = lanes, width
@@ -69,11 +80,13 @@ class StateMemory(wiring.Component):
         contents = np.zeros((self.rows, lanes), np.int64) if init is None else np.asarray(init)
         if contents.shape != (self.rows, lanes):
             raise ValueError(f"init: shape {contents.shape}, expected {(self.rows, lanes)}")
+        attrs = {"ram_style": ram_style} if ram_style else None
         self.banks = [
             memory.Memory(
                 shape=signed(width),
                 depth=max(self.rows, 2),
                 init=[int(v) for v in contents[:, bank]] + [0] * (self.rows < 2),
+                attrs=attrs,
             )
             for bank in range(lanes)
         ]

@@ -207,3 +207,15 @@ def test_the_host_port_reads_and_writes_every_weight(dataset, lanes):
     sim.add_testbench(bench)
     sim.run()
     assert not problems, problems[:5]
+
+
+def test_ram_style_reaches_the_state_memory_and_the_buffers():
+    """``ram_style="distributed"``: Yosys is asked for LUT RAM for the state banks and the
+    two buffers (the weights and the ROM keep the default), so that wide ECP5 plans leave the
+    block RAM to their weights."""
+    from amaranth.back import rtlil
+
+    cfg = default_config("xor")
+    core = MemoryCore(compile_backprop(cfg), cfg, 4, debug=False, ram_style="distributed")
+    text = rtlil.convert(core, name="core")
+    assert text.count('attribute \\ram_style "distributed"') == 4 + 2
