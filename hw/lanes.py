@@ -8,9 +8,10 @@ stage  what happens to a slot
        and a source element; a post- and a pre-synaptic element; or 1.0 and a current, so
        that gathers, relays and steps pass the same multipliers)
 2      the products are registered (the iCE40 DSP's own registers)
-3      accumulate (per lane, or one adder tree for a row); a learning rule writes its word of
-       weights; a step's mask word is read
-4      write back: a population step, a buffer block, a copy, a leak, a mask word, the output
+3      accumulate (per lane, or one adder tree for a row); a learning rule computes its word
+       of weights; a step's mask word is read
+4      write back: a population step, a buffer block, a copy, a leak, a mask word, the output,
+       a learning rule's word
 ====== ======================================================================================
 """
 
@@ -217,8 +218,12 @@ class LanePipeline(wiring.Component):
             m.d.comb += draws.eq(Mux(t3.covariance, amount != 0, shift != 0))
         else:
             m.d.comb += draws.eq(shift != 0)
+        # The new word is registered and written at stage 4: the memory's output, the rule and
+        # the saturation would otherwise be one path back into the memory.
+        word = Signal.like(self.weight_write_data)
+        m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write_data.eq(word)]
         with m.If(t3.op == Slot.LEARN):
-            m.d.comb += [
+            m.d.sync += [
                 self.weight_write_addr.eq(t3.row),
                 self.weight_write_lanes.eq(t3.valid),
             ]
@@ -244,7 +249,7 @@ class LanePipeline(wiring.Component):
                     with m.If(t3.covariance):
                         change = ((error + addend) >> amount).as_signed()
                         m.d.comb += Cat(new, event).eq(Cat(*saturate(old + change, ww)))
-                m.d.comb += self.weight_write_data[k].eq(new)
+                m.d.comb += word[k].eq(new)
                 flags.append(event)
             # the transposed copy's events: its primary's within the copy's rows
             m.d.comb += [

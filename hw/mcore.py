@@ -253,11 +253,13 @@ class MemoryCore(wiring.Component):
         m.submodules.lanes = pipe = LanePipeline(
             cfg, lanes, row_bits, output_size=self.output_size, widest=widest, rules=rules
         )
+        counting = Signal()  # the last write-back's events are being counted
+        m.d.sync += counting.eq(pipe.busy)
         m.d.comb += [
             pipe.slot.eq(seq.slot),
             seq.start.eq(self.start),
             seq.hold.eq(self.hold),
-            seq.busy.eq(pipe.busy),
+            seq.busy.eq(pipe.busy | counting),
             self.running.eq(seq.running),
             self.state_valid.eq(seq.state_valid),
             self.sample_done.eq(seq.sample_done),
@@ -304,12 +306,15 @@ class MemoryCore(wiring.Component):
                 Mux(pipe.weight_learn, pipe.weight_learn_addr, seq.weight_addr),
             )
         )
+        # Events are registered, then counted: a clock off the learning rule's path.
         for counter, events in (
             (self.sat_current, pipe.current_events),
             (self.sat_weight, pipe.weight_events),
             (self.sat_copy, pipe.copy_events),
         ):
-            total = balanced_sum(list(events))
+            held = Signal.like(events)
+            m.d.sync += held.eq(events)
+            total = balanced_sum(list(held))
             m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
 
         self._load(m)

@@ -53,8 +53,10 @@ __all__ = [
 ]
 
 #: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes back at ``t + 4``
-#: and its saturation events are counted at ``t + 5``.
+#: and its saturation events are registered then and counted at ``t + 5``.
 DEPTH = 4
+#: Clocks from a slot's write-back to its saturation events in the counters.
+COUNT = 1
 
 
 class Kind(IntEnum):
@@ -517,7 +519,7 @@ def _slot_accesses(w: Word, lanes: int):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
                 reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 2), ("W", address, 2)]
-                yield reads, [("W", address, 3)]
+                yield reads, [("W", address, 4)]
 
 
 def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
@@ -532,7 +534,7 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            clock = max(clock + 1, last_issue + DEPTH + 1) + 1
+            clock = max(clock + 1, last_issue + DEPTH + COUNT + 1) + 1
             continue
         if w.kind == Kind.FLAGS:
             delays.append(0)
