@@ -22,10 +22,10 @@ source of its own tick, so the step can be written at once. Populations that no 
 drives in a tick leak after the tick's sweeps (with ``leak_shift = 0`` they are zero: a flag
 per group marks it, no pass over the group). Clears set the same flag.
 
-:func:`compile_program` turns a schedule into the instructions of every tick;
-:func:`program_clocks` counts the clocks each takes; :class:`ProgramModel` executes them over
-the memories' contents, word by word, so that the micro-program is checked against the golden
-model at every tick boundary before any gateware runs it.
+:func:`compile_program` turns a schedule into the instructions of every tick (which
+:mod:`hw.microcode` encodes for the gateware, with its exact clocks); :class:`ProgramModel`
+executes them over the memories' contents, word by word, so that the micro-program is checked
+against the golden model at every tick boundary before any gateware runs it.
 """
 
 from __future__ import annotations
@@ -65,18 +65,8 @@ __all__ = [
     "StateMap",
     "Program",
     "compile_program",
-    "instruction_clocks",
-    "tick_clocks",
-    "program_clocks",
     "ProgramModel",
-    "PIPELINE",
 ]
-
-#: Clocks from a pass's first read to its last write (read -> multiply -> accumulate -> step
-#: -> write). Passes within a tick follow one another without draining (none reads what
-#: another writes); the pipeline drains where a later instruction reads what an earlier one
-#: wrote: after a phase's start (copies, captures) and at the end of every tick.
-PIPELINE = 4
 
 #: ``((group, sign), ...)``: a signed source vector ``sat(sum(sign * group))``.
 Parts = tuple[tuple[str, int], ...]
@@ -261,65 +251,6 @@ def compile_program(schedule: Schedule, lanes: int = 1) -> Program:
     return Program(
         schedule, lanes, StateMap.of(schedule, lanes), tuple(phase_start), tuple(every_tick)
     )
-
-
-# -- clocks -------------------------------------------------------------------------------------
-
-
-def _source_clocks(state: StateMap, sources) -> int:
-    """Clocks to gather a signed source vector into the source buffer: one block read per
-    part and block; a single positive part is read in place, for nothing."""
-    total = 0
-    for _, parts in sources:
-        if len(parts) == 1 and parts[0][1] == 1:
-            continue
-        total += len(parts) * state.blocks(parts[0][0])
-    return total
-
-
-def instruction_clocks(program: Program, op: Instruction, cfg: Config) -> int:
-    """Clocks one instruction issues reads for (the cycle model the gateware is built to);
-    flags (a clear, the leak of ``leak_shift = 0``) take none: they are set beside a pass."""
-    state, lanes = program.state, program.lanes
-    schedule = program.schedule
-    if isinstance(op, Clear):
-        return 0
-    if isinstance(op, Leak):
-        return 0 if cfg.leak_shift == 0 else state.blocks(op.group)
-    if isinstance(op, Capture):
-        return 2 * state.blocks(op.plus)
-    if isinstance(op, Copy):
-        return state.blocks(op.source)
-    if isinstance(op, Relay):
-        writes = 2 if op.minus else 1
-        return state.blocks(op.plus) * max(len(op.parts), writes)
-    mat = schedule.matrix(op.matrix)
-    if isinstance(op, Learn):
-        gather = _source_clocks(state, [(0, op.post)]) + _source_clocks(state, op.pre)
-        return gather + mat.rows * -(-mat.cols // lanes)
-    gather = _source_clocks(state, op.sources)
-    writes = 2 if op.minus else 1
-    # The state memory reads and writes through separate ports, so a block of targets is
-    # written while the next one's sources are read: a sweep takes its reads, or its writes
-    # where those are more.
-    if op.by_rows:  # a target row per -(-cols // lanes) clocks, written a block of rows at once
-        reads = mat.rows * -(-mat.cols // lanes)
-        return gather + max(reads, writes * -(-mat.rows // lanes))
-    # lanes over targets: a block of targets per pass over the sources
-    return gather + -(-mat.rows // lanes) * max(mat.cols, writes)
-
-
-def tick_clocks(program: Program, ops, cfg: Config) -> int:
-    """Clocks of one tick: its instructions, a pipeline drain after the phase-start ones
-    (their writes are read by what follows) and at the end, and the boundary clock."""
-    issue = sum(instruction_clocks(program, op, cfg) for op in ops)
-    starts = any(isinstance(op, Capture | Copy | Learn) for op in ops)
-    return issue + PIPELINE * (1 + starts) + 1
-
-
-def program_clocks(program: Program, cfg: Config) -> int:
-    """Clocks of one sample."""
-    return sum(tick_clocks(program, ops, cfg) for _, _, ops in program.ticks())
 
 
 # -- the model that executes it ---------------------------------------------------------------
