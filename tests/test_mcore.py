@@ -58,7 +58,14 @@ def test_other_shapes_are_bit_exact(changes, lanes):
 
 
 @pytest.mark.parametrize(
-    ("dataset", "lanes"), [("iris", 4), pytest.param("digits", 8, marks=pytest.mark.slow)]
+    ("dataset", "lanes"),
+    [
+        ("iris", 1),
+        ("iris", 4),
+        ("iris", 8),
+        pytest.param("digits", 8, marks=pytest.mark.slow),
+        pytest.param("digits", 1, marks=pytest.mark.slow),
+    ],
 )
 def test_real_data_is_bit_exact(dataset, lanes):
     cfg = dataset_config(dataset)
@@ -220,3 +227,20 @@ def test_ram_style_reaches_the_state_memory_and_the_buffers():
     core = MemoryCore(compile_backprop(cfg), cfg, 4, debug=False, ram_style="distributed")
     text = rtlil.convert(core, name="core")
     assert text.count('attribute \\ram_style "distributed"') == 4 + 2
+
+
+def test_the_memory_map_stores_a_primary_by_columns_only_where_that_is_shorter():
+    """Digits at 8 lanes: W1 (32 x 65) takes 260 words by columns against 288 by rows; W2 has
+    a transposed copy, which is W2 read by columns, so W2 stays by rows and W2T has no words
+    of its own. Stochastic rounding keeps every primary by rows (its draws are row-major)."""
+    from hw.microcode import MemoryMap
+
+    cfg = dataset_config("digits")
+    program = compile_program(compile_backprop(cfg), 8)
+    where = MemoryMap.of(program)
+    assert where.transposed == {"W1"}
+    assert where.words["W1"] == 4 and where.words["W2"] == 5
+    assert where.weights["W2T"] == where.weights["W2"]
+    assert where.depth == 65 * 4 + 10 * 5
+    assert MemoryMap.of(program, row_major=True).transposed == frozenset()
+    assert MemoryMap.of(compile_program(compile_backprop(cfg), 1)).transposed == frozenset()
