@@ -9,9 +9,10 @@ stage  what happens to a slot
        that gathers, relays and steps pass the same multipliers)
 2      the products are registered (the iCE40 DSP's own registers)
 3      accumulate (per lane, or one adder tree for a row); a learning rule computes its word
-       of weights; a step's mask word is read
-4      write back: a population step, a buffer block, a copy, a leak, a mask word, the output,
-       a learning rule's word
+       of weights
+4      round and saturate what leaves the accumulators (registered); a learning rule writes
+       its word; a step's mask word is read
+5      write back: a population step, a buffer block, a copy, a leak, a mask word, the output
 ====== ======================================================================================
 """
 
@@ -33,7 +34,7 @@ from .population import PopulationStep
 __all__ = ["LanePipeline", "STAGES"]
 
 #: Stages behind the issuing one (:data:`hw.microcode.DEPTH`).
-STAGES = 4
+STAGES = 5
 
 
 class LanePipeline(wiring.Component):
@@ -138,10 +139,12 @@ class LanePipeline(wiring.Component):
         m = Module()
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
-        tags = [self.slot] + [Signal.like(self.slot, name=f"stage{n}") for n in range(1, 5)]
+        tags = [self.slot] + [
+            Signal.like(self.slot, name=f"stage{n}") for n in range(1, STAGES + 1)
+        ]
         for n in range(STAGES):
             m.d.sync += tags[n + 1].eq(tags[n])
-        t1, t2, t3, t4 = tags[1:]
+        t1, t2, t3, t4, t5 = tags[1:]
         m.d.comb += self.busy.eq(Cat(*(t.op != Slot.NONE for t in tags[1:])).any())
         # A learning rule reads its weights at stage 2: its products are ready at stage 3,
         # when it writes (the micro-code keeps sweeps off the weights' port meanwhile).
@@ -186,10 +189,25 @@ class LanePipeline(wiring.Component):
                 total = balanced_sum([products[k] for k in range(lanes)])
                 m.d.sync += acc[0].eq(Mux(t3.first, 0, acc[0]) + total)
         self._learn(m, t3, products)
-        m.d.comb += self.mask_addr.eq(t3.mrow)
 
-        # stage 4: write back
-        self._write_back(m, t4, acc)
+        # stage 4: round and saturate, registered (the accumulators' carry chains and the
+        # steps' would otherwise be one path into the state memory)
+        m.d.comb += self.mask_addr.eq(t4.mrow)
+        shifted = [shift_round_nearest(acc[k], cfg.weight_frac) for k in range(lanes)]
+        rounded = [saturate(shifted[k], cw) for k in range(lanes)]
+        out = Signal(data.ArrayLayout(signed(cw + 1), lanes))  # plus - minus: one bit more
+        value = Signal(data.ArrayLayout(signed(cw), lanes))
+        saturated, positive = Signal(lanes), Signal(lanes)
+        for k in range(lanes):
+            m.d.sync += [
+                out[k].eq(shifted[k]),
+                value[k].eq(rounded[k][0]),
+                saturated[k].eq(rounded[k][1]),
+                positive[k].eq(acc[k] > 0),
+            ]
+
+        # stage 5: write back
+        self._write_back(m, t5, out, value, saturated, positive)
         return m
 
     def _learn(self, m: Module, t3, products) -> None:
@@ -259,105 +277,94 @@ class LanePipeline(wiring.Component):
             if stochastic:
                 m.d.comb += self.random_advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
 
-    def _write_back(self, m: Module, t4, acc) -> None:
-        """Stage 4: a block, a row's ``z`` or a step leaves the accumulators."""
+    def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
+        """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded
+        and saturated, ``saturated`` where it clamped; ``out``: unsaturated, for the readout;
+        ``positive``: the accumulator above zero, for a capture)."""
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
         zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
         events = Signal(lanes)
-        shifted = [shift_round_nearest(acc[k], cfg.weight_frac) for k in range(lanes)]
-        values = [saturate(shifted[k], cw) for k in range(lanes)]
         stepping = Signal()
         step_current = Signal(data.ArrayLayout(signed(cw), lanes))
         step_z = Signal(data.ArrayLayout(signed(cw), lanes))
         step_events = Signal(lanes)
-        self._step_units(m, t4, step_current, step_z, stepping, step_events)
+        self._step_units(m, t5, step_current, step_z, stepping, step_events)
         m.d.comb += self.current_events.eq(Cat(events, step_events))
-        with m.Switch(t4.op):
+        with m.Switch(t5.op):
             with m.Case(Slot.GATHER):
-                with m.If(t4.last):
-                    self._gather_out(m, t4, acc, shifted, values, zbuf, events)
-                    with m.If((t4.dest == Dest.STEP) & t4.fresh):  # a relay from zero
-                        m.d.comb += stepping.eq(1)
-                        for k in range(lanes):
-                            m.d.comb += step_z[k].eq(values[k][0])
+                with m.If(t5.last):
+                    self._gather_out(m, t5, out, value, saturated, positive, zbuf, events)
+                    with m.If((t5.dest == Dest.STEP) & t5.fresh):  # a relay from zero
+                        m.d.comb += [stepping.eq(1), step_z.eq(value)]
             with m.Case(Slot.ROWS):
-                with m.If(t4.last):
-                    z, event = values[0]
-                    m.d.sync += Array(zbuf[k] for k in range(lanes))[t4.lane].eq(z)
-                    m.d.comb += events.eq(event)
+                with m.If(t5.last):
+                    m.d.sync += Array(zbuf[k] for k in range(lanes))[t5.lane].eq(value[0])
+                    m.d.comb += events.eq(saturated[0])
             with m.Case(Slot.COLS):
-                with m.If(t4.last):
-                    for k in range(lanes):
-                        m.d.sync += zbuf[k].eq(values[k][0])
-                    m.d.comb += events.eq(Cat(*(e for _, e in values)) & t4.valid)
+                with m.If(t5.last):
+                    m.d.sync += zbuf.eq(value)
+                    m.d.comb += events.eq(saturated & t5.valid)
             with m.Case(Slot.STEP):
-                m.d.comb += stepping.eq(1)
-                for k in range(lanes):
-                    m.d.comb += [step_current[k].eq(values[k][0]), step_z[k].eq(zbuf[k])]
+                m.d.comb += [stepping.eq(1), step_current.eq(value), step_z.eq(zbuf)]
         with m.If(stepping):
-            m.d.comb += [self.state_write_row.eq(t4.row), self.state_write_lanes.eq(t4.valid)]
+            m.d.comb += [self.state_write_row.eq(t5.row), self.state_write_lanes.eq(t5.valid)]
 
-    def _step_units(self, m: Module, t4, current, z, stepping, events) -> None:
-        """A population step per lane: ``current`` and the half of ``z`` of ``t4``, gated by
-        the mask word read at stage 3, into the state memory's write data."""
+    def _step_units(self, m: Module, t5, current, z, stepping, events) -> None:
+        """A population step per lane: ``current`` and the half of ``z`` of ``t5``, gated by
+        the mask word read at stage 4, into the state memory's write data."""
         flags = []
         for k in range(self.lanes):
             unit = PopulationStep(self.cfg)
             m.submodules[f"step{k}"] = unit
-            signed_drive = Mux(t4.half, -z[k], z[k])
+            signed_drive = Mux(t5.half, -z[k], z[k])
             drive = Mux(signed_drive > 0, signed_drive, 0)
             m.d.comb += [
                 unit.current.eq(current[k]),
                 unit.drive.eq(drive),
-                unit.gate.eq(~t4.gated | self.mask_data[k]),
-                unit.held_gain.eq(t4.held),
+                unit.gate.eq(~t5.gated | self.mask_data[k]),
+                unit.held_gain.eq(t5.held),
             ]
             with m.If(stepping):
                 m.d.comb += self.state_write_data[k].eq(unit.next)
             flags.append(unit.saturated)
-        m.d.comb += events.eq(Cat(*flags) & t4.valid & stepping.replicate(self.lanes))
+        m.d.comb += events.eq(Cat(*flags) & t5.valid & stepping.replicate(self.lanes))
 
-    def _gather_out(self, m: Module, t4, acc, shifted, values, zbuf, events) -> None:
+    def _gather_out(self, m: Module, t5, out, value, saturated, positive, zbuf, events) -> None:
         """A gathered block to its destination."""
         lanes = self.lanes
-        sums = Cat(*(e for _, e in values))
-        with m.Switch(t4.dest):
+        with m.Switch(t5.dest):
             with m.Case(Dest.SRC, Dest.POST):
                 m.d.comb += [
-                    self.buffer_post.eq(t4.dest == Dest.POST),
-                    self.buffer_write_addr.eq(t4.row),
-                    self.buffer_write_lanes.eq(Mux(t4.single, 1 << t4.lane, t4.valid)),
-                    events.eq(sums & t4.valid),
+                    self.buffer_post.eq(t5.dest == Dest.POST),
+                    self.buffer_write_addr.eq(t5.row),
+                    self.buffer_write_lanes.eq(Mux(t5.single, 1 << t5.lane, t5.valid)),
+                    events.eq(saturated & t5.valid),
                 ]
                 for k in range(lanes):
-                    value = Mux(t4.single, values[0][0], values[k][0])
-                    m.d.comb += self.buffer_write_data[k].eq(value)
+                    m.d.comb += self.buffer_write_data[k].eq(Mux(t5.single, value[0], value[k]))
             with m.Case(Dest.STATE, Dest.LEAK):
-                m.d.comb += [self.state_write_row.eq(t4.row), self.state_write_lanes.eq(t4.valid)]
+                m.d.comb += [self.state_write_row.eq(t5.row), self.state_write_lanes.eq(t5.valid)]
                 shift = self.cfg.leak_shift
                 for k in range(lanes):
-                    value = values[k][0]
+                    data_k = value[k]
                     if shift:
-                        value = Mux(
-                            t4.dest == Dest.LEAK, value - shift_round_nearest(value, shift), value
-                        )
-                    m.d.comb += self.state_write_data[k].eq(value)
+                        leaked = data_k - shift_round_nearest(data_k, shift)
+                        data_k = Mux(t5.dest == Dest.LEAK, leaked, data_k)
+                    m.d.comb += self.state_write_data[k].eq(data_k)
             with m.Case(Dest.MASK):
-                bits = Cat(*(acc[k] > 0 for k in range(lanes)))
                 m.d.comb += [
-                    self.mask_write_addr.eq(t4.row),
-                    self.mask_write_data.eq(bits & t4.valid),
+                    self.mask_write_addr.eq(t5.row),
+                    self.mask_write_data.eq(positive & t5.valid),
                     self.mask_write.eq(1),
                 ]
             with m.Case(Dest.OUT):
                 for b in range(-(-self.output_size // lanes)):
-                    with m.If(t4.row == b):
+                    with m.If(t5.row == b):
                         for k in range(lanes):
                             j = b * lanes + k
                             if j < self.output_size:
-                                m.d.sync += self.output[j].eq(shifted[k])
+                                m.d.sync += self.output[j].eq(out[k])
             with m.Case(Dest.STEP):  # z of a relay (a fresh one steps it at once)
-                for k in range(lanes):
-                    m.d.sync += zbuf[k].eq(values[k][0])
-                m.d.comb += events.eq(sums & t4.valid)
+                m.d.sync += zbuf.eq(value)
+                m.d.comb += events.eq(saturated & t5.valid)

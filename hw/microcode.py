@@ -52,9 +52,10 @@ __all__ = [
     "MemoryMap",
 ]
 
-#: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes back at ``t + 4``
-#: and its saturation events are registered then and counted at ``t + 5``.
-DEPTH = 4
+#: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes back at ``t + 5``
+#: (a learning rule its weights at ``t + 4``), its saturation events registered then and
+#: counted a clock later.
+DEPTH = 5
 #: Clocks from a slot's write-back to its saturation events in the counters.
 COUNT = 1
 
@@ -486,8 +487,8 @@ def _slot_accesses(w: Word, lanes: int):
     def steps(block):
         for st in range(w.steps):
             row = (w.plus if st == 0 else w.minus) + block
-            mask = [("mask", w.mask + block, 3)] if w.gated else []
-            yield [("state", row, 0), *mask], [("state", row, 4)]
+            mask = [("mask", w.mask + block, 4)] if w.gated else []
+            yield [("state", row, 0), *mask], [("state", row, DEPTH)]
 
     if w.kind == Kind.GATHER:
         out = {Dest.SRC: "SRC", Dest.POST: "POST", Dest.MASK: "mask", Dest.OUT: None}
@@ -496,10 +497,10 @@ def _slot_accesses(w: Word, lanes: int):
             for n, (row, _) in enumerate(w.parts):
                 reads, writes = [("state", row + b, 0)], []
                 if n == len(w.parts) - 1 and memory is not None and w.dest != Dest.STEP:
-                    writes.append((memory, w.drow + b, 4))
+                    writes.append((memory, w.drow + b, DEPTH))
                 if n == len(w.parts) - 1 and w.fresh:
-                    writes.append(("state", w.drow + b, 4))
-                    reads += [("mask", w.mask + b, 3)] if w.gated else []
+                    writes.append(("state", w.drow + b, DEPTH))
+                    reads += [("mask", w.mask + b, 4)] if w.gated else []
                 yield reads, writes
             yield from steps(b)
     elif w.kind == Kind.ROWS:
