@@ -4,21 +4,10 @@ Every group's currents live in a :class:`~hw.state_memory.StateMemory` of ``lane
 masks in a memory of ``lanes``-bit words, every matrix in one weight memory of words of
 ``lanes`` weights (a transposed copy is its primary read the other way: by columns, one
 broadcast source element a clock into ``lanes`` accumulators), gathered source vectors in two
-buffers. The sequencer steps through
-an instruction ROM (:mod:`hw.microcode`) and issues one slot a clock into a fixed pipeline:
-
-====== ======================================================================================
-stage  what happens
-====== ======================================================================================
-0      the slot's addresses go to the memories (the state memory, the weights, the buffers)
-1      their words arrive: each lane's multiplier operands are registered (a weight and a
-       source element; a post- and a pre-synaptic element; or ``+-1`` and a current, so that
-       gathers, relays and steps read currents through the same multipliers)
-2      the products are registered
-3      accumulate (per lane, or into one adder tree for a row); a learning rule writes the
-       weights and their copy; a step's mask word is read
-4      write back: a population step, a buffer block, a copy, a leak, a mask, the output
-====== ======================================================================================
+buffers. :class:`~hw.microsequencer.MicroSequencer` steps through the instruction ROM
+(:mod:`hw.microcode`) and issues one slot a clock into :class:`~hw.lanes.LanePipeline` (its
+stages are listed there); this module holds the memories and joins them to both, with the
+rounding LFSR, the saturation counters, the load stream, the host port and the debug port.
 
 The logic depends on the lane count and on the widths of the ROM's fields, not on the sizes
 of the layers: those set memory depths and loop counts in the ROM.
@@ -132,10 +121,9 @@ class MemoryCore(wiring.Component):
     def _weight_words(self, golden: Circuit) -> list[list[int]]:
         """The weight memory (:class:`hw.microcode.MemoryMap`): each primary as its stored
         rows, words of ``lanes`` elements."""
-        lanes, where, s = self.lanes, self.where, self.schedule
+        lanes, where = self.lanes, self.where
         words: list[list[int]] = []
         for name in where.primaries:
-            mat = s.matrix(name)
             blocks = where.words[name]
             codes = golden.weights[name]
             if name in where.transposed:  # a stored row is a column
@@ -144,7 +132,6 @@ class MemoryCore(wiring.Component):
             grid[:, : codes.shape[1]] = codes
             words += [[int(v) for v in grid[r, b * lanes : (b + 1) * lanes]]
                       for r in range(grid.shape[0]) for b in range(blocks)]  # fmt: skip
-            del mat
         return words
 
     def _debug_rom(self) -> list[int]:
