@@ -221,13 +221,39 @@ def fits_logic(cells: int, device: int) -> bool:
     return cells <= AUTO_LOGIC_LIMIT * device
 
 
-def core_logic(board: Board | str, cfg: Config, lanes) -> tuple[int, int]:
+def core_logic(board: Board | str, cfg: Config, lanes, core: str = "spatial") -> tuple[int, int]:
     """``(cells, device cells)``: the logic cells (:func:`logic_cells`) the network core
-    takes at ``lanes`` on ``board``'s device by Yosys (:func:`core_resources`), and the
-    device's. The host link is not included."""
+    (of kind ``core``) takes at ``lanes`` on ``board``'s device by Yosys
+    (:func:`core_resources`), and the device's. The host link is not included. A memory
+    core whose memories want more block RAMs than the device has beside the sample store
+    counts as filling the device."""
     board = board_named(board) if isinstance(board, str) else board
-    counts = core_resources(board, cfg, lanes).counts
-    return logic_cells(board.family, counts), LOGIC_CELLS[board.device]
+    counts = core_resources(board, cfg, lanes, core=core).counts
+    cells, device = logic_cells(board.family, counts), LOGIC_CELLS[board.device]
+    if core != "spatial" and counts["BRAM"] > BLOCK_RAMS[board.device] - _store_blocks(board, cfg):
+        cells = max(cells, device + 1)
+    return cells, device
+
+
+def memory_lane_counts(board: Board | str, cfg: Config) -> list[int]:
+    """Lane counts worth trying for the memory-centric core on ``board``, fastest first:
+    powers of two up to the device's multipliers (any on a device without them), each one
+    kept only when it takes fewer clocks a sample (:func:`hw.microcode.sample_clocks`) than
+    the next smaller."""
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    board = board_named(board) if isinstance(board, str) else board
+    schedule = compile_backprop(cfg)
+    widest = max(max(m.rows, m.cols) for m in schedule.matrices)
+    budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
+    counts, n = [], 1
+    while n <= (budget if budget is not None else widest) and n < 2 * widest:
+        counts.append(n)
+        n *= 2
+    clocks = {n: sample_clocks(encode(compile_program(schedule, n), cfg)[0], n) for n in counts}
+    kept = [n for k, n in enumerate(counts) if k == 0 or clocks[n] < clocks[counts[k - 1]]]
+    return kept[::-1]
 
 
 def first_that_works(count: int, works: Callable[[int], bool]) -> int | None:
@@ -250,19 +276,24 @@ def fastest_fitting_plan(
     board: Board | str,
     cfg: Config,
     on_checked: Callable[[str, int, int], None] | None = None,
-) -> tuple[dict[str, int | str] | None, dict[str, tuple[int, int]]]:
+    core: str = "spatial",
+) -> tuple[dict[str, int | str] | int | None, dict[str, tuple[int, int]]]:
     """The fastest lane plan (:func:`lane_plans` by datapath lanes) whose core is within
     :data:`AUTO_LOGIC_LIMIT` of the device's logic by Yosys (:func:`core_logic`), or ``None``,
     and ``{plan label: (cells, device cells)}`` for every plan synthesized. The fastest is
     tried first, then the rest halved (logic grows with the lanes): a handful of syntheses,
     not one per plan. ``on_checked(label, cells, device cells)`` is called after each (they
-    take minutes for a large core)."""
+    take minutes for a large core). The memory core (``core="memory"``) tries
+    :func:`memory_lane_counts`."""
     board = board_named(board) if isinstance(board, str) else board
-    plans = lane_plans(board, cfg, frontier="lanes")
+    if core == "spatial":
+        plans = lane_plans(board, cfg, frontier="lanes")
+    else:
+        plans = memory_lane_counts(board, cfg)
     checked: dict[str, tuple[int, int]] = {}
 
     def fits(index: int) -> bool:
-        cells, device = core_logic(board, cfg, plans[index])
+        cells, device = core_logic(board, cfg, plans[index], core=core)
         checked[lanes_label(plans[index])] = (cells, device)
         if on_checked is not None:
             on_checked(lanes_label(plans[index]), cells, device)
@@ -282,6 +313,7 @@ def build_auto(
     time_limit: float | None = AUTO_TIME_LIMIT,
     check_logic: bool = True,
     progress: Callable[[str], None] | None = None,
+    core: str = "spatial",
 ) -> dict:
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
     its clock. With ``check_logic`` the plans whose core takes more than
@@ -293,11 +325,15 @@ def build_auto(
     datapath lanes, ``lane_plans(frontier="lanes")``, otherwise of fewer multipliers). A
     build that takes longer than ``time_limit`` seconds counts as not fitting (routing
     congestion). The report lists every attempt, the syntheses over the limit included.
-    ``progress`` gets each logic check and each build's stages as they come."""
+    ``progress`` gets each logic check and each build's stages as they come. The memory core
+    (``core="memory"``) searches :func:`memory_lane_counts` the same way."""
     board = board_named(board) if isinstance(board, str) else board
     # With the logic check: from the fastest plan within the logic on, the plans of fewer
     # lanes (less logic); without it, the plans of fewer multipliers.
-    plans = lane_plans(board, cfg, frontier="lanes" if check_logic else "multipliers")
+    if core == "spatial":
+        plans = lane_plans(board, cfg, frontier="lanes" if check_logic else "multipliers")
+    else:
+        plans = memory_lane_counts(board, cfg)
     tried: list[dict[str, str]] = []
     if check_logic:
 
@@ -305,7 +341,7 @@ def build_auto(
             if progress is not None:
                 progress(f"lanes {label}: core {cells:,} of {device:,} logic cells by Yosys")
 
-        fastest, logic = fastest_fitting_plan(board, cfg, on_checked=checked)
+        fastest, logic = fastest_fitting_plan(board, cfg, on_checked=checked, core=core)
         for label, (cells, device) in logic.items():
             if not fits_logic(cells, device):
                 outcome = (
@@ -321,7 +357,7 @@ def build_auto(
             )
         plans = plans[plans.index(fastest) :]
 
-    def attempt(plan: dict[str, int]) -> dict | None:
+    def attempt(plan: dict[str, int] | int) -> dict | None:
         label = lanes_label(plan)
         try:
             report = build(
@@ -333,6 +369,7 @@ def build_auto(
                 router=router,
                 time_limit=time_limit,
                 progress=(lambda stage: progress(f"lanes {label}: {stage}")) if progress else None,
+                core=core,
             )
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"

@@ -377,12 +377,12 @@ def test_auto_lanes_reports_a_tool_failure_as_itself_not_as_a_plan_that_does_not
 
     tried = []
 
-    def crashing_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
+    def crashing_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
         tried.append(lanes)
         raise planner.BuildError("the ulx3s-85f build failed (nextpnr crashed)")
 
     monkeypatch.setattr(planner, "build", crashing_build)
-    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    monkeypatch.setattr(planner, "core_logic", lambda *_, **__: (1000, 83640))
     with pytest.raises(planner.BuildError, match="nextpnr crashed") as caught:
         planner.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert not isinstance(caught.value, planner.DoesNotFit)
@@ -392,14 +392,14 @@ def test_auto_lanes_reports_a_tool_failure_as_itself_not_as_a_plan_that_does_not
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.plans as planner
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
         if _plan_lanes(lanes) > 21:
             raise planner.DoesNotFit(f"the design does not fit: {lanes}")
         ok = _plan_lanes(lanes) <= 15
         return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 9}
 
     monkeypatch.setattr(planner, "build", fake_build)
-    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    monkeypatch.setattr(planner, "core_logic", lambda *_, **__: (1000, 83640))
     # datapath lanes 39, 27, 24, 21, 18, 15, 12, 9, 7, 5
     plans = planner.lane_plans("ulx3s-85f", board_config(), frontier="lanes")
     report = planner.build_auto("ulx3s-85f", board_config(), tmp_path)
@@ -419,12 +419,12 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
     monkeypatch.setattr(planner, "build", fake_build)
-    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (1000, 83640))
+    monkeypatch.setattr(planner, "core_logic", lambda *_, **__: (1000, 83640))
     report = planner.build_auto("ulx3s-85f", board_config(), tmp_path)
     assert report["lanes"] == {"W1": 12, "W2": 5} and built == [report["lanes"]]
 
@@ -434,11 +434,11 @@ def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatc
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
-    def fake_logic(board, cfg, lanes):  # logic grows with the lanes
+    def fake_logic(board, cfg, lanes, core="spatial"):  # logic grows with the lanes
         return 3_000 * _plan_lanes(lanes), 83_640
 
     monkeypatch.setattr(planner, "build", fake_build)
@@ -572,7 +572,7 @@ def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkey
 
     checked = []
 
-    def fake_logic(board, cfg, lanes):
+    def fake_logic(board, cfg, lanes, core="spatial"):
         checked.append(lanes)
         return 3_000 * _plan_lanes(lanes), 83_640
 
@@ -581,7 +581,7 @@ def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkey
     plan, logic = planner.fastest_fitting_plan("ulx3s-85f", board_config())
     assert _plan_lanes(plan) == 21 and plans.index(plan) == 3  # 39, 27 and 24 are over
     assert logic["W1=12,W2=5"] == (117_000, 83_640) and len(checked) < len(plans)
-    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
+    monkeypatch.setattr(planner, "core_logic", lambda *_, **__: (90_000, 83_640))
     assert planner.fastest_fitting_plan("ulx3s-85f", board_config())[0] is None
 
 
@@ -594,7 +594,9 @@ def test_logic_auto_prints_each_synthesis_and_the_plan_auto_would_build(
     from pulsegate.cli import main
 
     monkeypatch.setattr(
-        planner, "core_logic", lambda board, cfg, lanes: (3_000 * _plan_lanes(lanes), 83_640)
+        planner,
+        "core_logic",
+        lambda board, cfg, lanes, **_: (3_000 * _plan_lanes(lanes), 83_640),
     )
     out = tmp_path / "auto.json"
     assert main(["logic", "--board", "ulx3s-85f", "--lanes", "auto", "--json", str(out)]) == 0
@@ -610,7 +612,7 @@ def test_logic_auto_prints_each_synthesis_and_the_plan_auto_would_build(
     text = capsys.readouterr().out
     assert "lanes W1=12,W2=5: 117,000 of 83,640 logic cells (139.9%), over" in text
     assert "fastest within the limit: W1=6,W2=3" in text
-    monkeypatch.setattr(planner, "core_logic", lambda board, cfg, lanes: (90_000, 83_640))
+    monkeypatch.setattr(planner, "core_logic", lambda *_, **__: (90_000, 83_640))
     assert main(["logic", "--board", "ulx3s-85f", "--lanes", "auto"]) == 1
     assert "no plan is within the limit" in capsys.readouterr().out
 
@@ -697,3 +699,22 @@ def test_cells_over_capacity_are_read_from_the_log():
 
     assert over_capacity(OVER_LOG) == ["ICESTORM_LC 6346/5280 (120 %)"]
     assert over_capacity(OVER_LOG.replace("6346", "4000")) == []
+
+
+def test_memory_core_plans_are_powers_of_two_that_each_save_clocks():
+    """The memory core's ``--lanes auto`` candidates: powers of two within the device's
+    multipliers, fastest first, each faster than the next smaller."""
+    from boards.plans import memory_lane_counts
+    from golden_model.datasets import dataset_config
+    from golden_model.schedule import compile_backprop
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    digits = dataset_config("digits")
+    assert memory_lane_counts("icebreaker", digits) == [8, 4, 2, 1]  # the UP5K's 8 DSPs
+    counts = memory_lane_counts("ulx3s-85f", digits)
+    assert counts[0] == 128 and counts[-1] == 1
+    schedule = compile_backprop(digits)
+    clocks = [sample_clocks(encode(compile_program(schedule, n), digits)[0], n) for n in counts]
+    assert clocks == sorted(clocks)
+    assert memory_lane_counts("icebreaker", board_config()) == [4, 2, 1]  # XOR: no wider

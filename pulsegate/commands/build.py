@@ -8,7 +8,6 @@ from pathlib import Path
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
-    UsageError,
     add_command,
     board_config,
     check_lanes,
@@ -34,9 +33,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = board_config(args)
     schedule = compile_backprop(cfg)
     check_lanes(args.lanes, schedule)
-    if args.core != "spatial":
-        if args.lanes == "auto":
-            raise UsageError("--core", "--lanes auto searches the spatial core's plans only")
+    if args.core != "spatial" and args.lanes != "auto":
         check_core(args, cfg, schedule)
     check_outputs(args)
     names = list(BOARDS) if args.board == "all" else [args.board]
@@ -49,7 +46,14 @@ def run(args: argparse.Namespace) -> int:
             if args.lanes == "auto":
                 limit = {"time_limit": args.time_limit * 60} if args.time_limit else {}
                 result = build_auto(
-                    name, cfg, out, baud=args.baud, router=args.router, progress=progress, **limit
+                    name,
+                    cfg,
+                    out,
+                    baud=args.baud,
+                    router=args.router,
+                    progress=progress,
+                    core=args.core,
+                    **limit,
                 )
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")

@@ -8,7 +8,6 @@ import sys
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
-    UsageError,
     add_command,
     board_config,
     check_lanes,
@@ -30,12 +29,10 @@ def run(args: argparse.Namespace) -> int:
     schedule = compile_backprop(cfg)
     check_lanes(args.lanes, schedule)
     check_outputs(args, directories=())
-    if args.core != "spatial":
-        if args.lanes == "auto":
-            raise UsageError("--core", "--lanes auto searches the spatial core's plans only")
+    if args.core != "spatial" and args.lanes != "auto":
         check_core(args, cfg, schedule)
     if args.lanes == "auto":
-        return run_auto(board, cfg, args.json)
+        return run_auto(board, cfg, args.json, args.core)
     print(
         f"synthesizing the {'-'.join(map(str, cfg.layers))} {args.core} core for {board.device} ..."
     )
@@ -67,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_auto(board, cfg, json_path: str | None) -> int:
+def run_auto(board, cfg, json_path: str | None, core: str = "spatial") -> int:
     """The plan ``--lanes auto`` would build first: the halving search's syntheses, each
     printed, then the fastest plan within the limit (exit status 1 when there is none)."""
     from boards.plans import AUTO_LOGIC_LIMIT, fastest_fitting_plan, fits_logic
@@ -75,7 +72,7 @@ def run_auto(board, cfg, json_path: str | None) -> int:
     from hw.network import lanes_label
 
     print(
-        f"searching the {'-'.join(map(str, cfg.layers))} core's lane plans for the fastest "
+        f"searching the {'-'.join(map(str, cfg.layers))} {core} core's lane plans for the fastest "
         f"within {AUTO_LOGIC_LIMIT:.0%} of {board.device}'s logic (a synthesis each) ...",
         flush=True,
     )
@@ -98,7 +95,7 @@ def run_auto(board, cfg, json_path: str | None) -> int:
         )
 
     try:
-        plan, _ = fastest_fitting_plan(board, cfg, on_checked=show)
+        plan, _ = fastest_fitting_plan(board, cfg, on_checked=show, core=core)
     except BuildError as exc:  # not even the smallest plan's weights fit the device
         print(f"pulsegate: error: {exc}", file=sys.stderr)
         return 1
