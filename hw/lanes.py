@@ -60,16 +60,16 @@ class LanePipeline(wiring.Component):
     slot : In(slot_layout)
         The slot the sequencer issues (stage 0).
     busy : Out(1)
-        Slots are in stages 1 to 4.
+        Slots are in stages 1 to 5.
     state_data, src_data, post_data : In(ArrayLayout(signed(current_width), lanes))
     weight_data : In(ArrayLayout(signed(weight_width), lanes))
     mask_data : In(lanes)
-        The memories' read data, a clock after the address (stage 1; the weights at stage 3
-        for a learning rule, the mask word at stage 4).
+        The memories' read data, a clock after the address (stage 1; the weights at stage 2
+        for a learning rule, held to stage 3; the mask word at stage 5).
     weight_learn_addr : Out, weight_learn : Out(1)
-        A learning rule reads its word of weights here at stage 2.
+        A learning rule reads its word of weights here at stage 1.
     mask_addr : Out
-        The mask word of the slot in stage 3.
+        The mask word of the slot in stage 4.
     state_write_row, state_write_data, state_write_lanes : Out
     weight_write_addr, weight_write_data, weight_write_lanes : Out
     buffer_write_addr, buffer_write_data, buffer_write_lanes : Out, buffer_post : Out(1)
@@ -146,9 +146,12 @@ class LanePipeline(wiring.Component):
             m.d.sync += tags[n + 1].eq(tags[n])
         t1, t2, t3, t4, t5 = tags[1:]
         m.d.comb += self.busy.eq(Cat(*(t.op != Slot.NONE for t in tags[1:])).any())
-        # A learning rule reads its weights at stage 2: its products are ready at stage 3,
-        # when it writes (the micro-code keeps sweeps off the weights' port meanwhile).
-        m.d.comb += [self.weight_learn.eq(t2.op == Slot.LEARN), self.weight_learn_addr.eq(t2.row)]
+        # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
+        # arithmetic at stage 3 starts from a register, not from the memory's output (the
+        # micro-code keeps sweeps off the weights' port meanwhile).
+        m.d.comb += [self.weight_learn.eq(t1.op == Slot.LEARN), self.weight_learn_addr.eq(t1.row)]
+        self.held_word = Signal.like(self.weight_data)
+        m.d.sync += self.held_word.eq(self.weight_data)
 
         # stage 1: operands. Currents pass the multipliers as 1.0 in weight units: every
         # block then leaves the accumulators through one rounding (exact for them) and one
@@ -247,7 +250,7 @@ class LanePipeline(wiring.Component):
             ]
             flags = []
             for k in range(lanes):
-                old = self.weight_data[k]
+                old = self.held_word[k]
                 new = Signal(signed(ww), name=f"learned{k}")
                 event = Signal(name=f"learn_saturated{k}")
                 if hebbian:

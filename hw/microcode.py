@@ -519,7 +519,7 @@ def _slot_accesses(w: Word, lanes: int):
         for i in range(w.count):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
-                reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 2), ("W", address, 2)]
+                reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 1), ("W", address, 1)]
                 yield reads, [("W", address, 4)]
 
 
