@@ -233,6 +233,20 @@ def _step_fields(where: MemoryMap, plus: str, minus: str | None, mask: str | Non
     }
 
 
+def _move(where: MemoryMap, source: str, target: str, dest: Dest) -> Word:
+    """A ``GATHER`` of ``source`` into ``target``'s rows: a copy, or a leak in place."""
+    return Word(
+        Kind.GATHER,
+        count=where.blocks(source),
+        inner=1,
+        size=where.sizes[target],
+        parts=((where.state[source], False),),
+        dest=dest,
+        drow=where.state[target],
+        flags=where.flag(target),
+    )
+
+
 def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Word]:
     lanes = where.lanes
     if isinstance(op, Clear):
@@ -240,31 +254,9 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
     if isinstance(op, Leak):
         if cfg.leak_shift == 0:
             return [Word(Kind.FLAGS, flags=where.flag(op.group))]
-        return [
-            Word(
-                Kind.GATHER,
-                count=where.blocks(op.group),
-                inner=1,
-                size=where.sizes[op.group],
-                parts=((where.state[op.group], False),),
-                dest=Dest.LEAK,
-                drow=where.state[op.group],
-                flags=where.flag(op.group),
-            )
-        ]
+        return [_move(where, op.group, op.group, Dest.LEAK)]
     if isinstance(op, Copy):
-        return [
-            Word(
-                Kind.GATHER,
-                count=where.blocks(op.source),
-                inner=1,
-                size=where.sizes[op.target],
-                parts=((where.state[op.source], False),),
-                dest=Dest.STATE,
-                drow=where.state[op.target],
-                flags=where.flag(op.target),
-            )
-        ]
+        return [_move(where, op.source, op.target, Dest.STATE)]
     if isinstance(op, Capture):
         return [
             Word(

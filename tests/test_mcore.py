@@ -20,9 +20,10 @@ from hw.microprogram import compile_program
 from sim.amaranth_run import run_core
 
 
-def compare(cfg, samples, lanes):
-    """The core's trace and the golden model's: the first mismatch (or None), and clocks."""
-    schedule = compile_backprop(cfg)
+def compare(cfg, samples, lanes, schedule=None):
+    """The core's trace and the golden model's: the first mismatch (or None), and clocks.
+    ``schedule``: the backprop circuit's unless given."""
+    schedule = schedule or compile_backprop(cfg)
     trace, clocks = run_core(MemoryCore(schedule, cfg, lanes), samples, via_port=True)
     golden = Circuit(schedule, cfg, FIXED)
     recorder = golden.recorder()
@@ -89,17 +90,8 @@ def test_the_ar2_circuit_learns_its_covariances_bit_exactly(lanes):
     from golden_model.tasks import ar2_data
 
     cfg = default_config("ar2")
-    schedule = compile_ar2(cfg)
     xs, _ = ar2_data(cfg, 9)
-    samples = [{"x": x} for x in xs]
-    trace, _ = run_core(MemoryCore(schedule, cfg, lanes), samples, via_port=True)
-    golden = Circuit(schedule, cfg, FIXED)
-    recorder = golden.recorder()
-    for sample in samples:
-        for base, values in sample.items():
-            golden.load_signed(base, values)
-        golden.run_sample(recorder)
-    mismatch = recorder.finish().first_mismatch(trace)
+    mismatch, _ = compare(cfg, [{"x": x} for x in xs], lanes, compile_ar2(cfg))
     assert mismatch is None, str(mismatch)
 
 
