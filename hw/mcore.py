@@ -82,6 +82,8 @@ class MemoryCore(wiring.Component):
     samples : Out(32)
     output : Out(ArrayLayout(signed(current_width + 1), readout size))
     debug_addr : In(range(state words)), debug_data : Out(signed(64))
+    host : In(HostPort)
+        (``host_port=True``) A weight by trace index, and the LFSR, while idle.
 
     Timing: a sample takes :attr:`clocks_per_sample` clocks from ``start`` to its last
     tick's state (:func:`hw.microcode.sample_clocks`, without ``hold``).
