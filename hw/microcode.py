@@ -284,29 +284,19 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
     mat = schedule.matrix(op.matrix)
     by_columns = primary in where.transposed
     if isinstance(op, Learn):
-        copy_rows = schedule.matrix(op.copy).rows if op.copy else 0
-        if by_columns:  # a stored row is a column: the pre-synaptic element broadcast
-            return [
-                *_gathers(where, [(0, op.post)], Dest.SRC),
-                *_gathers(where, op.pre, Dest.POST),
-                Word(
-                    Kind.LEARN,
-                    count=mat.cols,
-                    inner=where.words[primary],
-                    size=mat.rows,
-                    wbase=where.weights[primary],
-                    covariance=op.rule == "covariance",
-                ),
-            ]
+        # Stored by columns, a stored row is a column: the pre-synaptic element is the one
+        # broadcast and the post-synaptic vector the word (such a primary has no copy).
+        post_to, pre_to = (Dest.SRC, Dest.POST) if by_columns else (Dest.POST, Dest.SRC)
+        count, size = (mat.cols, mat.rows) if by_columns else (mat.rows, mat.cols)
         return [
-            *_gathers(where, [(0, op.post)], Dest.POST),
-            *_gathers(where, op.pre, Dest.SRC),
+            *_gathers(where, [(0, op.post)], post_to),
+            *_gathers(where, op.pre, pre_to),
             Word(
                 Kind.LEARN,
-                count=mat.rows,
+                count=count,
                 inner=where.words[primary],
-                size=mat.cols,
-                size2=copy_rows,
+                size=size,
+                size2=schedule.matrix(op.copy).rows if op.copy else 0,
                 wbase=where.weights[primary],
                 covariance=op.rule == "covariance",
             ),
