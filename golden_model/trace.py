@@ -172,6 +172,16 @@ class Trace:
             actual=pick(b).item(),
         )
 
+    def select(self, rows: np.ndarray) -> Trace:
+        """The rows ``rows`` picks (indices or a boolean mask), such as the samples' ends."""
+        return Trace(
+            self.layout,
+            *(
+                getattr(self, f)[rows]
+                for f in ("tick", "phase", "currents", "masks", "weights", "counters", "lfsr")
+            ),
+        )
+
     @classmethod
     def concatenate(cls, traces: list[Trace]) -> Trace:
         first = traces[0]

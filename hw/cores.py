@@ -55,15 +55,20 @@ def make_core(
     *,
     debug: bool = True,
     host_port: bool = False,
+    observe_ticks: bool | None = None,
     **options,
 ):
-    """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only."""
+    """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only, and
+    ``observe_ticks`` (:class:`hw.mcore.MemoryCore`) to the memory core only: the spatial
+    core's ticks are always observable."""
     if CoreKind(kind) == CoreKind.MEMORY:
         from .mcore import MemoryCore
 
         if not isinstance(lanes, int):
             raise NotImplementedError("the memory core takes one lane count for every matrix")
-        return MemoryCore(schedule, cfg, lanes, debug=debug, host_port=host_port)
+        return MemoryCore(
+            schedule, cfg, lanes, debug=debug, host_port=host_port, observe_ticks=observe_ticks
+        )
     from .network import NetworkCore
 
     return NetworkCore(schedule, cfg, lanes=lanes, debug=debug, host_port=host_port, **options)

@@ -51,8 +51,9 @@ class MemoryCore(wiring.Component):
 
     The ports are :class:`hw.network.NetworkCore`'s (without the host port): stream a
     sample's input words into ``load``, pulse ``start``; ``state_valid`` is high for a clock
-    after every tick (longer while ``hold``), when the debug port reads any state word in the
-    golden trace's order, a clock after its address.
+    after every tick (``observe_ticks``; else after the sample's last tick only), longer while
+    ``hold``, when the debug port reads any state word in the golden trace's order, a clock
+    after its address.
 
     Parameters
     ----------
@@ -72,6 +73,10 @@ class MemoryCore(wiring.Component):
         Yosys's ``ram_style`` for the state memory and the source buffers:
         ``"distributed"`` puts them in ECP5 LUT RAM, so that a wide plan leaves the block RAM
         to its weights (400-400-10 at 64 lanes: 192 of 208 DP16KD instead of 256).
+    observe_ticks : bool, optional
+        Drain the pipeline at every tick and hold its state for the debug port (the per-tick
+        comparisons); without, only the sample's last tick drains, which saves 4 to 16 % of
+        the clocks (:func:`hw.microcode.encode`). Defaults to ``debug``.
 
     Attributes
     ----------
@@ -97,6 +102,7 @@ class MemoryCore(wiring.Component):
         debug: bool = True,
         host_port: bool = False,
         ram_style: str | None = None,
+        observe_ticks: bool | None = None,
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
@@ -105,7 +111,8 @@ class MemoryCore(wiring.Component):
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
         self.host_port, self.ram_style = host_port, ram_style
         self.program = compile_program(schedule, lanes)
-        self.words, self.where = encode(self.program, cfg)
+        self.observe_ticks = debug if observe_ticks is None else observe_ticks
+        self.words, self.where = encode(self.program, cfg, observe_ticks=self.observe_ticks)
         self.clocks_per_sample = sample_clocks(self.words, lanes)
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words

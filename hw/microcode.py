@@ -345,6 +345,8 @@ def _merge_flags(words: list[Word]) -> list[Word]:
     ``TICK`` (the tick's leaks) set by the ``TICK`` itself."""
     merged: list[Word] = []
     for w in words:
+        if w.kind == Kind.FLAGS and not w.flags:  # an unobserved tick with no leak
+            continue
         if merged and merged[-1].kind == Kind.FLAGS and w.kind in (Kind.FLAGS, Kind.TICK):
             w = replace(w, flags=merged.pop().flags | w.flags)
         merged.append(w)
@@ -368,8 +370,15 @@ def _mark_fresh(words: list[Word], where: MemoryMap) -> list[Word]:
     return marked
 
 
-def encode(program: Program, cfg: Config) -> tuple[list[Word], MemoryMap]:
-    """The ROM words of one sample, every tick unrolled, and the memory map they address."""
+def encode(
+    program: Program, cfg: Config, *, observe_ticks: bool = True
+) -> tuple[list[Word], MemoryMap]:
+    """The ROM words of one sample, every tick unrolled, and the memory map they address.
+
+    ``observe_ticks``: every tick drains the pipeline and holds its state for the debug port
+    (the per-tick comparisons); without it only the sample's last tick does, and the others
+    only set their flags (a ``FLAGS`` word, merged with its neighbours): nothing in a tick's
+    end needs the pipeline empty, since every read already waits for the write it needs."""
     schedule = program.schedule
     where = MemoryMap.of(program, row_major=cfg.rounding == Rounding.STOCHASTIC)
     readout_at = schedule.readout.phase if schedule.readout else None
@@ -380,7 +389,7 @@ def encode(program: Program, cfg: Config) -> tuple[list[Word], MemoryMap]:
             words.append(_readout(where, schedule))
         for op in ops:
             words += _words_of(op, where, schedule, cfg)
-        words.append(Word(Kind.TICK))
+        words.append(Word(Kind.TICK) if observe_ticks else Word(Kind.FLAGS))
     # the sample's last tick: the readout of its end state, and the sample counted
     words.pop()
     if readout_at == n_phases:

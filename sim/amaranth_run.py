@@ -94,12 +94,15 @@ def run_core(
 ) -> tuple[Trace, int]:
     """Train ``core`` on ``samples`` under Amaranth's simulator; return its trace and the
     clock cycles the samples took (from each ``start`` to the last tick's state, not counting
-    the clocks spent reading state). ``via_port`` reads the state through the debug port
+    the clocks spent reading state; a core whose ``observe_ticks`` is false shows, and the
+    trace holds, each sample's last tick only). ``via_port`` reads the state through the debug port
     (as the Verilator testbench does) instead of peeking at the signals."""
     layout = StateLayout.of(core.schedule)
     recorder = TraceRecorder(layout)
     ticks_per_sample = core.schedule.ticks_per_sample
     n_ticks = core.cfg.ticks_per_window
+    # a core that drains only at a sample's end shows its state there only
+    observed = ticks_per_sample if getattr(core, "observe_ticks", True) else 1
     clocks = [0]
 
     async def bench(ctx):
@@ -114,7 +117,8 @@ def run_core(
             await ctx.tick()
             ctx.set(core.start, 0)
             clocks[0] += 1
-            for _ in range(ticks_per_sample):
+            tick += ticks_per_sample - observed
+            for _ in range(observed):
                 waited = 0
                 while not ctx.get(core.state_valid):
                     await ctx.tick()

@@ -32,11 +32,13 @@ def core_for(
     *,
     population_lanes: int | None = None,
     core: str = CoreKind.SPATIAL,
+    observe_ticks: bool | None = None,
 ):
-    """The network core of ``circuit`` (``core``: :class:`hw.cores.CoreKind`)."""
+    """The network core of ``circuit`` (``core``: :class:`hw.cores.CoreKind`;
+    ``observe_ticks``: :class:`hw.mcore.MemoryCore`)."""
     options = {"population_lanes": population_lanes, "_fault": _fault}
     if core == CoreKind.MEMORY:
-        options = {}
+        options = {"observe_ticks": observe_ticks}
     return make_core(core, schedule_for(cfg, circuit), cfg, lanes, debug=debug, **options)
 
 
@@ -49,6 +51,7 @@ def generate(
     population_lanes: int | None = None,
     _fault=None,
     core: str = CoreKind.SPATIAL,
+    observe_ticks: bool | None = None,
 ) -> dict[str, Path]:
     """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``.
     ``population_lanes``: see :class:`hw.network.NetworkCore`. ``_fault`` (tests only) breaks
@@ -56,7 +59,13 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     network = core_for(
-        cfg, circuit, lanes, _fault=_fault, population_lanes=population_lanes, core=core
+        cfg,
+        circuit,
+        lanes,
+        _fault=_fault,
+        population_lanes=population_lanes,
+        core=core,
+        observe_ticks=observe_ticks,
     )
     paths = {
         "verilog": out / f"{TOP}.v",
