@@ -58,11 +58,18 @@ class Board:
     dsp: bool  # the device has hard multipliers
     notes: str = ""
     leds: tuple[str, ...] = field(default=("led",))
+    pll_pad: bool = False  # the oscillator's pin is the PLL's own (iCE40 SB_PLL40_PAD)
 
 
 BOARDS = {
     "icebreaker": Board(
-        "icebreaker", ICEBreakerPlatform, "ice40", "iCE40UP5K", True, ICE40_TIMING_NOTE
+        "icebreaker",
+        ICEBreakerPlatform,
+        "ice40",
+        "iCE40UP5K",
+        True,
+        ICE40_TIMING_NOTE,
+        pll_pad=True,
     ),
     "ice40-hx8k": Board(
         "ice40-hx8k",

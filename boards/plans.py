@@ -314,6 +314,7 @@ def build_auto(
     check_logic: bool = True,
     progress: Callable[[str], None] | None = None,
     core: str = "spatial",
+    clock_mhz: float | None = None,
 ) -> dict:
     """Build with the fastest lane plan (:func:`lane_plans`) that fits ``board`` and meets
     its clock. With ``check_logic`` the plans whose core takes more than
@@ -370,6 +371,7 @@ def build_auto(
                 time_limit=time_limit,
                 progress=(lambda stage: progress(f"lanes {label}: {stage}")) if progress else None,
                 core=core,
+                clock_mhz=clock_mhz,
             )
             ok = report["timing_met"]
             outcome = "fits, timing met" if ok else f"timing not met ({report['fmax_mhz']} MHz)"

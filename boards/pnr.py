@@ -30,10 +30,12 @@ __all__ = [
     "BuildError",
     "DoesNotFit",
     "build",
+    "build_at_best_clock",
     "build_stage",
     "over_capacity",
     "parse_report",
     "report_markdown",
+    "timing_met",
     "run_script",
 ]
 
@@ -82,6 +84,12 @@ def parse_report(report: dict) -> tuple[float, dict[str, dict[str, int]]]:
         if int(v["used"]) > 0 or cell in _KEY_CELLS
     }
     return achieved, utilization
+
+
+def timing_met(report: dict) -> bool:
+    """Every clock nextpnr timed reaches its constraint (False when none is reported)."""
+    fmax = report.get("fmax", {})
+    return bool(fmax) and all(float(v["achieved"]) >= float(v["constraint"]) for v in fmax.values())
 
 
 def over_capacity(log: str) -> list[str]:
@@ -188,9 +196,12 @@ def build(
     time_limit: float | None = None,
     progress: Callable[[str], None] | None = None,
     core: str = "spatial",
+    clock_mhz: float | None = None,
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board`` (its network core of kind
-    ``core``, :class:`hw.cores.CoreKind`); return the report (also
+    ``core``, :class:`hw.cores.CoreKind`), its core clock from the board's PLL at
+    ``clock_mhz`` (the nearest the PLL makes; ``None``: the board's oscillator, no PLL);
+    return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
     ``router1`` (its default) or ``router2``. ``time_limit`` (seconds): stop the tools and raise
     :class:`BuildError` when the build takes longer (a congested design can route for hours).
@@ -202,7 +213,14 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     platform = board.platform()
     top = BoardTop(
-        cfg, baud=baud, lanes=lanes, word_registers=WORD_REGISTERS[board.family], core=core
+        cfg,
+        baud=baud,
+        lanes=lanes,
+        word_registers=WORD_REGISTERS[board.family],
+        core=core,
+        clock_mhz=clock_mhz,
+        family=board.family,
+        pll_pad=board.pll_pad,
     )
     started = time.perf_counter()
     plan = platform.prepare(
@@ -234,8 +252,10 @@ def build(
     link = top.system.link
     memory = store_kind(cfg.current_width, link.slots * link.input_words, platform, link.store_kind)
     report = json.loads((out / "report.json").read_text())
-    clock_mhz = platform.default_clk_frequency / 1e6
     achieved, utilization = parse_report(report)
+    oscillator_mhz = platform.default_clk_frequency / 1e6
+    clock = top.pll.output_mhz if top.pll is not None else oscillator_mhz
+    cycles, basis = top.system.cycles_per_sample()
     result = {
         "board": board.name,
         "device": board.device,
@@ -245,9 +265,14 @@ def build(
         "core": str(core),
         "router": router,
         "baud": baud,
-        "clock_mhz": clock_mhz,
+        "clock_mhz": round(clock, 4),
+        "pll_requested_mhz": clock_mhz,
+        "oscillator_mhz": oscillator_mhz,
         "fmax_mhz": round(achieved, 2),
-        "timing_met": achieved >= clock_mhz,
+        "timing_met": timing_met(report),
+        "cycles_per_sample": cycles,
+        "cycles_basis": basis,
+        "samples_per_s": round(clock * 1e6 / cycles),
         "utilization": utilization,
         "sample_store": {"slots": link.slots, "memory": memory},
         "notes": board.notes,
@@ -276,9 +301,17 @@ def report_markdown(result: dict) -> str:
     lines = [
         f"# {result['board']} ({result['device']}), network {result['network']}",
         "",
-        f"Fmax {result['fmax_mhz']:.2f} MHz against the {result['clock_mhz']:g} MHz board clock: "
-        f"timing {'met' if result['timing_met'] else 'NOT met'}."
+        f"Fmax {result['fmax_mhz']:.2f} MHz against the {result['clock_mhz']:g} MHz "
+        + (
+            f"PLL clock ({result['pll_requested_mhz']:g} MHz requested)"
+            if result.get("pll_requested_mhz")
+            else "board clock"
+        )
+        + f": timing {'met' if result['timing_met'] else 'NOT met'}."
         + (f" ({result['notes']})" if result["notes"] else ""),
+        "",
+        f"{result['cycles_per_sample']:,} clocks a training sample ({result['cycles_basis']}): "
+        f"{result['samples_per_s']:,} samples/s at {result['clock_mhz']:g} MHz.",
         "",
         "| cell | used | available | % |",
         "| ---- | ---: | --------: | -: |",
@@ -298,3 +331,72 @@ def report_markdown(result: dict) -> str:
         share = 100 * v["used"] / v["available"] if v["available"] else 0
         lines.append(f"| {cell} | {v['used']:,} | {v['available']:,} | {share:.1f} |")
     return "\n".join(lines + tail) + "\n"
+
+
+#: Place-and-route runs the clock search makes at most, the first at the oscillator.
+CLOCK_SEARCH_STEPS = 4
+#: The search asks for this share of the last Fmax: nextpnr's Fmax moves a little with the
+#: constraint it places for.
+CLOCK_MARGIN = 0.97
+
+
+def build_at_best_clock(
+    board: Board | str,
+    cfg: Config,
+    out: str | Path,
+    *,
+    steps: int = CLOCK_SEARCH_STEPS,
+    progress: Callable[[str], None] | None = None,
+    **options,
+) -> dict:
+    """The build at the highest PLL clock that met timing in a bounded search: first at the
+    board's oscillator (no PLL), then at the PLL frequency nearest :data:`CLOCK_MARGIN` of the
+    last Fmax, at most ``steps`` builds, stopping when the next request would repeat one
+    (within 1 %). ``options`` go to :func:`build`. The report is the best build's, with
+    ``clock_search``: every step's requested and built clock, Fmax and whether timing met."""
+    from .clocks import PLL_OUTPUT_MHZ, pll_settings
+
+    board = board_named(board) if isinstance(board, str) else board
+    oscillator = board.platform().default_clk_frequency / 1e6
+    low, high = PLL_OUTPUT_MHZ[board.family]
+    out = Path(out)
+    steps_taken: list[dict] = []
+    best: dict | None = None
+    request: float | None = None  # the first build runs at the oscillator
+    for _ in range(steps):
+        label = "oscillator" if request is None else f"{request:g} MHz"
+        shown = None
+        if progress is not None:
+            shown = lambda stage, label=label: progress(f"clock {label}: {stage}")  # noqa: E731
+        where = out / ("clock-oscillator" if request is None else f"clock-{request:g}")
+        report = build(board, cfg, where, clock_mhz=request, progress=shown, **options)
+        steps_taken.append(
+            {
+                "requested_mhz": request,
+                "clock_mhz": report["clock_mhz"],
+                "fmax_mhz": report["fmax_mhz"],
+                "timing_met": report["timing_met"],
+            }
+        )
+        if report["timing_met"] and (best is None or report["clock_mhz"] > best["clock_mhz"]):
+            best = report
+        wanted = min(max(report["fmax_mhz"] * CLOCK_MARGIN, low), high)
+        if not report["timing_met"] and request is not None:
+            wanted = min(wanted, request * CLOCK_MARGIN)  # below what failed
+        following = pll_settings(board.family, oscillator, wanted).output_mhz
+        done = [s["clock_mhz"] for s in steps_taken]
+        if any(abs(following - c) <= 0.01 * c for c in done) or following < low:
+            break
+        if best is not None and following <= best["clock_mhz"]:
+            break
+        request = round(wanted, 3)
+    if best is None:
+        raise BuildError(
+            f"no clock met timing on {board.name} in {len(steps_taken)} builds: "
+            + "; ".join(
+                f"{s['requested_mhz'] or 'oscillator'}: Fmax {s['fmax_mhz']} MHz"
+                for s in steps_taken
+            )
+        )
+    best["clock_search"] = steps_taken
+    return best

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
 from hw.cores import CoreKind, make_core
+from hw.network import sweep_depths
 
 from .link import HostLink
 from .store import StoreKind
@@ -66,8 +67,9 @@ class PulsegateSystem(wiring.Component):
         word_registers: bool = False,
         core: str = CoreKind.SPATIAL,
     ) -> None:
-        self.cfg = cfg
+        self.cfg, self.lanes = cfg, lanes
         spatial = CoreKind(core) == CoreKind.SPATIAL
+        self.core_kind = core
         options = {"population_lanes": population_lanes, "word_registers": word_registers}
         self.core = make_core(
             core,
@@ -76,7 +78,8 @@ class PulsegateSystem(wiring.Component):
             lanes,
             debug=debug,
             host_port=True,
-            **(options if spatial else {}),
+            # the link looks at a sample's end only: no drain at the other ticks
+            **(options if spatial else {"observe_ticks": False}),
         )
         self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
         self.uart_rx = UartRx(divisor)
@@ -86,6 +89,18 @@ class PulsegateSystem(wiring.Component):
             ports["debug_addr"] = In(range(self.core.state_words))
             ports["debug_data"] = Out(signed(64))
         super().__init__(ports)
+
+    def cycles_per_sample(self) -> tuple[int, str]:
+        """Clocks a training sample takes in a run, and how they are known: the link loads
+        its input words (two clocks a word: the store's read, then the push), then the core
+        runs it. The memory core's clocks are its micro-code's, exact; the spatial core's
+        are its sweeps plus 4 control clocks a tick, a model."""
+        load = 2 * self.link.input_words
+        if CoreKind(self.core_kind) == CoreKind.MEMORY:
+            return load + self.core.clocks_per_sample, "exact: the link's load and the micro-code"
+        schedule = self.core.schedule
+        sweeps = sum(sweep_depths(schedule, self.cfg, self.lanes))
+        return load + sweeps + 4 * schedule.ticks_per_sample, "model: load, sweeps, 4 a tick"
 
     def elaborate(self, platform):
         m = Module()

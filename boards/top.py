@@ -8,6 +8,7 @@ from amaranth.hdl import Elaboratable, Module
 from golden_model.config import Config
 
 from .catalogue import store_slots
+from .clocks import PllClock, pll_settings
 from .system import PulsegateSystem
 
 __all__ = ["BoardTop"]
@@ -18,6 +19,11 @@ class BoardTop(Elaboratable):
 
     LEDs (as many as the board has): trained, the learned output (XOR: the last sample's
     output above 1/2), a run active, the last request failed.
+
+    ``clock_mhz``: run the system from the board's PLL at the nearest frequency it makes
+    (:mod:`boards.clocks`; reset held until it locks); ``None`` runs it at the board's
+    oscillator. ``family`` and ``pll_pad`` (the oscillator's pin is the PLL's own) come from
+    the board (:class:`boards.catalogue.Board`). The UART's divisor follows the clock.
     """
 
     def __init__(
@@ -29,14 +35,24 @@ class BoardTop(Elaboratable):
         slots: int | None = None,
         word_registers: bool = False,
         core: str = "spatial",
+        clock_mhz: float | None = None,
+        family: str = "ice40",
+        pll_pad: bool = False,
     ) -> None:
         self.cfg, self.baud, self.lanes, self.slots = cfg, baud, lanes, slots
         self.word_registers, self.core = word_registers, core
+        self.clock_mhz, self.family, self.pll_pad = clock_mhz, family, pll_pad
         self.system: PulsegateSystem | None = None
+        self.pll = None  # the PLL's settings once elaborated with ``clock_mhz``
 
     def elaborate(self, platform):
         m = Module()
-        divisor = round(platform.default_clk_frequency / self.baud)
+        frequency = platform.default_clk_frequency
+        if self.clock_mhz is not None:
+            self.pll = pll_settings(self.family, frequency / 1e6, self.clock_mhz)
+            m.submodules.clock = clock = PllClock(self.family, self.pll, pad=self.pll_pad)
+            frequency = clock.frequency
+        divisor = round(frequency / self.baud)
         slots = store_slots(self.cfg, platform, self.slots)
         self.system = system = PulsegateSystem(
             self.cfg,

@@ -8,10 +8,12 @@ from pathlib import Path
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
+    UsageError,
     add_command,
     board_config,
     check_lanes,
     check_outputs,
+    clock_or_auto,
     lanes_or_auto,
     minutes,
     positive_int,
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     from boards.catalogue import BOARDS
     from boards.plans import build_auto
-    from boards.pnr import BuildError, build, report_markdown
+    from boards.pnr import BuildError, build, build_at_best_clock, report_markdown
     from golden_model.schedule import compile_backprop
 
     from .sim import check_core
@@ -37,14 +39,17 @@ def run(args: argparse.Namespace) -> int:
         check_core(args, cfg, schedule)
     check_outputs(args)
     names = list(BOARDS) if args.board == "all" else [args.board]
+    if isinstance(args.clock_mhz, float):  # a clock no PLL makes fails now, not after synthesis
+        check_clock(args.clock_mhz, [BOARDS[n] for n in names])
     results, failed = [], []
     for name in names:
         out = Path(args.out or "build/boards") / name
         print(f"building {name} ({'-'.join(map(str, cfg.layers))}) in {out} ...", flush=True)
         progress = stage_printer()
+        limit = {"time_limit": args.time_limit * 60} if args.time_limit else {}
+        fixed_clock = args.clock_mhz if isinstance(args.clock_mhz, float) else None
         try:
             if args.lanes == "auto":
-                limit = {"time_limit": args.time_limit * 60} if args.time_limit else {}
                 result = build_auto(
                     name,
                     cfg,
@@ -53,22 +58,33 @@ def run(args: argparse.Namespace) -> int:
                     router=args.router,
                     progress=progress,
                     core=args.core,
+                    clock_mhz=fixed_clock,
                     **limit,
                 )
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")
+                lanes = result["lanes"]
             else:
-                result = build(
-                    name,
-                    cfg,
-                    out,
-                    lanes=args.lanes,
-                    baud=args.baud,
-                    router=args.router,
-                    time_limit=args.time_limit * 60 if args.time_limit else None,
-                    progress=progress,
-                    core=args.core,
-                )
+                lanes = args.lanes
+            options = {
+                "lanes": lanes,
+                "baud": args.baud,
+                "router": args.router,
+                "progress": progress,
+                "core": args.core,
+                "time_limit": args.time_limit * 60 if args.time_limit else None,
+            }
+            if args.clock_mhz == "auto":  # on the plan --lanes auto chose, if it chose
+                result = build_at_best_clock(name, cfg, out / "clock", **options)
+                for step in result["clock_search"]:
+                    asked = step["requested_mhz"]
+                    print(
+                        f"  clock {'oscillator' if asked is None else f'{asked:g} MHz'}: "
+                        f"built at {step['clock_mhz']:g} MHz, Fmax {step['fmax_mhz']} MHz, "
+                        f"timing {'met' if step['timing_met'] else 'NOT met'}"
+                    )
+            elif args.lanes != "auto":
+                result = build(name, cfg, out, clock_mhz=fixed_clock, **options)
         except BuildError as exc:  # the other boards still build
             print(f"pulsegate: error: {exc}", file=sys.stderr)
             failed.append(name)
@@ -79,6 +95,17 @@ def run(args: argparse.Namespace) -> int:
     if results:
         write_json(args.json, results[0] if len(names) == 1 else {"boards": results})
     return 0 if not failed and all(r["timing_met"] for r in results) else 1
+
+
+def check_clock(mhz: float, boards) -> None:
+    """Every board's PLL makes a clock near ``mhz`` (within its output range)."""
+    from boards.clocks import pll_settings
+
+    for board in boards:
+        try:
+            pll_settings(board.family, board.platform().default_clk_frequency / 1e6, mhz)
+        except ValueError as exc:
+            raise UsageError("--clock-mhz", f"{board.name}: {exc}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -114,6 +141,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=minutes,
         metavar="MIN",
         help="stop a build after MIN minutes (default: none; 60 per attempt with --lanes auto)",
+    )
+    p.add_argument(
+        "--clock-mhz",
+        type=clock_or_auto,
+        metavar="F",
+        help="run the core from the board's PLL at F MHz (the nearest it makes), or 'auto': "
+        "the highest clock that meets timing, by a bounded search of builds (default: the "
+        "board's oscillator, no PLL)",
     )
     add_core_option(p)
     p.add_argument("--out", help="build directory (build/boards/NAME)")

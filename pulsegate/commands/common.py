@@ -151,6 +151,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def clock_or_auto(text: str) -> str | float:
+    """``auto`` or a frequency in MHz."""
+    if text == "auto":
+        return text
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a frequency in MHz > 0 or 'auto', got {excerpt(text)}"
+        ) from None
+
+
 def minutes(text: str) -> float:
     try:
         value = float(text)

@@ -1,0 +1,167 @@
+"""The boards' PLLs: settings equal to IceStorm's ``icepll`` and Trellis' ``ecppll`` (the
+YoWASP builds the project installs), the reset held until lock, and the board top built
+around them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.sim import Simulator
+
+from boards.catalogue import board_config, board_named
+from boards.clocks import LockReset, ecp5_pll, ice40_pll, pll_settings
+from boards.top import BoardTop
+
+TOOLS = Path(sys.executable).parent
+
+
+def icepll(fin: float, fout: float) -> dict[str, int]:
+    text = subprocess.run(
+        [TOOLS / "yowasp-icepll", "-i", str(fin), "-o", str(fout), "-f", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {
+        key: int(re.search(rf"\.{key}\(\d+'b([01]+)\)", text)[1], 2)
+        for key in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE")
+    }
+
+
+def ecppll(fin: float, fout: float, tmp_path: Path) -> dict[str, int]:
+    subprocess.run(  # YoWASP's tools write only below their working directory
+        [TOOLS / "yowasp-ecppll", "-i", str(fin), "-o", str(fout), "-f", "pll.v"],
+        capture_output=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    text = (tmp_path / "pll.v").read_text()
+    return {
+        key: int(re.search(rf"\.{key}\((\d+)\)", text)[1])
+        for key in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE")
+    }
+
+
+@pytest.mark.parametrize("fout", [16, 24, 25, 30, 33.3, 40, 42, 48, 60, 100, 133.7, 275])
+def test_ice40_settings_are_icepulls(fout):
+    found = ice40_pll(12, fout)
+    assert icepll(12, fout) == {
+        "DIVR": found.divr,
+        "DIVF": found.divf,
+        "DIVQ": found.divq,
+        "FILTER_RANGE": found.filter_range,
+    }
+    assert abs(found.output_mhz - fout) <= 0.02 * fout
+
+
+@pytest.mark.parametrize(
+    ("fin", "fout"),
+    [(25, 10), (25, 25), (25, 33.3), (25, 50), (25, 62.5), (25, 82), (25, 100), (25, 110.5)]
+    + [(25, 133), (25, 200), (25, 400), (48, 48), (48, 66), (48, 100), (48, 125)],
+)
+def test_ecp5_settings_are_ecpplls(fin, fout, tmp_path):
+    """Single precision as the tool computes, ties to the VCO nearest 600 MHz, and the
+    half-period phase it rounds down (100 MHz: CLKOP_DIV 6, CLKOP_CPHASE 2)."""
+    found = ecp5_pll(fin, fout)
+    assert ecppll(fin, fout, tmp_path) == {
+        "CLKI_DIV": found.clki_div,
+        "CLKFB_DIV": found.clkfb_div,
+        "CLKOP_DIV": found.clkop_div,
+        "CLKOP_CPHASE": found.clkop_cphase,
+    }
+    assert 400 <= found.vco_mhz <= 800
+
+
+def test_a_clock_no_pll_makes_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"300 MHz is outside the ice40 PLL's output range"):
+        pll_settings("ice40", 12, 300)
+    with pytest.raises(ValueError, match=r"1 MHz is outside the ecp5 PLL's output range"):
+        pll_settings("ecp5", 25, 1)
+    with pytest.raises(ValueError, match="unknown family"):
+        pll_settings("gowin", 27, 50)
+
+
+class _Bench(Elaboratable):
+    """A LockReset on a plain clock, its ``sync`` domain's reset brought out."""
+
+    def __init__(self, hold_clocks: int) -> None:
+        self.unit = LockReset(hold_clocks)
+        self.locked, self.in_reset = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.submodules.unit = self.unit
+        m.d.comb += [self.unit.locked.eq(self.locked), self.in_reset.eq(self.unit.reset)]
+        return m
+
+
+def test_the_core_leaves_reset_only_after_lock_and_the_hold():
+    """Reset while unlocked; ``hold_clocks`` clocks after the lock it falls; a lost lock
+    raises it again at once and the hold starts over."""
+    bench = _Bench(hold_clocks=5)
+    seen = []
+
+    async def testbench(ctx):
+        for _ in range(8):  # unlocked: reset throughout
+            await ctx.tick()
+            seen.append(ctx.get(bench.in_reset))
+        assert all(seen)
+        ctx.set(bench.locked, 1)
+        clocks = 0
+        while ctx.get(bench.in_reset):
+            await ctx.tick()
+            clocks += 1
+            assert clocks < 50
+        assert clocks == 6  # the lock registered, then five clocks of hold
+        for _ in range(10):
+            await ctx.tick()
+            assert not ctx.get(bench.in_reset)
+        ctx.set(bench.locked, 0)
+        await ctx.delay(1e-9)
+        assert ctx.get(bench.in_reset)  # asynchronous: at once
+        ctx.set(bench.locked, 1)
+        clocks = 0
+        while ctx.get(bench.in_reset):
+            await ctx.tick()
+            clocks += 1
+        assert clocks == 6
+
+    sim = Simulator(bench)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+@pytest.mark.parametrize(
+    ("board", "mhz", "primitive", "expected_mhz"),
+    [
+        ("icebreaker", 24, "SB_PLL40_PAD", 24.0),
+        ("ice40-hx8k", 30, "SB_PLL40_CORE", 30.0),
+        ("ulx3s-85f", 82, "EHXPLLL", 82.142857),
+    ],
+)
+def test_the_board_top_runs_from_its_pll_and_the_uart_follows(board, mhz, primitive, expected_mhz):
+    spec = board_named(board)
+    platform = spec.platform()
+    top = BoardTop(
+        board_config(), clock_mhz=mhz, family=spec.family, pll_pad=spec.pll_pad, core="memory"
+    )
+    plan = platform.prepare(top, name="top")  # elaborates with the board's pins
+    assert top.pll is not None and top.pll.output_mhz == pytest.approx(expected_mhz)
+    assert top.system.uart_rx.divisor == round(expected_mhz * 1e6 / 115200)
+    netlist = plan.files["top.il"]
+    assert f"cell \\{primitive} " in netlist
+
+
+def test_without_a_clock_the_board_runs_at_its_oscillator():
+    spec = board_named("icebreaker")
+    top = BoardTop(board_config(), family=spec.family, pll_pad=spec.pll_pad)
+    netlist = spec.platform().prepare(top, name="top").files["top.il"]
+    assert top.pll is None and "SB_PLL40" not in netlist
+    assert top.system.uart_rx.divisor == round(12e6 / 115200)
