@@ -194,8 +194,11 @@ class HostLink(wiring.Component):
         run_word = Signal(range(max(self.input_words, 2)))
         run_base = Signal(range(self.slots * self.input_words + 1))
         begin_run = Signal()
+        # One word a clock: the store is read a clock ahead, the next word's address while
+        # this one is taken (the same one again while the core is not ready).
+        ahead = Signal()
         m.d.comb += [
-            store_read_addr.eq(run_base + run_word),
+            store_read_addr.eq(run_base + run_word + ahead),
             self.load.payload.eq(store.rdata),
         ]
         with m.FSM(name="run"):
@@ -211,7 +214,7 @@ class HostLink(wiring.Component):
                         run_word.eq(0),
                     ]
                     m.next = "fetch"
-            with m.State("fetch"):  # the store's read port takes the address
+            with m.State("fetch"):  # the store's read port takes the first address
                 m.next = "push"
             with m.State("push"):
                 m.d.comb += self.load.valid.eq(1)
@@ -220,8 +223,8 @@ class HostLink(wiring.Component):
                         m.d.sync += run_word.eq(0)
                         m.next = "go"
                     with m.Else():
+                        m.d.comb += ahead.eq(1)
                         m.d.sync += run_word.eq(run_word + 1)
-                        m.next = "fetch"
             with m.State("go"):
                 m.d.comb += self.start.eq(1)
                 m.next = "wait"

@@ -92,10 +92,10 @@ class PulsegateSystem(wiring.Component):
 
     def cycles_per_sample(self) -> tuple[int, str]:
         """Clocks a training sample takes in a run, and how they are known: the link loads
-        its input words (two clocks a word: the store's read, then the push), then the core
-        runs it. The memory core's clocks are its micro-code's, exact; the spatial core's
-        are its sweeps plus 4 control clocks a tick, a model."""
-        load = 2 * self.link.input_words
+        its input words (the store's first read, then a word a clock), then the core runs
+        it. The memory core's clocks are its micro-code's, exact; the spatial core's are its
+        sweeps plus 4 control clocks a tick, a model."""
+        load = 1 + self.link.input_words
         if CoreKind(self.core_kind) == CoreKind.MEMORY:
             return load + self.core.clocks_per_sample, "exact: the link's load and the micro-code"
         schedule = self.core.schedule
