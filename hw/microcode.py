@@ -46,6 +46,7 @@ __all__ = [
     "Dest",
     "Word",
     "DEPTH",
+    "ISSUE",
     "encode",
     "word_layout",
     "sample_clocks",
@@ -58,6 +59,9 @@ __all__ = [
 DEPTH = 5
 #: Clocks from a slot's write-back to its saturation events in the counters.
 COUNT = 1
+#: Clocks from the sequencer's decision to the memories and lanes (its output register): every
+#: read, write and flag moves alike, so only a tick's drain waits for it.
+ISSUE = 1
 
 
 class Kind(IntEnum):
@@ -526,7 +530,7 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            clock = max(clock + 1, last_issue + DEPTH + COUNT + 1) + 1
+            clock = max(clock + 1, last_issue + ISSUE + DEPTH + COUNT + 1) + 1
             continue
         if w.kind == Kind.FLAGS:
             delays.append(0)

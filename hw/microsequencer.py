@@ -75,16 +75,17 @@ class MicroSequencer(wiring.Component):
     samples : Out(32)
         Samples completed (counted in the last tick of each).
     slot : Out(slot_layout)
-        The slot issued this clock (``op = NONE``: none).
+        The slot issued this clock (``op = NONE``: none), registered.
     state_row, weight_addr, src_addr, post_addr : Out
-        The read addresses of this clock's slot.
+        The read addresses of this clock's slot, registered with it.
     flags_set, flags_clear : Out(groups)
         Zero flags to set (clears, leaks of ``alpha = 1``) or clear (groups a word wrote).
 
     Timing: a word is presented a clock after the previous one's last slot; it waits its
     ``delay``, then issues :meth:`hw.microcode.Word.slots` slots on consecutive clocks. A
-    ``TICK`` sets its flags, waits until ``busy`` falls and holds ``state_valid`` for a clock
-    (longer while ``hold``).
+    slot, its addresses, the flags and ``samples`` leave through a register
+    (:data:`hw.microcode.ISSUE`). A ``TICK`` sets its flags, waits until ``busy`` falls and
+    its own register is empty, and holds ``state_valid`` for a clock (longer while ``hold``).
     """
 
     def __init__(
@@ -131,7 +132,26 @@ class MicroSequencer(wiring.Component):
         )
         fetch = rom.read_port()
         ins = fetch.data
-        slot = self.slot
+        # The slot, its read addresses, the flags and the sample count are registered on
+        # their way out: the memories and the lanes see everything a clock after it is
+        # decided, all alike, so no timing between them changes (hw.microcode.ISSUE).
+        slot = Signal.like(self.slot)
+        state_row, weight_addr = Signal.like(self.state_row), Signal.like(self.weight_addr)
+        src_addr, post_addr = Signal.like(self.src_addr), Signal.like(self.post_addr)
+        flags_set, flags_clear = Signal.like(self.flags_set), Signal.like(self.flags_clear)
+        samples = Signal.like(self.samples)
+        m.d.sync += [
+            self.slot.eq(slot),
+            self.state_row.eq(state_row),
+            self.weight_addr.eq(weight_addr),
+            self.src_addr.eq(src_addr),
+            self.post_addr.eq(post_addr),
+            self.flags_set.eq(flags_set),
+            self.flags_clear.eq(flags_clear),
+            self.samples.eq(samples),
+        ]
+        # a tick waits for the slot in the output register too
+        busy = self.busy | (self.slot.op != Slot.NONE)
         counts = max(max(w.count for w in words), max(w.inner for w in words), 2)
         pc = Signal(range(max(len(words), 2)))
         blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
@@ -155,7 +175,7 @@ class MicroSequencer(wiring.Component):
             for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane, waited):
                 m.d.sync += counter.eq(0)
             if clear_flags:
-                m.d.comb += self.flags_clear.eq(ins.flags)
+                m.d.comb += flags_clear.eq(ins.flags)
 
         def next_element():
             with m.If(elane == lanes - 1):
@@ -173,7 +193,7 @@ class MicroSequencer(wiring.Component):
             """The step of ``block`` of the targets, the plus then the minus half."""
             target = Mux(st == 0, ins.plus, ins.minus) + block
             m.d.comb += [
-                self.state_row.eq(target),
+                state_row.eq(target),
                 slot.op.eq(Slot.STEP),
                 slot.first.eq(1),
                 slot.row.eq(target),
@@ -218,7 +238,7 @@ class MicroSequencer(wiring.Component):
                             m.d.sync += started.eq(1)
                             last = inner == ins.inner - 1
                             m.d.comb += [
-                                self.state_row.eq(ins.part_rows[inner] + blk),
+                                state_row.eq(ins.part_rows[inner] + blk),
                                 slot.op.eq(Slot.GATHER),
                                 slot.first.eq(inner == 0),
                                 slot.last.eq(last),
@@ -247,8 +267,8 @@ class MicroSequencer(wiring.Component):
                             m.d.sync += [started.eq(1), woff.eq(woff + 1)]
                             last = inner == ins.inner - 1
                             m.d.comb += [
-                                self.weight_addr.eq(ins.wbase + woff),
-                                self.src_addr.eq(inner),
+                                weight_addr.eq(ins.wbase + woff),
+                                src_addr.eq(inner),
                                 slot.op.eq(Slot.ROWS),
                                 slot.first.eq(inner == 0),
                                 slot.last.eq(last),
@@ -269,8 +289,8 @@ class MicroSequencer(wiring.Component):
                             m.d.sync += started.eq(1)
                             last = inner == ins.inner - 1
                             m.d.comb += [
-                                self.weight_addr.eq(ins.wbase + woff),
-                                self.src_addr.eq(erow),
+                                weight_addr.eq(ins.wbase + woff),
+                                src_addr.eq(erow),
                                 slot.op.eq(Slot.COLS),
                                 slot.first.eq(inner == 0),
                                 slot.last.eq(last),
@@ -287,8 +307,8 @@ class MicroSequencer(wiring.Component):
                         with m.If(~stall):
                             m.d.sync += [started.eq(1), woff.eq(woff + 1)]
                             m.d.comb += [
-                                self.src_addr.eq(inner),
-                                self.post_addr.eq(erow),
+                                src_addr.eq(inner),
+                                post_addr.eq(erow),
                                 slot.op.eq(Slot.LEARN),
                                 slot.row.eq(ins.wbase + woff),
                                 slot.covariance.eq(ins.covariance),
@@ -304,15 +324,15 @@ class MicroSequencer(wiring.Component):
                             with m.Else():
                                 m.d.sync += [inner.eq(inner + 1), eoff.eq(eoff + lanes)]
                     with m.Case(Kind.FLAGS):
-                        m.d.comb += self.flags_set.eq(ins.flags)
+                        m.d.comb += flags_set.eq(ins.flags)
                         finish(clear_flags=False)
                     with m.Case(Kind.TICK):
                         with m.If(~started):  # the tick's leaks; the sample's last tick counts it
                             m.d.sync += started.eq(1)
-                            m.d.comb += self.flags_set.eq(ins.flags)
+                            m.d.comb += flags_set.eq(ins.flags)
                             with m.If(ins.last):
-                                m.d.sync += self.samples.eq(self.samples + 1)
-                        with m.Elif(~self.busy):
+                                m.d.sync += samples.eq(samples + 1)
+                        with m.Elif(~busy):
                             m.d.comb += self.state_valid.eq(1)
                             with m.If(~self.hold & ins.last):  # the next sample may load
                                 m.d.comb += self.sample_done.eq(1)
