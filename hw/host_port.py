@@ -77,12 +77,12 @@ def weight_spots(
 class WeightAddressDecoder(wiring.Component):
     """The memory spots of a weight named by its trace index, a few subtractions a clock.
 
-    Steps (one clock each): pick the matrix (index minus its offset); subtract the matrix's
-    columns until a row remains (``r``, ``c``; a copy's weight swaps to its primary's
-    ``(c, r)``); subtract the segment until the column's place remains (chunk ``q``); subtract
-    the span until the row's line remains (row group ``g``, when words span rows); then add
-    up addresses and lane. A primary stores ``(r, c)`` by rows at ``g * inner + q``, its copy
-    by columns at ``q * copy_inner + g``; both at lane ``line * segment + c mod segment``
+    Steps (one clock each): take the index; pick the matrix (index minus its offset); subtract
+    the matrix's columns until a row remains (``r``, ``c``; a copy's weight swaps to its
+    primary's ``(c, r)``); subtract the segment until the column's place remains (chunk ``q``);
+    subtract the span until the row's line remains (row group ``g``, when words span rows); then
+    add up addresses and lane. A primary stores ``(r, c)`` by rows at ``g * inner + q``, its
+    copy by columns at ``q * copy_inner + g``; both at lane ``line * segment + c mod segment``
     (:class:`~hw.synapse.WeightLayout`). This is :func:`weight_spots`, computed.
 
     Parameters
@@ -101,7 +101,7 @@ class WeightAddressDecoder(wiring.Component):
         From the clock after ``start`` until the clock ``valid`` rises.
     valid : Out(1)
         The outputs hold the spot of the last index started, until the next ``start``.
-        Fewer than ``2 * (rows + cols) + 4`` clocks of the largest matrix after ``start``.
+        Fewer than ``2 * (rows + cols) + 5`` clocks of the largest matrix after ``start``.
     select, address, lane : Out
         The primary memory (index into the schedule's matrices), word and lane.
     has_copy : Out(1)
@@ -172,10 +172,12 @@ class WeightAddressDecoder(wiring.Component):
         address = Signal(width)
         copy_address = Signal(width)
 
-        # The matrix: the last whose offset is at most the index.
+        # The matrix: the last whose offset is at most the index (registered first: the
+        # index comes from the host link's parser, a long path already).
+        held = Signal.like(self.addr)
         pick = Signal.like(sel)
         for k, offset in enumerate(offsets):
-            with m.If(self.addr >= offset):
+            with m.If(held >= offset):
                 m.d.comb += pick.eq(k)
         m.d.comb += [
             self.select.eq(p),
@@ -190,12 +192,12 @@ class WeightAddressDecoder(wiring.Component):
             with m.State("idle"):
                 m.d.comb += self.valid.eq(1)
                 with m.If(self.start):
-                    m.d.sync += [
-                        sel.eq(pick),
-                        rest.eq(self.addr - table(offsets)[pick]),
-                        r.eq(0),
-                    ]
-                    m.next = "row"
+                    m.d.sync += held.eq(self.addr)
+                    m.next = "matrix"
+            with m.State("matrix"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [sel.eq(pick), rest.eq(held - table(offsets)[pick]), r.eq(0)]
+                m.next = "row"
             with m.State("row"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(rest >= cols[sel]):

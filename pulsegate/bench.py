@@ -458,3 +458,119 @@ def bench_cores(lanes: tuple[int, ...] = (1, 8), synth: bool = True) -> dict:
             ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     return {"rows": rows}
+
+
+#: The clocking benchmark's default points: (board, network, core, lanes), the memory core at
+#: the lanes each board holds for each network.
+CLOCK_POINTS = (
+    ("icebreaker", "xor", "memory", 1),
+    ("icebreaker", "iris", "memory", 1),
+    ("icebreaker", "digits", "memory", 2),
+    ("ice40-hx8k", "xor", "memory", 1),
+    ("ice40-hx8k", "iris", "memory", 1),
+    ("ulx3s-85f", "xor", "memory", 8),
+    ("ulx3s-85f", "iris", "memory", 8),
+    ("ulx3s-85f", "digits", "memory", 8),
+    ("orangecrab", "xor", "memory", 8),
+    ("orangecrab", "iris", "memory", 8),
+)
+
+
+def bench_clocks(
+    points: tuple[tuple[str, str, str, int], ...] = CLOCK_POINTS,
+    out: str = "build/bench-clocks",
+    time_limit: float | None = 3600.0,
+) -> dict:
+    """Each point placed and routed at the highest PLL clock that meets timing
+    (:func:`boards.pnr.build_at_best_clock`: first at the oscillator, then searched): clocks
+    a training sample (the link's load and the core's run), samples/s at the oscillator (the
+    baseline) and at the PLL clock, beside the device's multiplier roofline at that clock
+    (every multiplier busy every clock). A point that fails is a row with its error."""
+    from pathlib import Path
+
+    from boards.catalogue import BOARDS, MULTIPLIERS, board_config
+    from boards.pnr import BuildError, build_at_best_clock
+    from golden_model.datasets import dataset_config
+
+    from .progress import Progress
+
+    configs = {"xor": board_config(), "iris": dataset_config("iris")}
+    configs["digits"] = dataset_config("digits")
+    rows = []
+    progress = Progress("clocks", unit="points")
+    try:
+        for index, (board, network, core, lanes) in enumerate(points):
+            cfg = configs[network]
+            row = {"board": board, "device": BOARDS[board].device, "network": network}
+            row |= {"core": core, "lanes": lanes}
+            where = Path(out) / f"{board}-{network}-{core}-{lanes}"
+            try:
+                report = build_at_best_clock(
+                    board, cfg, where, lanes=lanes, core=core, time_limit=time_limit
+                )
+            except BuildError as exc:
+                rows.append(row | {"error": str(exc).splitlines()[0]})
+                progress(index + 1, len(points))
+                continue
+            first = report["clock_search"][0]  # the oscillator's build
+            cycles = report["cycles_per_sample"]
+            macs = macs_per_sample(compile_backprop(cfg), cfg)
+            multipliers = MULTIPLIERS[BOARDS[board].device]
+            row |= {
+                "oscillator_mhz": report["oscillator_mhz"],
+                "oscillator_timing_met": first["timing_met"],
+                "clock_mhz": report["clock_mhz"],
+                "pll_requested_mhz": report["pll_requested_mhz"],
+                "fmax_mhz": report["fmax_mhz"],
+                "timing_met": report["timing_met"],
+                "cycles_per_sample": cycles,
+                "cycles_basis": report["cycles_basis"],
+                "samples_per_s_oscillator": round(report["oscillator_mhz"] * 1e6 / cycles),
+                "samples_per_s": report["samples_per_s"],
+                "roofline_samples_per_s": (
+                    round(multipliers * report["clock_mhz"] * 1e6 / macs) if multipliers else None
+                ),
+                "logic": _logic_used(report["utilization"]),
+                "clock_search": report["clock_search"],
+            }
+            rows.append(row)
+            progress(index + 1, len(points))
+    finally:
+        progress.close()
+    print(clocks_table(rows))
+    return {"rows": rows}
+
+
+def _logic_used(utilization: dict) -> str:
+    for cell in ("ICESTORM_LC", "TRELLIS_COMB"):
+        if cell in utilization:
+            used, available = utilization[cell]["used"], utilization[cell]["available"]
+            return f"{used:,} {cell} ({100 * used / available:.1f} %)"
+    return "-"
+
+
+def clocks_table(rows: list[dict]) -> str:
+    """The markdown table of :func:`bench_clocks`' rows."""
+    lines = [
+        "| board | network | core, lanes | logic | oscillator MHz | samples/s at the oscillator "
+        "| PLL clock MHz (asked) | Fmax MHz | timing | clocks a sample | samples/s at the PLL "
+        "clock | multiplier roofline samples/s |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        head = f"| {r['board']} | {r['network']} | {r['core']}, {r['lanes']} |"
+        if "error" in r:
+            lines.append(f"{head} {r['error']} ||||||||| ")
+            continue
+        asked = r["pll_requested_mhz"]
+        roof = r["roofline_samples_per_s"]
+        lines.append(
+            f"{head} {r['logic']} | {r['oscillator_mhz']:g} | "
+            f"{r['samples_per_s_oscillator']:,}"
+            f"{'' if r['oscillator_timing_met'] else ' (timing not met)'} | "
+            f"{r['clock_mhz']:g} ({'-' if asked is None else f'{asked:g}'}) | "
+            f"{r['fmax_mhz']:.2f} | {'met' if r['timing_met'] else 'NOT met'} | "
+            f"{r['cycles_per_sample']:,} | {r['samples_per_s']:,} | "
+            f"{'-' if roof is None else f'{roof:,}'} |"
+        )
+    return "\n".join(lines)

@@ -649,7 +649,7 @@ def test_weight_address_decoder_matches_every_spot(layers, lanes):
     spots = weight_spots(schedule.matrices, geometry)
     names = [m.name for m in schedule.matrices]
     dut = WeightAddressDecoder(schedule.matrices, geometry)
-    longest = max(2 * (m.rows + m.cols) + 4 for m in schedule.matrices)
+    longest = max(2 * (m.rows + m.cols) + 5 for m in schedule.matrices)
     got = []
 
     async def bench(ctx):

@@ -1,10 +1,18 @@
-"""``pulsegate bench [roofline|golden|rtl|boards|blocks]``: the benchmarks, each a table."""
+"""``pulsegate bench [roofline|golden|rtl|boards|cores|clocks|blocks]``: each a table."""
 
 from __future__ import annotations
 
 import argparse
 
-from .common import UsageError, add_command, check_outputs, positive_float, positive_int, write_json
+from .common import (
+    UsageError,
+    add_command,
+    check_outputs,
+    minutes,
+    positive_float,
+    positive_int,
+    write_json,
+)
 
 
 def run_roofline(args: argparse.Namespace) -> int:
@@ -63,6 +71,27 @@ def run_cores(args: argparse.Namespace) -> int:
 
     check_outputs(args, directories=())
     write_json(args.json, bench_cores(tuple(args.lanes or (1, 8)), synth=not args.no_synth))
+    return 0
+
+
+def run_clocks(args: argparse.Namespace) -> int:
+    from boards.catalogue import BOARDS
+
+    from ..bench import CLOCK_POINTS, bench_clocks
+
+    points = CLOCK_POINTS
+    if args.board:
+        unknown = [b for b in args.board if b not in BOARDS]
+        if unknown:
+            raise UsageError(
+                "--board", f"unknown board {unknown[0]!r} (known: {', '.join(BOARDS)})"
+            )
+        points = tuple(p for p in CLOCK_POINTS if p[0] in args.board)
+    if args.network:
+        points = tuple(p for p in points if p[1] in args.network)
+    check_outputs(args)
+    limit = args.time_limit * 60 if args.time_limit else None
+    write_json(args.json, bench_clocks(points, out=args.out, time_limit=limit))
     return 0
 
 
@@ -128,6 +157,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lanes", type=positive_int, action="append", help="a lane count (repeat; 1 and 8)"
     )
     p.add_argument("--no-synth", action="store_true", help="clocks only, no Yosys")
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "clocks",
+        "systems routed at the highest PLL clock that meets timing, samples/s at that clock",
+        "pulsegate bench clocks --board icebreaker --network xor",
+        run_clocks,
+    )
+    p.add_argument("--board", action="append", default=[], help="a board (repeat; all)")
+    p.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        choices=("xor", "iris", "digits"),
+        help="a network (repeat; all)",
+    )
+    p.add_argument("--time-limit", type=minutes, metavar="MIN", help="per build (60)", default=60.0)
+    p.add_argument("--out", default="build/bench-clocks", help="build directory")
     p.add_argument("--json", help="write the table as JSON")
     p = add_command(
         bench,
