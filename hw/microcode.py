@@ -416,6 +416,7 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
         {
             "kind": unsigned(3),
             "delay": bits(*(w.delay for w in words)),
+            "nodelay": unsigned(1),
             "fresh": unsigned(1),
             "covariance": unsigned(1),
             "last": unsigned(1),
@@ -449,6 +450,7 @@ def rom_value(word: Word, parts: int) -> dict:
     return {
         "kind": int(word.kind),
         "delay": word.delay,
+        "nodelay": int(word.delay == 0),
         "fresh": int(word.fresh),
         "covariance": int(word.covariance),
         "last": int(word.last),

@@ -157,7 +157,14 @@ class MicroSequencer(wiring.Component):
         blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
         st = Signal(2)  # step slot of a block
         in_tail, final, started = Signal(), Signal(), Signal()
-        waited = Signal.like(ins.delay)
+        # A word's wait, kept off the ROM's output: a bit says "no wait" (the usual case), and
+        # a longer wait counts down in registers from the word's first clock.
+        fresh, waiting = Signal(), Signal()  # the word's first clock; still waiting after it
+        left = Signal.like(ins.delay)
+        m.d.sync += fresh.eq(0)
+        # a counter's end as an equality with the ROM's field, the counter's side precomputed
+        inner_end = inner + 1 == ins.inner
+        blk_end, row_end = blk + 1 == ins.count, row + 1 == ins.count
         woff = Signal(range(max(self.weight_words, 2) + 1))
         eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
         erow = Signal(range(counts + 1))  # a buffered element: its word ...
@@ -171,8 +178,8 @@ class MicroSequencer(wiring.Component):
         def finish(clear_flags=True):
             """The word's last clock: fetch the next one, counters back to zero."""
             m.d.comb += [fetch.addr.eq(pc + 1), fetch.en.eq(1)]
-            m.d.sync += [pc.eq(pc + 1), started.eq(0)]
-            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane, waited):
+            m.d.sync += [pc.eq(pc + 1), started.eq(0), fresh.eq(1)]
+            for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
                 m.d.sync += counter.eq(0)
             if clear_flags:
                 m.d.comb += flags_clear.eq(ins.flags)
@@ -184,7 +191,7 @@ class MicroSequencer(wiring.Component):
                 m.d.sync += elane.eq(elane + 1)
 
         def next_block():
-            with m.If(blk == ins.count - 1):
+            with m.If(blk_end):
                 finish()
             with m.Else():
                 m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
@@ -216,7 +223,7 @@ class MicroSequencer(wiring.Component):
                 m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
 
         def after_cols():
-            with m.If(blk == ins.count - 1):
+            with m.If(blk_end):
                 finish()
             with m.Else():
                 m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes), woff.eq(blk + 1)]
@@ -225,18 +232,20 @@ class MicroSequencer(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += [fetch.addr.eq(0), fetch.en.eq(1)]
-                    m.d.sync += [pc.eq(0), self.running.eq(1)]
+                    m.d.sync += [pc.eq(0), self.running.eq(1), fresh.eq(1)]
                     m.next = "EXEC"
             with m.State("EXEC"):
-                stall = ~started & (waited != ins.delay)
-                with m.If(stall):
-                    m.d.sync += waited.eq(waited + 1)
+                stall = (fresh & ~ins.nodelay) | waiting
+                with m.If(fresh & ~ins.nodelay):
+                    m.d.sync += [left.eq(ins.delay - 1), waiting.eq(ins.delay != 1)]
+                with m.Elif(waiting):
+                    m.d.sync += [left.eq(left - 1), waiting.eq(left != 1)]
                 issue = ~stall & ~in_tail
                 with m.Switch(ins.kind):
                     with m.Case(Kind.GATHER):
                         with m.If(issue):
                             m.d.sync += started.eq(1)
-                            last = inner == ins.inner - 1
+                            last = inner_end
                             m.d.comb += [
                                 state_row.eq(ins.part_rows[inner] + blk),
                                 slot.op.eq(Slot.GATHER),
@@ -265,7 +274,7 @@ class MicroSequencer(wiring.Component):
                     with m.Case(Kind.ROWS):
                         with m.If(issue):
                             m.d.sync += [started.eq(1), woff.eq(woff + 1)]
-                            last = inner == ins.inner - 1
+                            last = inner_end
                             m.d.comb += [
                                 weight_addr.eq(ins.wbase + woff),
                                 src_addr.eq(inner),
@@ -276,8 +285,8 @@ class MicroSequencer(wiring.Component):
                             ]
                             with m.If(last):
                                 m.d.sync += [inner.eq(0), row.eq(row + 1)]
-                                with m.If((elane == lanes - 1) | (row == ins.count - 1)):
-                                    m.d.sync += [in_tail.eq(1), final.eq(row == ins.count - 1)]
+                                with m.If((elane == lanes - 1) | row_end):
+                                    m.d.sync += [in_tail.eq(1), final.eq(row_end)]
                                 with m.Else():
                                     m.d.sync += elane.eq(elane + 1)
                             with m.Else():
@@ -287,7 +296,7 @@ class MicroSequencer(wiring.Component):
                     with m.Case(Kind.COLS):
                         with m.If(issue):
                             m.d.sync += started.eq(1)
-                            last = inner == ins.inner - 1
+                            last = inner_end
                             m.d.comb += [
                                 weight_addr.eq(ins.wbase + woff),
                                 src_addr.eq(erow),
@@ -314,10 +323,10 @@ class MicroSequencer(wiring.Component):
                                 slot.covariance.eq(ins.covariance),
                                 slot.lane.eq(elane),
                             ]
-                            with m.If(inner == ins.inner - 1):
+                            with m.If(inner_end):
                                 m.d.sync += [inner.eq(0), eoff.eq(0)]
                                 next_element()
-                                with m.If(row == ins.count - 1):
+                                with m.If(row_end):
                                     finish(clear_flags=False)
                                 with m.Else():
                                     m.d.sync += row.eq(row + 1)
