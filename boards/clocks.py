@@ -24,6 +24,7 @@ __all__ = [
     "ice40_pll",
     "ecp5_pll",
     "pll_settings",
+    "pll_at_most",
     "PLL_OUTPUT_MHZ",
     "PllClock",
     "LockReset",
@@ -147,6 +148,21 @@ def pll_settings(family: str, input_mhz: float, output_mhz: float) -> Ice40Pll |
     if family == "ecp5":
         return ecp5_pll(input_mhz, output_mhz)
     raise ValueError(f"unknown family {family!r} (known: ice40, ecp5)")
+
+
+def pll_at_most(family: str, input_mhz: float, output_mhz: float) -> Ice40Pll | Ecp5Pll:
+    """The settings of the highest output the PLL makes at or below ``output_mhz`` (asking a
+    little lower until the nearest is not above): a clock search must not step past the
+    Fmax it aims under."""
+    low = PLL_OUTPUT_MHZ[family][0]
+    target = output_mhz
+    while True:
+        found = pll_settings(family, input_mhz, target)
+        if found.output_mhz <= output_mhz * (1 + 1e-9):
+            return found
+        target = max(low, min(target, found.output_mhz) * 0.998)
+        if target == low:
+            return pll_settings(family, input_mhz, low)
 
 
 #: How long the ``sync`` domain stays in reset after the PLL locks: the iCE40's block RAMs

@@ -350,11 +350,11 @@ def build_at_best_clock(
     **options,
 ) -> dict:
     """The build at the highest PLL clock that met timing in a bounded search: first at the
-    board's oscillator (no PLL), then at the PLL frequency nearest :data:`CLOCK_MARGIN` of the
-    last Fmax, at most ``steps`` builds, stopping when the next request would repeat one
+    board's oscillator (no PLL), then at the highest PLL frequency within :data:`CLOCK_MARGIN` of
+    the last Fmax, at most ``steps`` builds, stopping when the next request would repeat one
     (within 1 %). ``options`` go to :func:`build`. The report is the best build's, with
     ``clock_search``: every step's requested and built clock, Fmax and whether timing met."""
-    from .clocks import PLL_OUTPUT_MHZ, pll_settings
+    from .clocks import PLL_OUTPUT_MHZ, pll_at_most
 
     board = board_named(board) if isinstance(board, str) else board
     oscillator = board.platform().default_clk_frequency / 1e6
@@ -383,13 +383,13 @@ def build_at_best_clock(
         wanted = min(max(report["fmax_mhz"] * CLOCK_MARGIN, low), high)
         if not report["timing_met"] and request is not None:
             wanted = min(wanted, request * CLOCK_MARGIN)  # below what failed
-        following = pll_settings(board.family, oscillator, wanted).output_mhz
+        following = pll_at_most(board.family, oscillator, wanted).output_mhz
         done = [s["clock_mhz"] for s in steps_taken]
         if any(abs(following - c) <= 0.01 * c for c in done) or following < low:
             break
         if best is not None and following <= best["clock_mhz"]:
             break
-        request = round(wanted, 3)
+        request = round(following, 4)  # the PLL makes this one exactly
     if best is None:
         raise BuildError(
             f"no clock met timing on {board.name} in {len(steps_taken)} builds: "

@@ -165,3 +165,15 @@ def test_without_a_clock_the_board_runs_at_its_oscillator():
     netlist = spec.platform().prepare(top, name="top").files["top.il"]
     assert top.pll is None and "SB_PLL40" not in netlist
     assert top.system.uart_rx.divisor == round(12e6 / 115200)
+
+
+@pytest.mark.parametrize(("family", "fin"), [("ice40", 12), ("ecp5", 25), ("ecp5", 48)])
+def test_a_clock_search_never_asks_the_pll_for_more_than_it_aims_at(family, fin):
+    """``pll_at_most``: the highest output at or below the aim (the nearest may be above)."""
+    from boards.clocks import pll_at_most
+
+    for aim in (23.3, 26.0, 40.0, 71.8, 74.05, 99.9):
+        found = pll_at_most(family, fin, aim).output_mhz
+        assert found <= aim
+        nearest = pll_settings(family, fin, aim).output_mhz
+        assert nearest > aim or found == nearest
