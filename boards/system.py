@@ -91,16 +91,18 @@ class PulsegateSystem(wiring.Component):
         super().__init__(ports)
 
     def cycles_per_sample(self) -> tuple[int, str]:
-        """Clocks a training sample takes in a run, and how they are known: the link loads
-        its input words (the store's first read, then a word a clock), then the core runs
-        it. The memory core's clocks are its micro-code's, exact; the spatial core's are its
-        sweeps plus 4 control clocks a tick, a model."""
-        load = 1 + self.link.input_words
+        """Clocks a training sample takes in a run, and how they are known (both exact, the
+        link tests check them): the link loads the input words (the store's first read,
+        then a word a clock), then the core runs the sample: the memory core's micro-code
+        (:func:`hw.microcode.sample_clocks`), or the spatial core's sweeps plus 4 control
+        clocks a tick (:func:`hw.network.sweep_depths`), whose ``start`` shares the load's
+        last clock."""
         if CoreKind(self.core_kind) == CoreKind.MEMORY:
-            return load + self.core.clocks_per_sample, "exact: the link's load and the micro-code"
+            return 1 + self.link.input_words + self.core.clocks_per_sample, "load + micro-code"
         schedule = self.core.schedule
         sweeps = sum(sweep_depths(schedule, self.cfg, self.lanes))
-        return load + sweeps + 4 * schedule.ticks_per_sample, "model: load, sweeps, 4 a tick"
+        control = 4 * schedule.ticks_per_sample
+        return self.link.input_words + sweeps + control, "load + sweeps + 4 a tick"
 
     def elaborate(self, platform):
         m = Module()

@@ -111,16 +111,24 @@ def lanes_label(lanes: int | Mapping[str, int]) -> str:
     return ",".join(f"{name}={n}" for name, n in lanes.items())
 
 
-def sweep_depths(schedule: Schedule, cfg: Config, lanes: int | Mapping[str, int]) -> list[int]:
+def sweep_depths(
+    schedule: Schedule,
+    cfg: Config,
+    lanes: int | Mapping[str, int],
+    *,
+    share_multipliers: bool = True,
+) -> list[int]:
     """Clocks the weight sweeps take in one sample at ``lanes`` multiply-accumulates per clock
     (one count, or one per matrix as in :func:`resolve_lanes`), one entry per stage that
     sweeps, in schedule order: the matrix transfers of each tick (``W`` by rows, ``W^T`` by
     columns; sweeps of one tick run at once, so the longest counts) and a phase's learning
     updates (a word of ``W`` per clock; at once too, unless stochastic rounding makes them take
     turns, or the core has one multiplier pool). Their sum plus the control clocks is a
-    sample's length; it never depends on data."""
+    sample's length; it never depends on data. ``share_multipliers`` as the core's
+    (:class:`NetworkCore`): without it a ``pool=core`` plan keeps a pool per matrix."""
     counts = resolve_lanes(schedule, lanes)
-    together = cfg.rounding != "stochastic" and _pooled(schedule, lanes) != "core"
+    pool = _pooled(schedule, lanes) if share_multipliers else "matrix"
+    together = cfg.rounding != "stochastic" and pool != "core"
 
     def depth(name: str) -> int:
         return matrix_layout(schedule, name, counts[name], cfg.weight_width).depth

@@ -208,3 +208,20 @@ def test_host_port_writes_and_reads_every_weight_at_several_lanes(lanes):
     assert len(twin) > 0 and len(set(values)) > n // 2
     assert got == expected
     assert via_debug == expected
+
+
+@pytest.mark.parametrize("share", [True, False], ids=["shared", "own"])
+@pytest.mark.parametrize("lanes", [1, 2, {"W1": 3, "W2": 2, "pool": "core"}], ids=str)
+def test_a_samples_clocks_are_its_sweeps_and_four_a_tick(lanes, share):
+    """The spatial core's clocks a sample are exactly its sweeps (``sweep_depths``, told
+    whether the core shares multipliers: a pool=core plan without sharing learns its
+    matrices at once) plus 4 control clocks a tick; boards' reports quote this."""
+    from hw.network import sweep_depths
+
+    cfg = Config(layers=(2, 4, 1))
+    schedule = compile_backprop(cfg)
+    samples = xor_samples(3, seed=5)
+    core = NetworkCore(schedule, cfg, lanes=lanes, share_multipliers=share)
+    _, clocks = run_core(core, samples)
+    model = sum(sweep_depths(schedule, cfg, lanes, share_multipliers=share))
+    assert clocks == len(samples) * (model + 4 * schedule.ticks_per_sample)
