@@ -162,9 +162,32 @@ class MicroSequencer(wiring.Component):
         fresh, waiting = Signal(), Signal()  # the word's first clock; still waiting after it
         left = Signal.like(ins.delay)
         m.d.sync += fresh.eq(0)
-        # a counter's end as an equality with the ROM's field, the counter's side precomputed
-        inner_end = inner + 1 == ins.inner
-        blk_end, row_end = blk + 1 == ins.count, row + 1 == ins.count
+        # Whether a counter is at its last value, registered a clock ahead (the ROM's bits for
+        # a count of one in a word's first clock): the decisions that pick the next ROM
+        # address then wait on no adder and no comparison.
+        inner_last, blk_last, row_last = Signal(), Signal(), Signal()
+        inner_end = Mux(fresh, ins.inner_one, inner_last)
+        blk_end = Mux(fresh, ins.count_one, blk_last)
+        row_end = Mux(fresh, ins.count_one, row_last)
+
+        def inner_restart():
+            return [inner.eq(0), inner_last.eq(ins.inner_one)]
+
+        def inner_next():
+            return [inner.eq(inner + 1), inner_last.eq(inner + 2 == ins.inner)]
+
+        def blk_next():
+            return [blk.eq(blk + 1), blk_last.eq(blk + 2 == ins.count)]
+
+        def row_next():
+            return [row.eq(row + 1), row_last.eq(row + 2 == ins.count)]
+
+        with m.If(fresh):  # a counter that moves in this clock overrides (later statements)
+            m.d.sync += [
+                inner_last.eq(ins.inner_one),
+                blk_last.eq(ins.count_one),
+                row_last.eq(ins.count_one),
+            ]
         woff = Signal(range(max(self.weight_words, 2) + 1))
         eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
         erow = Signal(range(counts + 1))  # a buffered element: its word ...
@@ -194,7 +217,7 @@ class MicroSequencer(wiring.Component):
             with m.If(blk_end):
                 finish()
             with m.Else():
-                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
+                m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
 
         def step_slot(block, after_block):
             """The step of ``block`` of the targets, the plus then the minus half."""
@@ -220,13 +243,13 @@ class MicroSequencer(wiring.Component):
             with m.If(final):
                 finish()
             with m.Else():
-                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes)]
+                m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
 
         def after_cols():
             with m.If(blk_end):
                 finish()
             with m.Else():
-                m.d.sync += [blk.eq(blk + 1), eoff.eq(eoff + lanes), woff.eq(blk + 1)]
+                m.d.sync += [*blk_next(), eoff.eq(eoff + lanes), woff.eq(blk + 1)]
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
@@ -262,13 +285,13 @@ class MicroSequencer(wiring.Component):
                                 slot.gated.eq(ins.gated),
                             ]
                             with m.If(last):
-                                m.d.sync += inner.eq(0)
+                                m.d.sync += inner_restart()
                                 with m.If(ins.steps != 0):
                                     m.d.sync += in_tail.eq(1)
                                 with m.Else():
                                     next_block()
                             with m.Else():
-                                m.d.sync += inner.eq(inner + 1)
+                                m.d.sync += inner_next()
                         with m.Elif(in_tail):
                             step_slot(blk, next_block)
                     with m.Case(Kind.ROWS):
@@ -284,13 +307,13 @@ class MicroSequencer(wiring.Component):
                                 slot.lane.eq(elane),
                             ]
                             with m.If(last):
-                                m.d.sync += [inner.eq(0), row.eq(row + 1)]
+                                m.d.sync += [*inner_restart(), *row_next()]
                                 with m.If((elane == lanes - 1) | row_end):
                                     m.d.sync += [in_tail.eq(1), final.eq(row_end)]
                                 with m.Else():
                                     m.d.sync += elane.eq(elane + 1)
                             with m.Else():
-                                m.d.sync += inner.eq(inner + 1)
+                                m.d.sync += inner_next()
                         with m.Elif(in_tail):
                             step_slot(blk, after_rows)
                     with m.Case(Kind.COLS):
@@ -306,9 +329,10 @@ class MicroSequencer(wiring.Component):
                                 slot.lane.eq(elane),
                             ]
                             with m.If(last):
-                                m.d.sync += [inner.eq(0), erow.eq(0), elane.eq(0), in_tail.eq(1)]
+                                m.d.sync += inner_restart()
+                                m.d.sync += [erow.eq(0), elane.eq(0), in_tail.eq(1)]
                             with m.Else():
-                                m.d.sync += [inner.eq(inner + 1), woff.eq(woff + ins.stride)]
+                                m.d.sync += [*inner_next(), woff.eq(woff + ins.stride)]
                                 next_element()
                         with m.Elif(in_tail):
                             step_slot(blk, after_cols)
@@ -324,14 +348,14 @@ class MicroSequencer(wiring.Component):
                                 slot.lane.eq(elane),
                             ]
                             with m.If(inner_end):
-                                m.d.sync += [inner.eq(0), eoff.eq(0)]
+                                m.d.sync += [*inner_restart(), eoff.eq(0)]
                                 next_element()
                                 with m.If(row_end):
                                     finish(clear_flags=False)
                                 with m.Else():
-                                    m.d.sync += row.eq(row + 1)
+                                    m.d.sync += row_next()
                             with m.Else():
-                                m.d.sync += [inner.eq(inner + 1), eoff.eq(eoff + lanes)]
+                                m.d.sync += [*inner_next(), eoff.eq(eoff + lanes)]
                     with m.Case(Kind.FLAGS):
                         m.d.comb += flags_set.eq(ins.flags)
                         finish(clear_flags=False)
