@@ -150,7 +150,15 @@ class HostLink(wiring.Component):
         )
         store_write_addr = Signal.like(store.addr)
         store_read_addr = Signal.like(store.addr)
-        m.d.comb += store.addr.eq(Mux(store.we, store_write_addr, store_read_addr))
+        # A LOAD_WORD's write is registered and lands a clock after the request is checked:
+        # the parser's checks would otherwise reach the store's address and chip selects.
+        store_write, store_write_data = Signal(), Signal.like(store.wdata)
+        m.d.sync += store_write.eq(0)
+        m.d.comb += [
+            store.we.eq(store_write),
+            store.wdata.eq(store_write_data),
+            store.addr.eq(Mux(store_write, store_write_addr, store_read_addr)),
+        ]
 
         # -- line idle timer: ends truncated frames and drains --------------------------------
         idle_clocks = IDLE_BITS * self.divisor
@@ -396,10 +404,10 @@ class HostLink(wiring.Component):
                                 fail(Code.VALUE)
                             with m.Else():
                                 slot_base = times_constant(buffer[0], self.input_words)
-                                m.d.comb += [
+                                m.d.sync += [
                                     store_write_addr.eq(slot_base + u16(1)),
-                                    store.wdata.eq(i32(3)),
-                                    store.we.eq(1),
+                                    store_write_data.eq(i32(3)),
+                                    store_write.eq(1),
                                 ]
                                 reply(Code.OK, [])
                                 m.next = "reply"

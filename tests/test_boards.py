@@ -397,7 +397,7 @@ def test_auto_lanes_reports_a_tool_failure_as_itself_not_as_a_plan_that_does_not
 
     tried = []
 
-    def crashing_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
+    def crashing_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, **_):
         tried.append(lanes)
         raise planner.BuildError("the ulx3s-85f build failed (nextpnr crashed)")
 
@@ -412,7 +412,7 @@ def test_auto_lanes_reports_a_tool_failure_as_itself_not_as_a_plan_that_does_not
 def test_auto_lanes_search_keeps_the_fastest_plan_that_builds(monkeypatch, tmp_path):
     import boards.plans as planner
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, **_):
         if _plan_lanes(lanes) > 21:
             raise planner.DoesNotFit(f"the design does not fit: {lanes}")
         ok = _plan_lanes(lanes) <= 15
@@ -439,7 +439,7 @@ def test_auto_lanes_stop_after_one_build_when_the_fastest_fits(monkeypatch, tmp_
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, **_):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
@@ -454,7 +454,7 @@ def test_auto_lanes_do_not_build_a_plan_whose_logic_is_over_the_limit(monkeypatc
 
     built = []
 
-    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, core=None):
+    def fake_build(board, cfg, out, lanes, baud, router, time_limit, progress=None, **_):
         built.append(lanes)
         return {"board": board.name, "lanes": lanes, "timing_met": True, "fmax_mhz": 30}
 
