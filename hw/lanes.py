@@ -211,16 +211,21 @@ class LanePipeline(wiring.Component):
         saturated, positive = Signal(lanes), Signal(lanes)
         # A block that becomes a z drives a step with one of its rectified halves: both are
         # registered here, so no negation sits between stage 5's decisions and the step.
+        # The minus half comes from its own rounding of ~acc (-round(a) = round(~a) for half
+        # up), beside the plus half's, not after it: [-v]+ of the saturated v, and since
+        # saturation is symmetric (+-(2**(w-1) - 1)), -v is the saturated -round(a).
         drives = Signal(data.ArrayLayout(drive_halves(cw), lanes))
+        wf = cfg.weight_frac
         for k in range(lanes):
             v = rounded[k][0]
+            negated = shift_round_nearest(~acc[k], wf) if wf else -acc[k]
             m.d.sync += [
                 out[k].eq(shifted[k]),
                 value[k].eq(v),
                 saturated[k].eq(rounded[k][1]),
                 positive[k].eq(acc[k] > 0),
-                drives[k].plus.eq(Mux(v > 0, v, 0)),
-                drives[k].minus.eq(Mux(-v > 0, -v, 0)),
+                drives[k].plus.eq(Mux(shifted[k] > 0, v, 0)),
+                drives[k].minus.eq(Mux(negated > 0, saturate(negated, cw)[0], 0)),
             ]
 
         # stage 5: write back

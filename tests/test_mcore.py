@@ -10,7 +10,7 @@ import pytest
 
 from golden_model.circuit import FIXED, Circuit
 from golden_model.classify import training_samples
-from golden_model.config import default_config
+from golden_model.config import Config, default_config
 from golden_model.datasets import dataset_config, load_dataset
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import xor_sample
@@ -63,6 +63,34 @@ def test_xor_is_bit_exact_at_every_tick(lanes):
 def test_other_shapes_are_bit_exact(changes, lanes):
     mismatch, _ = compare(default_config("xor").replace(**changes), XOR[:3], lanes)
     assert mismatch is None, str(mismatch)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_a_saturating_network_is_bit_exact_at_every_tick(lanes):
+    """Currents and weights that clamp (a learning rate of one, relu output, leaky N = 2,
+    stochastic rounding): saturation, both halves of a saturated z stepping, and the
+    counters, every tick."""
+    from golden_model.trace import COUNTERS
+
+    cfg = Config(
+        layers=(2, 5, 3, 1),
+        output="relu",
+        learning_rate_shift=0,
+        ticks_per_window=2,
+        leak_shift=1,
+        rounding="stochastic",
+    )
+    samples = [xor_sample(int(k)) for k in np.random.default_rng(1).integers(0, 4, 8)]
+    mismatch, _ = compare(cfg, samples, lanes)
+    assert mismatch is None, str(mismatch)
+    golden = Circuit(compile_backprop(cfg), cfg, FIXED)
+    recorder = golden.recorder()
+    for sample in samples:
+        for base, values in sample.items():
+            golden.load_signed(base, values)
+        golden.run_sample(recorder)
+    final = recorder.finish().counters[-1]
+    assert final[COUNTERS.index("sat_current")] > 0 and final[COUNTERS.index("sat_weight")] > 0
 
 
 @pytest.mark.parametrize(
