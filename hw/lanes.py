@@ -37,14 +37,6 @@ __all__ = ["LanePipeline", "STAGES"]
 STAGES = 5
 
 
-def drive_halves(current_width: int) -> data.StructLayout:
-    """A z's rectified halves, ``[z]+`` and ``[-z]+``, each a step's drive
-    (:class:`~hw.population.PopulationStep`)."""
-    return data.StructLayout(
-        {"plus": unsigned(current_width - 1), "minus": unsigned(current_width - 1)}
-    )
-
-
 class LanePipeline(wiring.Component):
     """Stages 1 to 4 of the memory-centric core, ``lanes`` wide.
 
@@ -209,27 +201,16 @@ class LanePipeline(wiring.Component):
         out = Signal(data.ArrayLayout(signed(cw + 1), lanes))  # plus - minus: one bit more
         value = Signal(data.ArrayLayout(signed(cw), lanes))
         saturated, positive = Signal(lanes), Signal(lanes)
-        # A block that becomes a z drives a step with one of its rectified halves: both are
-        # registered here, so no negation sits between stage 5's decisions and the step.
-        # The minus half comes from its own rounding of ~acc (-round(a) = round(~a) for half
-        # up), beside the plus half's, not after it: [-v]+ of the saturated v, and since
-        # saturation is symmetric (+-(2**(w-1) - 1)), -v is the saturated -round(a).
-        drives = Signal(data.ArrayLayout(drive_halves(cw), lanes))
-        wf = cfg.weight_frac
         for k in range(lanes):
-            v = rounded[k][0]
-            negated = shift_round_nearest(~acc[k], wf) if wf else -acc[k]
             m.d.sync += [
                 out[k].eq(shifted[k]),
-                value[k].eq(v),
+                value[k].eq(rounded[k][0]),
                 saturated[k].eq(rounded[k][1]),
                 positive[k].eq(acc[k] > 0),
-                drives[k].plus.eq(Mux(shifted[k] > 0, v, 0)),
-                drives[k].minus.eq(Mux(negated > 0, saturate(negated, cw)[0], 0)),
             ]
 
         # stage 5: write back
-        self._write_back(m, t5, out, value, saturated, positive, drives)
+        self._write_back(m, t5, out, value, saturated, positive)
         return m
 
     def _learn(self, m: Module, t3, products) -> None:
@@ -299,34 +280,33 @@ class LanePipeline(wiring.Component):
             if stochastic:
                 m.d.comb += self.random_advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
 
-    def _write_back(self, m: Module, t5, out, value, saturated, positive, drives) -> None:
+    def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
         """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded
         and saturated, ``saturated`` where it clamped; ``out``: unsaturated, for the readout;
-        ``positive``: the accumulator above zero, for a capture; ``drives``: ``value``'s
-        rectified halves, the drive of a step)."""
+        ``positive``: the accumulator above zero, for a capture)."""
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
-        zbuf = Signal(data.ArrayLayout(drive_halves(cw), lanes))  # the z the next steps take
+        zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
         events = Signal(lanes)
         stepping = Signal()
         step_current = Signal(data.ArrayLayout(signed(cw), lanes))
-        step_z = Signal(data.ArrayLayout(drive_halves(cw), lanes))
+        step_z = Signal(data.ArrayLayout(signed(cw), lanes))
         step_events = Signal(lanes)
         self._step_units(m, t5, step_current, step_z, stepping, step_events)
         m.d.comb += self.current_events.eq(Cat(events, step_events))
         with m.Switch(t5.op):
             with m.Case(Slot.GATHER):
                 with m.If(t5.last):
-                    self._gather_out(m, t5, out, value, saturated, positive, drives, zbuf, events)
+                    self._gather_out(m, t5, out, value, saturated, positive, zbuf, events)
                     with m.If((t5.dest == Dest.STEP) & t5.fresh):  # a relay from zero
-                        m.d.comb += [stepping.eq(1), step_z.eq(drives)]
+                        m.d.comb += [stepping.eq(1), step_z.eq(value)]
             with m.Case(Slot.ROWS):
                 with m.If(t5.last):
-                    m.d.sync += Array(zbuf[k] for k in range(lanes))[t5.lane].eq(drives[0])
+                    m.d.sync += Array(zbuf[k] for k in range(lanes))[t5.lane].eq(value[0])
                     m.d.comb += events.eq(saturated[0])
             with m.Case(Slot.COLS):
                 with m.If(t5.last):
-                    m.d.sync += zbuf.eq(drives)
+                    m.d.sync += zbuf.eq(value)
                     m.d.comb += events.eq(saturated & t5.valid)
             with m.Case(Slot.STEP):
                 m.d.comb += [stepping.eq(1), step_current.eq(value), step_z.eq(zbuf)]
@@ -334,16 +314,17 @@ class LanePipeline(wiring.Component):
             m.d.comb += [self.state_write_row.eq(t5.row), self.state_write_lanes.eq(t5.valid)]
 
     def _step_units(self, m: Module, t5, current, z, stepping, events) -> None:
-        """A population step per lane: ``current`` and the half of ``z`` of ``t5`` (its
-        rectified halves, :func:`drive_halves`), gated by the mask word read at stage 4, into the
-        state memory's write data."""
+        """A population step per lane: ``current`` and the half of ``z`` of ``t5``, gated by
+        the mask word read at stage 4, into the state memory's write data."""
         flags = []
         for k in range(self.lanes):
             unit = PopulationStep(self.cfg)
             m.submodules[f"step{k}"] = unit
+            signed_drive = Mux(t5.half, -z[k], z[k])
+            drive = Mux(signed_drive > 0, signed_drive, 0)
             m.d.comb += [
                 unit.current.eq(current[k]),
-                unit.drive.eq(Mux(t5.half, z[k].minus, z[k].plus)),
+                unit.drive.eq(drive),
                 unit.gate.eq(~t5.gated | self.mask_data[k]),
                 unit.held_gain.eq(t5.held),
             ]
@@ -352,9 +333,7 @@ class LanePipeline(wiring.Component):
             flags.append(unit.saturated)
         m.d.comb += events.eq(Cat(*flags) & t5.valid & stepping.replicate(self.lanes))
 
-    def _gather_out(
-        self, m: Module, t5, out, value, saturated, positive, drives, zbuf, events
-    ) -> None:
+    def _gather_out(self, m: Module, t5, out, value, saturated, positive, zbuf, events) -> None:
         """A gathered block to its destination."""
         lanes = self.lanes
         with m.Switch(t5.dest):
@@ -390,5 +369,5 @@ class LanePipeline(wiring.Component):
                             if j < self.output_size:
                                 m.d.sync += self.output[j].eq(out[k])
             with m.Case(Dest.STEP):  # z of a relay (a fresh one steps it at once)
-                m.d.sync += zbuf.eq(drives)
+                m.d.sync += zbuf.eq(value)
                 m.d.comb += events.eq(saturated & t5.valid)
