@@ -215,3 +215,53 @@ def test_host_names_a_port_it_cannot_open_in_one_line(capsys, tmp_path):
     assert main(["host", "info", "--port", str(tmp_path / "no-such-port")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pulsegate: error: --port ") and err.count("\n") == 1
+
+
+def test_a_clock_no_pll_makes_is_refused_before_any_build(capsys, tmp_path, monkeypatch):
+    import boards.pnr as pnr
+
+    monkeypatch.setattr(pnr, "build", lambda *_, **__: pytest.fail("no build should start"))
+    assert main(["build", "--board", "all", "--clock-mhz", "300", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulsegate: error: --clock-mhz: icebreaker: 300 MHz is outside")
+    assert err.count("\n") == 1
+    assert main(["build", "--board", "icebreaker", "--clock-mhz", "fast"]) == 2
+    assert "--clock-mhz: must be a frequency in MHz > 0 or 'auto'" in capsys.readouterr().err
+
+
+def test_the_clock_search_climbs_under_the_fmax_and_keeps_the_fastest_met(monkeypatch, tmp_path):
+    """A fake nextpnr whose Fmax falls as the clock asked rises: the search builds at the
+    oscillator, then at the PLL's highest clock under 97 % of the last Fmax, stops when a
+    request would repeat, and keeps the fastest build that met timing."""
+    import boards.pnr as pnr
+    from boards.catalogue import board_config
+    from boards.clocks import pll_at_most
+
+    asked = []
+
+    def fake_build(board, cfg, out, *, clock_mhz=None, **options):
+        asked.append(clock_mhz)
+        clock = 25.0 if clock_mhz is None else pll_at_most("ecp5", 25, clock_mhz).output_mhz
+        fmax = 90.0 - 0.2 * clock  # placing for a faster clock costs a little
+        return {
+            "clock_mhz": clock,
+            "fmax_mhz": fmax,
+            "timing_met": fmax >= clock,
+            "oscillator_mhz": 25.0,
+        }
+
+    monkeypatch.setattr(pnr, "build", fake_build)
+    best = pnr.build_at_best_clock("ulx3s-85f", board_config(), tmp_path, lanes=1)
+    assert asked[0] is None and len(asked) <= pnr.CLOCK_SEARCH_STEPS
+    steps = best["clock_search"]
+    assert all(s["requested_mhz"] is None or s["clock_mhz"] <= s["requested_mhz"] for s in steps)
+    met = [s["clock_mhz"] for s in steps if s["timing_met"]]
+    assert best["clock_mhz"] == max(met) > 25.0
+    assert best["clock_mhz"] <= best["fmax_mhz"]
+
+    def never_met(board, cfg, out, *, clock_mhz=None, **options):
+        return {"clock_mhz": 25.0, "fmax_mhz": 20.0, "timing_met": False, "oscillator_mhz": 25}
+
+    monkeypatch.setattr(pnr, "build", never_met)
+    with pytest.raises(pnr.BuildError, match="no clock met timing on ulx3s-85f"):
+        pnr.build_at_best_clock("ulx3s-85f", board_config(), tmp_path / "never", lanes=1)
