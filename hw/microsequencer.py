@@ -139,7 +139,7 @@ class MicroSequencer(wiring.Component):
         state_row, weight_addr = Signal.like(self.state_row), Signal.like(self.weight_addr)
         src_addr, post_addr = Signal.like(self.src_addr), Signal.like(self.post_addr)
         flags_set, flags_clear = Signal.like(self.flags_set), Signal.like(self.flags_clear)
-        samples = Signal.like(self.samples)
+        counted = Signal()  # a sample ended a clock ago: count it now, as a register would
         m.d.sync += [
             self.slot.eq(slot),
             self.state_row.eq(state_row),
@@ -148,8 +148,10 @@ class MicroSequencer(wiring.Component):
             self.post_addr.eq(post_addr),
             self.flags_set.eq(flags_set),
             self.flags_clear.eq(flags_clear),
-            self.samples.eq(samples),
+            counted.eq(0),
         ]
+        with m.If(counted):
+            m.d.sync += self.samples.eq(self.samples + 1)
         # a tick waits for the slot in the output register too
         busy = self.busy | (self.slot.op != Slot.NONE)
         counts = max(max(w.count for w in words), max(w.inner for w in words), 2)
@@ -364,7 +366,7 @@ class MicroSequencer(wiring.Component):
                             m.d.sync += started.eq(1)
                             m.d.comb += flags_set.eq(ins.flags)
                             with m.If(ins.last):
-                                m.d.sync += samples.eq(samples + 1)
+                                m.d.sync += counted.eq(1)
                         with m.Elif(~busy):
                             m.d.comb += self.state_valid.eq(1)
                             with m.If(~self.hold & ins.last):  # the next sample may load
