@@ -11,7 +11,12 @@ from .catalogue import store_slots
 from .clocks import PllClock, pll_settings
 from .system import PulsegateSystem
 
-__all__ = ["BoardTop"]
+__all__ = ["BoardTop", "uart_divisor"]
+
+
+def uart_divisor(clock_hz: float, baud: int) -> int:
+    """Clocks per UART bit at ``clock_hz`` (the core's clock: the PLL's when it has one)."""
+    return round(clock_hz / baud)
 
 
 class BoardTop(Elaboratable):
@@ -52,7 +57,7 @@ class BoardTop(Elaboratable):
             self.pll = pll_settings(self.family, frequency / 1e6, self.clock_mhz)
             m.submodules.clock = clock = PllClock(self.family, self.pll, pad=self.pll_pad)
             frequency = clock.frequency
-        divisor = round(frequency / self.baud)
+        divisor = uart_divisor(frequency, self.baud)
         slots = store_slots(self.cfg, platform, self.slots)
         self.system = system = PulsegateSystem(
             self.cfg,

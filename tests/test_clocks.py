@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
 from boards.catalogue import board_config, board_named
@@ -177,3 +177,95 @@ def test_a_clock_search_never_asks_the_pll_for_more_than_it_aims_at(family, fin)
         assert found <= aim
         nearest = pll_settings(family, fin, aim).output_mhz
         assert nearest > aim or found == nearest
+
+
+class _SystemOnAPllModel(Elaboratable):
+    """The board system as a board top wires it to its PLL, the PLL replaced by a model that
+    passes the clock through and locks after ``lock_after`` clocks."""
+
+    def __init__(self, clock_hz: float, baud: int, lock_after: int, hold: int) -> None:
+        from boards.system import PulsegateSystem
+        from boards.top import uart_divisor
+
+        self.divisor = uart_divisor(clock_hz, baud)
+        self.system = PulsegateSystem(board_config(), divisor=self.divisor, core="memory")
+        self.reset = LockReset(hold)
+        self.lock_after = lock_after
+        self.rx, self.tx = Signal(init=1), Signal()
+        self.in_reset = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = sync = ClockDomain("sync")
+        m.domains.pll = pll = ClockDomain("pll", local=True, reset_less=True)
+        m.d.comb += pll.clk.eq(ClockSignal("sync"))
+        count = Signal(range(self.lock_after + 1))
+        with m.If(count != self.lock_after):
+            m.d.pll += count.eq(count + 1)
+        m.submodules.reset = self.reset
+        m.submodules.system = self.system
+        m.d.comb += [
+            self.reset.locked.eq(count == self.lock_after),
+            sync.rst.eq(self.reset.reset),
+            self.in_reset.eq(self.reset.reset),
+            self.system.rx.eq(self.rx),
+            self.tx.eq(self.system.tx),
+        ]
+        return m
+
+
+def test_the_system_waits_for_lock_and_speaks_at_the_pll_clocks_bit_time():
+    """At a 24 MHz PLL clock and 2 Mbaud (12 clocks a bit, from the PLL's clock, not the
+    board's 12 MHz): the link is silent through the lock and the hold, then answers INFO with
+    bits exactly 12 clocks long."""
+    from boards.protocol import Code, Command, encode_request
+
+    top = _SystemOnAPllModel(24e6, 2_000_000, lock_after=20, hold=30)
+    bit = top.divisor
+    assert bit == 12
+    request = encode_request(Command.INFO)
+    reply: list[int] = []
+    low_runs: list[int] = []
+
+    async def testbench(ctx):
+        clocks = 0
+        while ctx.get(top.in_reset):
+            assert ctx.get(top.tx) == 1
+            await ctx.tick()
+            clocks += 1
+        assert clocks == 20 + 30 + 1  # the lock, the hold, its registered end
+        for byte in request:  # start bit, 8 data bits LSB first, stop bit
+            for level in [0, *((byte >> k) & 1 for k in range(8)), 1]:
+                ctx.set(top.rx, level)
+                await ctx.tick().repeat(bit)
+        for _ in range(4 * bit * 10 * 40):  # the reply, bit by bit from its start bits
+            if ctx.get(top.tx) == 0:
+                run = 0
+                while ctx.get(top.tx) == 0 and run <= 2 * bit:
+                    await ctx.tick()
+                    run += 1
+                low_runs.append(run)
+                break
+            await ctx.tick()
+        assert low_runs, "no reply"
+        # the start bit has passed (its run may include low data bits); read bytes by time
+        await ctx.tick().repeat(bit // 2 - low_runs[0] % bit)  # to the middle of a bit
+        value, position = 0, low_runs[0] // bit  # bits of the first byte already low
+        for _ in range(2 * 10):
+            level = ctx.get(top.tx)
+            if position == 0:
+                assert level == 0  # a start bit where the bit time says
+            elif position <= 8:
+                value |= level << (position - 1)
+            else:
+                assert level == 1  # the stop bit
+                reply.append(value)
+                value = 0
+            position = (position + 1) % 10
+            await ctx.tick().repeat(bit)
+
+    sim = Simulator(top)
+    sim.add_clock(1 / 24e6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert reply[:2] == [0x5A, Code.OK]
