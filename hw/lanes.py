@@ -182,21 +182,25 @@ class LanePipeline(wiring.Component):
         for k in range(lanes):
             m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
 
-        # stage 3: accumulate; learn; a step's mask word
+        # stage 3: accumulate; learn; a step's mask word. An accumulator starts from half an
+        # output step, not zero, so that stage 4's rounding half up is a shift: no carry chain
+        # there (floor((sum + half) / 2**weight_frac) either way).
         acc = Signal(data.ArrayLayout(signed(self.acc_width), lanes))
+        wf = cfg.weight_frac
+        half = (1 << (wf - 1)) if wf else 0
         with m.Switch(t3.op):
             with m.Case(Slot.GATHER, Slot.COLS, Slot.STEP):
                 for k in range(lanes):
-                    m.d.sync += acc[k].eq(Mux(t3.first, 0, acc[k]) + products[k])
+                    m.d.sync += acc[k].eq(Mux(t3.first, half, acc[k]) + products[k])
             with m.Case(Slot.ROWS):
                 total = balanced_sum([products[k] for k in range(lanes)])
-                m.d.sync += acc[0].eq(Mux(t3.first, 0, acc[0]) + total)
+                m.d.sync += acc[0].eq(Mux(t3.first, half, acc[0]) + total)
         self._learn(m, t3, products)
 
         # stage 4: round and saturate, registered (the accumulators' carry chains and the
         # steps' would otherwise be one path into the state memory)
         m.d.comb += self.mask_addr.eq(t4.mrow)
-        shifted = [shift_round_nearest(acc[k], cfg.weight_frac) for k in range(lanes)]
+        shifted = [acc[k] >> wf for k in range(lanes)]  # rounded: the half is in acc
         rounded = [saturate(shifted[k], cw) for k in range(lanes)]
         out = Signal(data.ArrayLayout(signed(cw + 1), lanes))  # plus - minus: one bit more
         value = Signal(data.ArrayLayout(signed(cw), lanes))
@@ -206,7 +210,9 @@ class LanePipeline(wiring.Component):
                 out[k].eq(shifted[k]),
                 value[k].eq(rounded[k][0]),
                 saturated[k].eq(rounded[k][1]),
-                positive[k].eq(acc[k] > 0),
+                # a capture's sum: currents, whole multiples of 2**weight_frac, so it is
+                # above zero exactly when its rounding is
+                positive[k].eq(shifted[k] > 0),
             ]
 
         # stage 5: write back
@@ -283,7 +289,7 @@ class LanePipeline(wiring.Component):
     def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
         """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded
         and saturated, ``saturated`` where it clamped; ``out``: unsaturated, for the readout;
-        ``positive``: the accumulator above zero, for a capture)."""
+        ``positive``: the block above zero, for a capture)."""
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
         zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
