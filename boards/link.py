@@ -293,6 +293,24 @@ class HostLink(wiring.Component):
                 reply_data.eq(Cat(*payload) if payload else 0),
             ]
 
+        # The payload's checks, registered: the buffer holds still from the last payload byte
+        # through the checksum byte to "execute", so they are ready there, off its path.
+        def checked(name: str, condition) -> Signal:
+            flag = Signal(name=name)
+            m.d.sync += flag.eq(condition)
+            return flag
+
+        weight_index_bad = checked("weight_index_bad", u16(0) >= self.weights)
+        weight_value_bad = checked("weight_value_bad", ~in_range(i32(2), ww))
+        word_place_bad = checked(
+            "word_place_bad", (buffer[0] >= self.slots) | (u16(1) >= self.input_words)
+        )
+        word_value_bad = checked("word_value_bad", ~in_range(i32(3), cw))
+        count_bad = checked("count_bad", (u16(0) == 0) | (u16(0) > self.slots))
+        output_index_bad = checked("output_index_bad", buffer[0] >= self.output_words)
+        register_bad = checked("register_bad", buffer[0] != 0)
+        seed_zero = checked("seed_zero", Cat(*buffer[1:5]) == 0)
+
         weight_value = Signal(signed(32))
         m.d.comb += weight_value.eq(self.host.rdata)
         output_value = Signal(signed(32))
@@ -391,16 +409,16 @@ class HostLink(wiring.Component):
                             reply(Code.OK, status)
                             m.next = "reply"
                         with m.Case(Command.WRITE_WEIGHT, Command.READ_WEIGHT):
-                            with m.If(u16(0) >= self.weights):
+                            with m.If(weight_index_bad):
                                 fail(Code.RANGE)
-                            with m.Elif((command == Command.WRITE_WEIGHT) & ~in_range(i32(2), ww)):
+                            with m.Elif((command == Command.WRITE_WEIGHT) & weight_value_bad):
                                 fail(Code.VALUE)
                             with m.Else():
                                 m.next = "weight"
                         with m.Case(Command.LOAD_WORD):
-                            with m.If((buffer[0] >= self.slots) | (u16(1) >= self.input_words)):
+                            with m.If(word_place_bad):
                                 fail(Code.RANGE)
-                            with m.Elif(~in_range(i32(3), cw)):
+                            with m.Elif(word_value_bad):
                                 fail(Code.VALUE)
                             with m.Else():
                                 slot_base = times_constant(buffer[0], self.input_words)
@@ -412,7 +430,7 @@ class HostLink(wiring.Component):
                                 reply(Code.OK, [])
                                 m.next = "reply"
                         with m.Case(Command.START):
-                            with m.If((u16(0) == 0) | (u16(0) > self.slots)):
+                            with m.If(count_bad):
                                 fail(Code.RANGE)
                             with m.Else():
                                 m.d.comb += begin_run.eq(1)
@@ -424,20 +442,20 @@ class HostLink(wiring.Component):
                             reply(Code.OK, [])
                             m.next = "reply"
                         with m.Case(Command.READ_OUTPUT):
-                            with m.If(buffer[0] >= self.output_words):
+                            with m.If(output_index_bad):
                                 fail(Code.RANGE)
                             with m.Else():
                                 reply(Code.OK, _le(output_value, 4))
                                 m.next = "reply"
                         with m.Case(Command.WRITE_CONFIG):
-                            with m.If(buffer[0] != 0):
+                            with m.If(register_bad):
                                 fail(Code.RANGE)
-                            with m.Elif(Cat(*buffer[1:5]) == 0):
+                            with m.Elif(seed_zero):
                                 fail(Code.VALUE)  # an LFSR never leaves state 0
                             with m.Else():
                                 m.next = "seed"
                         with m.Case(Command.READ_CONFIG):
-                            with m.If(buffer[0] != 0):
+                            with m.If(register_bad):
                                 fail(Code.RANGE)
                             with m.Else():
                                 reply(Code.OK, _le(self.host.lfsr_state, 4))
