@@ -265,3 +265,28 @@ def test_the_clock_search_climbs_under_the_fmax_and_keeps_the_fastest_met(monkey
     monkeypatch.setattr(pnr, "build", never_met)
     with pytest.raises(pnr.BuildError, match="no clock met timing on ulx3s-85f"):
         pnr.build_at_best_clock("ulx3s-85f", board_config(), tmp_path / "never", lanes=1)
+
+
+def test_clock_auto_searches_on_the_plan_lanes_auto_chose(capsys, tmp_path, monkeypatch):
+    import boards.plans as plans
+    import boards.pnr as pnr
+
+    searched = {}
+
+    def fake_auto(name, cfg, out, **options):
+        assert options["clock_mhz"] is None  # the plan is chosen at the oscillator
+        return {"lanes": 4, "lanes_tried": [{"lanes": "4", "result": "fits, timing met"}]}
+
+    def fake_search(name, cfg, out, **options):
+        searched.update(options)
+        step = {"requested_mhz": None, "clock_mhz": 12.0, "fmax_mhz": 30.0, "timing_met": True}
+        return {"board": name, "timing_met": True, "bitstream": "", "build_seconds": 0.0,
+                "clock_search": [step]}  # fmt: skip
+
+    monkeypatch.setattr(plans, "build_auto", fake_auto)
+    monkeypatch.setattr(pnr, "build_at_best_clock", fake_search)
+    monkeypatch.setattr(pnr, "report_markdown", lambda result: "report")
+    argv = ["build", "--board", "icebreaker", "--core", "memory", "--lanes", "auto"]
+    assert main([*argv, "--clock-mhz", "auto", "--out", str(tmp_path)]) == 0
+    assert searched["lanes"] == 4 and searched["core"] == "memory"
+    assert "clock oscillator: built at 12 MHz, Fmax 30.0 MHz, timing met" in capsys.readouterr().out
