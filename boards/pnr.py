@@ -86,10 +86,13 @@ def parse_report(report: dict) -> tuple[float, dict[str, dict[str, int]]]:
     return achieved, utilization
 
 
-def timing_met(report: dict) -> bool:
-    """Every clock nextpnr timed reaches its constraint (False when none is reported)."""
+def timing_met(report: dict, clock_mhz: float) -> bool:
+    """Every clock nextpnr timed reaches its constraint (``clock_mhz`` where the report gives
+    none); False when no clock is reported."""
     fmax = report.get("fmax", {})
-    return bool(fmax) and all(float(v["achieved"]) >= float(v["constraint"]) for v in fmax.values())
+    return bool(fmax) and all(
+        float(v["achieved"]) >= float(v.get("constraint", clock_mhz)) for v in fmax.values()
+    )
 
 
 def over_capacity(log: str) -> list[str]:
@@ -269,7 +272,7 @@ def build(
         "pll_requested_mhz": clock_mhz,
         "oscillator_mhz": oscillator_mhz,
         "fmax_mhz": round(achieved, 2),
-        "timing_met": timing_met(report),
+        "timing_met": timing_met(report, clock),
         "cycles_per_sample": cycles,
         "cycles_basis": basis,
         "samples_per_s": round(clock * 1e6 / cycles),
