@@ -10,7 +10,7 @@ import pytest
 
 from golden_model.circuit import FIXED, Circuit
 from golden_model.classify import training_samples
-from golden_model.config import Config, default_config
+from golden_model.config import default_config
 from golden_model.datasets import dataset_config, load_dataset
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import xor_sample
@@ -18,6 +18,8 @@ from hw.mcore import MemoryCore
 from hw.microcode import COUNT, DEPTH, ISSUE, Dest, Kind, Word, encode, sample_clocks, timeline
 from hw.microprogram import compile_program
 from sim.amaranth_run import run_core
+
+from .networks import SATURATING
 
 
 def compare(cfg, samples, lanes, schedule=None, observe_ticks=True):
@@ -72,14 +74,7 @@ def test_a_saturating_network_is_bit_exact_at_every_tick(lanes):
     counters, every tick."""
     from golden_model.trace import COUNTERS
 
-    cfg = Config(
-        layers=(2, 5, 3, 1),
-        output="relu",
-        learning_rate_shift=0,
-        ticks_per_window=2,
-        leak_shift=1,
-        rounding="stochastic",
-    )
+    cfg = SATURATING
     samples = [xor_sample(int(k)) for k in np.random.default_rng(1).integers(0, 4, 8)]
     mismatch, _ = compare(cfg, samples, lanes)
     assert mismatch is None, str(mismatch)

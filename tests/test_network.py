@@ -11,6 +11,8 @@ from golden_model.trace import COUNTERS
 from hw.network import NetworkCore
 from sim.amaranth_run import run_core
 
+from .networks import SATURATING
+
 
 def xor_samples(count: int, seed: int) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
@@ -33,14 +35,7 @@ CONFIGS = {
     "N4-leak2-stochastic": Config(
         layers=(2, 4, 1), ticks_per_window=4, leak_shift=2, rounding="stochastic"
     ),
-    "deep-relu-saturating": Config(
-        layers=(2, 5, 3, 1),
-        output="relu",
-        learning_rate_shift=0,
-        ticks_per_window=2,
-        leak_shift=1,
-        rounding="stochastic",
-    ),
+    "deep-relu-saturating": SATURATING,
 }
 
 
