@@ -14,7 +14,8 @@ the lanes' pipeline (read -> multiply -> accumulate -> step -> write back):
 * ``COLS``: a transposed copy, ``lanes`` targets at a time, one broadcast source element a
   clock into ``lanes`` accumulators; then the block's step slots;
 * ``LEARN``: the Hebbian rule over a matrix and its copy, a word a clock;
-* ``FLAGS``: set zero flags (clears, the leak of ``alpha = 1``), one clock;
+* ``FLAGS``: set zero flags (clears, the leak of ``alpha = 1``), one clock; before a word
+  that issues slots it is folded into that word (``preset``: set in its first clock);
 * ``TICK``: set the flags of the tick's leaks, wait for the pipeline to drain, then hold the
   tick's state for the testbench.
 
@@ -112,6 +113,7 @@ class Word:
     wbase: int = 0  # ROWS, COLS, LEARN: the matrix's first word
     stride: int = 0  # COLS: words a row of the primary
     flags: int = 0  # FLAGS: groups to set; others: groups to clear after the last slot
+    preset: int = 0  # groups to set in the word's first clock (a FLAGS word folded in)
 
     def slots(self, lanes: int) -> int:
         """Clocks this instruction issues slots in (``FLAGS``: its one clock)."""
@@ -334,17 +336,6 @@ def _readout(where: MemoryMap, schedule: Schedule) -> Word:
 
 
 def _merge_flags(words: list[Word]) -> list[Word]:
-    """Neighbouring ``FLAGS`` words as one (they only set flags)."""
-    merged: list[Word] = []
-    for w in words:
-        if w.kind == Kind.FLAGS and merged and merged[-1].kind == Kind.FLAGS:
-            merged[-1] = replace(merged[-1], flags=merged[-1].flags | w.flags)
-        else:
-            merged.append(w)
-    return merged
-
-
-def _merge_flags(words: list[Word]) -> list[Word]:
     """Neighbouring ``FLAGS`` words as one (they only set flags), and the flags just before a
     ``TICK`` (the tick's leaks) set by the ``TICK`` itself."""
     merged: list[Word] = []
@@ -374,6 +365,18 @@ def _mark_fresh(words: list[Word], where: MemoryMap) -> list[Word]:
     return marked
 
 
+def _fold_flags(words: list[Word]) -> list[Word]:
+    """A ``FLAGS`` word before a word that issues slots becomes that word's ``preset``: the
+    flags are set in its first clock (a read in that clock already sees them), so setting
+    them costs no clock of its own."""
+    folded: list[Word] = []
+    for w in words:
+        if folded and folded[-1].kind == Kind.FLAGS and w.kind not in (Kind.FLAGS, Kind.TICK):
+            w = replace(w, preset=folded.pop().flags)
+        folded.append(w)
+    return folded
+
+
 def encode(
     program: Program, cfg: Config, *, observe_ticks: bool = True
 ) -> tuple[list[Word], MemoryMap]:
@@ -399,7 +402,7 @@ def encode(
     if readout_at == n_phases:
         words.append(_readout(where, schedule))
     words.append(Word(Kind.TICK, last=True))
-    words = _mark_fresh(_merge_flags(words), where)
+    words = _fold_flags(_mark_fresh(_merge_flags(words), where))
     delays, _ = timeline(words, program.lanes)
     return [replace(w, delay=d) for w, d in zip(words, delays, strict=True)], where
 
@@ -441,6 +444,7 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
             "wbase": bits(*(w.wbase for w in words)),
             "stride": bits(*(w.stride for w in words)),
             "flags": unsigned(max(groups, 1)),
+            "preset": unsigned(max(groups, 1)),
         }
     )
 
@@ -477,6 +481,7 @@ def rom_value(word: Word, parts: int) -> dict:
         "wbase": word.wbase,
         "stride": word.stride,
         "flags": word.flags,
+        "preset": word.preset,
     }
 
 

@@ -266,6 +266,8 @@ class MicroSequencer(wiring.Component):
                 with m.Elif(waiting):
                     m.d.sync += [left.eq(left - 1), waiting.eq(left != 1)]
                 issue = ~stall & ~in_tail
+                # a FLAGS word folded into this one: its flags set in the word's first clock
+                m.d.comb += flags_set.eq(Mux(fresh, ins.preset, 0))
                 with m.Switch(ins.kind):
                     with m.Case(Kind.GATHER):
                         with m.If(issue):

@@ -51,7 +51,8 @@ class StateMemory(wiring.Component):
         Banks written this clock.
     flags_set, flags_clear : In(groups)
         Set or clear groups' zero flags, a bit a group (at the clock's end; a read in the
-        same clock sees the flags as they were). A group in both is set.
+        same clock sees the flags as they were, and this clock's sets). A group in both is
+        cleared: a word's preset flags come before it, its clears after its last slot.
     zero : Out(groups)
         The flags.
     debug_addr : In(range(rows << bank bits)), debug_data : Out(signed(width))
@@ -115,14 +116,15 @@ class StateMemory(wiring.Component):
         m = Module()
         flags = Signal(max(self.groups, 1))
         m.d.comb += self.zero.eq(flags)
-        m.d.sync += flags.eq(flags & ~self.flags_clear | self.flags_set)
+        m.d.sync += flags.eq((flags | self.flags_set) & ~self.flags_clear)
 
-        # The group of the row read: its flag, as it was in the clock of the read.
+        # The group of the row read: its flag as it was in the clock of the read, with the
+        # flags set in that clock (a word's preset flags apply to its first read).
         m.submodules.group_rom = self.group_rom
         group_read = self.group_rom.read_port()
         m.d.comb += group_read.addr.eq(self.read_row)
         read_flags = Signal.like(flags)
-        m.d.sync += read_flags.eq(flags)
+        m.d.sync += read_flags.eq(flags | self.flags_set)
         read_zero = (read_flags >> group_read.data)[0]
 
         debug_group = self.group_rom.read_port()
