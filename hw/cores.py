@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from golden_model.config import Config
 from golden_model.schedule import Schedule
 
-__all__ = ["CoreKind", "make_core", "core_ports"]
+__all__ = ["CoreKind", "CoreChoice", "make_core", "core_ports"]
 
 
 def core_ports(current_width: int, output_size: int, state_words: int, debug: bool) -> dict:
@@ -47,8 +47,13 @@ class CoreKind(StrEnum):
     MEMORY = "memory"
 
 
+#: A core kind, or a core class taking ``(schedule, cfg, lanes, debug=, host_port=, ...)``
+#: (the tests' deliberately broken cores).
+CoreChoice = str | type
+
+
 def make_core(
-    kind: str,
+    kind: CoreChoice,
     schedule: Schedule,
     cfg: Config,
     lanes: int | Mapping[str, int] = 1,
@@ -60,7 +65,16 @@ def make_core(
 ):
     """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only, and
     ``observe_ticks`` (:class:`hw.mcore.MemoryCore`) to the memory core only: the spatial
-    core's ticks are always observable."""
+    core's ticks are always observable. ``kind`` may be a core class (a subclass of either
+    core), built with the options of the core it derives from."""
+    if isinstance(kind, type):
+        from .mcore import MemoryCore
+
+        if issubclass(kind, MemoryCore):
+            return kind(
+                schedule, cfg, lanes, debug=debug, host_port=host_port, observe_ticks=observe_ticks
+            )
+        return kind(schedule, cfg, lanes=lanes, debug=debug, host_port=host_port, **options)
     if CoreKind(kind) == CoreKind.MEMORY:
         from .mcore import MemoryCore
 

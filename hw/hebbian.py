@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -119,7 +119,6 @@ class HebbianUnit(wiring.Component):
         shared_lfsr: bool = False,
         fetch: bool = False,
         external_multipliers: bool = False,
-        _fault: str | None = None,
     ) -> None:
         if rule not in ("hebbian", "covariance"):
             raise ValueError(f"unknown learning rule {rule!r}")
@@ -135,7 +134,6 @@ class HebbianUnit(wiring.Component):
         self.copy_rows = copy_rows
         self.shared_lfsr = shared_lfsr
         self.fetch = fetch
-        self._fault = _fault  # test-only: "wrap" drops the saturation of W
         self.geometry = WeightLayout(rows, cols, lanes, ROWS, cfg.weight_width)
         cw = cfg.current_width
         geo = self.geometry
@@ -202,6 +200,11 @@ class HebbianUnit(wiring.Component):
         span = self.geometry.span
         rows = [o * span + element for o in range(self.geometry.outer)]
         return [r if r < self.rows else None for r in rows]
+
+    def saturate(self, value: Value, width: int) -> tuple[Value, Value]:
+        """A Hebbian update clamped to the weights' range, and its saturation event (the
+        tests' broken units override it)."""
+        return saturate(value, width)
 
     def elaborate(self, platform):
         m = Module()
@@ -330,9 +333,7 @@ class HebbianUnit(wiring.Component):
                     change = shift_round_stochastic(product, shift, ahead[lane])
                 else:
                     change = shift_round_nearest(product, shift)
-                new, event = saturate(named(m, old - change, f"updated{lane}"), ww)
-            if self._fault == "wrap":
-                new, event = (old - change)[:ww].as_signed(), Const(0)
+                new, event = self.saturate(named(m, old - change, f"updated{lane}"), ww)
             # A lane outside W (padding, or past the last row or column) is not written: its
             # lane write enable is off, so no multiplexer keeps the old value.
             w_words.append(new)

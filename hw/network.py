@@ -293,7 +293,6 @@ class NetworkCore(wiring.Component):
         host_port: bool = False,
         share_multipliers: bool = True,
         word_registers: bool = False,
-        _fault: dict[str, str] | None = None,
     ) -> None:
         self.schedule, self.cfg, self.debug = schedule, cfg, debug
         self.matrix_lanes = resolve_lanes(schedule, lanes)
@@ -311,7 +310,6 @@ class NetworkCore(wiring.Component):
             if share_multipliers and len(units) > 1
         }
         shared = {unit for units in self.families.values() for unit in units}
-        self._fault = _fault or {}  # test-only: matrix name -> SynapseUnit fault
         self.layout = StateLayout.of(schedule)
         self.state_words = (
             self.layout.n_currents + self.layout.n_masks + self.layout.n_weights + len(COUNTERS) + 1
@@ -334,6 +332,10 @@ class NetworkCore(wiring.Component):
         self._build(shared)
 
     # -- structure: every block the schedule needs --------------------------------------------
+
+    def synapse_class(self, matrix: str) -> type[SynapseUnit]:
+        """The synapse unit of ``matrix`` (the tests' broken cores swap one in a subclass)."""
+        return SynapseUnit
 
     def _build(self, shared: set[str]) -> None:
         s, cfg = self.schedule, self.cfg
@@ -369,7 +371,7 @@ class NetworkCore(wiring.Component):
         self.synapses = {}
         for mat in s.matrices:
             geo = matrix_layout(s, mat.name, self.matrix_lanes[mat.name], cfg.weight_width)
-            self.synapses[mat.name] = SynapseUnit(
+            self.synapses[mat.name] = self.synapse_class(mat.name)(
                 cfg,
                 mat.rows,
                 mat.cols,
@@ -381,7 +383,6 @@ class NetworkCore(wiring.Component):
                 fetch=True,
                 external_multipliers=mat.name in shared,
                 registers=self.word_registers and geo.depth == 1,
-                _fault=self._fault.get(mat.name),
             )
         self.learns = list(
             dict.fromkeys(ln for ph in s.phases for ln in ph.learns)

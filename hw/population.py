@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,9 +47,8 @@ class PopulationStep(wiring.Component):
         The saturating add clamped (a saturation event).
     """
 
-    def __init__(self, cfg: Config, *, _fault: str | None = None) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self._fault = _fault  # test-only: "wrap" drops the saturation
         width = cfg.current_width
         super().__init__(
             {
@@ -63,6 +62,10 @@ class PopulationStep(wiring.Component):
                 "saturated": Out(1),
             }
         )
+
+    def saturate(self, total: Value, width: int) -> tuple[Value, Value]:
+        """The clamped sum and its saturation event (the tests' broken steps override it)."""
+        return saturate(total, width)
 
     def elaborate(self, platform):
         m = Module()
@@ -84,9 +87,7 @@ class PopulationStep(wiring.Component):
             )
         total = Signal(signed(cfg.current_width + 26))
         m.d.comb += total.eq(leaked + drive)
-        clamped, event = saturate(total, cfg.current_width)
-        if self._fault == "wrap":
-            clamped, event = total[: cfg.current_width].as_signed(), Const(0)
+        clamped, event = self.saturate(total, cfg.current_width)
         with m.If(self.hold):
             m.d.comb += [self.next.eq(self.current), self.saturated.eq(0)]
         with m.Else():
@@ -127,12 +128,15 @@ class PopulationAccumulator(wiring.Component):
         Saturation events in this clock (for a shared counter; ``sat_count`` sums them).
     """
 
-    def __init__(self, cfg: Config, size: int, lanes: int = 1, *, _fault: str | None = None):
+    #: The step unit of each lane (a test may put a broken one here, in a subclass).
+    Step = PopulationStep
+
+    def __init__(self, cfg: Config, size: int, lanes: int = 1):
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         if not 1 <= lanes <= size:
             raise ValueError(f"lanes must be in [1, size={size}], got {lanes}")
-        self.cfg, self.size, self.lanes, self._fault = cfg, size, lanes, _fault
+        self.cfg, self.size, self.lanes = cfg, size, lanes
         width = cfg.current_width
         super().__init__(
             {
@@ -161,7 +165,7 @@ class PopulationAccumulator(wiring.Component):
         currents = [self.currents[j] for j in range(size)]
         events = []
         for lane in range(lanes):
-            step = PopulationStep(self.cfg, _fault=self._fault)
+            step = self.Step(self.cfg)
             m.submodules[f"step{lane}"] = step
             # Population j = chunk * lanes + lane; the last chunk may be short.
             pick = [j if j < size else None for j in (c * lanes + lane for c in range(chunks))]

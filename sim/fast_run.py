@@ -21,6 +21,7 @@ import numpy as np
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config
 from golden_model.trace import COUNTERS
+from hw.cores import CoreChoice
 from toolchain import tool_env
 
 from .generate import TOP, generate, schedule_for
@@ -84,13 +85,11 @@ def build_harness(
     *,
     population_lanes: int | None = None,
     threads: int = 1,
-    _fault=None,
-    core: str = "spatial",
+    core: CoreChoice = "spatial",
 ) -> Path:
     """Generate the core's Verilog (a network core of kind ``core``,
     :class:`hw.cores.CoreKind`) and build the harness around it (cached by the Verilog's and
-    the harness's digest); returns the executable. ``_fault`` (tests only) breaks a synapse
-    unit on purpose."""
+    the harness's digest); returns the executable."""
     work = Path(work).resolve()
     paths = generate(
         cfg,
@@ -98,7 +97,6 @@ def build_harness(
         circuit=circuit,
         lanes=lanes,
         population_lanes=population_lanes,
-        _fault=_fault,
         core=core,
         observe_ticks=False,  # compared at sample boundaries: the production clocks
     )
@@ -165,8 +163,7 @@ def run_fast(
     population_lanes: int | None = None,
     threads: int = 1,
     progress: Callable[[int, int], None] | None = None,
-    _fault: dict[str, str] | None = None,
-    core: str = "spatial",
+    core: CoreChoice = "spatial",
 ) -> dict:
     """Train the RTL on ``samples`` under the native harness and compare its complete state
     with the golden model after every ``read_every``-th sample (and the last).
@@ -184,7 +181,6 @@ def run_fast(
         lanes,
         population_lanes=population_lanes,
         threads=threads,
-        _fault=_fault,
         core=core,
     )
     build_seconds = time.perf_counter() - started

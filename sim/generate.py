@@ -8,7 +8,7 @@ from amaranth.back import verilog
 
 from golden_model.config import Config
 from golden_model.schedule import Schedule, compile_ar2, compile_backprop
-from hw.cores import CoreKind, make_core
+from hw.cores import CoreChoice, CoreKind, make_core
 
 __all__ = ["TOP", "schedule_for", "core_for", "generate"]
 
@@ -28,15 +28,14 @@ def core_for(
     circuit: str = "xor",
     lanes: int = 1,
     debug: bool = True,
-    _fault=None,
     *,
     population_lanes: int | None = None,
-    core: str = CoreKind.SPATIAL,
+    core: CoreChoice = CoreKind.SPATIAL,
     observe_ticks: bool | None = None,
 ):
-    """The network core of ``circuit`` (``core``: :class:`hw.cores.CoreKind`;
-    ``observe_ticks``: :class:`hw.mcore.MemoryCore`)."""
-    options = {"population_lanes": population_lanes, "_fault": _fault}
+    """The network core of ``circuit`` (``core``: :class:`hw.cores.CoreKind`, or a core class
+    such as the tests' broken ones; ``observe_ticks``: :class:`hw.mcore.MemoryCore`)."""
+    options = {"population_lanes": population_lanes}
     if core == CoreKind.MEMORY:
         options = {"observe_ticks": observe_ticks}
     return make_core(core, schedule_for(cfg, circuit), cfg, lanes, debug=debug, **options)
@@ -49,20 +48,18 @@ def generate(
     lanes: int = 1,
     *,
     population_lanes: int | None = None,
-    _fault=None,
-    core: str = CoreKind.SPATIAL,
+    core: CoreChoice = CoreKind.SPATIAL,
     observe_ticks: bool | None = None,
 ) -> dict[str, Path]:
     """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``.
-    ``population_lanes``: see :class:`hw.network.NetworkCore`. ``_fault`` (tests only) breaks
-    a synapse unit on purpose."""
+    ``population_lanes``: see :class:`hw.network.NetworkCore`; ``core``: see
+    :func:`core_for`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     network = core_for(
         cfg,
         circuit,
         lanes,
-        _fault=_fault,
         population_lanes=population_lanes,
         core=core,
         observe_ticks=observe_ticks,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from golden_model.config import Config
+from hw.cores import CoreChoice
 from toolchain import fst_build_args
 
 from .cocotb_job import run_cocotb_job
@@ -31,19 +32,18 @@ def run_verilator(
     lanes: int | dict[str, int] = 1,
     work: str | Path = DEFAULT_WORK,
     waves: bool = False,
-    _fault: dict[str, str] | None = None,
     live: bool = False,
-    core: str = "spatial",
+    core: CoreChoice = "spatial",
 ) -> dict:
     """Train the RTL on ``samples`` under Verilator, comparing every tick with the golden
     model. Returns the testbench's verdict (``bit_exact``, ``ticks_compared``, ``mismatches``,
     ``first_mismatch``, ``cycles``, ...). ``waves`` writes a VCD of the run; ``live`` shows
     the simulator's output (with the testbench's progress) instead of writing it to
-    ``test.log``. ``core``: which network core (:class:`hw.cores.CoreKind`). ``_fault``
-    (tests only) breaks the RTL on purpose."""
+    ``test.log``. ``core``: which network core (:class:`hw.cores.CoreKind`, or a core
+    class: the tests' broken ones)."""
     work = Path(work).resolve()
     source_dir = work / "src"
-    paths = generate(cfg, source_dir, circuit=circuit, lanes=lanes, _fault=_fault, core=core)
+    paths = generate(cfg, source_dir, circuit=circuit, lanes=lanes, core=core)
     digest = hashlib.sha256(paths["verilog"].read_bytes()).hexdigest()[:16]
     build_dir = work / f"build-{digest}{'-waves' if waves else ''}"
     verilog = build_dir / f"{TOP}.v"

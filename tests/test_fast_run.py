@@ -12,6 +12,8 @@ from golden_model.schedule import compile_backprop
 from hw.network import sweep_depths
 from sim.fast_run import run_fast
 
+from .faults import core_with_flooring
+
 
 def _iris_samples(count: int):
     data, cfg = load_dataset("iris"), dataset_config("iris")
@@ -61,7 +63,7 @@ def test_lanes_1_2_and_the_auto_value_agree_with_each_other_and_the_golden_model
 
 def test_a_broken_rounding_is_caught_and_named(work):
     cfg, samples = _iris_samples(30)
-    verdict = run_fast(cfg, samples, lanes=2, work=work / "fault", _fault={"W1": "floor"})
+    verdict = run_fast(cfg, samples, lanes=2, work=work / "fault", core=core_with_flooring("W1"))
     assert not verdict["bit_exact"]
     first = verdict["first_mismatch"]
     assert first["sample"] < 30 and first["golden"] != first["rtl"]

@@ -28,6 +28,8 @@ from hw.sequencer import GatingSequencer, port_name
 from hw.synapse import COLUMNS, ROWS, SynapseUnit
 from toolchain import verilator_lint
 
+from .faults import FlooringSynapse, WrappingAccumulator, WrappingHebbian
+
 
 def edgy(rng: np.random.Generator, width: int, size, low: int | None = None) -> np.ndarray:
     """Random codes, a third of them at or next to the saturation edges."""
@@ -71,7 +73,7 @@ POPULATION_SETUPS = [  # (config, size, lanes)
 
 
 def population_mismatches(cfg, size, lanes, cases, seed, fault=None) -> tuple[list[str], int]:
-    dut = PopulationAccumulator(cfg, size, lanes, _fault=fault)
+    dut = (WrappingAccumulator if fault == "wrap" else PopulationAccumulator)(cfg, size, lanes)
     rng = np.random.default_rng(seed)
     width = cfg.current_width
     problems, saturations = [], [0]
@@ -148,7 +150,8 @@ SYNAPSE_SETUPS = [(layout, lanes) for layout in (ROWS, COLUMNS) for lanes in (1,
 def synapse_mismatches(cfg, rows, cols, lanes, layout, cases, seed, fault=None):
     rng = np.random.default_rng(seed)
     weights = edgy(rng, cfg.weight_width, (rows, cols))
-    dut = SynapseUnit(cfg, rows, cols, lanes, layout=layout, init=weights, _fault=fault)
+    unit = FlooringSynapse if fault == "floor" else SynapseUnit
+    dut = unit(cfg, rows, cols, lanes, layout=layout, init=weights)
     problems, saturations = [], [0]
 
     async def bench(ctx):
@@ -236,7 +239,8 @@ class LearningPair(Elaboratable):
         self.wt = SynapseUnit(
             cfg, cols - 1, rows, lanes, layout=COLUMNS, stride=cols, init=weights[:, :-1].T
         )
-        self.hebbian = HebbianUnit(cfg, rows, cols, lanes, copy_rows=cols - 1, _fault=fault)
+        unit = WrappingHebbian if fault == "wrap" else HebbianUnit
+        self.hebbian = unit(cfg, rows, cols, lanes, copy_rows=cols - 1)
 
     def elaborate(self, platform):
         m = Module()

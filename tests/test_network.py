@@ -11,6 +11,7 @@ from golden_model.trace import COUNTERS
 from hw.network import NetworkCore
 from sim.amaranth_run import run_core
 
+from .faults import core_with_flooring
 from .networks import SATURATING
 
 
@@ -83,7 +84,7 @@ def test_fault_in_the_rtl_is_reported_with_tick_phase_and_word():
     cfg = Config(layers=(2, 4, 1))
     samples = xor_samples(6, seed=2)
     golden = golden_trace(cfg, samples)
-    core = NetworkCore(compile_backprop(cfg), cfg, _fault={"W2": "floor"})
+    core = core_with_flooring("W2")(compile_backprop(cfg), cfg)
     trace, _ = run_core(core, samples)
     mismatch = golden.first_mismatch(trace)
     assert mismatch is not None

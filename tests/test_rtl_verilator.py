@@ -13,6 +13,8 @@ from sim.generate import generate
 from sim.tasks import rtl_xor
 from sim.verilator_run import run_verilator
 
+from .faults import core_with_flooring
+
 RTL_CONFIGS = {
     "N1-alpha1": Config(),
     "N4-leak2": Config(ticks_per_window=4, leak_shift=2, rounding="stochastic"),
@@ -47,7 +49,7 @@ def test_full_xor_training_is_bit_exact(name, seed, work):
 def test_fault_in_the_rtl_is_caught_and_located(work):
     cfg = Config(layers=(2, 4, 1))
     samples = [xor_sample(k) for k in (1, 2, 3, 0, 2, 1)]
-    verdict = run_verilator(cfg, samples, work=work, _fault={"W2": "floor"})
+    verdict = run_verilator(cfg, samples, work=work, core=core_with_flooring("W2"))
     assert not verdict["bit_exact"] and verdict["mismatches"] > 0
     report = verdict["first_mismatch"]
     assert "phase fwd2" in report and "n2" in report and "golden" in report
@@ -61,7 +63,8 @@ def test_generate_is_deterministic(tmp_path):
     assert b"module pulsegate_core" in first
     other = generate(cfg.replace(seed=8), tmp_path / "c", lanes=2)["verilog"].read_bytes()
     assert other != first  # the seed sets the initial weights in the memories
-    broken = generate(cfg, tmp_path / "d", lanes=2, _fault={"W2": "floor"})["verilog"].read_bytes()
+    flooring = core_with_flooring("W2")
+    broken = generate(cfg, tmp_path / "d", lanes=2, core=flooring)["verilog"].read_bytes()
     assert broken != first  # the test-only fault reaches the Verilog
 
 

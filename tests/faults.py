@@ -1,0 +1,60 @@
+"""Deliberately broken units and cores: each test that shows a check can fail builds one.
+
+The production constructors take no fault parameters; each broken unit is a subclass that
+overrides the one hook its fault needs (:meth:`hw.population.PopulationStep.saturate`,
+:meth:`hw.synapse.SynapseUnit.rounding_offset`, :meth:`hw.hebbian.HebbianUnit.saturate`,
+:meth:`hw.network.NetworkCore.synapse_class`)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const
+
+from hw.hebbian import HebbianUnit
+from hw.network import NetworkCore
+from hw.population import PopulationAccumulator, PopulationStep
+from hw.synapse import SynapseUnit
+
+__all__ = [
+    "WrappingStep",
+    "WrappingAccumulator",
+    "FlooringSynapse",
+    "WrappingHebbian",
+    "core_with_flooring",
+]
+
+
+class WrappingStep(PopulationStep):
+    """A population step that wraps instead of saturating, and never reports an event."""
+
+    def saturate(self, total, width):
+        return total[:width].as_signed(), Const(0)
+
+
+class WrappingAccumulator(PopulationAccumulator):
+    Step = WrappingStep
+
+
+class FlooringSynapse(SynapseUnit):
+    """A synapse unit that rounds its sums down instead of half up."""
+
+    def rounding_offset(self) -> int:
+        return 0
+
+
+class WrappingHebbian(HebbianUnit):
+    """A Hebbian unit whose weight updates wrap instead of saturating."""
+
+    def saturate(self, value, width):
+        return value[:width].as_signed(), Const(0)
+
+
+def core_with_flooring(*matrices: str) -> type[NetworkCore]:
+    """A spatial core whose synapse units for ``matrices`` round down (a core class for
+    :func:`hw.cores.make_core` and the ``core`` parameter of the simulation runners)."""
+
+    class FlooringCore(NetworkCore):
+        def synapse_class(self, matrix: str) -> type[SynapseUnit]:
+            return FlooringSynapse if matrix in matrices else super().synapse_class(matrix)
+
+    FlooringCore.__name__ = FlooringCore.__qualname__ = f"FlooringCore_{'_'.join(matrices)}"
+    return FlooringCore
