@@ -74,7 +74,10 @@ class HostLink(wiring.Component):
     ``0 .. n-1`` into the core one sample at a time; ``ABORT`` ends the run at the next
     sample boundary (the core always finishes a sample, learning included, so ``W`` and its
     transposed copy stay equal). While a run is active only STATUS, ABORT and READ_OUTPUT are
-    served; anything else gets a BUSY error.
+    served; anything else gets a BUSY error. With a core that ``loads_while_running`` (the
+    memory core) the next sample streams in while one runs, so a run costs its first load
+    and then the core's clocks a sample; a sample loaded but not started when ABORT arrives
+    is dropped.
 
     Parameters
     ----------
@@ -116,6 +119,9 @@ class HostLink(wiring.Component):
         cfg = core.cfg
         self.cfg, self.slots, self.divisor, self.store_kind = cfg, slots, divisor, store
         self.input_words = core.input_size
+        # a core that takes a sample's inputs while it runs another (the memory core's two
+        # input banks): the link loads the next sample during the run
+        self.prefetch = core.loads_while_running
         self.output_words = max(core.output_size, 1)
         self.weights = core.layout.n_weights
         if self.weights > 0xFFFF or self.input_words > 0xFFFF:
@@ -202,6 +208,9 @@ class HostLink(wiring.Component):
         run_word = Signal(range(max(self.input_words, 2)))
         run_base = Signal(range(self.slots * self.input_words + 1))
         begin_run = Signal()
+        in_flight = Signal()  # a sample started and not yet done
+        with m.If(self.sample_done):
+            m.d.sync += [run_done.eq(run_done + 1), in_flight.eq(0)]
         # One word a clock: the store is read a clock ahead, the next word's address while
         # this one is taken (the same one again while the core is not ready).
         ahead = Signal()
@@ -229,25 +238,35 @@ class HostLink(wiring.Component):
                 with m.If(self.load.ready):
                     with m.If(run_word == self.input_words - 1):
                         m.d.sync += run_word.eq(0)
-                        m.next = "go"
+                        m.next = "staged"
                     with m.Else():
                         m.d.comb += ahead.eq(1)
                         m.d.sync += run_word.eq(run_word + 1)
-            with m.State("go"):
-                m.d.comb += self.start.eq(1)
-                m.next = "wait"
-            with m.State("wait"):
-                with m.If(self.sample_done):
-                    m.d.sync += run_done.eq(run_done + 1)
-                    with m.If(abort | (run_slot == run_count - 1)):
-                        m.d.sync += [run_active.eq(0), abort.eq(0), trained.eq(~abort)]
-                        m.next = "idle"
+            with m.State("staged"):  # a whole sample in the core: start it when the core is free
+                with m.If(abort):
+                    m.next = "finish"  # a prefetched sample is dropped (the next load replaces it)
+                with m.Elif(~in_flight):
+                    m.d.comb += self.start.eq(1)
+                    m.d.sync += in_flight.eq(1)
+                    with m.If(run_slot == run_count - 1):
+                        m.next = "finish"
                     with m.Else():
                         m.d.sync += [
                             run_slot.eq(run_slot + 1),
                             run_base.eq(run_base + self.input_words),
                         ]
+                        # the next sample loads while this one runs, if the core can take it
+                        m.next = "fetch" if self.prefetch else "wait"
+            with m.State("wait"):
+                with m.If(self.sample_done | ~in_flight):
+                    with m.If(abort):
+                        m.next = "finish"
+                    with m.Else():
                         m.next = "fetch"
+            with m.State("finish"):
+                with m.If(~in_flight):
+                    m.d.sync += [run_active.eq(0), abort.eq(0), trained.eq(~abort)]
+                    m.next = "idle"
 
         # -- request parser -------------------------------------------------------------------
         command = Signal(8)

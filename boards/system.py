@@ -91,18 +91,46 @@ class PulsegateSystem(wiring.Component):
         super().__init__(ports)
 
     def cycles_per_sample(self) -> tuple[int, str]:
-        """Clocks a training sample takes in a run, and how they are known (both exact, the
-        link tests check them): the link loads the input words (the store's first read,
-        then a word a clock), then the core runs the sample: the memory core's micro-code
-        (:func:`hw.microcode.sample_clocks`), or the spatial core's sweeps plus 4 control
-        clocks a tick (:func:`hw.network.sweep_depths`), whose ``start`` shares the load's
-        last clock."""
+        """Clocks a training sample takes in a run, from one ``start`` to the next, and how
+        they are known (both exact; the link tests check :meth:`run_clocks`, built on them).
+
+        The memory core takes the next sample's inputs while it runs one (its second input
+        bank), so a sample costs its micro-code (:func:`hw.microcode.sample_clocks`) unless
+        the load takes longer: the link fetches, then pushes a word a clock, each waiting
+        for a clock in which the lanes do not write the state
+        (:func:`hw.microcode.state_write_clocks`). The spatial core loads only while idle:
+        the input words, then its sweeps plus 4 control clocks a tick
+        (:func:`hw.network.sweep_depths`), its ``start`` sharing the load's last clock."""
         if CoreKind(self.core_kind) == CoreKind.MEMORY:
-            return 1 + self.link.input_words + self.core.clocks_per_sample, "load + micro-code"
+            from hw.microcode import state_write_clocks
+
+            run = self.core.clocks_per_sample
+            busy = state_write_clocks(self.core.words, self.lanes)
+            # start (clock 0), fetch, the first word into the empty register (clock 2); each
+            # later word only when the register empties, in a clock the lanes leave free
+            clock, taken = 2, 1
+            while taken < self.link.input_words:
+                clock += 1
+                taken += clock not in busy
+            loaded = clock + 1  # the clock the next sample may start
+            if loaded <= run:
+                return run, "micro-code (the next load hidden)"
+            return loaded, "the next load (longer than the micro-code)"
         schedule = self.core.schedule
         sweeps = sum(sweep_depths(schedule, self.cfg, self.lanes))
         control = 4 * schedule.ticks_per_sample
         return self.link.input_words + sweeps + control, "load + sweeps + 4 a tick"
+
+    def run_clocks(self, samples: int) -> int:
+        """Clocks a run of ``samples`` samples keeps the run LED lit (START to the last
+        sample's end): the memory core's first load, then a sample every
+        :meth:`cycles_per_sample`, the last one's micro-code; the spatial core's samples
+        back to back. Exact (the link tests check it)."""
+        period, _ = self.cycles_per_sample()
+        if CoreKind(self.core_kind) == CoreKind.MEMORY:
+            first_load = 1 + self.link.input_words
+            return first_load + (samples - 1) * period + self.core.clocks_per_sample + 1
+        return samples * period + 1
 
     def elaborate(self, platform):
         m = Module()

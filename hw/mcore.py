@@ -94,6 +94,9 @@ class MemoryCore(wiring.Component):
     tick's state (:func:`hw.microcode.sample_clocks`, without ``hold``).
     """
 
+    #: ``load`` takes the next sample's inputs while a sample runs (the other input bank).
+    loads_while_running = True
+
     def __init__(
         self,
         schedule: Schedule,
@@ -117,6 +120,23 @@ class MemoryCore(wiring.Component):
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
         self.input_groups = list(schedule.inputs)
+        # The input groups' second bank, after every other row: the same program, reading
+        # the other bank, is a second program in the ROM (the same delays, clock for clock).
+        state = self.program.state
+        self.second_bank, row = {}, state.rows
+        for g in self.input_groups:
+            self.second_bank[g] = row
+            row += state.blocks(g)
+        self.state_rows = row
+        self.input_rows = row - state.rows
+        offsets = {self.second_bank[g] - state.bases[g] for g in self.input_groups}
+        if len(offsets) > 1:
+            raise NotImplementedError("the input groups must be the state memory's first rows")
+        self.bank_offset = offsets.pop() if offsets else 0
+        self.words_b, _ = encode(
+            self.program, cfg, observe_ticks=self.observe_ticks, state_bases=self.second_bank
+        )
+        assert [w.delay for w in self.words_b] == [w.delay for w in self.words]
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
         readout = schedule.readout
         self.output_size = schedule.group(readout.plus).size if readout else 0
@@ -151,7 +171,9 @@ class MemoryCore(wiring.Component):
         for g in self.schedule.groups:
             for j in range(g.size):
                 row, bank = self.program.state.address(g.name, j)
-                entries.append((_CURRENT, 0, debug_address(row, bank, lanes), 0))
+                second = self.second_bank.get(g.name)  # an input: unit 1, the bank's offset
+                unit = 0 if second is None else 1
+                entries.append((_CURRENT, unit, debug_address(row, bank, lanes), 0))
         for name, size in self.schedule.masks:
             for j in range(size):
                 entries.append((_MASK, 0, where.masks[name] + j // lanes, j % lanes))
@@ -183,13 +205,15 @@ class MemoryCore(wiring.Component):
         state_map = self.program.state
 
         # -- the memories
-        contents = np.zeros((state_map.rows, lanes), np.int64)
+        contents = np.zeros((self.state_rows, lanes), np.int64)
         for name, _ in s.constants:
             for j, v in enumerate(golden.group(name)):
                 row, bank = state_map.address(name, j)
                 contents[row, bank] = v
         row_groups = [where.group_index[g.name] for g in s.groups
                       for _ in range(state_map.blocks(g.name))]  # fmt: skip
+        row_groups += [where.group_index[g] for g in self.input_groups
+                       for _ in range(state_map.blocks(g))]  # fmt: skip
         m.submodules.state = self.st = StateMemory(
             lanes, cw, row_groups, contents, ram_style=self.ram_style
         )
@@ -233,27 +257,30 @@ class MemoryCore(wiring.Component):
 
         # -- the sequencer and the lanes
         row_bits = max(
-            ceil_log2(max(state_map.rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
+            ceil_log2(max(self.state_rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
         )
         m.submodules.sequencer = seq = MicroSequencer(
-            self.words,
+            self.words + self.words_b,
             lanes,
             len(s.groups),
             row_bits,
-            state_rows=state_map.rows,
+            state_rows=self.state_rows,
             weight_words=where.depth,
             buffer_rows=buffer_rows,
+            entries=(0, len(self.words)),
         )
         widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
         rules = {ln.rule for ph in s.phases for ln in ph.learns}
-        m.submodules.lanes = pipe = LanePipeline(
+        m.submodules.lanes = self.pipe = pipe = LanePipeline(
             cfg, lanes, row_bits, output_size=self.output_size, widest=widest, rules=rules
         )
+        self.run_bank_next = Signal()  # the bank a start in this clock runs (set in _load)
         counting = Signal()  # the last write-back's events are being counted
         m.d.sync += counting.eq(pipe.busy)
         m.d.comb += [
             pipe.slot.eq(seq.slot),
             seq.start.eq(self.start),
+            seq.entry.eq(self.run_bank_next),
             seq.hold.eq(self.hold),
             seq.busy.eq(pipe.busy | counting),
             self.running.eq(seq.running),
@@ -390,25 +417,59 @@ class MemoryCore(wiring.Component):
     # -- the load and the debug port ---------------------------------------------------------
 
     def _load(self, m: Module) -> None:
-        """Input words into the input groups, one element a clock while idle."""
+        """Input words, one element a clock, into the input bank the next ``start`` runs,
+        while idle or while a sample runs from the other bank. A word waits in a register
+        for a clock in which the lanes write no state (the memory's one write port)."""
         s, lanes = self.schedule, self.lanes
         groups = self.input_groups
         group = Signal(range(max(len(groups), 2)))
         element = Signal(range(max(max(s.group(g).size for g in groups), 2)))
-        m.d.comb += self.load.ready.eq(~self.running)
         sizes = Array(Const(s.group(g).size) for g in groups)
-        bases = Array(Const(self.where.state[g]) for g in groups)
-        with m.If(self.load.valid & self.load.ready):
+        # bases[bank][group]
+        bases = Array(
+            Array(Const(bank[g], range(self.state_rows + 1)) for g in groups)
+            for bank in (self.where.state, self.second_bank)
+        )
+        load_bank, run_bank, loaded = Signal(), Signal(), Signal()
+        self.run_bank = run_bank
+        pending = Signal()
+        pending_row = Signal.like(self.st.write_row)
+        pending_lane = Signal(range(max(lanes, 2)))
+        pending_value = Signal.like(self.load.payload)
+        port_free = ~self.pipe.state_write_lanes.any()
+        m.d.comb += self.load.ready.eq(~pending | port_free)
+        with m.If(pending & port_free):
+            m.d.sync += pending.eq(0)
             m.d.comb += [
-                self.st.write_row.eq(bases[group] + element // lanes),
-                self.st.write_lanes.eq(1 << (element % lanes)),
+                self.st.write_row.eq(pending_row),
+                self.st.write_lanes.eq(1 << pending_lane),
             ]
             for k in range(lanes):
-                m.d.comb += self.st.write_data[k].eq(self.load.payload)
-            with m.If(element == sizes[group] - 1):
+                m.d.comb += self.st.write_data[k].eq(pending_value)
+        last = element == sizes[group] - 1
+        accept = self.load.valid & self.load.ready
+        with m.If(accept):
+            m.d.sync += [
+                pending.eq(1),
+                pending_row.eq(bases[load_bank][group] + element // lanes),
+                pending_lane.eq(element % lanes),
+                pending_value.eq(self.load.payload),
+            ]
+            with m.If(last):
                 m.d.sync += [element.eq(0), group.eq(Mux(group == len(groups) - 1, 0, group + 1))]
             with m.Else():
                 m.d.sync += element.eq(element + 1)
+        # A start after a whole sample was loaded runs the bank it went to (the last word
+        # lands the clock after, before the program's first read); loads then go to the
+        # other bank. A start with nothing new loaded runs the same inputs again.
+        sample_loaded = loaded | (accept & last & (group == len(groups) - 1))
+        m.d.comb += self.run_bank_next.eq(Mux(sample_loaded, load_bank, run_bank))
+        with m.If(accept & last & (group == len(groups) - 1)):
+            m.d.sync += loaded.eq(1)
+        with m.If(self.start & ~self.running):
+            m.d.sync += run_bank.eq(self.run_bank_next)
+            with m.If(sample_loaded):
+                m.d.sync += [load_bank.eq(~load_bank), loaded.eq(0)]
 
     def _debug_port(self, m: Module) -> None:
         rom_words = self._debug_rom()
@@ -422,7 +483,10 @@ class MemoryCore(wiring.Component):
         lane = entry.data[kb + ub + ab :]
         kind_r, unit_r, lane_r = Signal.like(kind), Signal.like(unit), Signal.like(lane)
         m.d.sync += [kind_r.eq(kind), unit_r.eq(unit), lane_r.eq(lane)]
-        m.d.comb += self.st.debug_addr.eq(address)
+        # an input group's words from the bank the last sample ran
+        offset = self.bank_offset << ceil_log2(max(self.lanes, 2))
+        second = (kind == _CURRENT) & (unit == 1) & self.run_bank
+        m.d.comb += self.st.debug_addr.eq(address + Mux(second, offset, 0))
         mask_debug = self.mask_mem.read_port()
         m.d.comb += mask_debug.addr.eq(address)
         weight_port = self.w_mem.read_port()

@@ -378,9 +378,16 @@ def _fold_flags(words: list[Word]) -> list[Word]:
 
 
 def encode(
-    program: Program, cfg: Config, *, observe_ticks: bool = True
+    program: Program,
+    cfg: Config,
+    *,
+    observe_ticks: bool = True,
+    state_bases: Mapping[str, int] | None = None,
 ) -> tuple[list[Word], MemoryMap]:
     """The ROM words of one sample, every tick unrolled, and the memory map they address.
+
+    ``state_bases``: groups moved to other state rows (the input groups' second bank: the
+    same program reading the other copy of the inputs, clock for clock as the first).
 
     ``observe_ticks``: every tick drains the pipeline and holds its state for the debug port
     (the per-tick comparisons); without it only the sample's last tick does, and the others
@@ -388,6 +395,8 @@ def encode(
     end needs the pipeline empty, since every read already waits for the write it needs."""
     schedule = program.schedule
     where = MemoryMap.of(program, row_major=cfg.rounding == Rounding.STOCHASTIC)
+    if state_bases:
+        where = replace(where, state={**where.state, **state_bases})
     readout_at = schedule.readout.phase if schedule.readout else None
     words: list[Word] = []
     n_phases = len(schedule.phases)
@@ -562,6 +571,28 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
         last_issue = start + len(slots) - 1
         clock = start + len(slots)
     return delays, clock
+
+
+def state_write_clocks(words: list[Word], lanes: int) -> set[int]:
+    """The clocks, counted from ``start``'s, in which the lanes write the state memory (its
+    one write port: a sample's inputs loaded during a run wait for the others). ``words``
+    with their delays (:func:`encode`)."""
+    clock, busy = 1, set()
+    last_issue = -DEPTH - 1
+    for w in words:
+        if w.kind == Kind.TICK:
+            clock = max(clock + 1, last_issue + ISSUE + DEPTH + COUNT + 1) + 1
+            continue
+        if w.kind == Kind.FLAGS:
+            clock += 1
+            continue
+        start = clock + w.delay
+        slots = list(_slot_accesses(w, lanes))
+        for i, (_, writes) in enumerate(slots):
+            busy.update(start + i + stage + ISSUE for mem, _, stage in writes if mem == "state")
+        last_issue = start + len(slots) - 1
+        clock = start + len(slots)
+    return busy
 
 
 def sample_clocks(words: list[Word], lanes: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -56,7 +56,8 @@ class MicroSequencer(wiring.Component):
     Parameters
     ----------
     words : list of :class:`hw.microcode.Word`
-        The ROM's contents (every tick of a sample, unrolled).
+        The ROM's contents (every tick of a sample, unrolled; one program a bank of inputs,
+        one after the other).
     lanes : int
     groups : int
         Zero flags of the state memory.
@@ -64,11 +65,15 @@ class MicroSequencer(wiring.Component):
         Width of a slot's row fields.
     state_rows, weight_words, buffer_rows : int
         Depths of the memories it addresses.
+    entries : tuple of int
+        Where each program starts in ``words``.
 
     Attributes
     ----------
     start, hold : In(1)
         ``start`` a sample (while idle); ``hold`` the tick's state while ``state_valid``.
+    entry : In(range(len(entries)))
+        The program ``start`` runs.
     busy : In(1)
         Slots are in the pipeline (a tick waits until none are).
     running, state_valid, sample_done : Out(1)
@@ -98,14 +103,16 @@ class MicroSequencer(wiring.Component):
         state_rows: int,
         weight_words: int,
         buffer_rows: int,
+        entries: tuple[int, ...] = (0,),
     ) -> None:
-        self.words, self.lanes = list(words), lanes
+        self.words, self.lanes, self.entries = list(words), lanes, tuple(entries)
         self.parts = max(max(len(w.parts) for w in self.words), 1)
         self.layout = word_layout(self.words, self.parts, groups)
         self.weight_words = weight_words
         super().__init__(
             {
                 "start": In(1),
+                "entry": In(range(max(len(self.entries), 2))),
                 "hold": In(1),
                 "busy": In(1),
                 "running": Out(1),
@@ -256,8 +263,9 @@ class MicroSequencer(wiring.Component):
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += [fetch.addr.eq(0), fetch.en.eq(1)]
-                    m.d.sync += [pc.eq(0), self.running.eq(1), fresh.eq(1)]
+                    first = Array(Const(e, pc.shape()) for e in self.entries)[self.entry]
+                    m.d.comb += [fetch.addr.eq(first), fetch.en.eq(1)]
+                    m.d.sync += [pc.eq(first), self.running.eq(1), fresh.eq(1)]
                     m.next = "EXEC"
             with m.State("EXEC"):
                 stall = (fresh & ~ins.nodelay) | waiting

@@ -282,6 +282,9 @@ class NetworkCore(wiring.Component):
         LFSR), one clock after its address.
     """
 
+    #: ``load`` writes the state directly: only while idle.
+    loads_while_running = False
+
     def __init__(
         self,
         schedule: Schedule,
