@@ -86,3 +86,18 @@ def test_roofline_table_shows_each_plans_logic_and_marks_the_over_limit():
     over = next(line for line in lines if "W1=130,W2=132" in line)
     fits = next(line for line in lines if "W1=130,W2=66" in line)
     assert "| 91 % (over) |" in over and "| 72 % |" in fits and "(over)" not in fits
+
+
+def test_bench_cores_gives_both_cores_clocks_on_a_board(capsys):
+    """`pulsegate bench cores --no-synth`: per network and lane count, the memory core's
+    micro-code clocks, and on a board both cores' clocks a sample: the memory core's load
+    hidden behind its run (its micro-code's clocks), the spatial core's load added."""
+    from pulsegate.bench import bench_cores
+
+    rows = bench_cores(lanes=(8,), synth=False)["rows"]
+    assert [r["network"].split()[0] for r in rows] == ["xor", "iris", "digits"]
+    for r in rows:
+        inputs = {"xor": 6, "iris": 14, "digits": 148}[r["network"].split()[0]]
+        assert r["board_clocks"]["memory"] == r["memory_clocks"]
+        assert r["board_clocks"]["spatial"] == r["spatial_clocks"] + inputs
+    assert "on a board: memory / spatial" in capsys.readouterr().out
