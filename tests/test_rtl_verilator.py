@@ -124,3 +124,29 @@ def test_the_memory_core_trains_xor_bit_exactly_under_verilator(tmp_path):
     assert verdict["bit_exact"], verdict["first_mismatch"]
     assert verdict["ticks_compared"] == golden.ticks >= 24 * 14
     assert verdict["core"] == "memory"
+
+
+# Per tick under Verilator with the memory core (the boards' core for iris and digits):
+# digits at 8 lanes and iris at one in the default suite (20 s each), the others under the
+# slow marker.
+@pytest.mark.parametrize(
+    ("name", "lanes", "count"),
+    [
+        ("digits", 8, 2),
+        ("iris", 1, 6),
+        pytest.param("digits", 1, 2, marks=pytest.mark.slow),
+        pytest.param("iris", 8, 6, marks=pytest.mark.slow),
+    ],
+)
+def test_the_memory_core_is_bit_exact_per_tick_on_real_data(tmp_path, name, lanes, count):
+    """Every current, mask, weight and counter at every tick of the first training samples
+    of iris or digits, through the cocotb testbench's debug-port reads."""
+    from golden_model.classify import training_samples
+    from golden_model.datasets import dataset_config, load_dataset
+
+    cfg = dataset_config(name)
+    samples = training_samples(cfg, load_dataset(name), 1, count)
+    verdict = run_verilator(cfg, samples, lanes=lanes, core="memory", work=tmp_path)
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["mismatches"] == 0
+    assert verdict["ticks_compared"] == count * 7 * cfg.ticks_per_window
