@@ -15,7 +15,7 @@ from .link import HostLink
 from .store import StoreKind
 from .uart import UartRx, UartTx
 
-__all__ = ["PulsegateSystem"]
+__all__ = ["PulsegateSystem", "board_cycles_per_sample"]
 
 
 class PulsegateSystem(wiring.Component):
@@ -91,35 +91,8 @@ class PulsegateSystem(wiring.Component):
         super().__init__(ports)
 
     def cycles_per_sample(self) -> tuple[int, str]:
-        """Clocks a training sample takes in a run, from one ``start`` to the next, and how
-        they are known (both exact; the link tests check :meth:`run_clocks`, built on them).
-
-        The memory core takes the next sample's inputs while it runs one (its second input
-        bank), so a sample costs its micro-code (:func:`hw.microcode.sample_clocks`) unless
-        the load takes longer: the link fetches, then pushes a word a clock, each waiting
-        for a clock in which the lanes do not write the state
-        (:func:`hw.microcode.state_write_clocks`). The spatial core loads only while idle:
-        the input words, then its sweeps plus 4 control clocks a tick
-        (:func:`hw.network.sweep_depths`), its ``start`` sharing the load's last clock."""
-        if CoreKind(self.core_kind) == CoreKind.MEMORY:
-            from hw.microcode import state_write_clocks
-
-            run = self.core.clocks_per_sample
-            busy = state_write_clocks(self.core.words, self.lanes)
-            # start (clock 0), fetch, the first word into the empty register (clock 2); each
-            # later word only when the register empties, in a clock the lanes leave free
-            clock, taken = 2, 1
-            while taken < self.link.input_words:
-                clock += 1
-                taken += clock not in busy
-            loaded = clock + 1  # the clock the next sample may start
-            if loaded <= run:
-                return run, "micro-code (the next load hidden)"
-            return loaded, "the next load (longer than the micro-code)"
-        schedule = self.core.schedule
-        sweeps = sum(sweep_depths(schedule, self.cfg, self.lanes))
-        control = 4 * schedule.ticks_per_sample
-        return self.link.input_words + sweeps + control, "load + sweeps + 4 a tick"
+        """Clocks a training sample takes in a run (:func:`board_cycles_per_sample`)."""
+        return board_cycles_per_sample(self.core, self.cfg, self.lanes)
 
     def run_clocks(self, samples: int) -> int:
         """Clocks a run of ``samples`` samples keeps the run LED lit (START to the last
@@ -160,3 +133,37 @@ class PulsegateSystem(wiring.Component):
         if core.debug:
             m.d.comb += [core.debug_addr.eq(self.debug_addr), self.debug_data.eq(core.debug_data)]
         return m
+
+
+def board_cycles_per_sample(core, cfg: Config, lanes) -> tuple[int, str]:
+    """Clocks a training sample takes in a board's run, from one ``start`` to the next, and
+    how they are known (both exact; the link tests check :meth:`PulsegateSystem.run_clocks`,
+    built on them). ``core``: the system's network core (its kind decides).
+
+    The memory core takes the next sample's inputs while it runs one (its second input
+    bank), so a sample costs its micro-code (:func:`hw.microcode.sample_clocks`) unless the
+    load takes longer: the link fetches, then pushes a word a clock, each waiting for a clock
+    in which the lanes do not write the state (:func:`hw.microcode.state_write_clocks`). The
+    spatial core loads only while idle: the input words, then its sweeps plus 4 control
+    clocks a tick (:func:`hw.network.sweep_depths`), its ``start`` sharing the load's last
+    clock."""
+    input_words = core.input_size
+    if core.loads_while_running:
+        from hw.microcode import state_write_clocks
+
+        run = core.clocks_per_sample
+        busy = state_write_clocks(core.words, lanes)
+        # start (clock 0), fetch, the first word into the empty register (clock 2); each
+        # later word only when the register empties, in a clock the lanes leave free
+        clock, taken = 2, 1
+        while taken < input_words:
+            clock += 1
+            taken += clock not in busy
+        loaded = clock + 1  # the clock the next sample may start
+        if loaded <= run:
+            return run, "micro-code (the next load hidden)"
+        return loaded, "the next load (longer than the micro-code)"
+    schedule = core.schedule
+    sweeps = sum(sweep_depths(schedule, cfg, lanes))
+    control = 4 * schedule.ticks_per_sample
+    return input_words + sweeps + control, "load + sweeps + 4 a tick"

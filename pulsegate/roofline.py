@@ -1,9 +1,9 @@
 """``pulsegate bench``: each board and network against the device's multiplier roofline.
 
-Everything in the table is measured in the run that prints it: cycles per training sample in
-simulation (Amaranth's simulator, one sample; timing does not depend on data), Fmax from a place
-and route of the board system, numpy float backprop of the same network on this CPU, and the
-fixed-point test accuracies. The 400-400-10 row is a projection and says how it was made.
+Everything in the table is measured in the run that prints it: each network's own board system
+placed and routed at the highest PLL clock that meets timing, its exact clocks a sample, numpy
+float backprop of the same network on this CPU, and the fixed-point test accuracies. The
+400-400-10 row is a projection and says how it was made.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ __all__ = ["bench_roofline", "unit_depths", "projected_cycles", "LOIHI"]
 
 #: Renner et al. 2024, on-chip backprop on Loihi: 1.5 ms per training sample, 400-400-10.
 LOIHI = {"board": "Loihi (Renner et al. 2024)", "network": "400-400-10", "seconds": 1.5e-3}
-#: Multiplier and block RAM cells per family, as named in the place-and-route reports.
-MULTIPLIER_CELL = {"ice40": "ICESTORM_DSP", "ecp5": "MULT18X18D"}
 #: ECP5 DP16KD as 1,024 x 18: one 16-bit weight word per address; the ECP5-85F has 208.
 DP16KD_WORDS = 1024
 DP16KD_BLOCKS = 208
@@ -72,80 +70,57 @@ def bench_roofline(
     out: str | Path = "build/bench-roofline",
     seconds: float = 1.0,
     epochs: int | None = None,
+    time_limit: float | None = 3600.0,
 ) -> dict:
-    from boards.catalogue import BOARDS, board_config
-    from boards.plans import core_logic, fastest_fitting_plan, fits_logic, lane_plans
-    from boards.pnr import build
+    """Every network on every board as a system placed and routed for it, at the highest
+    PLL clock that meets timing (:func:`pulsegate.bench.bench_clocks`'s points for these
+    boards): samples/s at that clock beside the device's multiplier roofline there and numpy
+    float backprop on this CPU; a network with no point on a board, or whose build failed or
+    ran out of ``time_limit`` seconds, is a row that says so. Then the fixed-point test
+    accuracies and the 400-400-10 projection."""
+    from boards.catalogue import BOARDS, MULTIPLIERS
     from golden_model.classify import train_classifier
     from golden_model.datasets import dataset_config, default_epochs, load_dataset
-    from hw.network import lanes_label
+
+    from .bench import CLOCK_POINTS, bench_clocks
 
     started = time.perf_counter()
     nets = networks()
-    measured = {}
-    for label, cfg in nets.items():
-        # One lane, and each board's fastest lane plan within its multipliers and memory.
-        fastest = {name: lane_plans(name, cfg)[0] for name in boards}
-        # And the fastest whose core fits the device's logic by Yosys (the plan --lanes
-        # auto builds first), with the logic of every plan in the table.
-        fitting, logic = {}, {}
-        for name in boards:
-            fitting[name], logic[name] = fastest_fitting_plan(name, cfg)
-            logic[name]["1"] = core_logic(name, cfg, 1)
-            shown = ", ".join(f"{k} {c / d:.0%}" for k, (c, d) in logic[name].items())
-            print(f"logic of {label} on {name} (Yosys): {shown}", flush=True)
-        plans = list(fastest.values()) + [p for p in fitting.values() if p is not None]
-        settings = {"1": 1} | {lanes_label(plan): plan for plan in plans}
-        cycles = {key: measure_cycles(cfg, lanes) for key, lanes in settings.items()}
-        measured[label] = {
-            "cycles": cycles["1"],
-            "cycles_at": cycles,
-            "fastest": {name: lanes_label(plan) for name, plan in fastest.items()},
-            "fitting": {
-                name: lanes_label(plan) if plan is not None else None
-                for name, plan in fitting.items()
-            },
-            "logic": logic,
-            "macs": macs_per_sample(compile_backprop(cfg), cfg),
-            "numpy": numpy_backprop_rate(cfg, seconds),
-        }
-        at = ", ".join(f"{c:,} at lanes {key}" for key, c in cycles.items())
-        print(f"measured {label}: {at} cycles/sample", flush=True)
-    reports = {}
-    for name in boards:
-        reports[name] = build(name, board_config(), Path(out) / name)
-        print(f"built {name}: Fmax {reports[name]['fmax_mhz']} MHz", flush=True)
+    labels = {label.split()[0]: label for label in nets}
+    numpy_rate = {label: numpy_backprop_rate(cfg, seconds) for label, cfg in nets.items()}
+    points = tuple(p for p in CLOCK_POINTS if p[0] in boards)
+    routed = {(r["board"], r["network"]): r for r in bench_clocks(points, out, time_limit)["rows"]}
     rows = []
-    for name in boards:
-        report = reports[name]
-        cell = MULTIPLIER_CELL[BOARDS[name].family]
-        multipliers = report["utilization"].get(cell, {"available": 0})["available"]
-        fmax = report["fmax_mhz"]
-        for label, m in measured.items():
-            roofline = multipliers * fmax * 1e6 / m["macs"] if multipliers else None
-            shown = ("1", m["fastest"][name], m["fitting"][name])
-            for lanes in dict.fromkeys(k for k in shown if k is not None):
-                rate = fmax * 1e6 / m["cycles_at"][lanes]
-                cells, device = m["logic"][name].get(lanes, (None, None))
-                rows.append(
-                    {
-                        "board": name,
-                        "network": label,
-                        "lanes": lanes,
-                        "cycles_per_sample": m["cycles_at"][lanes],
-                        "macs_per_sample": m["macs"],
-                        "multipliers": multipliers,
-                        "fmax_mhz": fmax,
-                        "fmax_from": "the XOR board system's place and route",
-                        "samples_per_s": rate,
-                        "roofline_samples_per_s": roofline,
-                        "roofline_fraction": rate / roofline if roofline else None,
-                        "numpy_samples_per_s": m["numpy"],
-                        "logic_cells": cells,
-                        "logic_fraction": cells / device if cells is not None else None,
-                        "fits_logic": fits_logic(cells, device) if cells is not None else None,
-                    }
-                )
+    for board in boards:
+        multipliers = MULTIPLIERS[BOARDS[board].device]
+        for short, label in labels.items():
+            cfg = nets[label]
+            macs = macs_per_sample(compile_backprop(cfg), cfg)
+            row = {"board": board, "network": label, "macs_per_sample": macs}
+            row |= {"multipliers": multipliers, "numpy_samples_per_s": numpy_rate[label]}
+            r = routed.get((board, short))
+            if r is None:
+                rows.append(row | {"error": "not built: no plan of this network fits the board"})
+                continue
+            if "error" in r:
+                rows.append(row | {"lanes": r["lanes"], "error": r["error"]})
+                continue
+            roof = r["roofline_samples_per_s"]
+            rows.append(
+                row
+                | {
+                    "core": r["core"],
+                    "lanes": r["lanes"],
+                    "cycles_per_sample": r["cycles_per_sample"],
+                    "clock_mhz": r["clock_mhz"],
+                    "fmax_mhz": r["fmax_mhz"],
+                    "timing_met": r["timing_met"],
+                    "samples_per_s": r["samples_per_s"],
+                    "roofline_samples_per_s": roof,
+                    "roofline_fraction": r["samples_per_s"] / roof if roof else None,
+                    "logic": r["logic"],
+                }
+            )
     loihi = {
         "board": LOIHI["board"],
         "network": LOIHI["network"],
@@ -160,10 +135,14 @@ def bench_roofline(
         accuracy[f"{name}_test"] = result.test_accuracy
         accuracy[f"{name}_epochs"] = n
         print(f"trained {name}: {result.test_accuracy:.4f} after {n} epochs", flush=True)
-    projection = project_mnist(measured["digits 64-32-10"], reports.get("ulx3s-85f"))
+    digits = nets["digits 64-32-10"]
+    digits_cycles = measure_cycles(digits, 1)
+    ulx3s = routed.get(("ulx3s-85f", "digits"), {})
+    clock = {"fmax_mhz": ulx3s["clock_mhz"]} if "clock_mhz" in ulx3s else None
+    projection = project_mnist({"cycles": digits_cycles}, clock)
     # The projection's cycle model, checked against a measurement it was not fitted to.
     iris = nets["iris 4-8-3"]
-    overhead = measured["digits 64-32-10"]["cycles"] - sum(unit_depths(nets["digits 64-32-10"], 1))
+    overhead = digits_cycles - sum(unit_depths(digits, 1))
     projection["model_check"] = {
         "network": "iris 4-8-3",
         "lanes": 4,
@@ -222,22 +201,25 @@ def project_mnist(digits: dict, ecp5_report: dict | None) -> dict:
 
 def roofline_table(data: dict) -> str:
     lines = [
-        "| board | network | lanes | cycles/sample | MACs/sample | multipliers | Fmax MHz | "
-        "samples/s | roofline samples/s | of roofline | core logic (Yosys) | "
+        "| board | network | core, lanes | clocks/sample | MACs/sample | multipliers | "
+        "clock MHz (Fmax; timing) | samples/s | roofline samples/s | of roofline | logic | "
         "numpy samples/s (this CPU) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in data["rows"]:
+        head = f"| {r['board']} | {r['network']} |"
+        if "error" in r:
+            lanes = f" lanes {r['lanes']}:" if "lanes" in r else ""
+            lines.append(f"{head}{lanes} {r['error']} |||||||||")
+            continue
         roof = r["roofline_samples_per_s"]
-        fraction = r.get("logic_fraction")
-        logic = "-" if fraction is None else f"{fraction * 100:.0f} %"
-        if r.get("fits_logic") is False:
-            logic += " (over)"
+        timing = "met" if r["timing_met"] else "NOT met"
         lines.append(
-            f"| {r['board']} | {r['network']} | {r['lanes']} | {r['cycles_per_sample']:,} | "
-            f"{r['macs_per_sample']:,} | {r['multipliers']} | {r['fmax_mhz']:.2f} | "
-            f"{r['samples_per_s']:,.0f} | {roof:,.0f} | {r['roofline_fraction'] * 100:.2f} % | "
-            f"{logic} | {r['numpy_samples_per_s']:,.0f} |"
+            f"{head} {r['core']}, {r['lanes']} | {r['cycles_per_sample']:,} | "
+            f"{r['macs_per_sample']:,} | {r['multipliers']} | "
+            f"{r['clock_mhz']:g} ({r['fmax_mhz']:.2f}; {timing}) | {r['samples_per_s']:,.0f} | "
+            + (f"{roof:,.0f} | {r['roofline_fraction'] * 100:.2f} % | " if roof else "- | - | ")
+            + f"{r['logic']} | {r['numpy_samples_per_s']:,.0f} |"
         )
     loihi = data["loihi"]
     lines.append(
@@ -248,12 +230,10 @@ def roofline_table(data: dict) -> str:
     text = [
         "\n".join(lines),
         "",
-        "Fmax in every row is the XOR board system's, placed and routed in this run; the iris "
-        "and digits cores were not placed here, so their rows say what the measured cycles "
-        "would give at that clock (a core too large for a device still gets a row). Lanes: "
-        "one, the board's fastest lane plan within its multipliers and block RAM, and, when "
-        "that plan's core is over 85 % of the device's logic cells by Yosys (over), the "
-        "fastest within it (the plan --lanes auto builds first).",
+        "Every row is its own system (core, host link, sample store) placed and routed for "
+        "that board at the highest PLL clock that met timing (`pulsegate bench clocks`), its "
+        "samples/s at that clock; the roofline is every multiplier of the device busy every "
+        "clock at the same clock.",
         "",
         f"accuracy (fixed point, seed 1): digits {data['accuracy']['digits_test'] * 100:.2f} % "
         f"after {data['accuracy']['digits_epochs']} epochs, iris "

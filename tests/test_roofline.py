@@ -49,27 +49,33 @@ def test_mnist_projection_reports_memory_fit_and_rates():
     assert p["us_per_sample_goal_100mhz"] < p["us_per_sample_measured_fmax"]
 
 
-def test_roofline_table_shows_each_plans_logic_and_marks_the_over_limit():
+def test_roofline_table_gives_each_system_at_its_own_clock_and_says_what_was_not_built():
     from pulsegate.roofline import LOIHI, roofline_table
 
-    def row(lanes, fraction, fits):
-        return {
-            "board": "ulx3s-85f",
-            "network": "digits 64-32-10",
-            "lanes": lanes,
-            "cycles_per_sample": 75,
-            "macs_per_sample": 5140,
-            "multipliers": 156,
-            "fmax_mhz": 50.0,
-            "samples_per_s": 666_667,
-            "roofline_samples_per_s": 1_517_510,
-            "roofline_fraction": 0.4393,
-            "numpy_samples_per_s": 40_000,
-            "logic_fraction": fraction,
-            "fits_logic": fits,
-        }
-
-    projection = project_mnist({"cycles": 4838}, {"fmax_mhz": 50.0})
+    routed = {
+        "board": "ulx3s-85f",
+        "network": "digits 64-32-10",
+        "core": "memory",
+        "lanes": 8,
+        "cycles_per_sample": 830,
+        "macs_per_sample": 5140,
+        "multipliers": 156,
+        "clock_mhz": 71.875,
+        "fmax_mhz": 80.06,
+        "timing_met": True,
+        "samples_per_s": 86_596,
+        "roofline_samples_per_s": 2_181_420,
+        "roofline_fraction": 86_596 / 2_181_420,
+        "logic": "8,159 TRELLIS_COMB (9.8 %)",
+        "numpy_samples_per_s": 40_000,
+    }
+    missing = {
+        "board": "icebreaker",
+        "network": "digits 64-32-10",
+        "lanes": 2,
+        "error": "build stopped after its time limit",
+    }
+    projection = project_mnist({"cycles": 4838}, {"fmax_mhz": 71.875})
     projection["model_check"] = {
         "network": "iris",
         "lanes": 4,
@@ -77,15 +83,17 @@ def test_roofline_table_shows_each_plans_logic_and_marks_the_over_limit():
         "measured_cycles": 60,
     }
     data = {
-        "rows": [row("W1=130,W2=132,pool=core", 0.913, False), row("W1=130,W2=66", 0.718, True)],
+        "rows": [routed, missing],
         "loihi": {"board": "Loihi", "network": "400-400-10", "samples_per_s": 1 / LOIHI["seconds"]},
         "accuracy": {"digits_test": 0.97, "digits_epochs": 20, "iris_test": 0.95, "iris_epochs": 9},
         "projection_400_400_10": projection,
     }
-    lines = roofline_table(data).splitlines()
-    over = next(line for line in lines if "W1=130,W2=132" in line)
-    fits = next(line for line in lines if "W1=130,W2=66" in line)
-    assert "| 91 % (over) |" in over and "| 72 % |" in fits and "(over)" not in fits
+    text = roofline_table(data)
+    line = next(x for x in text.splitlines() if x.startswith("| ulx3s-85f | digits"))
+    assert "| memory, 8 | 830 |" in line and "| 71.875 (80.06; met) | 86,596 |" in line
+    assert "| 3.97 % |" in line
+    assert "| icebreaker | digits 64-32-10 | lanes 2: build stopped after its time limit |" in text
+    assert "XOR board system" not in text  # no row priced with another network's clock
 
 
 def test_bench_cores_gives_both_cores_clocks_on_a_board(capsys):

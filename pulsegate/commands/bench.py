@@ -25,7 +25,9 @@ def run_roofline(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError("--board", f"unknown board {unknown[0]!r}")
     check_outputs(args, directories=())
-    write_json(getattr(args, "json", None), bench_roofline(boards, epochs=args.epochs))
+    limit = args.time_limit * 60 if args.time_limit else None
+    data = bench_roofline(boards, epochs=args.epochs, time_limit=limit)
+    write_json(getattr(args, "json", None), data)
     return 0
 
 
@@ -104,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run_roofline,
     )
     parser.add_argument("--json", help="write the roofline table as JSON")
-    parser.set_defaults(epochs=None)
+    parser.set_defaults(epochs=None, time_limit=60.0)
     bench = parser.add_subparsers(dest="what")
     p = add_command(
         bench,
@@ -115,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--board", action="append", default=[], help="a board (repeat)")
     p.add_argument("--epochs", type=positive_int, help="training epochs for the accuracies (20)")
+    p.add_argument("--time-limit", type=minutes, metavar="MIN", help="per build (60)", default=60.0)
     p.add_argument("--json", help="write the table as JSON")
     p = add_command(
         bench,
