@@ -43,6 +43,9 @@ class PulsegateSystem(wiring.Component):
     core : CoreKind
         ``spatial`` (:class:`~hw.network.NetworkCore`) or ``memory``
         (:class:`~hw.mcore.MemoryCore`: one lane count for every matrix).
+    input_banks : {2, 1}
+        The memory core's input banks (:class:`~hw.mcore.MemoryCore`): two let the link load
+        the next sample while one runs.
 
     Attributes
     ----------
@@ -66,6 +69,7 @@ class PulsegateSystem(wiring.Component):
         debug: bool = False,
         word_registers: bool = False,
         core: str = CoreKind.SPATIAL,
+        input_banks: int = 2,
     ) -> None:
         self.cfg, self.lanes = cfg, lanes
         spatial = CoreKind(core) == CoreKind.SPATIAL
@@ -79,7 +83,7 @@ class PulsegateSystem(wiring.Component):
             debug=debug,
             host_port=True,
             # the link looks at a sample's end only: no drain at the other ticks
-            **(options if spatial else {"observe_ticks": False}),
+            **(options if spatial else {"observe_ticks": False, "input_banks": input_banks}),
         )
         self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
         self.uart_rx = UartRx(divisor)
@@ -96,11 +100,11 @@ class PulsegateSystem(wiring.Component):
 
     def run_clocks(self, samples: int) -> int:
         """Clocks a run of ``samples`` samples keeps the run LED lit (START to the last
-        sample's end): the memory core's first load, then a sample every
-        :meth:`cycles_per_sample`, the last one's micro-code; the spatial core's samples
-        back to back. Exact (the link tests check it)."""
+        sample's end): with two input banks the first load, then a sample every
+        :meth:`cycles_per_sample`, the last one's micro-code; otherwise the samples, each
+        with its load, back to back. Exact (the link tests check it)."""
         period, _ = self.cycles_per_sample()
-        if CoreKind(self.core_kind) == CoreKind.MEMORY:
+        if self.core.loads_while_running:
             first_load = 1 + self.link.input_words
             return first_load + (samples - 1) * period + self.core.clocks_per_sample + 1
         return samples * period + 1
@@ -143,11 +147,16 @@ def board_cycles_per_sample(core, cfg: Config, lanes) -> tuple[int, str]:
     The memory core takes the next sample's inputs while it runs one (its second input
     bank), so a sample costs its micro-code (:func:`hw.microcode.sample_clocks`) unless the
     load takes longer: the link fetches, then pushes a word a clock, each waiting for a clock
-    in which the lanes do not write the state (:func:`hw.microcode.state_write_clocks`). The
-    spatial core loads only while idle: the input words, then its sweeps plus 4 control
-    clocks a tick (:func:`hw.network.sweep_depths`), its ``start`` sharing the load's last
-    clock."""
+    in which the lanes do not write the state (:func:`hw.microcode.state_write_clocks`).
+    With one input bank it loads while idle: the store's first read and the input words,
+    then the micro-code. The spatial core loads only while idle: the input words, then its
+    sweeps plus 4 control clocks a tick (:func:`hw.network.sweep_depths`), its ``start``
+    sharing the load's last clock."""
+    from hw.mcore import MemoryCore
+
     input_words = core.input_size
+    if isinstance(core, MemoryCore) and not core.loads_while_running:
+        return 1 + input_words + core.clocks_per_sample, "load + micro-code"
     if core.loads_while_running:
         from hw.microcode import state_write_clocks
 

@@ -66,6 +66,9 @@ class BoardTop(Elaboratable):
             slots=slots,
             word_registers=self.word_registers,
             core=self.core,
+            # iCE40: logic is what limits, and a load is a few % of a sample at the lanes
+            # they hold; elsewhere the next sample loads while one runs
+            input_banks=1 if self.family == "ice40" else 2,
         )
         m.submodules.system = system
         uart = platform.request("uart", 0)

@@ -61,28 +61,28 @@ def make_core(
     debug: bool = True,
     host_port: bool = False,
     observe_ticks: bool | None = None,
+    input_banks: int = 2,
     **options,
 ):
     """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only, and
-    ``observe_ticks`` (:class:`hw.mcore.MemoryCore`) to the memory core only: the spatial
-    core's ticks are always observable. ``kind`` may be a core class (a subclass of either
-    core), built with the options of the core it derives from."""
-    if isinstance(kind, type):
-        from .mcore import MemoryCore
+    ``observe_ticks`` and ``input_banks`` (:class:`hw.mcore.MemoryCore`) to the memory core
+    only: the spatial core's ticks are always observable and it loads only while idle.
+    ``kind`` may be a core class (a subclass of either core), built with the options of the
+    core it derives from."""
+    from .mcore import MemoryCore
 
-        if issubclass(kind, MemoryCore):
-            return kind(
-                schedule, cfg, lanes, debug=debug, host_port=host_port, observe_ticks=observe_ticks
-            )
-        return kind(schedule, cfg, lanes=lanes, debug=debug, host_port=host_port, **options)
-    if CoreKind(kind) == CoreKind.MEMORY:
-        from .mcore import MemoryCore
-
+    memory = isinstance(kind, type) and issubclass(kind, MemoryCore)
+    if not isinstance(kind, type) and CoreKind(kind) == CoreKind.MEMORY:
         if not isinstance(lanes, int):
             raise NotImplementedError("the memory core takes one lane count for every matrix")
-        return MemoryCore(
-            schedule, cfg, lanes, debug=debug, host_port=host_port, observe_ticks=observe_ticks
-        )
-    from .network import NetworkCore
+        kind, memory = MemoryCore, True
+    if memory:
+        return kind(
+            schedule, cfg, lanes, debug=debug, host_port=host_port,
+            observe_ticks=observe_ticks, input_banks=input_banks,
+        )  # fmt: skip
+    if not isinstance(kind, type):
+        from .network import NetworkCore
 
-    return NetworkCore(schedule, cfg, lanes=lanes, debug=debug, host_port=host_port, **options)
+        kind = NetworkCore
+    return kind(schedule, cfg, lanes=lanes, debug=debug, host_port=host_port, **options)

@@ -77,6 +77,10 @@ class MemoryCore(wiring.Component):
         Drain the pipeline at every tick and hold its state for the debug port (the per-tick
         comparisons); without, only the sample's last tick drains, which saves 4 to 16 % of
         the clocks (:func:`hw.microcode.encode`). Defaults to ``debug``.
+    input_banks : {2, 1}
+        Two: the input groups' rows twice, so ``load`` takes the next sample while one runs
+        (:attr:`loads_while_running`); one: loads only while idle, for about 60 fewer iCE40
+        logic cells (the load's register and the bank's choice).
 
     Attributes
     ----------
@@ -94,9 +98,6 @@ class MemoryCore(wiring.Component):
     tick's state (:func:`hw.microcode.sample_clocks`, without ``hold``).
     """
 
-    #: ``load`` takes the next sample's inputs while a sample runs (the other input bank).
-    loads_while_running = True
-
     def __init__(
         self,
         schedule: Schedule,
@@ -106,6 +107,7 @@ class MemoryCore(wiring.Component):
         host_port: bool = False,
         ram_style: str | None = None,
         observe_ticks: bool | None = None,
+        input_banks: int = 2,
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
@@ -120,23 +122,30 @@ class MemoryCore(wiring.Component):
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
         self.input_groups = list(schedule.inputs)
+        if input_banks not in (1, 2):
+            raise ValueError(f"input_banks must be 1 or 2, got {input_banks}")
+        #: ``load`` takes the next sample's inputs while a sample runs (the other input bank).
+        self.loads_while_running = input_banks == 2
         # The input groups' second bank, after every other row: the same program, reading
         # the other bank, is a second program in the ROM (the same delays, clock for clock).
         state = self.program.state
         self.second_bank, row = {}, state.rows
-        for g in self.input_groups:
-            self.second_bank[g] = row
-            row += state.blocks(g)
+        if self.loads_while_running:
+            for g in self.input_groups:
+                self.second_bank[g] = row
+                row += state.blocks(g)
         self.state_rows = row
         self.input_rows = row - state.rows
-        offsets = {self.second_bank[g] - state.bases[g] for g in self.input_groups}
+        offsets = {self.second_bank[g] - state.bases[g] for g in self.second_bank}
         if len(offsets) > 1:
             raise NotImplementedError("the input groups must be the state memory's first rows")
         self.bank_offset = offsets.pop() if offsets else 0
-        self.words_b, _ = encode(
-            self.program, cfg, observe_ticks=self.observe_ticks, state_bases=self.second_bank
-        )
-        assert [w.delay for w in self.words_b] == [w.delay for w in self.words]
+        self.words_b = []
+        if self.loads_while_running:
+            self.words_b, _ = encode(
+                self.program, cfg, observe_ticks=self.observe_ticks, state_bases=self.second_bank
+            )
+            assert [w.delay for w in self.words_b] == [w.delay for w in self.words]
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
         readout = schedule.readout
         self.output_size = schedule.group(readout.plus).size if readout else 0
@@ -212,7 +221,7 @@ class MemoryCore(wiring.Component):
                 contents[row, bank] = v
         row_groups = [where.group_index[g.name] for g in s.groups
                       for _ in range(state_map.blocks(g.name))]  # fmt: skip
-        row_groups += [where.group_index[g] for g in self.input_groups
+        row_groups += [where.group_index[g] for g in self.second_bank
                        for _ in range(state_map.blocks(g))]  # fmt: skip
         m.submodules.state = self.st = StateMemory(
             lanes, cw, row_groups, contents, ram_style=self.ram_style
@@ -267,7 +276,7 @@ class MemoryCore(wiring.Component):
             state_rows=self.state_rows,
             weight_words=where.depth,
             buffer_rows=buffer_rows,
-            entries=(0, len(self.words)),
+            entries=(0, len(self.words)) if self.words_b else (0,),
         )
         widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
         rules = {ln.rule for ph in s.phases for ln in ph.learns}
@@ -419,12 +428,30 @@ class MemoryCore(wiring.Component):
     def _load(self, m: Module) -> None:
         """Input words, one element a clock, into the input bank the next ``start`` runs,
         while idle or while a sample runs from the other bank. A word waits in a register
-        for a clock in which the lanes write no state (the memory's one write port)."""
+        for a clock in which the lanes write no state (the memory's one write port). With
+        one bank: straight into the state while idle."""
         s, lanes = self.schedule, self.lanes
         groups = self.input_groups
         group = Signal(range(max(len(groups), 2)))
         element = Signal(range(max(max(s.group(g).size for g in groups), 2)))
         sizes = Array(Const(s.group(g).size) for g in groups)
+        self.run_bank = Const(0)
+        if not self.loads_while_running:
+            bases = Array(Const(self.where.state[g]) for g in groups)
+            m.d.comb += self.load.ready.eq(~self.running)
+            with m.If(self.load.valid & self.load.ready):
+                m.d.comb += [
+                    self.st.write_row.eq(bases[group] + element // lanes),
+                    self.st.write_lanes.eq(1 << (element % lanes)),
+                ]
+                for k in range(lanes):
+                    m.d.comb += self.st.write_data[k].eq(self.load.payload)
+                with m.If(element == sizes[group] - 1):
+                    last_group = group == len(groups) - 1
+                    m.d.sync += [element.eq(0), group.eq(Mux(last_group, 0, group + 1))]
+                with m.Else():
+                    m.d.sync += element.eq(element + 1)
+            return
         # bases[bank][group]
         bases = Array(
             Array(Const(bank[g], range(self.state_rows + 1)) for g in groups)
