@@ -331,6 +331,8 @@ TASK_SHAPES: dict[str, tuple[int, int, int | None, int | None]] = {
     "xor": (2, MAX_LAYERS, 2, 1),
     "iris": (2, MAX_LAYERS, 4, 3),
     "digits": (2, MAX_LAYERS, 64, 10),
+    "digits20": (2, MAX_LAYERS, 400, 10),
+    "mnist20": (2, MAX_LAYERS, 400, 10),
     "linear": (2, 2, None, None),
     "ar2": (1, 1, None, None),
 }

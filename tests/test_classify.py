@@ -72,3 +72,81 @@ def test_limit_stops_mid_epoch():
 def test_digits_reaches_95_percent_in_fixed_point(seed):
     result = train_classifier(dataset_config("digits", seed=seed), load_dataset("digits"), 20)
     assert result.test_accuracy >= 0.95, result.curve
+
+
+# -- 400 inputs: the digits upsampled to 20x20, and MNIST from IDX files ----------------------
+
+
+def test_digits20_is_the_digits_split_upsampled_deterministically():
+    from golden_model.datasets import upsample
+
+    d8, d20 = load_dataset("digits"), load_dataset("digits20")
+    assert d20.x_train.shape == (1347, 400) and d20.x_test.shape == (450, 400)
+    assert np.array_equal(d20.y_train, d8.y_train) and np.array_equal(d20.y_test, d8.y_test)
+    assert np.array_equal(d20.x_train, load_dataset("digits20").x_train)  # same every time
+    assert d20.x_train.min() >= 0.0 and d20.x_train.max() <= 1.0  # normalised like 8x8
+    # corners land on the source's corners; a linear ramp stays linear (bilinear)
+    corners = d20.x_train.reshape(-1, 20, 20)[:, ::19, ::19]
+    assert np.allclose(corners, d8.x_train.reshape(-1, 8, 8)[:, ::7, ::7])
+    ramp = np.add.outer(np.arange(8.0), 2 * np.arange(8.0)).reshape(1, 64)
+    big = upsample(ramp, 20).reshape(20, 20)
+    assert np.allclose(big, np.add.outer(np.linspace(0, 7, 20), 2 * np.linspace(0, 7, 20)))
+    with pytest.raises(ValueError, match="not square"):
+        upsample(np.zeros((1, 10)), 20)
+    assert dataset_config("digits20").layers == (400, 400, 10)
+
+
+def _write_idx(path, array, gz=False):
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def write_mnist(folder, train=30, test=10, seed=0):
+    """Small MNIST-shaped IDX files (the training images gzipped, the rest plain)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {n: rng.integers(0, 256, (n, 28, 28)) for n in (train, test)}
+    _write_idx(folder / "train-images-idx3-ubyte.gz", images[train], gz=True)
+    _write_idx(folder / "train-labels-idx1-ubyte", rng.integers(0, 10, train))
+    _write_idx(folder / "t10k-images-idx3-ubyte", images[test])
+    _write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 10, test))
+    return images[train], images[test]
+
+
+def test_mnist_is_read_from_idx_files_and_cropped_to_20x20(tmp_path):
+    from golden_model.datasets import load_mnist, read_idx
+
+    train, test = write_mnist(tmp_path / "mnist")
+    data = load_mnist(tmp_path / "mnist")
+    assert data.name == "mnist20" and data.x_train.shape == (30, 400)
+    assert data.x_test.shape == (10, 400) and data.features == 400
+    assert np.allclose(data.x_train[3].reshape(20, 20), train[3, 4:24, 4:24] / 255.0)
+    assert np.allclose(data.x_test[0].reshape(20, 20), test[0, 4:24, 4:24] / 255.0)
+    # a file that is not IDX, of another element type, or cut short says which field
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x00\x08\x01\x00\x00\x00\x02ab")
+    with pytest.raises(ValueError, match="magic"):
+        read_idx(bad)
+    bad.write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x02ab")
+    with pytest.raises(ValueError, match="element type 0x0d"):
+        read_idx(bad)
+    bad.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05ab")
+    with pytest.raises(ValueError, match=r"need 5 bytes of data, the file has 2"):
+        read_idx(bad)
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_mnist(tmp_path / "mnist")
+
+
+def test_the_400_400_10_network_learns_the_20x20_digits_in_fixed_point():
+    """300 samples of the first epoch, fixed point: far above chance (10 %) on the test
+    split."""
+    cfg = dataset_config("digits20")
+    result = train_classifier(cfg, load_dataset("digits20"), 1, limit=300)
+    assert result.samples == 300
+    assert result.test_accuracy > 0.6

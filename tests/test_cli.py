@@ -290,3 +290,20 @@ def test_clock_auto_searches_on_the_plan_lanes_auto_chose(capsys, tmp_path, monk
     assert main([*argv, "--clock-mhz", "auto", "--out", str(tmp_path)]) == 0
     assert searched["lanes"] == 4 and searched["core"] == "memory"
     assert "clock oscillator: built at 12 MHz, Fmax 30.0 MHz, timing met" in capsys.readouterr().out
+
+
+def test_train_digits20_reads_mnist_from_a_folder_and_names_what_is_wrong(tmp_path, capsys):
+    from .test_classify import write_mnist
+
+    write_mnist(tmp_path / "mnist", train=40, test=12)
+    out = tmp_path / "mnist.json"
+    argv = ["train", "digits20", "--data-dir", str(tmp_path / "mnist"), "--epochs", "1"]
+    assert main([*argv, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["layers"] == [400, 400, 10] and result["samples"] == 40
+    assert "mnist20: 40 training and 12 test samples" in capsys.readouterr().out
+    # a folder without the files, and --data-dir for a data set that has none
+    assert main(["train", "digits20", "--data-dir", str(tmp_path / "none")]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+    assert main(["train", "iris", "--data-dir", str(tmp_path / "mnist")]) == 2
+    assert "digits20 only" in capsys.readouterr().err
