@@ -46,6 +46,8 @@ class PulsegateSystem(wiring.Component):
     input_banks : {2, 1}
         The memory core's input banks (:class:`~hw.mcore.MemoryCore`): two let the link load
         the next sample while one runs.
+    rom_style : str, optional
+        Yosys's ``ram_style`` for the memory core's instruction ROM.
 
     Attributes
     ----------
@@ -70,6 +72,7 @@ class PulsegateSystem(wiring.Component):
         word_registers: bool = False,
         core: str = CoreKind.SPATIAL,
         input_banks: int = 2,
+        rom_style: str | None = None,
     ) -> None:
         self.cfg, self.lanes = cfg, lanes
         spatial = CoreKind(core) == CoreKind.SPATIAL
@@ -83,7 +86,11 @@ class PulsegateSystem(wiring.Component):
             debug=debug,
             host_port=True,
             # the link looks at a sample's end only: no drain at the other ticks
-            **(options if spatial else {"observe_ticks": False, "input_banks": input_banks}),
+            **(
+                options
+                if spatial
+                else {"observe_ticks": False, "input_banks": input_banks, "rom_style": rom_style}
+            ),
         )
         self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
         self.uart_rx = UartRx(divisor)

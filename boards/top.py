@@ -69,6 +69,9 @@ class BoardTop(Elaboratable):
             # iCE40: logic is what limits, and a load is a few % of a sample at the lanes
             # they hold; elsewhere the next sample loads while one runs
             input_banks=1 if self.family == "ice40" else 2,
+            # a DP16KD's slow output would sit in the sequencer's loop (ROM word -> next
+            # address): the ROM in logic costs a few LUTs and flip-flops there
+            rom_style="logic" if self.family == "ecp5" else None,
         )
         m.submodules.system = system
         uart = platform.request("uart", 0)

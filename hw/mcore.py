@@ -77,6 +77,9 @@ class MemoryCore(wiring.Component):
         Drain the pipeline at every tick and hold its state for the debug port (the per-tick
         comparisons); without, only the sample's last tick drains, which saves 4 to 16 % of
         the clocks (:func:`hw.microcode.encode`). Defaults to ``debug``.
+    rom_style : str, optional
+        Yosys's ``ram_style`` for the instruction ROM (:class:`MicroSequencer`): ``"logic"``
+        keeps it out of ECP5 block RAM, whose slow output would sit in the sequencer's loop.
     input_banks : {2, 1}
         Two: the input groups' rows twice, so ``load`` takes the next sample while one runs
         (:attr:`loads_while_running`); one: loads only while idle, for about 60 fewer iCE40
@@ -108,13 +111,14 @@ class MemoryCore(wiring.Component):
         ram_style: str | None = None,
         observe_ticks: bool | None = None,
         input_banks: int = 2,
+        rom_style: str | None = None,
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
         if lanes & (lanes - 1):
             raise NotImplementedError("the memory-centric core takes a power-of-two lane count")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
-        self.host_port, self.ram_style = host_port, ram_style
+        self.host_port, self.ram_style, self.rom_style = host_port, ram_style, rom_style
         self.program = compile_program(schedule, lanes)
         self.observe_ticks = debug if observe_ticks is None else observe_ticks
         self.words, self.where = encode(self.program, cfg, observe_ticks=self.observe_ticks)
@@ -277,6 +281,7 @@ class MemoryCore(wiring.Component):
             weight_words=where.depth,
             buffer_rows=buffer_rows,
             entries=(0, len(self.words)) if self.words_b else (0,),
+            rom_style=self.rom_style,
         )
         widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
         rules = {ln.rule for ph in s.phases for ln in ph.learns}

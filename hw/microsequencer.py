@@ -67,6 +67,9 @@ class MicroSequencer(wiring.Component):
         Depths of the memories it addresses.
     entries : tuple of int
         Where each program starts in ``words``.
+    rom_style : str, optional
+        Yosys's ``ram_style`` for the ROM (``"distributed"``: ECP5 LUT RAM, whose output
+        leaves a register sooner than a DP16KD's; the ROM's word picks the next address).
 
     Attributes
     ----------
@@ -104,8 +107,10 @@ class MicroSequencer(wiring.Component):
         weight_words: int,
         buffer_rows: int,
         entries: tuple[int, ...] = (0,),
+        rom_style: str | None = None,
     ) -> None:
         self.words, self.lanes, self.entries = list(words), lanes, tuple(entries)
+        self.rom_style = rom_style
         self.parts = max(max(len(w.parts) for w in self.words), 1)
         self.layout = word_layout(self.words, self.parts, groups)
         self.weight_words = weight_words
@@ -136,6 +141,7 @@ class MicroSequencer(wiring.Component):
             shape=self.layout,
             depth=len(words),
             init=[rom_value(w, self.parts) for w in words],
+            attrs={"ram_style": self.rom_style} if self.rom_style else None,
         )
         fetch = rom.read_port()
         ins = fetch.data
