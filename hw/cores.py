@@ -67,9 +67,9 @@ def make_core(
 ):
     """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only, and
     ``observe_ticks``, ``input_banks`` and ``rom_style`` (:class:`hw.mcore.MemoryCore`) to
-    the memory core only: the spatial core's ticks are always observable and it loads only while idle.
-    ``kind`` may be a core class (a subclass of either core), built with the options of the
-    core it derives from."""
+    the memory core only: the spatial core's ticks are always observable and it loads only
+    while idle. ``kind`` may be a core class (a subclass of either core), built with the
+    options of the core it derives from."""
     from .mcore import MemoryCore
 
     memory = isinstance(kind, type) and issubclass(kind, MemoryCore)
