@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
@@ -432,9 +433,10 @@ class MemoryCore(wiring.Component):
 
     def _load(self, m: Module) -> None:
         """Input words, one element a clock, into the input bank the next ``start`` runs,
-        while idle or while a sample runs from the other bank. A word waits in a register
-        for a clock in which the lanes write no state (the memory's one write port). With
-        one bank: straight into the state while idle."""
+        while idle or while a sample runs from the other bank. A word waits in a two-deep
+        queue for a clock in which the lanes write no state (the memory's one write port);
+        a ``start`` leaves at most two behind, written in its first two clocks, before the
+        program's first read. With one bank: straight into the state while idle."""
         s, lanes = self.schedule, self.lanes
         groups = self.input_groups
         group = Signal(range(max(len(groups), 2)))
@@ -464,29 +466,38 @@ class MemoryCore(wiring.Component):
         )
         load_bank, run_bank, loaded = Signal(), Signal(), Signal()
         self.run_bank = run_bank
-        pending = Signal()
-        pending_row = Signal.like(self.st.write_row)
-        pending_lane = Signal(range(max(lanes, 2)))
-        pending_value = Signal.like(self.load.payload)
+        # Words wait in a two-deep queue whose room is a register: the link's ready then does
+        # not hang on the lanes' write-back decision of the same clock.
+        entry = data.StructLayout(
+            {
+                "row": unsigned(len(self.st.write_row)),
+                "lane": range(max(lanes, 2)),
+                "value": self.load.payload.shape(),
+            }
+        )
+        m.submodules.load_queue = queue = SyncFIFO(width=entry.size, depth=2)
+        incoming, waiting = Signal(entry), Signal(entry)
         port_free = ~self.pipe.state_write_lanes.any()
-        m.d.comb += self.load.ready.eq(~pending | port_free)
-        with m.If(pending & port_free):
-            m.d.sync += pending.eq(0)
+        m.d.comb += [
+            self.load.ready.eq(queue.w_rdy),
+            queue.w_en.eq(self.load.valid),
+            queue.w_data.eq(incoming),
+            incoming.row.eq(bases[load_bank][group] + element // lanes),
+            incoming.lane.eq(element % lanes),
+            incoming.value.eq(self.load.payload),
+            waiting.eq(queue.r_data),
+            queue.r_en.eq(port_free),
+        ]
+        with m.If(queue.r_rdy & port_free):
             m.d.comb += [
-                self.st.write_row.eq(pending_row),
-                self.st.write_lanes.eq(1 << pending_lane),
+                self.st.write_row.eq(waiting.row),
+                self.st.write_lanes.eq(1 << waiting.lane),
             ]
             for k in range(lanes):
-                m.d.comb += self.st.write_data[k].eq(pending_value)
+                m.d.comb += self.st.write_data[k].eq(waiting.value)
         last = element == sizes[group] - 1
         accept = self.load.valid & self.load.ready
         with m.If(accept):
-            m.d.sync += [
-                pending.eq(1),
-                pending_row.eq(bases[load_bank][group] + element // lanes),
-                pending_lane.eq(element % lanes),
-                pending_value.eq(self.load.payload),
-            ]
             with m.If(last):
                 m.d.sync += [element.eq(0), group.eq(Mux(group == len(groups) - 1, 0, group + 1))]
             with m.Else():
