@@ -21,6 +21,8 @@ __all__ = [
     "linear_figure",
     "accuracy_curve",
     "confusion_figure",
+    "pareto",
+    "pareto_front",
 ]
 
 
@@ -207,6 +209,59 @@ def confusion_figure(
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other beats: fewer (or equal) cost and more (or equal) value, one
+    strictly better. ``(cost, value)`` pairs; the front in order of cost."""
+    front, best = [], float("-inf")
+    for cost, value in sorted(points, key=lambda p: (p[0], -p[1])):
+        if value > best:
+            front.append((cost, value))
+            best = value
+    return front
+
+
+def pareto(rows: list[dict], path: Path, title: str) -> Path | None:
+    """A sweep's rows for one board: samples/s at the built clock against logic cells (rows
+    of ``build`` jobs), or, with no builds, clocks a sample against logic cells (lower is
+    better: shown as samples per million clocks). Labels name each row's plan; accuracy is
+    added where a row has one. ``None`` when no row has both numbers."""
+    points = []
+    for r in rows:
+        cells = r.get("logic_cells")
+        if cells is None:
+            continue
+        if r.get("samples_per_s") is not None:
+            points.append((cells, r["samples_per_s"], r))
+        elif r.get("cycles_per_sample"):
+            points.append((cells, 1e6 / r["cycles_per_sample"], r))
+    if not points:
+        return None
+    built = any(r.get("samples_per_s") is not None for _, _, r in points)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    configs = list(dict.fromkeys(r["config"] for _, _, r in points))
+    for index, config in enumerate(configs):  # a front per network: they do not compete
+        mine = [(c, v, r) for c, v, r in points if r["config"] == config]
+        color = f"C{index % 10}"
+        ax.scatter([p[0] for p in mine], [p[1] for p in mine], color=color)
+        front = pareto_front([(c, v) for c, v, _ in mine])
+        ax.plot([c for c, _ in front], [v for _, v in front], color=color, label=config)
+        for cells, value, r in mine:
+            text = f"lanes {r['lanes']}"
+            if r.get("accuracy") is not None:
+                text += f" ({r['accuracy'] * 100:.1f} %)"
+            ax.annotate(text, (cells, value), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("logic cells")
+    ax.set_ylabel("samples/s at the built clock" if built else "samples per million clocks")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", title="Pareto front of")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

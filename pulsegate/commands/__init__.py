@@ -6,4 +6,15 @@ them in :data:`COMMANDS` order and dispatches. Helpers several commands share (c
 loading, option types, output checks) are in :mod:`pulsegate.commands.common`.
 """
 
-COMMANDS = ("golden", "sim", "train", "schedule", "generate", "build", "logic", "host", "bench")
+COMMANDS = (
+    "golden",
+    "sim",
+    "train",
+    "schedule",
+    "generate",
+    "build",
+    "logic",
+    "host",
+    "bench",
+    "sweep",
+)
