@@ -153,9 +153,7 @@ def board_cycles_per_sample(core, cfg: Config, lanes) -> tuple[int, str]:
 
     The memory core takes the next sample's inputs while it runs one (its second input
     bank), so a sample costs its micro-code (:func:`hw.microcode.sample_clocks`) unless the
-    load takes longer: the link fetches, then pushes a word a clock into a two-deep queue
-    whose words wait for clocks in which the lanes do not write the state
-    (:func:`hw.microcode.state_write_clocks`).
+    load takes longer: the store's first read, then a word a clock.
     With one input bank it loads while idle: the store's first read and the input words,
     then the micro-code. The spatial core loads only while idle: the input words, then its
     sweeps plus 4 control clocks a tick (:func:`hw.network.sweep_depths`), its ``start``
@@ -166,21 +164,10 @@ def board_cycles_per_sample(core, cfg: Config, lanes) -> tuple[int, str]:
     if isinstance(core, MemoryCore) and not core.loads_while_running:
         return 1 + input_words + core.clocks_per_sample, "load + micro-code"
     if core.loads_while_running:
-        from hw.microcode import state_write_clocks
-
         run = core.clocks_per_sample
-        busy = state_write_clocks(core.words, lanes)
-        # start (clock 0), fetch, then a word a clock into the core's two-deep queue while it
-        # has room (counted at the clock's start); the queue's head leaves in each clock the
-        # lanes leave the state's write port free
-        clock, taken, queued = 2, 0, 0
-        while taken < input_words:
-            accept = queued < 2
-            leave = queued > 0 and clock not in busy
-            taken += accept
-            queued += accept - leave
-            clock += 1
-        loaded = clock  # the clock after the last word: the next sample may start
+        # start (clock 0), the store's first read, then a word a clock into the input
+        # memory's own port: the next sample may start the clock after the last
+        loaded = 2 + input_words
         if loaded <= run:
             return run, "micro-code (the next load hidden)"
         return loaded, "the next load (longer than the micro-code)"

@@ -18,10 +18,11 @@ covariance rule, the host port; one lane count for every matrix.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
@@ -131,22 +132,27 @@ class MemoryCore(wiring.Component):
             raise ValueError(f"input_banks must be 1 or 2, got {input_banks}")
         #: ``load`` takes the next sample's inputs while a sample runs (the other input bank).
         self.loads_while_running = input_banks == 2
-        # The input groups' second bank, after every other row: the same program, reading
-        # the other bank, is a second program in the ROM (the same delays, clock for clock).
+        # Two banks: the input groups live in an input memory of their own (the program
+        # never writes them nor flags them), bank A at the state rows they have in bank B at
+        # those rows plus a power of two above every state row, so that the input memory's
+        # row is wires of the state row: no adder, and no write port shared with the lanes.
+        # The program reading bank B is a second program in the ROM (the same delays).
         state = self.program.state
-        self.second_bank, row = {}, state.rows
-        if self.loads_while_running:
-            for g in self.input_groups:
-                self.second_bank[g] = row
-                row += state.blocks(g)
-        self.state_rows = row
-        self.input_rows = row - state.rows
-        offsets = {self.second_bank[g] - state.bases[g] for g in self.second_bank}
-        if len(offsets) > 1:
+        self.input_rows = sum(state.blocks(g) for g in self.input_groups)
+        first_rows = itertools.accumulate((state.blocks(g) for g in self.input_groups), initial=0)
+        if [state.bases[g] for g in self.input_groups] != list(first_rows)[:-1]:
             raise NotImplementedError("the input groups must be the state memory's first rows")
-        self.bank_offset = offsets.pop() if offsets else 0
+        self.input_bits = ceil_log2(max(self.input_rows, 1))  # a bank's rows: 2**input_bits
+        self.bank_bit = max(ceil_log2(max(state.rows, 1)), self.input_bits)
+        self.second_bank = {}
         self.words_b = []
+        self.state_rows = state.rows
         if self.loads_while_running:
+            inputs = sum(1 << self.where.group_index[g] for g in self.input_groups)
+            if any((w.flags | w.preset) & inputs for w in self.words):
+                raise NotImplementedError("two input banks need inputs the program never clears")
+            self.second_bank = {g: state.bases[g] + (1 << self.bank_bit) for g in self.input_groups}
+            self.state_rows = (1 << self.bank_bit) + (1 << self.input_bits)  # rows addressed
             self.words_b, _ = encode(
                 self.program, cfg, observe_ticks=self.observe_ticks, state_bases=self.second_bank
             )
@@ -185,8 +191,7 @@ class MemoryCore(wiring.Component):
         for g in self.schedule.groups:
             for j in range(g.size):
                 row, bank = self.program.state.address(g.name, j)
-                second = self.second_bank.get(g.name)  # an input: unit 1, the bank's offset
-                unit = 0 if second is None else 1
+                unit = int(g.name in self.second_bank)  # 1: in the input memory
                 entries.append((_CURRENT, unit, debug_address(row, bank, lanes), 0))
         for name, size in self.schedule.masks:
             for j in range(size):
@@ -219,18 +224,21 @@ class MemoryCore(wiring.Component):
         state_map = self.program.state
 
         # -- the memories
-        contents = np.zeros((self.state_rows, lanes), np.int64)
+        contents = np.zeros((state_map.rows, lanes), np.int64)
         for name, _ in s.constants:
             for j, v in enumerate(golden.group(name)):
                 row, bank = state_map.address(name, j)
                 contents[row, bank] = v
         row_groups = [where.group_index[g.name] for g in s.groups
                       for _ in range(state_map.blocks(g.name))]  # fmt: skip
-        row_groups += [where.group_index[g] for g in self.second_bank
-                       for _ in range(state_map.blocks(g))]  # fmt: skip
         m.submodules.state = self.st = StateMemory(
             lanes, cw, row_groups, contents, ram_style=self.ram_style
         )
+        if self.loads_while_running:  # two banks of the input groups' rows, no flags
+            self.inputs = StateMemory(
+                lanes, cw, [0] * (2 << self.input_bits), ram_style=self.ram_style
+            )
+            m.submodules.inputs = self.inputs
         mask_rows = sum(-(-size // lanes) for _, size in s.masks)
         m.submodules.masks = self.mask_mem = memory.Memory(
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
@@ -305,13 +313,12 @@ class MemoryCore(wiring.Component):
             pipe.samples.eq(seq.samples),
             self.output.eq(pipe.output),
             # reads: addresses from the sequencer (stage 0), data into the lanes (stage 1)
-            self.st.read_row.eq(seq.state_row),
+            self.st.read_row.eq(seq.state_row[: len(self.st.read_row)]),
             self.st.flags_set.eq(seq.flags_set),
             self.st.flags_clear.eq(seq.flags_clear),
             src_read.addr.eq(seq.src_addr),
             post_read.addr.eq(seq.post_addr),
             mask_read.addr.eq(pipe.mask_addr),
-            pipe.state_data.eq(self.st.read_data),
             pipe.src_data.eq(src_read.data),
             pipe.post_data.eq(post_read.data),
             pipe.weight_data.eq(self.w_read.data),
@@ -329,6 +336,23 @@ class MemoryCore(wiring.Component):
             mask_write.data.eq(pipe.mask_write_data),
             mask_write.en.eq(pipe.mask_write),
         ]
+        if self.loads_while_running:
+            # an input row (bank A below the input rows, bank B at the bank bit) reads the
+            # input memory: its row is wires of the state row; the choice is registered
+            # with the read, so the data mux waits on no comparison
+            row = seq.state_row
+            m.d.comb += self.inputs.read_row.eq(
+                Cat(row[: self.input_bits], row[self.bank_bit])
+                if self.input_bits
+                else row[self.bank_bit]
+            )
+            from_inputs = Signal()
+            m.d.sync += from_inputs.eq((row < self.input_rows) | row[self.bank_bit])
+            m.d.comb += pipe.state_data.eq(
+                Mux(from_inputs, self.inputs.read_data, self.st.read_data)
+            )
+        else:
+            m.d.comb += pipe.state_data.eq(self.st.read_data)
         for port, post in ((src_write, 0), (post_write, 1)):
             m.d.comb += [
                 port.addr.eq(pipe.buffer_write_addr),
@@ -432,11 +456,9 @@ class MemoryCore(wiring.Component):
     # -- the load and the debug port ---------------------------------------------------------
 
     def _load(self, m: Module) -> None:
-        """Input words, one element a clock, into the input bank the next ``start`` runs,
-        while idle or while a sample runs from the other bank. A word waits in a two-deep
-        queue for a clock in which the lanes write no state (the memory's one write port);
-        a ``start`` leaves at most two behind, written in its first two clocks, before the
-        program's first read. With one bank: straight into the state while idle."""
+        """Input words, one element a clock, into the input bank the next ``start`` runs
+        (the input memory's own write port), while idle or while a sample runs from the
+        other bank. With one bank: into the state memory, while idle."""
         s, lanes = self.schedule, self.lanes
         groups = self.input_groups
         group = Signal(range(max(len(groups), 2)))
@@ -459,42 +481,21 @@ class MemoryCore(wiring.Component):
                 with m.Else():
                     m.d.sync += element.eq(element + 1)
             return
-        # bases[bank][group]
-        bases = Array(
-            Array(Const(bank[g], range(self.state_rows + 1)) for g in groups)
-            for bank in (self.where.state, self.second_bank)
-        )
+        bases = Array(Const(self.where.state[g]) for g in groups)  # rows within a bank
         load_bank, run_bank, loaded = Signal(), Signal(), Signal()
         self.run_bank = run_bank
-        # Words wait in a two-deep queue whose room is a register: the link's ready then does
-        # not hang on the lanes' write-back decision of the same clock.
-        entry = data.StructLayout(
-            {
-                "row": unsigned(len(self.st.write_row)),
-                "lane": range(max(lanes, 2)),
-                "value": self.load.payload.shape(),
-            }
-        )
-        m.submodules.load_queue = queue = SyncFIFO(width=entry.size, depth=2)
-        incoming, waiting = Signal(entry), Signal(entry)
-        port_free = ~self.pipe.state_write_lanes.any()
+        # The input memory's own write port: a word a clock, never waiting.
+        inputs = self.inputs
+        row = bases[group] + element // lanes
         m.d.comb += [
-            self.load.ready.eq(queue.w_rdy),
-            queue.w_en.eq(self.load.valid),
-            queue.w_data.eq(incoming),
-            incoming.row.eq(bases[load_bank][group] + element // lanes),
-            incoming.lane.eq(element % lanes),
-            incoming.value.eq(self.load.payload),
-            waiting.eq(queue.r_data),
-            queue.r_en.eq(port_free),
+            self.load.ready.eq(1),
+            inputs.write_row.eq(
+                Cat(row[: self.input_bits], load_bank) if self.input_bits else load_bank
+            ),
+            inputs.write_lanes.eq(Mux(self.load.valid, 1 << (element % lanes), 0)),
         ]
-        with m.If(queue.r_rdy & port_free):
-            m.d.comb += [
-                self.st.write_row.eq(waiting.row),
-                self.st.write_lanes.eq(1 << waiting.lane),
-            ]
-            for k in range(lanes):
-                m.d.comb += self.st.write_data[k].eq(waiting.value)
+        for k in range(lanes):
+            m.d.comb += inputs.write_data[k].eq(self.load.payload)
         last = element == sizes[group] - 1
         accept = self.load.valid & self.load.ready
         with m.If(accept):
@@ -502,9 +503,9 @@ class MemoryCore(wiring.Component):
                 m.d.sync += [element.eq(0), group.eq(Mux(group == len(groups) - 1, 0, group + 1))]
             with m.Else():
                 m.d.sync += element.eq(element + 1)
-        # A start after a whole sample was loaded runs the bank it went to (the last word
-        # lands the clock after, before the program's first read); loads then go to the
-        # other bank. A start with nothing new loaded runs the same inputs again.
+        # A start after a whole sample was loaded runs the bank it went to (its last word
+        # may come in the start's own clock); loads then go to the other bank. A start with
+        # nothing new loaded runs the same inputs again.
         sample_loaded = loaded | (accept & last & (group == len(groups) - 1))
         m.d.comb += self.run_bank_next.eq(Mux(sample_loaded, load_bank, run_bank))
         with m.If(accept & last & (group == len(groups) - 1)):
@@ -526,10 +527,10 @@ class MemoryCore(wiring.Component):
         lane = entry.data[kb + ub + ab :]
         kind_r, unit_r, lane_r = Signal.like(kind), Signal.like(unit), Signal.like(lane)
         m.d.sync += [kind_r.eq(kind), unit_r.eq(unit), lane_r.eq(lane)]
-        # an input group's words from the bank the last sample ran
-        offset = self.bank_offset << ceil_log2(max(self.lanes, 2))
-        second = (kind == _CURRENT) & (unit == 1) & self.run_bank
-        m.d.comb += self.st.debug_addr.eq(address + Mux(second, offset, 0))
+        m.d.comb += self.st.debug_addr.eq(address)
+        if self.loads_while_running:  # an input's words from the bank the last sample ran
+            bank_rows = (1 << self.input_bits) << ceil_log2(max(self.lanes, 2))
+            m.d.comb += self.inputs.debug_addr.eq(address + Mux(self.run_bank, bank_rows, 0))
         mask_debug = self.mask_mem.read_port()
         m.d.comb += mask_debug.addr.eq(address)
         weight_port = self.w_mem.read_port()
@@ -547,6 +548,9 @@ class MemoryCore(wiring.Component):
         with m.Switch(kind_r):
             with m.Case(_CURRENT):
                 m.d.comb += self.debug_data.eq(self.st.debug_data)
+                if self.loads_while_running:
+                    with m.If(unit_r == 1):
+                        m.d.comb += self.debug_data.eq(self.inputs.debug_data)
             with m.Case(_MASK):
                 m.d.comb += self.debug_data.eq((mask_debug.data >> lane_r)[0])
             with m.Case(_WEIGHT):

@@ -573,28 +573,6 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
     return delays, clock
 
 
-def state_write_clocks(words: list[Word], lanes: int) -> set[int]:
-    """The clocks, counted from ``start``'s, in which the lanes write the state memory (its
-    one write port: a sample's inputs loaded during a run wait for the others). ``words``
-    with their delays (:func:`encode`)."""
-    clock, busy = 1, set()
-    last_issue = -DEPTH - 1
-    for w in words:
-        if w.kind == Kind.TICK:
-            clock = max(clock + 1, last_issue + ISSUE + DEPTH + COUNT + 1) + 1
-            continue
-        if w.kind == Kind.FLAGS:
-            clock += 1
-            continue
-        start = clock + w.delay
-        slots = list(_slot_accesses(w, lanes))
-        for i, (_, writes) in enumerate(slots):
-            busy.update(start + i + stage + ISSUE for mem, _, stage in writes if mem == "state")
-        last_issue = start + len(slots) - 1
-        clock = start + len(slots)
-    return busy
-
-
 def sample_clocks(words: list[Word], lanes: int) -> int:
     """Clocks of one sample (:func:`timeline`)."""
     return timeline(words, lanes)[1]

@@ -278,15 +278,15 @@ def test_the_host_port_reads_and_writes_every_weight(dataset, lanes):
 
 
 def test_ram_style_reaches_the_state_memory_and_the_buffers():
-    """``ram_style="distributed"``: Yosys is asked for LUT RAM for the state banks and the
-    two buffers (the weights and the ROM keep the default), so that wide ECP5 plans leave the
-    block RAM to their weights."""
+    """``ram_style="distributed"``: Yosys is asked for LUT RAM for the state banks, the input
+    memory's banks and the two buffers (the weights and the ROM keep the default), so that
+    wide ECP5 plans leave the block RAM to their weights."""
     from amaranth.back import rtlil
 
     cfg = default_config("xor")
     core = MemoryCore(compile_backprop(cfg), cfg, 4, debug=False, ram_style="distributed")
     text = rtlil.convert(core, name="core")
-    assert text.count('attribute \\ram_style "distributed"') == 4 + 2
+    assert text.count('attribute \\ram_style "distributed"') == 4 + 4 + 2
 
 
 def test_the_memory_map_stores_a_primary_by_columns_only_where_that_is_shorter():
@@ -304,33 +304,3 @@ def test_the_memory_map_stores_a_primary_by_columns_only_where_that_is_shorter()
     assert where.depth == 65 * 4 + 10 * 5
     assert MemoryMap.of(program, row_major=True).transposed == frozenset()
     assert MemoryMap.of(compile_program(compile_backprop(cfg), 1)).transposed == frozenset()
-
-
-@pytest.mark.parametrize(("name", "lanes"), [("xor", 4), ("iris", 8)])
-def test_the_state_writes_fall_where_the_microcode_says(name, lanes):
-    """hw.microcode.state_write_clocks (what the board system's exact clocks a sample rest
-    on: a sample loaded during a run waits for these) is the gateware's write port, clock for
-    clock from start."""
-    from amaranth.sim import Simulator
-
-    from hw.microcode import state_write_clocks
-
-    cfg = default_config("xor") if name == "xor" else dataset_config("iris")
-    core = MemoryCore(compile_backprop(cfg), cfg, lanes, debug=False)
-    seen = set()
-
-    async def bench(ctx):
-        ctx.set(core.start, 1)
-        await ctx.tick()
-        ctx.set(core.start, 0)
-        for clock in range(1, core.clocks_per_sample + 20):
-            if ctx.get(core.pipe.state_write_lanes):
-                seen.add(clock)
-            await ctx.tick()
-
-    sim = Simulator(core)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    expected = state_write_clocks(core.words, lanes)
-    assert seen == expected and len(seen) > 3
