@@ -57,3 +57,35 @@ def test_auto_lanes_for_iris_on_the_ulx3s_are_bit_exact(tmp_path):
     ]
     assert all(run["bit_exact"] for run in runs), [run["first_mismatch"] for run in runs]
     assert runs[0]["rtl_state"] == runs[1]["rtl_state"]
+
+
+# -- 400-400-10 on the 20x20 digits in the RTL (a Verilator build of 7-8 minutes each) ------
+
+
+def test_the_400_400_10_core_is_bit_exact_per_tick_on_the_20x20_digits(tmp_path):
+    """Two training samples, every state word at every tick, through the cocotb testbench."""
+    from golden_model.classify import training_samples
+    from golden_model.datasets import dataset_config, load_dataset
+    from sim.verilator_run import run_verilator
+
+    cfg = dataset_config("digits20")
+    samples = training_samples(cfg, load_dataset("digits20"), 1, 2)
+    verdict = run_verilator(cfg, samples, lanes=16, core="memory", work=tmp_path)
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["ticks_compared"] == 2 * 7 * cfg.ticks_per_window
+
+
+def test_a_whole_epoch_of_the_20x20_digits_is_bit_exact_in_the_native_harness(tmp_path):
+    """1,347 samples, the complete state compared after every one (BENCHMARKS.md has the
+    wall time), and the RTL's weights at the end are the golden model's."""
+    from golden_model.classify import train_classifier, training_samples
+    from golden_model.datasets import dataset_config, load_dataset
+    from sim.fast_run import run_fast
+
+    cfg, data = dataset_config("digits20"), load_dataset("digits20")
+    samples = training_samples(cfg, data, 1)
+    verdict = run_fast(cfg, samples, lanes=16, work=tmp_path, core="memory")
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["samples"] == len(data.x_train) == 1347
+    golden = train_classifier(cfg, data, 1)
+    assert verdict["weights"] == {name: w.tolist() for name, w in golden.weights.items()}
