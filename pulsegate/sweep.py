@@ -72,18 +72,23 @@ def grid(
     core: str = "memory",
     options: dict | None = None,
 ) -> list[Point]:
-    """Every combination, in this order (kinds outermost); ``options`` (a build's
-    ``time_limit`` in seconds, a sim's ``samples``, a training's ``epochs``) go to every job
-    and are not part of a point's key."""
+    """Every combination, in this order (kinds outermost), except that a ``train`` job (the
+    golden model: the same on every board, plan and clock) runs once per configuration and
+    seed, under the first board and plan. ``options`` (a build's ``time_limit`` in seconds, a
+    sim's ``samples``, a training's ``epochs``) go to every job and are not part of a point's
+    key."""
+    boards, lanes, clocks = list(boards), [str(p) for p in lanes], list(clocks)
+    points = []
     for kind in kinds:
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(KINDS)})")
-    return [
-        Point(kind, board, config, str(plan), core, clock, seed, dict(options or {}))
-        for kind, board, config, plan, clock, seed in itertools.product(
-            kinds, boards, configs, lanes, clocks, seeds
-        )
-    ]
+        axes = (boards[:1], configs, lanes[:1], clocks[:1], seeds) if kind == "train" else (
+            boards, configs, lanes, clocks, seeds)  # fmt: skip
+        points += [
+            Point(kind, board, config, plan, core, clock, seed, dict(options or {}))
+            for board, config, plan, clock, seed in itertools.product(*axes)
+        ]
+    return points
 
 
 def _config(point: Point):
@@ -352,13 +357,21 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 
 def pareto_plot(rows: list[dict], out: str | Path) -> list[Path]:
     """Per board, samples/s (or, without builds, clocks a sample) against logic cells, the
-    Pareto front joined; one PNG a board with at least one such row."""
+    Pareto front of each network joined, each point labelled with its plan and, where the
+    sweep trained that network, its accuracy; one PNG a board with at least one such row."""
     from . import plots
 
     written = []
     boards = sorted({r["board"] for r in rows})
+    # a network's accuracy (a train job's) beside its points: training is the same on any
+    # board and plan, so it is looked up by configuration and seed
+    trained = {(r["config"], r["seed"]): r["accuracy"] for r in rows if r.get("accuracy")}
     for board in boards:
-        points = [r for r in rows if r["board"] == board and "error" not in r]
+        points = [
+            r | {"accuracy": trained.get((r["config"], r["seed"]), r.get("accuracy"))}
+            for r in rows
+            if r["board"] == board and "error" not in r
+        ]
         figure = plots.pareto(points, Path(out) / f"pareto-{board}.png", board)
         if figure is not None:
             written.append(figure)

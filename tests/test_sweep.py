@@ -92,3 +92,18 @@ def test_the_command_writes_json_csv_and_a_pareto_plot(tmp_path, capsys):
     assert "--kind" in capsys.readouterr().err
     assert main(["sweep", "--board", "nope", "--out", str(out)]) == 2
     assert "--board" in capsys.readouterr().err
+
+
+def test_the_grid_is_every_combination_but_trains_a_network_once_per_seed():
+    points = grid(
+        ["logic", "train"], ["icebreaker", "ulx3s-85f"], ["iris"], ["1", "2"], seeds=[1, 2]
+    )
+    logic = [p for p in points if p.kind == "logic"]
+    trained = [p for p in points if p.kind == "train"]
+    assert len(logic) == 2 * 2 * 2
+    assert [(p.board, p.lanes, p.seed) for p in trained] == [
+        ("icebreaker", "1", 1),
+        ("icebreaker", "1", 2),
+    ]
+    with pytest.raises(ValueError, match="unknown job kind"):
+        grid(["bogus"], ["icebreaker"], ["iris"])
