@@ -67,6 +67,71 @@ def numpy_backprop_rate(cfg: Config, seconds: float) -> float:
     return _rate(_numpy_step(weights, xs, ts, cfg.eta), seconds)
 
 
+def numpy_minibatch_rate(cfg: Config, batch: int, seconds: float) -> float:
+    """Training samples per second of numpy float32 backprop of ``cfg``'s network (relu
+    hidden layers, linear output, a bias column a layer) in mini-batches of ``batch``
+    samples, one weight update a batch, on this CPU: the reference a CPU gives when it may
+    batch, which the circuit (one sample at a time, learning after each) does not."""
+    rng = np.random.default_rng(0)
+    sizes = cfg.layers
+    weights = [
+        (rng.standard_normal((n_out, n_in + 1)) / np.sqrt(n_in)).astype(np.float32)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    xs = rng.uniform(0, 1, (batch, sizes[0])).astype(np.float32)
+    ts = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    eta = np.float32(cfg.eta / batch)
+    ones = np.ones((batch, 1), np.float32)
+
+    def step() -> None:
+        acts, nets = [xs], []
+        for k, w in enumerate(weights):
+            net = np.hstack([acts[-1], ones]) @ w.T
+            nets.append(net)
+            acts.append(net if k == len(weights) - 1 else np.maximum(net, 0))
+        delta = acts[-1] - ts
+        for k in range(len(weights) - 1, -1, -1):
+            grad = delta.T @ np.hstack([acts[k], ones])
+            if k:
+                delta = (delta @ weights[k][:, :-1]) * (nets[k - 1] > 0)
+            weights[k] -= eta * grad
+
+    return batch * _rate(step, seconds)
+
+
+def bench_loihi(seconds: float = 2.0) -> dict:
+    """The 400-400-10 network a training sample at a time: Loihi's published figure beside
+    numpy float32 backprop on this CPU at batch 1 and 32, and the memory core's clocks a
+    sample (exact, from its micro-code) at the lane counts the ECP5-85F could hold; no
+    bitstream of it is routed yet, so no rate at a clock is claimed for it."""
+    from golden_model.datasets import dataset_config
+    from golden_model.schedule import compile_backprop
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    from .roofline import LOIHI
+
+    cfg = dataset_config("digits20")
+    rows = [{"system": LOIHI["board"], "samples_per_s": 1.0 / LOIHI["seconds"]}]
+    for batch in (1, 32):
+        rate = numpy_minibatch_rate(cfg, batch, seconds)
+        rows.append({"system": f"numpy float32, batch {batch} (this CPU)", "samples_per_s": rate})
+    schedule = compile_backprop(cfg)
+    clocks = {}
+    for lanes in (16, 32, 64, 128):
+        words, _ = encode(compile_program(schedule, lanes), cfg, observe_ticks=False)
+        clocks[lanes] = sample_clocks(words, lanes)
+    print("| system | samples/s | us a sample |")
+    print("|---|---:|---:|")
+    for r in rows:
+        r["us_per_sample"] = 1e6 / r["samples_per_s"]
+        print(f"| {r['system']} | {r['samples_per_s']:,.0f} | {r['us_per_sample']:,.1f} |")
+    shown = ", ".join(f"{n} lanes {c:,}" for n, c in clocks.items())
+    print(f"\nmemory core, 400-400-10, clocks a sample (micro-code, exact): {shown}; at 50 us a")
+    print("sample that needs " + ", ".join(f"{c / 50:,.0f} MHz at {n}" for n, c in clocks.items()))
+    return {"rows": rows, "memory_core_clocks": clocks}
+
+
 def bench_golden(seconds: float = 2.0) -> dict:
     """Training samples per second of the circuit model (fixed and float) and of plain numpy
     backprop on the same network and data, measured in one run."""

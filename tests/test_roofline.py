@@ -109,3 +109,26 @@ def test_bench_cores_gives_both_cores_clocks_on_a_board(capsys):
         assert r["board_clocks"]["memory"] == r["memory_clocks"]
         assert r["board_clocks"]["spatial"] == r["spatial_clocks"] + inputs
     assert "on a board: memory / spatial" in capsys.readouterr().out
+
+
+def test_bench_loihi_sets_numpy_at_two_batch_sizes_beside_loihi(capsys):
+    from pulsegate.bench import bench_loihi
+
+    data = bench_loihi(seconds=0.05)
+    systems = [r["system"] for r in data["rows"]]
+    assert systems[0].startswith("Loihi") and data["rows"][0]["us_per_sample"] == 1500.0
+    assert systems[1:] == [
+        "numpy float32, batch 1 (this CPU)",
+        "numpy float32, batch 32 (this CPU)",
+    ]
+    assert all(r["samples_per_s"] > 0 for r in data["rows"])
+    clocks = data["memory_core_clocks"]
+    assert list(clocks) == [16, 32, 64, 128]
+    from golden_model.datasets import dataset_config
+    from golden_model.schedule import compile_backprop
+    from pulsegate.bench import macs_per_sample
+
+    cfg = dataset_config("digits20")
+    fewest = macs_per_sample(compile_backprop(cfg), cfg) // 128  # every multiplier busy
+    assert clocks[16] > clocks[32] > clocks[64] > clocks[128] > fewest
+    assert "at 50 us a" in capsys.readouterr().out

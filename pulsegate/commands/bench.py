@@ -39,6 +39,14 @@ def run_golden(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_loihi(args: argparse.Namespace) -> int:
+    from ..bench import bench_loihi
+
+    check_outputs(args, directories=())
+    write_json(args.json, bench_loihi(seconds=args.seconds))
+    return 0
+
+
 def run_rtl(args: argparse.Namespace) -> int:
     from ..bench import bench_rtl
 
@@ -125,6 +133,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "time the golden model against numpy backprop",
         "pulsegate bench golden --seconds 1",
         run_golden,
+    )
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="time per measurement (2.0)")
+    p.add_argument("--json", help="write the table as JSON")
+    p = add_command(
+        bench,
+        "loihi",
+        "400-400-10: Loihi's figure beside numpy float32 at batch 1 and 32, and core clocks",
+        "pulsegate bench loihi --seconds 1",
+        run_loihi,
     )
     p.add_argument("--seconds", type=positive_float, default=2.0, help="time per measurement (2.0)")
     p.add_argument("--json", help="write the table as JSON")
