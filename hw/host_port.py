@@ -21,7 +21,7 @@ from golden_model.schedule import Matrix
 
 from .synapse import WeightLayout
 
-__all__ = ["HostPort", "WeightAddressDecoder", "weight_spots"]
+__all__ = ["HostPort", "WeightAddressDecoder", "WordLaneDecoder", "weight_spots", "word_lane_spots"]
 
 
 def HostPort(weights: int, weight_width: int) -> wiring.Signature:
@@ -251,6 +251,151 @@ class WeightAddressDecoder(wiring.Component):
                     ]
                 with m.Elif(pr != 0):
                     m.d.sync += [rest.eq(rest + segment[p]), pr.eq(pr - 1)]
+                with m.Else():
+                    m.next = "idle"
+        return m
+
+
+def word_lane_spots(
+    matrices: Sequence[Matrix],
+    bases: Mapping[str, int],
+    words: Mapping[str, int],
+    by_columns: frozenset[str],
+    lanes: int,
+) -> list[tuple[int, int]]:
+    """For every weight in trace order: ``(address, lane)`` in one memory of ``lanes``-weight
+    words where each primary is stored from ``bases[name]``, ``words[name]`` words a stored
+    row, by rows (or by columns, if in ``by_columns``), and a transposed copy is its primary
+    read the other way (:class:`hw.microcode.MemoryMap`). The reference for
+    :class:`WordLaneDecoder`."""
+    spots = []
+    for mat in matrices:
+        primary = mat.transpose_of or mat.name
+        swap = mat.transpose_of is not None or mat.name in by_columns
+        for r in range(mat.rows):
+            for c in range(mat.cols):
+                row, col = (c, r) if swap else (r, c)
+                spots.append((bases[primary] + row * words[primary] + col // lanes, col % lanes))
+    return spots
+
+
+class WordLaneDecoder(wiring.Component):
+    """The word and lane of a weight named by its trace index, in the memory core's one weight
+    memory (:func:`word_lane_spots`): a subtraction a clock.
+
+    Steps (one clock each): take the index; pick the matrix (index minus its offset); subtract
+    the matrix's columns until the column remains, adding a stored row's words to the address
+    each time; when the matrix is stored the other way (a transposed copy, or a primary by
+    columns), count the column's stored rows into the address instead. A copy and its primary
+    are one memory, so a copy's index reaches its primary's spot.
+
+    Parameters
+    ----------
+    matrices : sequence of Matrix
+        The schedule's matrices, in trace order.
+    bases, words : mapping of str to int
+        A primary's first word and its words a stored row.
+    by_columns : frozenset of str
+        Primaries stored column by column.
+    lanes : int
+        Weights a word (a power of two).
+    depth : int
+        Words of the memory.
+
+    Attributes
+    ----------
+    addr : In(range(weights))
+        The index, taken with ``start``.
+    start : In(1)
+    valid : Out(1)
+        ``address`` and ``lane`` hold the spot of the last index started, until the next
+        ``start``; low from the clock after ``start`` for ``rows + columns + 2`` clocks of
+        its matrix at most.
+    address : Out(range(depth)), lane : Out(range(lanes))
+    """
+
+    def __init__(
+        self,
+        matrices: Sequence[Matrix],
+        bases: Mapping[str, int],
+        words: Mapping[str, int],
+        by_columns: frozenset[str],
+        lanes: int,
+        depth: int,
+    ) -> None:
+        if lanes < 1 or lanes & (lanes - 1):
+            raise ValueError(f"lanes must be a power of two, got {lanes}")
+        self.matrices, self.lanes = list(matrices), lanes
+        primary = [m.transpose_of or m.name for m in self.matrices]
+        self.base_of = [bases[p] for p in primary]
+        self.words_of = [words[p] for p in primary]
+        self.swapped = [m.transpose_of is not None or m.name in by_columns for m in self.matrices]
+        self.weights = sum(m.rows * m.cols for m in self.matrices)
+        super().__init__(
+            {
+                "addr": In(range(max(self.weights, 2))),
+                "start": In(1),
+                "valid": Out(1),
+                "address": Out(range(max(depth, 2))),
+                "lane": Out(range(max(lanes, 2))),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        mats = self.matrices
+        shift = self.lanes.bit_length() - 1
+
+        def table(values) -> Array:
+            return Array(Const(v) for v in values)
+
+        offsets, total = [], 0
+        for mat in mats:
+            offsets.append(total)
+            total += mat.rows * mat.cols
+        cols, words = table(m_.cols for m_ in mats), table(self.words_of)
+        swapped = table(int(s) for s in self.swapped)
+
+        held = Signal.like(self.addr)  # registered: the index comes from a long path
+        pick = Signal(range(max(len(mats), 2)))
+        sel = Signal.like(pick)
+        rest = Signal(range(max(self.weights, 2)))  # index in the matrix, then the column
+        line = Signal.like(rest)  # the element's place in its stored row
+        words_in = Signal.like(self.address)  # the stored rows' words before the element
+        for k, offset in enumerate(offsets):
+            with m.If(held >= offset):
+                m.d.comb += pick.eq(k)
+        m.d.comb += [
+            self.address.eq(table(self.base_of)[sel] + words_in + (line >> shift)),
+            self.lane.eq(line[:shift] if shift else 0),
+        ]
+        with m.FSM():
+            with m.State("idle"):
+                m.d.comb += self.valid.eq(1)
+                with m.If(self.start):
+                    m.d.sync += held.eq(self.addr)
+                    m.next = "matrix"
+            with m.State("matrix"):
+                m.d.sync += [
+                    sel.eq(pick),
+                    rest.eq(held - table(offsets)[pick]),
+                    line.eq(0),
+                    words_in.eq(0),
+                ]
+                m.next = "row"
+            with m.State("row"):  # rest: the index in the row; line counts the rows
+                with m.If(rest >= cols[sel]):
+                    m.d.sync += [rest.eq(rest - cols[sel]), line.eq(line + 1)]
+                    with m.If(~swapped[sel]):
+                        m.d.sync += words_in.eq(words_in + words[sel])
+                with m.Elif(swapped[sel]):
+                    m.next = "column"  # the column is the stored row, the row its place
+                with m.Else():
+                    m.d.sync += line.eq(rest)
+                    m.next = "idle"
+            with m.State("column"):
+                with m.If(rest != 0):
+                    m.d.sync += [rest.eq(rest - 1), words_in.eq(words_in + words[sel])]
                 with m.Else():
                     m.next = "idle"
         return m

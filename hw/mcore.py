@@ -33,7 +33,7 @@ from golden_model.trace import StateLayout
 
 from .cores import core_ports
 from .fixedpoint import balanced_sum, clamp_unsigned
-from .host_port import HostPort, WeightAddressDecoder
+from .host_port import HostPort, WordLaneDecoder
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
 from .microcode import Dest, Kind, encode, sample_clocks
@@ -390,31 +390,14 @@ class MemoryCore(wiring.Component):
 
     def _host(self, m: Module) -> None:
         """One weight read or written by its trace index while the core is idle: the index
-        decoded to a word and lane with a few subtractions a clock
-        (:class:`hw.host_port.WeightAddressDecoder`), then one access to the weight memory. A
-        transposed copy is its primary, so a write to either reaches both."""
-        from golden_model.schedule import Matrix
-
-        from .synapse import ROWS, WeightLayout
-
+        decoded to a word and lane a subtraction a clock (:class:`hw.host_port.WordLaneDecoder`),
+        then one access to the weight memory. A transposed copy is its primary, so a write to
+        either reaches both."""
         lanes, ww, where = self.lanes, self.cfg.weight_width, self.where
-        # The decoder's view: a primary stored by columns is the transposed copy of a virtual
-        # primary stored by rows (after every real matrix, so no index reaches it).
-        mats, virtual = [], []
-        for mat in self.schedule.matrices:
-            if mat.name in where.transposed:
-                name = f"{mat.name}^T"
-                mats.append(Matrix(mat.name, mat.rows, mat.cols, transpose_of=name))
-                virtual.append(Matrix(name, mat.cols, mat.rows))
-            else:
-                mats.append(mat)
-        mats += virtual
-        geometry = {
-            mat.name: WeightLayout(mat.rows, mat.cols, lanes, ROWS, ww, stride=max(mat.cols, lanes))
-            for mat in mats
-        }
-        bases = [where.weights[mat.name.removesuffix("^T")] for mat in mats]
-        m.submodules.host_decoder = decoder = WeightAddressDecoder(mats, geometry)
+        m.submodules.host_decoder = decoder = WordLaneDecoder(
+            self.schedule.matrices, where.weights, where.words, where.transposed, lanes,
+            where.depth,
+        )  # fmt: skip
         host = self.host
         value, writing = Signal(signed(ww)), Signal()
         access, answer = Signal(), Signal()
@@ -443,7 +426,7 @@ class MemoryCore(wiring.Component):
                 m.d.comb += [self.host_busy.eq(1), answer.eq(1)]
                 m.d.sync += host.done.eq(1)
                 m.next = "idle"
-        address = Array(Const(b) for b in bases)[decoder.select] + decoder.address
+        address = decoder.address
         m.d.comb += self.host_addr.eq(address)
         with m.If(access & writing):
             m.d.comb += [self.w_write.addr.eq(address), self.w_write.en.eq(1 << decoder.lane)]
