@@ -9,14 +9,46 @@ from golden_model.config import Config
 
 from .catalogue import store_slots
 from .clocks import PllClock, pll_settings
+from .store import StoreKind
 from .system import PulsegateSystem
 
-__all__ = ["BoardTop", "uart_divisor"]
+__all__ = ["BoardTop", "board_system", "uart_divisor"]
 
 
 def uart_divisor(clock_hz: float, baud: int) -> int:
     """Clocks per UART bit at ``clock_hz`` (the core's clock: the PLL's when it has one)."""
     return round(clock_hz / baud)
+
+
+def board_system(
+    cfg: Config,
+    *,
+    family: str,
+    divisor: int,
+    slots: int,
+    lanes: int = 1,
+    word_registers: bool = False,
+    core: str = "spatial",
+    store: StoreKind = "auto",
+) -> PulsegateSystem:
+    """The system a board of ``family`` carries (core, host link, UART, sample store): what
+    :class:`BoardTop` puts between the pins, and what the virtual board simulates
+    (:mod:`boards.virtual_board`, with ``store="block"``: SPRAM primitives do not simulate)."""
+    return PulsegateSystem(
+        cfg,
+        divisor=divisor,
+        lanes=lanes,
+        slots=slots,
+        store=store,
+        word_registers=word_registers,
+        core=core,
+        # iCE40: logic is what limits, and a load is a few % of a sample at the lanes
+        # they hold; elsewhere the next sample loads while one runs
+        input_banks=1 if family == "ice40" else 2,
+        # a DP16KD's slow output would sit in the sequencer's loop (ROM word -> next
+        # address): the ROM in logic costs a few LUTs and flip-flops there
+        rom_style="logic" if family == "ecp5" else None,
+    )
 
 
 class BoardTop(Elaboratable):
@@ -57,21 +89,14 @@ class BoardTop(Elaboratable):
             self.pll = pll_settings(self.family, frequency / 1e6, self.clock_mhz)
             m.submodules.clock = clock = PllClock(self.family, self.pll, pad=self.pll_pad)
             frequency = clock.frequency
-        divisor = uart_divisor(frequency, self.baud)
-        slots = store_slots(self.cfg, platform, self.slots)
-        self.system = system = PulsegateSystem(
+        self.system = system = board_system(
             self.cfg,
-            divisor=divisor,
+            family=self.family,
+            divisor=uart_divisor(frequency, self.baud),
+            slots=store_slots(self.cfg, platform, self.slots),
             lanes=self.lanes,
-            slots=slots,
             word_registers=self.word_registers,
             core=self.core,
-            # iCE40: logic is what limits, and a load is a few % of a sample at the lanes
-            # they hold; elsewhere the next sample loads while one runs
-            input_banks=1 if self.family == "ice40" else 2,
-            # a DP16KD's slow output would sit in the sequencer's loop (ROM word -> next
-            # address): the ROM in logic costs a few LUTs and flip-flops there
-            rom_style="logic" if self.family == "ecp5" else None,
         )
         m.submodules.system = system
         uart = platform.request("uart", 0)

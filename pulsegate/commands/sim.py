@@ -1,5 +1,5 @@
-"""``pulsegate sim xor|ar2``: a task in the RTL under Verilator, compared with the golden model
-at every tick."""
+"""``pulsegate sim xor|linear|ar2``: a task in the RTL under Verilator, compared with the golden
+model at every tick; ``pulsegate sim board``: a board's system behind a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .common import (
     check_outputs,
     lane_setting,
     load_config,
+    positive_float,
     positive_int,
     print_verdict,
     write_json,
@@ -158,6 +159,58 @@ def run_linear(args: argparse.Namespace) -> int:
     return 0 if verdict["bit_exact"] and learned.converged else 1
 
 
+def run_board(args: argparse.Namespace) -> int:
+    """``sim board``: build the board's system into the native harness, serve its UART on a
+    pty until interrupted."""
+    import sys
+
+    from boards.catalogue import BOARDS
+    from boards.virtual_board import build_virtual_board, serve
+    from golden_model.schedule import compile_backprop
+
+    from .common import board_config
+
+    cfg = board_config(args)
+    schedule = compile_backprop(cfg)
+    check_lanes(args.lanes, schedule)
+    if args.core != "spatial":
+        check_core(args, cfg, schedule)
+    if args.slots is not None and args.slots > 255:
+        raise UsageError("--slots", f"the link's store holds at most 255 samples, got {args.slots}")
+    family = BOARDS[args.board].family
+    print(
+        f"building the virtual {args.board} ({'-'.join(map(str, cfg.layers))}, {args.core} "
+        f"core, {family}) ...",
+        flush=True,
+    )
+    try:
+        virtual = build_virtual_board(
+            args.board,
+            cfg,
+            lanes=args.lanes,
+            core=args.core,
+            clock_mhz=args.clock_mhz,
+            baud=args.baud,
+            slots=args.slots,
+        )
+    except ValueError as exc:
+        raise UsageError("--baud", str(exc)) from None
+
+    def ready(path: str) -> None:
+        write_json(args.json, {"port": path, **virtual.describe()})
+        print(
+            f"{virtual.board} at {virtual.clock_hz / 1e6:g} MHz, {virtual.baud} baud "
+            f"({virtual.divisor} clocks a bit), {virtual.slots} sample slots; Ctrl-C stops it",
+            file=sys.stderr,
+        )
+        print(path, flush=True)
+
+    status, stats = serve(virtual, ready)
+    if stats:
+        print(stats, file=sys.stderr)
+    return 0 if status in (0, -2) else 1
+
+
 def check_core(args: argparse.Namespace, cfg, schedule) -> None:
     """Refuse, in one line, what the chosen core cannot run (before any build)."""
     from hw.cores import make_core
@@ -241,3 +294,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=2000,
         help="samples of the process (2000)",
     )
+    add_board_task(tasks)
+
+
+def add_board_task(tasks: argparse._SubParsersAction) -> None:
+    """``sim board``: the virtual board."""
+    from boards.catalogue import BOARDS
+
+    p = add_command(
+        tasks,
+        "board",
+        "a board's system under Verilator behind a pseudo-terminal, for pulsegate host",
+        "pulsegate sim board --board icebreaker   # then: pulsegate host info --port /dev/pts/N",
+        run_board,
+    )
+    p.add_argument("--board", required=True, choices=list(BOARDS))
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--lanes", type=lane_setting, default=1, help=LANES_HELP)
+    add_core_option(p)
+    p.add_argument(
+        "--clock-mhz",
+        type=positive_float,
+        metavar="F",
+        help="the virtual board's clock (default: the board's oscillator)",
+    )
+    p.add_argument(
+        "--baud",
+        type=positive_int,
+        default=115200,
+        help="the UART's baud rate, which sets its divisor; the host's --baud has no effect "
+        "on a pty (115200)",
+    )
+    p.add_argument("--slots", type=positive_int, help="samples the store holds (the board's)")
+    p.add_argument("--json", help="write the port's path and the board's settings as JSON")
