@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint clean distclean
+.PHONY: demo test test-slow bench formal lint clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)
 	$(BIN)/pulsegate bench rtl --json build/out/bench_rtl.json
 	$(BIN)/pulsegate bench boards --json build/out/bench_boards.json
 	$(BIN)/pulsegate bench --json build/out/bench_roofline.json
+
+formal: $(STAMP)
+	$(BIN)/python -m sim.formal
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

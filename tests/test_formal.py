@@ -1,0 +1,29 @@
+"""Formal properties (``sim/formal.py``, SymbiYosys with Boolector from PyPI): each holds on
+the real unit and fails on a unit broken on purpose, so none holds vacuously."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.formal import PROPERTIES, prove
+from tests.faults import SilentStep, TruncatingLfsr, WrappingStep
+
+
+@pytest.mark.parametrize("name", sorted(PROPERTIES))
+def test_the_property_is_proved(name, tmp_path):
+    result = prove(name, work=tmp_path)
+    assert result.passed, result.log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("name", "broken"),
+    [
+        ("step-saturates", WrappingStep),
+        ("step-saturates", SilentStep),
+        ("step-saturates-n2", WrappingStep),
+        ("lfsr-never-zero", TruncatingLfsr),
+    ],
+)
+def test_the_property_fails_on_a_broken_unit(name, broken, tmp_path):
+    result = prove(name, broken, work=tmp_path)
+    assert result.status == "FAIL", result.log.read_text()[-3000:]
