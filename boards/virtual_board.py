@@ -15,7 +15,6 @@ and ``--baud`` set the UART divisor, and so the bit timing the RTL's receiver se
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from boards.catalogue import board_named, store_slots
 from boards.protocol import IDLE_BITS
 from boards.top import board_system, uart_divisor
 from golden_model.config import Config
-from toolchain import tool_env
+from sim.fast_run import verilate
 
 __all__ = ["VirtualBoard", "build_virtual_board", "serve", "DEFAULT_WORK"]
 
@@ -119,40 +118,7 @@ def build_virtual_board(
     system_v.write_text(verilog.convert(system, name=SYSTEM, emit_src=False))
     wrapper = source / f"{TOP}.v"
     wrapper.write_text(_WRAPPER)
-    flags = [
-        "verilator",
-        "--cc",
-        "--exe",
-        "--build",
-        "-j",
-        "0",
-        "-O3",
-        "--x-assign",
-        "fast",
-        "--x-initial",
-        "fast",
-        "-Wno-fatal",
-        "-Wno-lint",
-        "--top-module",
-        TOP,
-        "-CFLAGS",
-        "-O3",
-    ]
-    digest = hashlib.sha256(
-        system_v.read_bytes()
-        + wrapper.read_bytes()
-        + HARNESS.read_bytes()
-        + " ".join(flags).encode()
-    ).hexdigest()
-    build = work / f"board-{digest[:16]}"
-    exe = build / f"V{TOP}"
-    if not exe.exists():
-        build.mkdir(parents=True, exist_ok=True)
-        command = [*flags, "-Mdir", str(build), str(system_v), str(wrapper), str(HARNESS)]
-        proc = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=build)
-        (build / "build.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0 or not exe.exists():
-            raise RuntimeError(f"the virtual board did not build; see {build / 'build.log'}")
+    exe = verilate([system_v, wrapper], TOP, HARNESS, work, "board")
     return VirtualBoard(exe, board, clock_hz, baud, divisor, slots, lanes, str(core))
 
 

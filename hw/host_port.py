@@ -50,6 +50,20 @@ def HostPort(weights: int, weight_width: int) -> wiring.Signature:
     )
 
 
+def _table(values) -> Array:
+    """Constants indexed by a signal (a value per matrix)."""
+    return Array(Const(v) for v in values)
+
+
+def _offsets(matrices: Sequence[Matrix]) -> list[int]:
+    """Each matrix's first trace index."""
+    offsets, total = [], 0
+    for mat in matrices:
+        offsets.append(total)
+        total += mat.rows * mat.cols
+    return offsets
+
+
 def weight_spots(
     matrices: Sequence[Matrix], geometry: Mapping[str, WeightLayout]
 ) -> list[tuple[str, int, int, str | None, int, int]]:
@@ -140,13 +154,7 @@ class WeightAddressDecoder(wiring.Component):
         copy_of = {mat.transpose_of: mat.name for mat in mats if mat.transpose_of}
         primary = [index[mat.transpose_of or mat.name] for mat in mats]
 
-        def table(values) -> Array:
-            return Array(Const(v) for v in values)
-
-        offsets, total = [], 0
-        for mat in mats:
-            offsets.append(total)
-            total += mat.rows * mat.cols
+        table, offsets = _table, _offsets(mats)
         cols = table(mat.cols for mat in mats)
         is_copy = table(int(mat.transpose_of is not None) for mat in mats)
         # Per primary (indexed by a matrix's primary): lanes per line and lines per word,
@@ -346,13 +354,7 @@ class WordLaneDecoder(wiring.Component):
         mats = self.matrices
         shift = self.lanes.bit_length() - 1
 
-        def table(values) -> Array:
-            return Array(Const(v) for v in values)
-
-        offsets, total = [], 0
-        for mat in mats:
-            offsets.append(total)
-            total += mat.rows * mat.cols
+        table, offsets = _table, _offsets(mats)
         cols, words = table(m_.cols for m_ in mats), table(self.words_of)
         swapped = table(int(s) for s in self.swapped)
 

@@ -26,7 +26,7 @@ from toolchain import tool_env
 
 from .generate import TOP, generate, schedule_for
 
-__all__ = ["build_harness", "run_fast", "state_names"]
+__all__ = ["build_harness", "run_fast", "state_names", "verilate"]
 
 HARNESS = Path(__file__).with_name("harness.cpp")
 DEFAULT_WORK = Path("build") / "verilator-fast"
@@ -103,6 +103,15 @@ def build_harness(
     state_words = len(Circuit(schedule_for(cfg, circuit), cfg, FIXED).state_vector())
     wrapper = work / "src" / f"{FAST_TOP}.v"
     wrapper.write_text(_wrapper(max(1, (state_words - 1).bit_length()), cfg.current_width))
+    return verilate([paths["verilog"], wrapper], FAST_TOP, HARNESS, work, "harness", threads)
+
+
+def verilate(
+    sources: list[Path], top: str, harness: Path, work: Path, label: str, threads: int = 1
+) -> Path:
+    """Build Verilog ``sources`` (top module ``top``) with the C++ ``harness`` into an
+    executable under ``work/LABEL-DIGEST``, cached by the digest of everything that makes it
+    (sources, harness, flags); returns the executable."""
     flags = [
         "verilator",
         "--cc",
@@ -120,27 +129,23 @@ def build_harness(
         "-Wno-fatal",
         "-Wno-lint",
         "--top-module",
-        FAST_TOP,
+        top,
         "-CFLAGS",
         "-O3",
     ]
-    # The executable is cached by everything that makes it: Verilog, harness and flags.
     digest = hashlib.sha256(
-        paths["verilog"].read_bytes()
-        + wrapper.read_bytes()
-        + HARNESS.read_bytes()
-        + " ".join(flags).encode()
+        b"".join(path.read_bytes() for path in [*sources, harness]) + " ".join(flags).encode()
     ).hexdigest()
-    build = work / f"harness-{digest[:16]}"
-    exe = build / f"V{FAST_TOP}"
+    build = work / f"{label}-{digest[:16]}"
+    exe = build / f"V{top}"
     if exe.exists():
         return exe
     build.mkdir(parents=True, exist_ok=True)
-    command = [*flags, "-Mdir", str(build), str(paths["verilog"]), str(wrapper), str(HARNESS)]
+    command = [*flags, "-Mdir", str(build), *map(str, sources), str(harness)]
     proc = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=build)
     (build / "build.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not exe.exists():
-        raise RuntimeError(f"the harness did not build; see {build / 'build.log'}")
+        raise RuntimeError(f"the {label} did not build; see {build / 'build.log'}")
     return exe
 
 

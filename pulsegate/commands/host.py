@@ -28,6 +28,16 @@ ACTIONS = (
 )
 
 
+def report_same(same: bool) -> int:
+    """Say whether the board's weights are the golden model's; the exit status."""
+    print(
+        "the board's weights are the golden model's, bit for bit"
+        if same
+        else "the board's weights differ from the golden model's (another seed or build?)"
+    )
+    return 0 if same else 1
+
+
 def train_xor(client, args: argparse.Namespace, poll) -> int:
     """``host train-xor``: the XOR samples in the golden model's order, from the
     configuration's initial weights and LFSR state; the weights read back are compared with
@@ -53,12 +63,7 @@ def train_xor(client, args: argparse.Namespace, poll) -> int:
         golden.load_signed("t", sample["t"])
         golden.run_sample()
     same = np.array_equal(run_board["weights"], golden.weight_flat)
-    print(
-        "the board's weights are the golden model's, bit for bit"
-        if same
-        else "the board's weights differ from the golden model's (another seed or build?)"
-    )
-    return 0 if same else 1
+    return report_same(same)
 
 
 def train_linear(client, args: argparse.Namespace, poll) -> int:
@@ -87,12 +92,7 @@ def train_linear(client, args: argparse.Namespace, poll) -> int:
     w, _ = split_weights(cfg, w1.reshape(outputs, inputs + 1))
     print(f"largest |W - A| of the board's weights: {np.max(np.abs(w - golden.A)):.5f}")
     same = np.array_equal(run_board["weights"], golden.weight_flat)
-    print(
-        "the board's weights are the golden model's, bit for bit"
-        if same
-        else "the board's weights differ from the golden model's (another seed or build?)"
-    )
-    return 0 if same else 1
+    return report_same(same)
 
 
 def train_dataset(client, args: argparse.Namespace, poll) -> int:
@@ -127,12 +127,7 @@ def train_dataset(client, args: argparse.Namespace, poll) -> int:
     same = np.array_equal(
         run_board["weights"], np.concatenate([w.ravel() for w in golden.weights.values()])
     )
-    print(
-        "the board's weights are the golden model's, bit for bit"
-        if same
-        else "the board's weights differ from the golden model's (another seed or build?)"
-    )
-    return 0 if same else 1
+    return report_same(same)
 
 
 def run(args: argparse.Namespace) -> int:
