@@ -236,23 +236,33 @@ def core_logic(board: Board | str, cfg: Config, lanes, core: str = "spatial") ->
 
 
 def memory_lane_counts(board: Board | str, cfg: Config) -> list[int]:
-    """Lane counts worth trying for the memory-centric core on ``board``, fastest first:
-    powers of two up to the device's multipliers (any on a device without them), each one
-    kept only when it takes fewer clocks a sample (:func:`hw.microcode.sample_clocks`) than
-    the next smaller."""
+    """Lane counts worth trying for the memory-centric core on ``board``, fastest first.
+
+    The candidates are the powers of two up to the device's multipliers (any on a device
+    without them), and for each of them and each matrix dimension ``d`` the fewest lanes
+    that split ``d`` into as many words (``ceil(d / ceil(d / n))``: 400 at 128 lanes is four
+    words, as it is at 100). A count is kept only when it takes fewer clocks a sample
+    (:func:`hw.microcode.sample_clocks`) than every smaller one: digits at 65 lanes takes
+    the clocks it takes at 128."""
     from hw.microcode import encode, sample_clocks
     from hw.microprogram import compile_program
 
     board = board_named(board) if isinstance(board, str) else board
     schedule = compile_backprop(cfg)
-    widest = max(max(m.rows, m.cols) for m in schedule.matrices)
+    dims = {d for m in schedule.matrices for d in (m.rows, m.cols)}
+    widest = max(dims)
     budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
-    counts, n = [], 1
+    powers, n = [], 1
     while n <= (budget if budget is not None else widest) and n < 2 * widest:
-        counts.append(n)
+        powers.append(n)
         n *= 2
-    clocks = {n: sample_clocks(encode(compile_program(schedule, n), cfg)[0], n) for n in counts}
-    kept = [n for k, n in enumerate(counts) if k == 0 or clocks[n] < clocks[counts[k - 1]]]
+    counts = sorted({n for n in powers} | {-(-d // -(-d // n)) for n in powers for d in dims})
+    kept, best = [], None
+    for n in counts:
+        clocks = sample_clocks(encode(compile_program(schedule, n), cfg)[0], n)
+        if best is None or clocks < best:
+            kept.append(n)
+            best = clocks
     return kept[::-1]
 
 

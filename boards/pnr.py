@@ -200,10 +200,12 @@ def build(
     progress: Callable[[str], None] | None = None,
     core: str = "spatial",
     clock_mhz: float | None = None,
+    slots: int | None = None,
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board`` (its network core of kind
     ``core``, :class:`hw.cores.CoreKind`), its core clock from the board's PLL at
-    ``clock_mhz`` (the nearest the PLL makes; ``None``: the board's oscillator, no PLL);
+    ``clock_mhz`` (the nearest the PLL makes; ``None``: the board's oscillator, no PLL), its
+    sample store ``slots`` samples deep (``None``: :func:`boards.catalogue.store_slots`);
     return the report (also
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
     ``router1`` (its default) or ``router2``. ``time_limit`` (seconds): stop the tools and raise
@@ -224,6 +226,7 @@ def build(
         clock_mhz=clock_mhz,
         family=board.family,
         pll_pad=board.pll_pad,
+        slots=slots,
     )
     started = time.perf_counter()
     plan = platform.prepare(

@@ -48,6 +48,8 @@ class PulsegateSystem(wiring.Component):
         the next sample while one runs.
     rom_style : str, optional
         Yosys's ``ram_style`` for the memory core's instruction ROM.
+    ram_style : str, optional
+        Yosys's ``ram_style`` for the memory core's state memory and source buffers.
 
     Attributes
     ----------
@@ -73,6 +75,7 @@ class PulsegateSystem(wiring.Component):
         core: str = CoreKind.SPATIAL,
         input_banks: int = 2,
         rom_style: str | None = None,
+        ram_style: str | None = None,
     ) -> None:
         self.cfg, self.lanes = cfg, lanes
         spatial = CoreKind(core) == CoreKind.SPATIAL
@@ -89,7 +92,12 @@ class PulsegateSystem(wiring.Component):
             **(
                 options
                 if spatial
-                else {"observe_ticks": False, "input_banks": input_banks, "rom_style": rom_style}
+                else {
+                    "observe_ticks": False,
+                    "input_banks": input_banks,
+                    "rom_style": rom_style,
+                    "ram_style": ram_style,
+                }
             ),
         )
         self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)

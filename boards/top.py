@@ -20,6 +20,10 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
     return round(clock_hz / baud)
 
 
+#: Lanes above which an ECP5 system keeps the memory core's state and buffers in LUT RAM.
+WIDE_PLAN = 32
+
+
 def board_system(
     cfg: Config,
     *,
@@ -48,6 +52,13 @@ def board_system(
         # a DP16KD's slow output would sit in the sequencer's loop (ROM word -> next
         # address): the ROM in logic costs a few LUTs and flip-flops there
         rom_style="logic" if family == "ecp5" else None,
+        # a wide plan's state and buffer banks are a few rows each: a DP16KD apiece would
+        # take the block RAM its weights need (400-400-10 at 101 lanes: 303 more)
+        ram_style=(
+            "distributed"
+            if family == "ecp5" and isinstance(lanes, int) and lanes > WIDE_PLAN
+            else None
+        ),
     )
 
 

@@ -63,10 +63,12 @@ def make_core(
     observe_ticks: bool | None = None,
     input_banks: int = 2,
     rom_style: str | None = None,
+    ram_style: str | None = None,
     **options,
 ):
     """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only, and
-    ``observe_ticks``, ``input_banks`` and ``rom_style`` (:class:`hw.mcore.MemoryCore`) to
+    ``observe_ticks``, ``input_banks``, ``rom_style`` and ``ram_style``
+    (:class:`hw.mcore.MemoryCore`) to
     the memory core only: the spatial core's ticks are always observable and it loads only
     while idle. ``kind`` may be a core class (a subclass of either core), built with the
     options of the core it derives from."""
@@ -81,6 +83,7 @@ def make_core(
         return kind(
             schedule, cfg, lanes, debug=debug, host_port=host_port,
             observe_ticks=observe_ticks, input_banks=input_banks, rom_style=rom_style,
+            ram_style=ram_style,
         )  # fmt: skip
     if not isinstance(kind, type):
         from .network import NetworkCore

@@ -306,7 +306,8 @@ class WordLaneDecoder(wiring.Component):
     by_columns : frozenset of str
         Primaries stored column by column.
     lanes : int
-        Weights a word (a power of two).
+        Weights a word. A power of two splits the place in the row into word and lane by
+        wires; any other count by a subtraction of ``lanes`` a clock.
     depth : int
         Words of the memory.
 
@@ -318,7 +319,8 @@ class WordLaneDecoder(wiring.Component):
     valid : Out(1)
         ``address`` and ``lane`` hold the spot of the last index started, until the next
         ``start``; low from the clock after ``start`` for ``rows + columns + 2`` clocks of
-        its matrix at most.
+        its matrix at most (and ``place // lanes`` more where ``lanes`` is not a power of
+        two).
     address : Out(range(depth)), lane : Out(range(lanes))
     """
 
@@ -331,8 +333,8 @@ class WordLaneDecoder(wiring.Component):
         lanes: int,
         depth: int,
     ) -> None:
-        if lanes < 1 or lanes & (lanes - 1):
-            raise ValueError(f"lanes must be a power of two, got {lanes}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
         self.matrices, self.lanes = list(matrices), lanes
         primary = [m.transpose_of or m.name for m in self.matrices]
         self.base_of = [bases[p] for p in primary]
@@ -352,7 +354,9 @@ class WordLaneDecoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         mats = self.matrices
-        shift = self.lanes.bit_length() - 1
+        lanes = self.lanes
+        power = not lanes & (lanes - 1)
+        shift = lanes.bit_length() - 1
 
         table, offsets = _table, _offsets(mats)
         cols, words = table(m_.cols for m_ in mats), table(self.words_of)
@@ -364,13 +368,22 @@ class WordLaneDecoder(wiring.Component):
         rest = Signal(range(max(self.weights, 2)))  # index in the matrix, then the column
         line = Signal.like(rest)  # the element's place in its stored row
         words_in = Signal.like(self.address)  # the stored rows' words before the element
+        word_in_row = Signal.like(self.address)  # not a power of two: line // lanes
         for k, offset in enumerate(offsets):
             with m.If(held >= offset):
                 m.d.comb += pick.eq(k)
-        m.d.comb += [
-            self.address.eq(table(self.base_of)[sel] + words_in + (line >> shift)),
-            self.lane.eq(line[:shift] if shift else 0),
-        ]
+        if power:
+            m.d.comb += [
+                self.address.eq(table(self.base_of)[sel] + words_in + (line >> shift)),
+                self.lane.eq(line[:shift] if shift else 0),
+            ]
+        else:
+            m.d.comb += [
+                self.address.eq(table(self.base_of)[sel] + words_in + word_in_row),
+                self.lane.eq(line),
+            ]
+        # where the place in the row is known: split it into word and lane
+        split = "idle" if power else "lane"
         with m.FSM():
             with m.State("idle"):
                 m.d.comb += self.valid.eq(1)
@@ -383,6 +396,7 @@ class WordLaneDecoder(wiring.Component):
                     rest.eq(held - table(offsets)[pick]),
                     line.eq(0),
                     words_in.eq(0),
+                    word_in_row.eq(0),
                 ]
                 m.next = "row"
             with m.State("row"):  # rest: the index in the row; line counts the rows
@@ -394,10 +408,16 @@ class WordLaneDecoder(wiring.Component):
                     m.next = "column"  # the column is the stored row, the row its place
                 with m.Else():
                     m.d.sync += line.eq(rest)
-                    m.next = "idle"
+                    m.next = split
             with m.State("column"):
                 with m.If(rest != 0):
                     m.d.sync += [rest.eq(rest - 1), words_in.eq(words_in + words[sel])]
                 with m.Else():
-                    m.next = "idle"
+                    m.next = split
+            if not power:
+                with m.State("lane"):
+                    with m.If(line >= lanes):
+                        m.d.sync += [line.eq(line - lanes), word_in_row.eq(word_in_row + 1)]
+                    with m.Else():
+                        m.next = "idle"
         return m

@@ -117,8 +117,6 @@ class MemoryCore(wiring.Component):
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
-        if lanes & (lanes - 1):
-            raise NotImplementedError("the memory-centric core takes a power-of-two lane count")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
         self.host_port, self.ram_style, self.rom_style = host_port, ram_style, rom_style
         self.program = compile_program(schedule, lanes)

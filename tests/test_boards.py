@@ -725,9 +725,10 @@ def test_cells_over_capacity_are_read_from_the_log():
     assert over_capacity(OVER_LOG.replace("6346", "4000")) == []
 
 
-def test_memory_core_plans_are_powers_of_two_that_each_save_clocks():
+def test_memory_core_plans_each_save_clocks():
     """The memory core's ``--lanes auto`` candidates: powers of two within the device's
-    multipliers, fastest first, each faster than the next smaller."""
+    multipliers and the fewest lanes that split a dimension into as many words, fastest
+    first, each faster than every smaller count."""
     from boards.plans import memory_lane_counts
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
@@ -735,13 +736,37 @@ def test_memory_core_plans_are_powers_of_two_that_each_save_clocks():
     from hw.microprogram import compile_program
 
     digits = dataset_config("digits")
-    assert memory_lane_counts("icebreaker", digits) == [8, 4, 2, 1]  # the UP5K's 8 DSPs
+    assert memory_lane_counts("icebreaker", digits) == [8, 7, 5, 4, 2, 1]  # the UP5K's 8 DSPs
     counts = memory_lane_counts("ulx3s-85f", digits)
-    assert counts[0] == 128 and counts[-1] == 1
+    # 65 (the bias column's row of W1) in one word: 128's clocks with half the lanes
+    assert counts[0] == 65 and counts[-1] == 1
     schedule = compile_backprop(digits)
-    clocks = [sample_clocks(encode(compile_program(schedule, n), digits)[0], n) for n in counts]
-    assert clocks == sorted(clocks)
-    assert memory_lane_counts("icebreaker", board_config()) == [4, 2, 1]  # XOR: no wider
+
+    def clocks(n):
+        return sample_clocks(encode(compile_program(schedule, n), digits)[0], n)
+
+    assert [clocks(n) for n in counts] == sorted({clocks(n) for n in counts})
+    assert clocks(65) == clocks(128)
+    assert memory_lane_counts("icebreaker", board_config()) == [4, 3, 2, 1]  # XOR: no wider
+
+
+def test_a_wide_ecp5_plan_keeps_state_and_buffers_in_lut_ram():
+    """Past 32 lanes an ECP5 system's state memory and buffers are LUT RAM (their banks are
+    a few rows each: block RAM is the weights'); narrower plans and the iCE40 leave the choice
+    to Yosys."""
+    from boards.top import WIDE_PLAN, board_system
+    from golden_model.datasets import dataset_config
+
+    digits = dataset_config("digits")
+
+    def style(family, lanes):
+        system = board_system(
+            digits, family=family, divisor=200, slots=2, lanes=lanes, core="memory"
+        )
+        return system.core.ram_style
+
+    assert style("ecp5", WIDE_PLAN + 1) == "distributed"
+    assert style("ecp5", WIDE_PLAN) is None and style("ice40", 65) is None
 
 
 def test_a_load_longer_than_the_run_sets_the_memory_cores_pace(tmp_path):

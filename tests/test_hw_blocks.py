@@ -686,11 +686,15 @@ def test_weight_address_decoder_matches_every_spot(layers, lanes):
     assert not wrong, wrong[:5]
 
 
-@pytest.mark.parametrize(("layers", "lanes"), [((2, 4, 1), 1), ((4, 8, 3), 8), ((64, 32, 10), 4)])
+@pytest.mark.parametrize(
+    ("layers", "lanes"),
+    [((2, 4, 1), 1), ((4, 8, 3), 8), ((64, 32, 10), 4), ((4, 8, 3), 3), ((9, 7, 3), 5)],
+)
 def test_word_lane_decoder_matches_every_spot(layers, lanes):
     """The memory core's decoder: every trace index decodes to the word and lane of
     ``word_lane_spots`` over the core's memory map (primaries by rows and by columns, copies
-    reached through their primary), in at most ``rows + columns + 2`` clocks."""
+    reached through their primary), in at most ``rows + columns + 2`` clocks (and a clock
+    per word before the element's where ``lanes`` is not a power of two)."""
     from hw.host_port import WordLaneDecoder, word_lane_spots
     from hw.microcode import MemoryMap
     from hw.microprogram import compile_program
@@ -702,6 +706,8 @@ def test_word_lane_decoder_matches_every_spot(layers, lanes):
     spots = word_lane_spots(*args)
     dut = WordLaneDecoder(*args, where.depth)
     longest = max(m.rows + m.cols + 2 for m in schedule.matrices)
+    if lanes & (lanes - 1):
+        longest += max(max(m.rows, m.cols) // lanes for m in schedule.matrices)
     got = []
     if lanes == 8:
         assert where.transposed, "no primary stored by columns: the case goes untested"

@@ -17,6 +17,7 @@ from .common import (
     lanes_or_auto,
     minutes,
     positive_int,
+    slot_count,
     stage_printer,
     write_json,
 )
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 "progress": progress,
                 "core": args.core,
                 "time_limit": args.time_limit * 60 if args.time_limit else None,
+                "slots": args.slots,
             }
             if args.clock_mhz == "auto":  # on the plan --lanes auto chose, if it chose
                 result = build_at_best_clock(name, cfg, out / "clock", **options)
@@ -130,6 +132,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=LANES_HELP[:-4] + ", or 'auto': the fastest plan that fits and meets timing (1)",
     )
     p.add_argument("--baud", type=positive_int, default=115200, help="host link baud rate (115200)")
+    p.add_argument(
+        "--slots",
+        type=slot_count,
+        metavar="N",
+        help="samples the host link's store holds (default: as many as the iCE40UP5K's SPRAM "
+        "takes, up to 255; 16 in block RAM elsewhere)",
+    )
     p.add_argument(
         "--router",
         choices=ROUTERS,

@@ -29,6 +29,7 @@ __all__ = [
     "SHIPPED_CONFIGS",
     "board_config",
     "positive_int",
+    "slot_count",
     "at_least",
     "positive_float",
     "minutes",
@@ -139,6 +140,14 @@ def at_least(smallest: int) -> Callable[[str], int]:
 
 
 positive_int = at_least(1)
+
+
+def slot_count(text: str) -> int:
+    """Samples the host link's store holds: 1 to 255 (the protocol counts them in a byte)."""
+    value = positive_int(text)
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"the link's store holds at most 255 samples, got {value}")
+    return value
 
 
 def positive_float(text: str) -> float:

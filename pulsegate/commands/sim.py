@@ -25,6 +25,7 @@ from .common import (
     positive_float,
     positive_int,
     print_verdict,
+    slot_count,
     write_json,
 )
 from .golden import add_linear_options
@@ -175,8 +176,6 @@ def run_board(args: argparse.Namespace) -> int:
     check_lanes(args.lanes, schedule)
     if args.core != "spatial":
         check_core(args, cfg, schedule)
-    if args.slots is not None and args.slots > 255:
-        raise UsageError("--slots", f"the link's store holds at most 255 samples, got {args.slots}")
     family = BOARDS[args.board].family
     print(
         f"building the virtual {args.board} ({'-'.join(map(str, cfg.layers))}, {args.core} "
@@ -325,5 +324,5 @@ def add_board_task(tasks: argparse._SubParsersAction) -> None:
         help="the UART's baud rate, which sets its divisor; the host's --baud has no effect "
         "on a pty (115200)",
     )
-    p.add_argument("--slots", type=positive_int, help="samples the store holds (the board's)")
+    p.add_argument("--slots", type=slot_count, help="samples the store holds (the board's)")
     p.add_argument("--json", help="write the port's path and the board's settings as JSON")
