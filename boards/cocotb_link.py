@@ -128,9 +128,9 @@ def malformed_frames(rng: np.random.Generator, info, count: int) -> list[tuple[s
             bytes(rng.integers(0, 256, int(rng.integers(MAX_PAYLOAD + 1, 24)), dtype=np.uint8)),
         ),
         "address out of range": lambda: [
-            encode_request(Command.READ_WEIGHT, le(rng.integers(info.weights, 1 << 16), 2)),
+            encode_request(Command.READ_WEIGHT, le(rng.integers(info.weights, 1 << 24), 3)),
             encode_request(
-                Command.WRITE_WEIGHT, le(rng.integers(info.weights, 1 << 16), 2) + le(1, 4, True)
+                Command.WRITE_WEIGHT, le(rng.integers(info.weights, 1 << 24), 3) + le(1, 4, True)
             ),
             encode_request(
                 Command.LOAD_WORD,
@@ -147,7 +147,7 @@ def malformed_frames(rng: np.random.Generator, info, count: int) -> list[tuple[s
         "value out of range": lambda: [
             encode_request(
                 Command.WRITE_WEIGHT,
-                le(rng.integers(0, info.weights), 2)
+                le(rng.integers(0, info.weights), 3)
                 + le(rng.choice([-1, 1]) * rng.integers(max_w + 1, 1 << 31), 4, True),
             ),
             encode_request(
@@ -251,7 +251,7 @@ async def abort(dut):
         await ClockCycles(dut.clk, 1)
     await ClockCycles(dut.clk, s.job["abort_after_clocks"])
     running_at_abort = int(dut.leds.value) >> 2 & 1
-    busy = await bridge(lambda: client.request(0x04, b"\x00\x00", check=False).code)()
+    busy = await bridge(lambda: client.request(0x04, b"\x00\x00\x00", check=False).code)()
     await bridge(client.abort)()
     status = await bridge(client.wait_idle)()
     s.golden_train(samples[: status.run_done])

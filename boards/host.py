@@ -149,11 +149,11 @@ class HostClient:
         return Status.unpack(self.request(Command.STATUS).payload)
 
     def write_weight(self, index: int, value: int) -> None:
-        self.request(Command.WRITE_WEIGHT, struct.pack("<Hi", index, value))
+        self.request(Command.WRITE_WEIGHT, index.to_bytes(3, "little") + struct.pack("<i", value))
 
     def read_weight(self, index: int) -> int:
         return struct.unpack(
-            "<i", self.request(Command.READ_WEIGHT, struct.pack("<H", index)).payload
+            "<i", self.request(Command.READ_WEIGHT, index.to_bytes(3, "little")).payload
         )[0]
 
     def read_weights(self) -> np.ndarray:

@@ -124,8 +124,10 @@ class HostLink(wiring.Component):
         self.prefetch = core.loads_while_running
         self.output_words = max(core.output_size, 1)
         self.weights = core.layout.n_weights
-        if self.weights > 0xFFFF or self.input_words > 0xFFFF:
-            raise ValueError("the link addresses at most 65,535 weights and input words")
+        if self.weights > 0xFFFFFF:
+            raise ValueError(f"the link addresses at most 16,777,215 weights, got {self.weights:,}")
+        if self.input_words > 0xFFFF:
+            raise ValueError(f"the link loads at most 65,535 input words, got {self.input_words:,}")
         cw, ww = cfg.current_width, cfg.weight_width
         super().__init__(
             {
@@ -300,6 +302,9 @@ class HostLink(wiring.Component):
         def u16(first: int):
             return Cat(buffer[first], buffer[first + 1])
 
+        def u24(first: int):
+            return Cat(*buffer[first : first + 3])
+
         def in_range(value, width: int):
             # The symmetric range saturation produces: in range when it would not clamp.
             return ~saturate(value, width)[1]
@@ -319,8 +324,8 @@ class HostLink(wiring.Component):
             m.d.sync += flag.eq(condition)
             return flag
 
-        weight_index_bad = checked("weight_index_bad", u16(0) >= self.weights)
-        weight_value_bad = checked("weight_value_bad", ~in_range(i32(2), ww))
+        weight_index_bad = checked("weight_index_bad", u24(0) >= self.weights)
+        weight_value_bad = checked("weight_value_bad", ~in_range(i32(3), ww))
         word_place_bad = checked(
             "word_place_bad", (buffer[0] >= self.slots) | (u16(1) >= self.input_words)
         )
@@ -339,9 +344,9 @@ class HostLink(wiring.Component):
         status_flags = Cat(run_active, abort, trained)
         info = [
             Const(PROTOCOL_VERSION, 8),
-            Const(self.input_words, 8),
+            *_le(Const(self.input_words, 16), 2),
             Const(self.output_words, 8),
-            *_le(Const(self.weights, 16), 2),
+            *_le(Const(self.weights, 32), 4),
             Const(self.slots, 8),
             Const(cw, 8),
             Const(ww, 8),
@@ -481,8 +486,8 @@ class HostLink(wiring.Component):
                                 m.next = "reply"
             with m.State("weight"):
                 m.d.comb += [
-                    self.host.addr.eq(u16(0)),
-                    self.host.wdata.eq(i32(2)),
+                    self.host.addr.eq(u24(0)),
+                    self.host.wdata.eq(i32(3)),
                     self.host.read.eq(command == Command.READ_WEIGHT),
                     self.host.write.eq(command == Command.WRITE_WEIGHT),
                 ]

@@ -51,14 +51,16 @@ REPLY_START = 0x5A
 MAX_PAYLOAD = 7
 #: Line idle time, in bit times, that ends a truncated frame or a drain after an error.
 IDLE_BITS = 40
-PROTOCOL_VERSION = 1
+#: 2: a weight's index is 24-bit, INFO's input words 16-bit and its weights 32-bit (a
+#: 400-400-10 network has 164,810 weights and 820 input words).
+PROTOCOL_VERSION = 2
 
 
 class Command(enum.IntEnum):
-    INFO = 0x01  # -> version, input words, output words, weights, slots, widths
+    INFO = 0x01  # -> version u8, input words u16, output words u8, weights u32, slots, widths
     STATUS = 0x02  # -> flags, samples, saturation counters, run position
-    WRITE_WEIGHT = 0x03  # index u16, value i32 (W and its transposed copy together)
-    READ_WEIGHT = 0x04  # index u16 -> value i32
+    WRITE_WEIGHT = 0x03  # index u24, value i32 (W and its transposed copy together)
+    READ_WEIGHT = 0x04  # index u24 -> value i32
     LOAD_WORD = 0x05  # slot u8, index u16, value i32: one input word of a stored sample
     START = 0x06  # count u16: train on slots 0 .. count-1, in order
     ABORT = 0x07  # stop at the next sample boundary
@@ -71,8 +73,8 @@ class Command(enum.IntEnum):
 REQUEST_LENGTH = {
     Command.INFO: 0,
     Command.STATUS: 0,
-    Command.WRITE_WEIGHT: 6,
-    Command.READ_WEIGHT: 2,
+    Command.WRITE_WEIGHT: 7,
+    Command.READ_WEIGHT: 3,
     Command.LOAD_WORD: 7,
     Command.START: 2,
     Command.ABORT: 0,
@@ -180,7 +182,7 @@ class Info:
     current_width: int
     weight_width: int
 
-    FORMAT = "<BBBHBBB"
+    FORMAT = "<BHBIBBB"
 
     @classmethod
     def unpack(cls, payload: bytes) -> Info:
@@ -250,10 +252,10 @@ def expected_error(frame: bytes, info: Info) -> Code | None:
 
     command = Command(command)
     if command in (Command.WRITE_WEIGHT, Command.READ_WEIGHT):
-        if int.from_bytes(p[:2], "little") >= info.weights:
+        if int.from_bytes(p[:3], "little") >= info.weights:
             return Code.RANGE
         if command == Command.WRITE_WEIGHT:
-            if not fits(int.from_bytes(p[2:6], "little", signed=True), info.weight_width):
+            if not fits(int.from_bytes(p[3:7], "little", signed=True), info.weight_width):
                 return Code.VALUE
     elif command == Command.LOAD_WORD:
         if p[0] >= info.slots or int.from_bytes(p[1:3], "little") >= info.input_words:

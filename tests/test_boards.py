@@ -61,7 +61,7 @@ def test_gateware_crc_step_matches_the_protocol():
 
 
 def test_reference_parser_names_every_kind_of_error():
-    ok = encode_request(Command.READ_WEIGHT, (3).to_bytes(2, "little"))
+    ok = encode_request(Command.READ_WEIGHT, (3).to_bytes(3, "little"))
     assert expected_error(ok, INFO) is None
     assert expected_error(b"\x00" + ok, INFO) == Code.FRAMING
     assert expected_error(ok[:-1], INFO) == Code.TRUNCATED
@@ -69,10 +69,10 @@ def test_reference_parser_names_every_kind_of_error():
     assert expected_error(encode_request(0x77), INFO) == Code.COMMAND
     assert expected_error(encode_request(Command.INFO, bytes(MAX_PAYLOAD + 1)), INFO) == Code.LENGTH
     assert expected_error(encode_request(Command.INFO, b"\x00"), INFO) == Code.LENGTH
-    far = encode_request(Command.READ_WEIGHT, (21).to_bytes(2, "little"))
+    far = encode_request(Command.READ_WEIGHT, (21).to_bytes(3, "little"))
     assert expected_error(far, INFO) == Code.RANGE
     big = encode_request(
-        Command.WRITE_WEIGHT, (0).to_bytes(2, "little") + (1 << 15).to_bytes(4, "little")
+        Command.WRITE_WEIGHT, (0).to_bytes(3, "little") + (1 << 15).to_bytes(4, "little")
     )
     assert expected_error(big, INFO) == Code.VALUE
     assert expected_error(encode_request(Command.START, (17).to_bytes(2, "little")), INFO) == (

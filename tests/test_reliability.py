@@ -152,7 +152,6 @@ def test_an_endless_file_is_refused_quickly_and_in_little_memory(tmp_path):
         (["build", "--board", "icebreaker", "--time-limit", "inf"], "--time-limit"),
         (["train", "iris", "--threads", "0"], "--threads"),
         (["golden", "xor", "--lanes", "2"], "unrecognized arguments"),
-        (["logic", "--board", "icebreaker", "--core", "memory", "--lanes", "3"], "--core: memory"),
         (["sim", "xor", "--core", "memory", "--lanes", "W1=2,W2=1"], "--core: memory"),
     ],
 )
