@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench formal lint clean distclean
+.PHONY: demo test test-slow bench formal mutation lint clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(STAMP)
 
 formal: $(STAMP)
 	$(BIN)/python -m sim.formal
+
+mutation: $(STAMP)
+	$(BIN)/python -m sim.mutation --json build/mutation/report.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

