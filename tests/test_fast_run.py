@@ -127,3 +127,35 @@ def test_the_memory_core_trains_iris_under_the_native_harness(tmp_path):
     words, _ = encode(program, cfg, observe_ticks=False)
     assert verdict["cycles_per_sample"] == sample_clocks(words, 4) - 1  # from start's clock
     assert verdict["cycles_per_sample"] < sample_clocks(encode(program, cfg)[0], 4) - 1
+
+
+# The seed's leaky windows on real data: N = 2 ticks a window with alpha = 1/2 (a leak pass
+# over every undriven group), N = 3 with alpha = 1/4.
+LEAKY = {
+    "N2": {"ticks_per_window": 2, "leak_shift": 1},
+    "N3": {"ticks_per_window": 3, "leak_shift": 2},
+}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "leak", "lanes", "count"),
+    [
+        ("iris", "N2", 3, 40),
+        ("digits", "N2", 8, 6),
+        pytest.param("iris", "N3", 8, 40, marks=pytest.mark.slow),
+        pytest.param("digits", "N3", 13, 40, marks=pytest.mark.slow),
+        pytest.param("iris", "N2", 1, 105, marks=pytest.mark.slow),
+    ],
+)
+def test_leaky_windows_on_real_data_are_bit_exact_at_every_sample(
+    tmp_path, dataset, leak, lanes, count
+):
+    """Iris and digits with the seed's leaky dynamics in the memory core under the native
+    harness, every state word compared after every sample, at several lane counts."""
+    data, cfg = load_dataset(dataset), dataset_config(dataset).replace(**LEAKY[leak])
+    order = epoch_order(cfg, len(data.x_train), 1)[0][:count]
+    targets = data.targets(data.y_train)
+    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    verdict = run_fast(cfg, samples, lanes=lanes, work=tmp_path / dataset, core="memory")
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["samples_compared"] == count

@@ -105,6 +105,18 @@ def test_real_data_is_bit_exact(dataset, lanes):
     assert mismatch is None, str(mismatch)
 
 
+@pytest.mark.parametrize(
+    ("dataset", "lanes"),
+    [("iris", 1), ("iris", 6), pytest.param("digits", 8, marks=pytest.mark.slow)],
+)
+def test_leaky_windows_on_real_data_are_bit_exact_at_every_tick(dataset, lanes):
+    """The seed's dynamics (N = 2 ticks a window, alpha = 1/2) on real data, every tick."""
+    cfg = dataset_config(dataset).replace(ticks_per_window=2, leak_shift=1)
+    samples = training_samples(cfg, load_dataset(dataset), 1, 1)
+    mismatch, _ = compare(cfg, samples, lanes)
+    assert mismatch is None, str(mismatch)
+
+
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_stochastic_rounding_draws_in_the_golden_models_order(lanes):
     cfg = default_config("xor").replace(rounding="stochastic")
