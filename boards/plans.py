@@ -206,12 +206,14 @@ def core_resources(board: Board | str, cfg: Config, lanes, core: str = "spatial"
 
 def logic_cells(family: str, counts: dict[str, int]) -> int:
     """Logic cells of synthesized ``counts``. ECP5: LUTs (a CCU2C carry cell counts two, it
-    packs into two TRELLIS_COMB as nextpnr counts) or flip-flops, whichever are more (a slice
-    has as many FFs as LUT4s, side by side). iCE40: LUTs plus flip-flops (a carry rides in
-    its LUT's cell): a cell holds one of each, but nextpnr pairs a flip-flop only with the LUT
+    packs into two TRELLIS_COMB as nextpnr counts; a TRELLIS_DPR16X4 of LUT RAM four, the
+    LUTs of the two slices it occupies) or flip-flops, whichever are more (a slice has as
+    many FFs as LUT4s, side by side). iCE40: LUTs plus flip-flops (a carry rides in its
+    LUT's cell): a cell holds one of each, but nextpnr pairs a flip-flop only with the LUT
     that feeds it, and few do in these cores (BENCHMARKS.md has the packed counts)."""
     if family == "ecp5":
-        return max(counts["LUT"] + 2 * counts["CARRY"], counts["FF"])
+        luts = counts["LUT"] + 2 * counts["CARRY"] + 4 * counts.get("LUTRAM", 0)
+        return max(luts, counts["FF"])
     return counts["LUT"] + counts["FF"]
 
 

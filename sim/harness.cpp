@@ -8,10 +8,12 @@
 // clock edges. Inputs therefore reach the core one clock after they are set here.
 //
 // Input (little-endian int32): n_samples, words_per_sample, state_words, payload_width,
-// read_every, then n_samples * words_per_sample input words.
+// read_every, outputs, then n_samples * words_per_sample input words.
 // Output (little-endian): for every sample k with (k + 1) % read_every == 0 or k the last one,
-// int32 k and state_words int64 words; then int32 -1, the compute cycles of every sample
-// (int64 each, from start to sample_done), and the total clocks simulated (int64).
+// int32 k, state_words int64 words and the readout's outputs int64 words (built with
+// PULSEGATE_OUTPUTS: the top picks one on out_word by out_sel); then int32 -1, the compute
+// cycles of every sample (int64 each, from start to sample_done), and the total clocks
+// simulated (int64).
 // Progress: "progress DONE TOTAL" on stderr after every twentieth of the samples.
 //
 // Built with PULSEGATE_MUTANTS (sim/mutation.py), the top has a mutsel input that picks one
@@ -41,12 +43,17 @@ int main(int argc, char** argv) {
 #endif
     FILE* in = std::fopen(argv[1], "rb");
     if (!in) fail("cannot open the input file");
-    int32_t header[5];
-    if (std::fread(header, sizeof(int32_t), 5, in) != 5) fail("short header");
+    int32_t header[6];
+    if (std::fread(header, sizeof(int32_t), 6, in) != 6) fail("short header");
     const int32_t n_samples = header[0], words = header[1], state_words = header[2];
-    const int32_t width = header[3], read_every = header[4];
+    const int32_t width = header[3], read_every = header[4], outputs = header[5];
     if (n_samples < 0 || words < 1 || state_words < 1 || width < 1 || width > 32 || read_every < 1)
         fail("bad header");
+#ifdef PULSEGATE_OUTPUTS
+    if (outputs < 1) fail("bad header: a readout is built in");
+#else
+    if (outputs != 0) fail("bad header: no readout is built in");
+#endif
     std::vector<int32_t> inputs(static_cast<size_t>(n_samples) * words);
     if (std::fread(inputs.data(), sizeof(int32_t), inputs.size(), in) != inputs.size())
         fail("short input");
@@ -77,7 +84,7 @@ int main(int argc, char** argv) {
     std::vector<int64_t> cycles;
     cycles.reserve(n_samples);
     const int32_t report_every = n_samples >= 20 ? n_samples / 20 : 1;
-    std::vector<int64_t> state(state_words);
+    std::vector<int64_t> state(state_words + outputs);
     for (int32_t k = 0; k < n_samples; ++k) {
         for (int32_t w = 0; w < words; ++w) {
             top->load_payload = static_cast<uint32_t>(inputs[static_cast<size_t>(k) * words + w]) & mask;
@@ -109,6 +116,16 @@ int main(int argc, char** argv) {
                 tick();
                 if (a >= 1) state[a - 1] = static_cast<int64_t>(top->debug_data);
             }
+#ifdef PULSEGATE_OUTPUTS
+            // the readout register, each element sign-extended from payload_width + 1 bits
+            const int shift = 64 - (width + 1);
+            for (int32_t j = 0; j < outputs; ++j) {
+                top->out_sel = j;
+                top->eval();
+                const int64_t raw = static_cast<int64_t>(static_cast<uint64_t>(top->out_word) << shift);
+                state[state_words + j] = raw >> shift;
+            }
+#endif
             std::fwrite(&k, sizeof(int32_t), 1, out);
             std::fwrite(state.data(), sizeof(int64_t), state.size(), out);
         }

@@ -41,6 +41,7 @@ from .fast_run import (
     HarnessFailed,
     _wrapper,
     golden_states,
+    readout_size,
     run_harness,
     verilate,
 )
@@ -150,18 +151,17 @@ def build_mutants(source: Path, mutations: list[str], work: Path) -> Path:
     script += ["opt_clean", "pmuxtree", "write_verilog -noattr mutants.v"]
     _yosys(script, source.parent)
     golden = Circuit(schedule_for(_cfg_of(source), "xor"), _cfg_of(source), FIXED)
-    state_words = len(golden.state_vector())
+    state_words, outputs = len(golden.state_vector()), readout_size(golden)
     wrapper = source.with_name(f"{FAST_TOP}.v")
-    wrapper.write_text(
-        _wrapper(max(1, (state_words - 1).bit_length()), golden.cfg.current_width, bits)
-    )
+    address_bits = max(1, (state_words - 1).bit_length())
+    wrapper.write_text(_wrapper(address_bits, golden.cfg.current_width, outputs, bits))
     return verilate(
         [source.with_name("mutants.v"), wrapper],
         FAST_TOP,
         HARNESS,
         work,
         "mutants",
-        defines=("PULSEGATE_MUTANTS",),
+        defines=("PULSEGATE_MUTANTS", "PULSEGATE_OUTPUTS"),
     )
 
 

@@ -589,6 +589,10 @@ def test_logic_cells_count_an_ice40_cell_per_lut_and_per_flip_flop():
     assert logic_cells("ice40", counts) == 7_664  # the system packed to 7,377 with its link
     assert logic_cells("ecp5", counts) == 4_221 + 2 * 903
     assert logic_cells("ecp5", counts | {"FF": 9_000}) == 9_000
+    # LUT RAM: four LUTs a TRELLIS_DPR16X4 (400-400-10 at 100 lanes: Yosys 48,083 LUT4,
+    # 7,599 CCU2C and 3,225 DPR16X4 estimate 76,181; nextpnr placed 85,791 with the link)
+    big = {"LUT": 48_083, "CARRY": 7_599, "LUTRAM": 3_225, "FF": 30_189}
+    assert logic_cells("ecp5", big) == 48_083 + 2 * 7_599 + 4 * 3_225
 
 
 def test_fastest_fitting_plan_halves_down_to_the_fastest_within_the_logic(monkeypatch):
