@@ -16,6 +16,7 @@ import numpy as np
 
 from .protocol import (
     ERROR_PAYLOAD,
+    PROTOCOL_VERSION,
     REPLY_LENGTH,
     Command,
     Info,
@@ -128,6 +129,13 @@ class HostClient:
             self._stale = True
             raise
         expected = REPLY_LENGTH.get(command) if reply.ok else ERROR_PAYLOAD
+        if command == Command.INFO and reply.ok and reply.payload[:1] != bytes([PROTOCOL_VERSION]):
+            # INFO's first byte is the version in every version: say so, not "wrong length"
+            version = reply.payload[0] if reply.payload else "unknown"
+            raise ProtocolError(
+                f"the board speaks protocol version {version}, this host version "
+                f"{PROTOCOL_VERSION}: build the board's bitstream with this pulsegate"
+            )
         if expected is not None and len(reply.payload) != expected:
             self._stale = True
             raise ProtocolError(

@@ -98,6 +98,22 @@ class _SilentTransport:
         return b""
 
 
+def test_client_names_a_board_of_another_protocol_version():
+    """A board built before protocol 2 answers INFO with version 1 (and 9 bytes): the client
+    says which versions meet, not only that the length is wrong."""
+    from boards.protocol import Code, encode_reply
+
+    class OldBoard(_SilentTransport):
+        reply = encode_reply(Code.OK, bytes([1, 148, 10, 0x26, 0x08, 16, 16, 16, 16]))
+
+        def read(self, count):
+            data, self.reply = self.reply[:count], self.reply[count:]
+            return data
+
+    with pytest.raises(ProtocolError, match="protocol version 1, this host version 2"):
+        HostClient(OldBoard()).info()
+
+
 def test_client_reports_a_missing_reply():
     with pytest.raises(ProtocolError, match="timeout"):
         HostClient(_SilentTransport()).status()
