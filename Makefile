@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 formal: $(STAMP)
 	$(BIN)/python -m sim.formal
+	$(BIN)/python -m boards.link_formal
 
 mutation: $(STAMP)
 	$(BIN)/python -m sim.mutation --json build/mutation/report.json

@@ -146,6 +146,20 @@ class HostLink(wiring.Component):
                 "leds": Out(4),
             }
         )
+        #: The sample store (one port: a run never reads while LOAD_WORD writes).
+        self.store = SampleStore(cw, slots * self.input_words, kind=store)
+        #: The run's state, for the formal checks (:mod:`boards.link_formal`): a run is
+        #: active, an ABORT is pending, the samples the run's START asked for.
+        self.run_active, self.abort, self.run_count = Signal(), Signal(), Signal(16)
+
+    def _in_range(self, index, limit: int):
+        """Whether a request's ``index`` is below ``limit`` (a weight, a slot, a word): the
+        check that keeps every write inside the memory it names."""
+        return index < limit
+
+    def _last_of_run(self, slot, count):
+        """Whether the sample of ``slot`` is a run of ``count``'s last."""
+        return slot == count - 1
 
     def elaborate(self, platform):
         m = Module()
@@ -153,9 +167,7 @@ class HostLink(wiring.Component):
         cw, ww = cfg.current_width, cfg.weight_width
 
         # -- the sample store: one port (a run never reads while LOAD_WORD writes) ---------
-        m.submodules.store = store = SampleStore(
-            cw, self.slots * self.input_words, kind=self.store_kind
-        )
+        m.submodules.store = store = self.store
         store_write_addr = Signal.like(store.addr)
         store_read_addr = Signal.like(store.addr)
         # A LOAD_WORD's write is registered and lands a clock after the request is checked:
@@ -201,10 +213,8 @@ class HostLink(wiring.Component):
                 m.d.sync += tx_active.eq(0)
 
         # -- the training run -------------------------------------------------------------------
-        run_active = Signal()
-        abort = Signal()
+        run_active, abort, run_count = self.run_active, self.abort, self.run_count
         trained = Signal()
-        run_count = Signal(16)
         run_slot = Signal(16)
         run_done = Signal(16)
         run_word = Signal(range(max(self.input_words, 2)))
@@ -250,7 +260,7 @@ class HostLink(wiring.Component):
                 with m.Elif(~in_flight):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += in_flight.eq(1)
-                    with m.If(run_slot == run_count - 1):
+                    with m.If(self._last_of_run(run_slot, run_count)):
                         m.next = "finish"
                     with m.Else():
                         m.d.sync += [
@@ -324,10 +334,11 @@ class HostLink(wiring.Component):
             m.d.sync += flag.eq(condition)
             return flag
 
-        weight_index_bad = checked("weight_index_bad", u24(0) >= self.weights)
+        weight_index_bad = checked("weight_index_bad", ~self._in_range(u24(0), self.weights))
         weight_value_bad = checked("weight_value_bad", ~in_range(i32(3), ww))
         word_place_bad = checked(
-            "word_place_bad", (buffer[0] >= self.slots) | (u16(1) >= self.input_words)
+            "word_place_bad",
+            ~self._in_range(buffer[0], self.slots) | ~self._in_range(u16(1), self.input_words),
         )
         word_value_bad = checked("word_value_bad", ~in_range(i32(3), cw))
         count_bad = checked("count_bad", (u16(0) == 0) | (u16(0) > self.slots))

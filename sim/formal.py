@@ -188,11 +188,18 @@ def _shim_dir(work: Path) -> Path:
     return shims
 
 
-def prove(name: str, unit: type | None = None, work: str | Path = DEFAULT_WORK) -> FormalResult:
-    """Run property ``name`` (on ``unit`` in place of the real class, if given)."""
+def prove(
+    name: str,
+    unit: type | None = None,
+    work: str | Path = DEFAULT_WORK,
+    properties: dict[str, Property] | None = None,
+) -> FormalResult:
+    """Run property ``name`` of ``properties`` (:data:`PROPERTIES` unless given; the host
+    link's are :data:`boards.link_formal.LINK_PROPERTIES`) on ``unit`` in place of the real
+    class, if given."""
     import time
 
-    prop = PROPERTIES[name]
+    prop = (properties or PROPERTIES)[name]
     tag = name if unit is None else f"{name}-{unit.__name__}"
     work = Path(work).resolve()
     folder = work / tag
@@ -233,13 +240,14 @@ def run_sby(folder: Path, task: str, work: Path) -> str:
     return text[0] if text and text[0] in ("PASS", "FAIL") else "ERROR"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, properties: dict[str, Property] | None = None) -> int:
     """``python -m sim.formal [NAME ...]``: prove the properties, a line each."""
-    names = argv if argv else list(PROPERTIES)
+    properties = properties or PROPERTIES
+    names = argv if argv else list(properties)
     failed = 0
     for name in names:
-        result = prove(name)
-        prop = PROPERTIES[name]
+        result = prove(name, properties=properties)
+        prop = properties[name]
         print(
             f"{name}: {result.status} ({result.mode}, depth {result.depth}; {prop.meaning}) "
             f"in {result.seconds:.1f} s"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Const
 
+from boards.link import HostLink
 from hw.hebbian import HebbianUnit
 from hw.lfsr import MultiStepLfsr
 from hw.network import NetworkCore
@@ -44,6 +45,21 @@ class TruncatingLfsr(MultiStepLfsr):
 
     def loaded(self, value):
         return value[:16]
+
+
+class UncheckedLink(HostLink):
+    """A host link that takes every index as in range: a write past the store's last word
+    or a read of a weight that does not exist goes through."""
+
+    def _in_range(self, index, limit: int):
+        return Const(1)
+
+
+class OneMoreSampleLink(HostLink):
+    """A host link whose run starts one sample more than its START asked for."""
+
+    def _last_of_run(self, slot, count):
+        return slot == count
 
 
 class WrappingAccumulator(PopulationAccumulator):

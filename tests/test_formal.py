@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from boards.link_formal import LINK_PROPERTIES
 from sim.formal import PROPERTIES, prove
-from tests.faults import SilentStep, TruncatingLfsr, WrappingStep
+from tests.faults import (
+    OneMoreSampleLink,
+    SilentStep,
+    TruncatingLfsr,
+    UncheckedLink,
+    WrappingStep,
+)
 
 
 @pytest.mark.parametrize("name", sorted(PROPERTIES))
@@ -26,4 +33,19 @@ def test_the_property_is_proved(name, tmp_path):
 )
 def test_the_property_fails_on_a_broken_unit(name, broken, tmp_path):
     result = prove(name, broken, work=tmp_path)
+    assert result.status == "FAIL", result.log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("name", sorted(LINK_PROPERTIES))
+def test_the_host_links_property_is_proved(name, tmp_path):
+    result = prove(name, work=tmp_path, properties=LINK_PROPERTIES)
+    assert result.passed, result.log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("name", "broken"),
+    [("link-writes-in-range", UncheckedLink), ("link-runs-its-count", OneMoreSampleLink)],
+)
+def test_the_host_links_property_fails_on_a_broken_link(name, broken, tmp_path):
+    result = prove(name, broken, tmp_path, LINK_PROPERTIES)
     assert result.status == "FAIL", result.log.read_text()[-3000:]
