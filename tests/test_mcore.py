@@ -316,3 +316,32 @@ def test_the_memory_map_stores_a_primary_by_columns_only_where_that_is_shorter()
     assert where.depth == 65 * 4 + 10 * 5
     assert MemoryMap.of(program, row_major=True).transposed == frozenset()
     assert MemoryMap.of(compile_program(compile_backprop(cfg), 1)).transposed == frozenset()
+
+
+@pytest.mark.parametrize(("dataset", "lanes"), [("xor", 1), ("iris", 3), ("digits", 8)])
+def test_a_transposed_copy_is_its_primary_read_the_other_way(dataset, lanes):
+    """W and W^T agree after any writes because they are one memory: every weight of a copy
+    is addressed at its primary's spot, by the host port's map (``word_lane_spots``, which
+    the decoder is tested against) and by the debug port's."""
+    from hw.host_port import word_lane_spots
+
+    cfg = default_config("xor") if dataset == "xor" else dataset_config(dataset)
+    schedule = compile_backprop(cfg)
+    core = MemoryCore(schedule, cfg, lanes, debug=True)
+    core._MustUse__silence = True
+    where = core.where
+    spots = word_lane_spots(schedule.matrices, where.weights, where.words, where.transposed, lanes)
+    sizes = [m.rows * m.cols for m in schedule.matrices]
+    first = {m.name: int(sum(sizes[:k])) for k, m in enumerate(schedule.matrices)}
+    rom = core._debug_rom()
+    weights0 = core.layout.n_currents + core.layout.n_masks
+    copies = [m for m in schedule.matrices if m.transpose_of]
+    assert copies
+    for copy in copies:
+        primary = schedule.matrix(copy.transpose_of)
+        for r in range(copy.rows):
+            for c in range(copy.cols):
+                mine = first[copy.name] + r * copy.cols + c
+                theirs = first[primary.name] + c * primary.cols + r
+                assert spots[mine] == spots[theirs], (copy.name, r, c)
+                assert rom[weights0 + mine] == rom[weights0 + theirs], (copy.name, r, c)
