@@ -14,6 +14,11 @@ stage  what happens to a slot
        its word; a step's mask word is read
 5      write back: a population step, a buffer block, a copy, a leak, a mask word, the output
 ====== ======================================================================================
+
+Above :data:`hw.microcode.TREE_LANES` lanes a stage 2b sits between 2 and 3: a row's products
+summed in groups of eight (registered), the other slots' products passed through a
+register, so that a wide plan's adder tree is two short ones; stages 3 to 5 are then a clock
+later (:func:`hw.microcode.pipeline_depth`).
 """
 
 from __future__ import annotations
@@ -27,14 +32,16 @@ from golden_model.choices import Rounding
 from golden_model.config import Config
 
 from .fixedpoint import balanced_sum, saturate, shift_round_nearest, shift_round_stochastic
-from .microcode import Dest
+from .microcode import Dest, pipeline_depth
 from .microsequencer import Slot, slot_layout
 from .population import PopulationStep
 
 __all__ = ["LanePipeline", "STAGES"]
 
-#: Stages behind the issuing one (:data:`hw.microcode.DEPTH`).
+#: Stages behind the issuing one without a split tree (:data:`hw.microcode.DEPTH`).
 STAGES = 5
+#: Products a register of a split adder tree sums.
+TREE_GROUP = 8
 
 
 class LanePipeline(wiring.Component):
@@ -139,19 +146,26 @@ class LanePipeline(wiring.Component):
         m = Module()
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
+        stages = pipeline_depth(lanes)
+        split = stages > STAGES  # a stage 2b: the row's adder tree cut by a register
         tags = [self.slot] + [
-            Signal.like(self.slot, name=f"stage{n}") for n in range(1, STAGES + 1)
+            Signal.like(self.slot, name=f"stage{n}") for n in range(1, stages + 1)
         ]
-        for n in range(STAGES):
+        for n in range(stages):
             m.d.sync += tags[n + 1].eq(tags[n])
-        t1, t2, t3, t4, t5 = tags[1:]
+        t1, t2 = tags[1:3]
+        t3, t4, t5 = tags[-3:]  # accumulate, round, write back
         m.d.comb += self.busy.eq(Cat(*(t.op != Slot.NONE for t in tags[1:])).any())
         # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
         # arithmetic at stage 3 starts from a register, not from the memory's output (the
         # micro-code keeps sweeps off the weights' port meanwhile).
         m.d.comb += [self.weight_learn.eq(t1.op == Slot.LEARN), self.weight_learn_addr.eq(t1.row)]
         self.held_word = Signal.like(self.weight_data)
-        m.d.sync += self.held_word.eq(self.weight_data)
+        if split:  # the rule is a stage later: the word waits a clock more
+            waiting = Signal.like(self.weight_data)
+            m.d.sync += [waiting.eq(self.weight_data), self.held_word.eq(waiting)]
+        else:
+            m.d.sync += self.held_word.eq(self.weight_data)
 
         # stage 1: operands. Currents pass the multipliers as 1.0 in weight units: every
         # block then leaves the accumulators through one rounding (exact for them) and one
@@ -181,6 +195,16 @@ class LanePipeline(wiring.Component):
         products = Signal(data.ArrayLayout(signed(self.a_width + cw), lanes))
         for k in range(lanes):
             m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
+        row_terms = [products[k] for k in range(lanes)]
+        if split:  # stage 2b: a row's products in groups of eight; the rest a clock later
+            delayed = Signal.like(products)
+            m.d.sync += delayed.eq(products)
+            groups = [row_terms[g : g + TREE_GROUP] for g in range(0, lanes, TREE_GROUP)]
+            width = self.a_width + cw + ceil_log2(TREE_GROUP)
+            partial = [Signal(signed(width), name=f"partial{n}") for n in range(len(groups))]
+            for sums, group in zip(partial, groups, strict=True):
+                m.d.sync += sums.eq(balanced_sum(group))
+            products, row_terms = delayed, partial
 
         # stage 3: accumulate; learn; a step's mask word. An accumulator starts from half an
         # output step, not zero, so that stage 4's rounding half up is a shift: no carry chain
@@ -193,7 +217,7 @@ class LanePipeline(wiring.Component):
                 for k in range(lanes):
                     m.d.sync += acc[k].eq(Mux(t3.first, half, acc[k]) + products[k])
             with m.Case(Slot.ROWS):
-                total = balanced_sum([products[k] for k in range(lanes)])
+                total = balanced_sum(row_terms)
                 m.d.sync += acc[0].eq(Mux(t3.first, half, acc[0]) + total)
         self._learn(m, t3, products)
 

@@ -48,6 +48,8 @@ __all__ = [
     "Word",
     "DEPTH",
     "ISSUE",
+    "TREE_LANES",
+    "pipeline_depth",
     "encode",
     "word_layout",
     "sample_clocks",
@@ -58,6 +60,18 @@ __all__ = [
 #: (a learning rule its weights at ``t + 4``), its saturation events registered then and
 #: counted a clock later.
 DEPTH = 5
+#: Above this many lanes a row's adder tree is cut by a register (a stage more for every slot):
+#: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz.
+TREE_LANES = 8
+
+
+def pipeline_depth(lanes: int) -> int:
+    """Stages behind the issuing one at ``lanes``: :data:`DEPTH`, and one more for a split
+    adder tree (:data:`TREE_LANES`). A learning rule writes its weights, and a step reads its
+    mask word, a stage before the write-back."""
+    return DEPTH + (lanes > TREE_LANES)
+
+
 #: Clocks from a slot's write-back to its saturation events in the counters.
 COUNT = 1
 #: Clocks from the sequencer's decision to the memories and lanes (its output register): every
@@ -498,12 +512,13 @@ def _slot_accesses(w: Word, lanes: int):
     """Every slot of ``w`` in issue order: ``(reads, writes)``, each a list of ``(memory,
     address, stage)`` (the stage the address is presented in; a write lands at its clock's
     end). The sequencer's loops, clock for clock."""
+    depth = pipeline_depth(lanes)
 
     def steps(block):
         for st in range(w.steps):
             row = (w.plus if st == 0 else w.minus) + block
-            mask = [("mask", w.mask + block, 4)] if w.gated else []
-            yield [("state", row, 0), *mask], [("state", row, DEPTH)]
+            mask = [("mask", w.mask + block, depth - 1)] if w.gated else []
+            yield [("state", row, 0), *mask], [("state", row, depth)]
 
     if w.kind == Kind.GATHER:
         out = {Dest.SRC: "SRC", Dest.POST: "POST", Dest.MASK: "mask", Dest.OUT: None}
@@ -512,10 +527,10 @@ def _slot_accesses(w: Word, lanes: int):
             for n, (row, _) in enumerate(w.parts):
                 reads, writes = [("state", row + b, 0)], []
                 if n == len(w.parts) - 1 and memory is not None and w.dest != Dest.STEP:
-                    writes.append((memory, w.drow + b, DEPTH))
+                    writes.append((memory, w.drow + b, depth))
                 if n == len(w.parts) - 1 and w.fresh:
-                    writes.append(("state", w.drow + b, DEPTH))
-                    reads += [("mask", w.mask + b, 4)] if w.gated else []
+                    writes.append(("state", w.drow + b, depth))
+                    reads += [("mask", w.mask + b, depth - 1)] if w.gated else []
                 yield reads, writes
             yield from steps(b)
     elif w.kind == Kind.ROWS:
@@ -535,7 +550,7 @@ def _slot_accesses(w: Word, lanes: int):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
                 reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 1), ("W", address, 1)]
-                yield reads, [("W", address, 4)]
+                yield reads, [("W", address, depth - 1)]
 
 
 def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
@@ -545,12 +560,13 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
     until its state is valid and the valid clock (no ``hold``)."""
     clock = 1  # the start clock; the first word is presented in the next
     landed: dict[tuple[str, int], int] = {}  # the first clock a read sees the last write
-    last_issue = -DEPTH - 1
+    depth = pipeline_depth(lanes)
+    last_issue = -depth - 1
     delays = []
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            clock = max(clock + 1, last_issue + ISSUE + DEPTH + COUNT + 1) + 1
+            clock = max(clock + 1, last_issue + ISSUE + depth + COUNT + 1) + 1
             continue
         if w.kind == Kind.FLAGS:
             delays.append(0)

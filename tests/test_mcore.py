@@ -94,6 +94,7 @@ def test_a_saturating_network_is_bit_exact_at_every_tick(lanes):
         ("iris", 1),
         ("iris", 5),
         ("iris", 8),
+        ("iris", 12),  # a split adder tree (hw.microcode.TREE_LANES)
         pytest.param("digits", 8, marks=pytest.mark.slow),
         pytest.param("digits", 1, marks=pytest.mark.slow),
     ],
@@ -137,10 +138,11 @@ def test_the_ar2_circuit_learns_its_covariances_bit_exactly(lanes):
     assert mismatch is None, str(mismatch)
 
 
-@pytest.mark.parametrize("lanes", [1, 8])
+@pytest.mark.parametrize("lanes", [1, 8, 12])
 def test_its_clocks_are_the_microcodes_exactly(lanes):
     """The sequencer issues a slot a clock and drains only where the micro-code says: a
-    sample takes exactly hw.microcode.sample_clocks (which the benchmarks quote)."""
+    sample takes exactly hw.microcode.sample_clocks (which the benchmarks quote); at 12
+    lanes with the split adder tree's stage."""
     cfg = default_config("xor")
     _, clocks = compare(cfg, XOR[:2], lanes)
     words, _ = encode(compile_program(compile_backprop(cfg), lanes), cfg)
