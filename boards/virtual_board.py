@@ -138,29 +138,36 @@ def serve(
     # The link ends a truncated frame after IDLE_BITS quiet bits: clock well past that before
     # the harness waits on the pty.
     idle = idle_clocks or 2 * IDLE_BITS * virtual.divisor + 1000
-    proc = subprocess.Popen(
-        [str(virtual.executable), str(master), str(virtual.divisor), str(idle)],
-        pass_fds=(master,),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    os.close(master)  # the harness has it; this process keeps the slave open, so a host
-    # that closes the port never hangs the master up
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+    proc: subprocess.Popen | None = None
     out = ""
+    # Everything from the harness's start inside the try: a signal in any clock of it must
+    # not leave the harness running without this process (it would hold the pty and the
+    # pipes of whoever started this one).
     try:
+        proc = subprocess.Popen(
+            [str(virtual.executable), str(master), str(virtual.divisor), str(idle)],
+            pass_fds=(master,),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        os.close(master)  # the harness has it; this process keeps the slave open, so a
+        master = -1  # host that closes the port never hangs the master up
+        signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
         on_ready(path)
         out, _ = proc.communicate()
     except KeyboardInterrupt:  # Ctrl-C: the harness stops (and prints its statistics)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second one must not cut that short
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        if master >= 0:
+            os.close(master)
         os.close(slave)
-    return proc.returncode, (out or "").strip()
+    return (proc.returncode if proc is not None else 1), (out or "").strip()

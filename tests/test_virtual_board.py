@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -74,6 +76,7 @@ def virtual_board(tmp_path, request):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: teardown can end all of it
     )
     try:
         end = time.monotonic() + BUILD_SECONDS
@@ -90,8 +93,12 @@ def virtual_board(tmp_path, request):
             try:
                 proc.communicate(timeout=30)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+                pass
+        # whatever of the board's process group is left (a harness must never outlive it;
+        # if one did, it would hold the pipes and hang this teardown)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_host_trains_xor_on_the_virtual_board_bit_exactly(virtual_board):
