@@ -144,6 +144,9 @@ def serve(
     # Everything from the harness's start inside the try: a signal in any clock of it must
     # not leave the harness running without this process (it would hold the pty and the
     # pipes of whoever started this one).
+    # SIGINT stops the board even where it started ignored (a shell's background job, or
+    # nohup: Python then raises no KeyboardInterrupt unless told to)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         proc = subprocess.Popen(
             [str(virtual.executable), str(master), str(virtual.divisor), str(idle)],
