@@ -34,6 +34,7 @@ __all__ = [
     "run_harness",
     "state_names",
     "verilate",
+    "verilate_core",
 ]
 
 HARNESS = Path(__file__).with_name("harness.cpp")
@@ -124,13 +125,26 @@ def build_harness(
         observe_ticks=False,  # compared at sample boundaries: the production clocks
     )
     golden = Circuit(schedule_for(cfg, circuit), cfg, FIXED)
+    return verilate_core(paths["verilog"], golden, work, "harness", threads)
+
+
+def verilate_core(
+    verilog: Path,
+    golden: Circuit,
+    work: Path,
+    label: str,
+    threads: int = 1,
+    mutant_bits: int = 0,
+) -> Path:
+    """The native harness around the core in ``verilog`` (``golden``'s circuit): its top
+    (:func:`_wrapper`, written beside ``verilog``) and the Verilator build
+    (:func:`verilate`). ``mutant_bits``: the core has a ``mutsel`` input (:mod:`sim.mutation`)."""
     state_words, outputs = len(golden.state_vector()), readout_size(golden)
-    wrapper = work / "src" / f"{FAST_TOP}.v"
-    wrapper.write_text(_wrapper(max(1, (state_words - 1).bit_length()), cfg.current_width, outputs))
-    defines = ("PULSEGATE_OUTPUTS",) if outputs else ()
-    return verilate(
-        [paths["verilog"], wrapper], FAST_TOP, HARNESS, work, "harness", threads, defines
-    )
+    wrapper = verilog.with_name(f"{FAST_TOP}.v")
+    address_bits = max(1, (state_words - 1).bit_length())
+    wrapper.write_text(_wrapper(address_bits, golden.cfg.current_width, outputs, mutant_bits))
+    defines = ("PULSEGATE_MUTANTS",) * bool(mutant_bits) + ("PULSEGATE_OUTPUTS",) * bool(outputs)
+    return verilate([verilog, wrapper], FAST_TOP, HARNESS, work, label, threads, defines)
 
 
 def readout_size(golden: Circuit) -> int:

@@ -36,14 +36,10 @@ from golden_model.tasks import xor_sample
 from toolchain import tool_env
 
 from .fast_run import (
-    FAST_TOP,
-    HARNESS,
     HarnessFailed,
-    _wrapper,
     golden_states,
-    readout_size,
     run_harness,
-    verilate,
+    verilate_core,
 )
 from .generate import TOP, core_for, schedule_for
 
@@ -151,18 +147,7 @@ def build_mutants(source: Path, mutations: list[str], work: Path) -> Path:
     script += ["opt_clean", "pmuxtree", "write_verilog -noattr mutants.v"]
     _yosys(script, source.parent)
     golden = Circuit(schedule_for(_cfg_of(source), "xor"), _cfg_of(source), FIXED)
-    state_words, outputs = len(golden.state_vector()), readout_size(golden)
-    wrapper = source.with_name(f"{FAST_TOP}.v")
-    address_bits = max(1, (state_words - 1).bit_length())
-    wrapper.write_text(_wrapper(address_bits, golden.cfg.current_width, outputs, bits))
-    return verilate(
-        [source.with_name("mutants.v"), wrapper],
-        FAST_TOP,
-        HARNESS,
-        work,
-        "mutants",
-        defines=("PULSEGATE_MUTANTS", "PULSEGATE_OUTPUTS"),
-    )
+    return verilate_core(source.with_name("mutants.v"), golden, work, "mutants", mutant_bits=bits)
 
 
 def _cfg_of(source: Path) -> Config:
