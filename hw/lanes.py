@@ -7,7 +7,7 @@ stage  what happens to a slot
 1      the memories' words arrive: each lane's multiplier operands are registered (a weight
        and a source element; a post- and a pre-synaptic element; or 1.0 and a current, so
        that gathers, relays and steps pass the same multipliers)
-2      the products are registered (the iCE40 DSP's own registers)
+2      the products are registered (with stage 1's, the iCE40 DSP's own registers)
 3      accumulate (per lane, or one adder tree for a row); a learning rule computes its word
        of weights
 4      round and saturate what leaves the accumulators (registered); a learning rule writes
@@ -170,8 +170,12 @@ class LanePipeline(wiring.Component):
         # stage 1: operands. Currents pass the multipliers as 1.0 in weight units: every
         # block then leaves the accumulators through one rounding (exact for them) and one
         # saturation per lane.
-        mul_a = Signal(data.ArrayLayout(signed(self.a_width), lanes))
-        mul_b = Signal(data.ArrayLayout(signed(cw), lanes))
+        # One signal a lane, without reset: only so does Yosys move these registers (and the
+        # products') into the iCE40 DSP's own (a shared or reset register stays in logic).
+        mul_a = [
+            Signal(signed(self.a_width), name=f"mul_a{k}", reset_less=True) for k in range(lanes)
+        ]
+        mul_b = [Signal(signed(cw), name=f"mul_b{k}", reset_less=True) for k in range(lanes)]
         one = 1 << cfg.weight_frac
         src, state = self.src_data, self.state_data
         src_element = Array(src[k] for k in range(lanes))[t1.lane]
@@ -192,13 +196,16 @@ class LanePipeline(wiring.Component):
                     m.d.sync += [mul_a[k].eq(0), mul_b[k].eq(0)]
 
         # stage 2: products
-        products = Signal(data.ArrayLayout(signed(self.a_width + cw), lanes))
+        products = [
+            Signal(signed(self.a_width + cw), name=f"product{k}", reset_less=True)
+            for k in range(lanes)
+        ]
         for k in range(lanes):
             m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
         row_terms = [products[k] for k in range(lanes)]
         if split:  # stage 2b: a row's products in groups of eight; the rest a clock later
-            delayed = Signal.like(products)
-            m.d.sync += delayed.eq(products)
+            delayed = [Signal.like(p, name=f"delayed{k}") for k, p in enumerate(products)]
+            m.d.sync += [d.eq(p) for d, p in zip(delayed, products, strict=True)]
             groups = [row_terms[g : g + TREE_GROUP] for g in range(0, lanes, TREE_GROUP)]
             width = self.a_width + cw + ceil_log2(TREE_GROUP)
             partial = [Signal(signed(width), name=f"partial{n}") for n in range(len(groups))]
