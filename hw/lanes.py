@@ -8,11 +8,12 @@ stage  what happens to a slot
        and a source element; a post- and a pre-synaptic element; or 1.0 and a current, so
        that gathers, relays and steps pass the same multipliers)
 2      the products are registered (with stage 1's, the iCE40 DSP's own registers)
-3      accumulate (per lane, or one adder tree for a row); a learning rule computes its word
-       of weights
-4      round and saturate what leaves the accumulators (registered); a learning rule writes
-       its word; a step's mask word is read
-5      write back: a population step, a buffer block, a copy, a leak, a mask word, the output
+3      accumulate (per lane, or one adder tree for a row); a learning rule rounds its
+       changes (registered)
+4      round and saturate what leaves the accumulators (registered); a learning rule adds its
+       changes to its word of weights (registered); a step's mask word is read
+5      write back: a population step, a buffer block, a copy, a leak, a mask word, the output,
+       a learning rule's word
 ====== ======================================================================================
 
 Above :data:`hw.microcode.TREE_LANES` lanes a stage 2b sits between 2 and 3: a row's products
@@ -153,6 +154,7 @@ class LanePipeline(wiring.Component):
         ]
         for n in range(stages):
             m.d.sync += tags[n + 1].eq(tags[n])
+        self.tags = tags
         t1, t2 = tags[1:3]
         t3, t4, t5 = tags[-3:]  # accumulate, round, write back
         m.d.comb += self.busy.eq(Cat(*(t.op != Slot.NONE for t in tags[1:])).any())
@@ -276,46 +278,59 @@ class LanePipeline(wiring.Component):
             m.d.comb += draws.eq(Mux(t3.covariance, amount != 0, shift != 0))
         else:
             m.d.comb += draws.eq(shift != 0)
-        # The new word is registered and written at stage 4: the memory's output, the rule and
-        # the saturation would otherwise be one path back into the memory.
-        word = Signal.like(self.weight_write_data)
-        m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write_data.eq(word)]
+        # The rule's change is registered at stage 3 and the new word at stage 4, written at
+        # stage 5: the products' rounding and the saturating add would otherwise be one path
+        # (two carry chains) from the multiplier into the weights. The change is clamped to
+        # two bits more than a weight first: any larger one saturates the weight all the same.
+        t4 = self.tags[-2]
+        old = Signal.like(self.held_word)  # the word the rule read, a stage on
+        m.d.sync += old.eq(self.held_word)
+        wide = ww + 2
+        changes = [Signal(signed(wide), name=f"change{k}") for k in range(lanes)]
         with m.If(t3.op == Slot.LEARN):
-            m.d.sync += [
-                self.weight_write_addr.eq(t3.row),
-                self.weight_write_lanes.eq(t3.valid),
-            ]
-            flags = []
             for k in range(lanes):
-                old = self.held_word[k]
-                new = Signal(signed(ww), name=f"learned{k}")
-                event = Signal(name=f"learn_saturated{k}")
                 if hebbian:
                     if stochastic:
                         change = shift_round_stochastic(products[k], shift, ahead[k])
                     else:
                         change = shift_round_nearest(products[k], shift)
-                    m.d.comb += Cat(new, event).eq(Cat(*saturate(old - change, ww)))
+                    m.d.sync += changes[k].eq(saturate(change, wide)[0])
                 if covariance:
                     width = max(2 * cfg.current_width, ww + align) + 2
                     error = Signal(signed(width), name=f"error{k}")
-                    m.d.comb += error.eq(products[k] - (old << align))
+                    m.d.comb += error.eq(products[k] - (self.held_word[k] << align))
                     if stochastic:
                         addend = ahead[k] & ((Const(1, 33) << amount) - 1)
                     else:
                         addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
                     with m.If(t3.covariance):
                         change = ((error + addend) >> amount).as_signed()
-                        m.d.comb += Cat(new, event).eq(Cat(*saturate(old + change, ww)))
+                        m.d.sync += changes[k].eq(saturate(change, wide)[0])
+            if stochastic:
+                m.d.comb += self.random_advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
+        word = Signal.like(self.weight_write_data)
+        m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write_data.eq(word)]
+        with m.If(t4.op == Slot.LEARN):
+            m.d.sync += [
+                self.weight_write_addr.eq(t4.row),
+                self.weight_write_lanes.eq(t4.valid),
+            ]
+            flags = []
+            for k in range(lanes):
+                new = Signal(signed(ww), name=f"learned{k}")
+                event = Signal(name=f"learn_saturated{k}")
+                if hebbian:
+                    m.d.comb += Cat(new, event).eq(Cat(*saturate(old[k] - changes[k], ww)))
+                if covariance:
+                    with m.If(t4.covariance):
+                        m.d.comb += Cat(new, event).eq(Cat(*saturate(old[k] + changes[k], ww)))
                 m.d.comb += word[k].eq(new)
                 flags.append(event)
             # the transposed copy's events: its primary's within the copy's rows
             m.d.comb += [
-                self.weight_events.eq(Cat(*flags) & t3.valid),
-                self.copy_events.eq(Cat(*flags) & t3.valid2),
+                self.weight_events.eq(Cat(*flags) & t4.valid),
+                self.copy_events.eq(Cat(*flags) & t4.valid2),
             ]
-            if stochastic:
-                m.d.comb += self.random_advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
 
     def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
         """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded

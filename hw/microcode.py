@@ -57,8 +57,8 @@ __all__ = [
 ]
 
 #: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes back at ``t + 5``
-#: (a learning rule its weights at ``t + 4``), its saturation events registered then and
-#: counted a clock later.
+#: (a learning rule its weights too), its saturation events registered then and counted a
+#: clock later.
 DEPTH = 5
 #: Above this many lanes a row's adder tree is cut by a register (a stage more for every slot):
 #: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz.
@@ -67,8 +67,8 @@ TREE_LANES = 8
 
 def pipeline_depth(lanes: int) -> int:
     """Stages behind the issuing one at ``lanes``: :data:`DEPTH`, and one more for a split
-    adder tree (:data:`TREE_LANES`). A learning rule writes its weights, and a step reads its
-    mask word, a stage before the write-back."""
+    adder tree (:data:`TREE_LANES`). A step reads its mask word a stage before the
+    write-back."""
     return DEPTH + (lanes > TREE_LANES)
 
 
@@ -550,7 +550,7 @@ def _slot_accesses(w: Word, lanes: int):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
                 reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 1), ("W", address, 1)]
-                yield reads, [("W", address, depth - 1)]
+                yield reads, [("W", address, depth)]
 
 
 def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import rtlil
 
+from golden_model.choices import Rounding
 from golden_model.circuit import FIXED, Circuit
 from golden_model.config import Config, default_config
 from golden_model.tasks import xor_sample
@@ -46,6 +47,27 @@ from .generate import TOP, core_for, schedule_for
 __all__ = ["MutationReport", "list_mutations", "build_mutants", "run_mutation", "equivalent"]
 
 DEFAULT_WORK = Path("build") / "mutation"
+
+
+def stress_config() -> Config:
+    """XOR's network in narrow words with stochastic rounding, two ticks a window with a
+    leak, and a learning rate of one: the netlist then has an LFSR that steps, leaks, and
+    currents, weights and copies that saturate within the first samples, logic the default
+    configuration's netlist keeps but never uses."""
+    return default_config("xor").replace(
+        current_width=10,
+        current_frac=6,
+        weight_width=8,
+        weight_frac=5,
+        learning_rate_shift=0,
+        rounding=Rounding.STOCHASTIC,
+        ticks_per_window=2,
+        leak_shift=1,
+    )
+
+
+#: The configurations ``--config`` names.
+CONFIGS = {"xor": lambda: default_config("xor"), "stress": stress_config}
 #: The netlist every mutation applies to: processes lowered, one flat module, memories as
 #: single cells (a mutation never lands in a memory's initial contents).
 PREPARE = ["hierarchy -top {top}", "proc", "flatten", "memory_collect", "opt_clean"]
@@ -261,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mutants", type=int, default=300, help="mutations listed (300)")
     parser.add_argument("--lanes", type=int, default=2, help="the memory core's lanes (2)")
+    parser.add_argument(
+        "--config",
+        choices=sorted(CONFIGS),
+        default="xor",
+        help="the core's configuration: xor (the default one) or stress (narrow words, "
+        "stochastic rounding, a leak, saturation) (xor)",
+    )
     parser.add_argument("--samples", type=int, default=40, help="XOR samples a mutant runs (40)")
     parser.add_argument("--seed", type=int, default=1, help="mutation list and sample order (1)")
     parser.add_argument(
@@ -273,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tqdm(total=args.mutants, desc="mutants through XOR training", unit="mutant") as bar:
         report = run_mutation(
+            CONFIGS[args.config](),
             lanes=args.lanes,
             count=args.mutants,
             samples=args.samples,

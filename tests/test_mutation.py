@@ -42,3 +42,24 @@ def test_the_equivalence_check_proves_no_change_and_refuses_a_real_one(tmp_path)
     killed = report.mutations[report.killed[0] - 1]
     assert killed in list_mutations(source, 16, 1)
     assert equivalent(source, killed, 900) is False
+
+
+def test_the_stress_configuration_saturates_steps_its_lfsr_and_leaks():
+    """The claim ``--config stress`` rests on: within the mutation run's samples every
+    saturation counter moves and the LFSR leaves its seed (else its netlist would test no
+    more than the default one)."""
+    from golden_model.circuit import FIXED, Circuit
+    from sim.generate import schedule_for
+    from sim.mutation import stress_config, training_samples
+
+    cfg = stress_config()
+    assert cfg.leak_shift and cfg.ticks_per_window > 1
+    circuit = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
+    seed = circuit.lfsr.state
+    for sample in training_samples(12, 1):
+        for name, values in sample.items():
+            circuit.load_signed(name, values)
+        circuit.run_sample()
+    current, weight, copy = (int(v) for v in circuit.counters[:3])
+    assert current > 0 and weight > 0 and copy > 0
+    assert circuit.lfsr.state != seed
