@@ -218,7 +218,11 @@ class HostLink(wiring.Component):
         run_slot = Signal(16)
         run_done = Signal(16)
         run_word = Signal(range(max(self.input_words, 2)))
-        run_base = Signal(range(self.slots * self.input_words + 1))
+        # The samples of a run sit one after another in the store, so the word to read is a
+        # count of the words taken; it and the next are both kept, so that the choice between
+        # them (the core took a word or not) is the only logic before the store's address.
+        read_addr = Signal(range(self.slots * self.input_words + 2))
+        read_next = Signal.like(read_addr)
         begin_run = Signal()
         in_flight = Signal()  # a sample started and not yet done
         with m.If(self.sample_done):
@@ -227,7 +231,7 @@ class HostLink(wiring.Component):
         # this one is taken (the same one again while the core is not ready).
         ahead = Signal()
         m.d.comb += [
-            store_read_addr.eq(run_base + run_word + ahead),
+            store_read_addr.eq(Mux(ahead, read_next, read_addr)),
             self.load.payload.eq(store.rdata),
         ]
         with m.FSM(name="run"):
@@ -239,7 +243,8 @@ class HostLink(wiring.Component):
                         trained.eq(0),
                         run_slot.eq(0),
                         run_done.eq(0),
-                        run_base.eq(0),
+                        read_addr.eq(0),
+                        read_next.eq(1),
                         run_word.eq(0),
                     ]
                     m.next = "fetch"
@@ -248,6 +253,7 @@ class HostLink(wiring.Component):
             with m.State("push"):
                 m.d.comb += self.load.valid.eq(1)
                 with m.If(self.load.ready):
+                    m.d.sync += [read_addr.eq(read_next), read_next.eq(read_next + 1)]
                     with m.If(run_word == self.input_words - 1):
                         m.d.sync += run_word.eq(0)
                         m.next = "staged"
@@ -263,10 +269,7 @@ class HostLink(wiring.Component):
                     with m.If(self._last_of_run(run_slot, run_count)):
                         m.next = "finish"
                     with m.Else():
-                        m.d.sync += [
-                            run_slot.eq(run_slot + 1),
-                            run_base.eq(run_base + self.input_words),
-                        ]
+                        m.d.sync += run_slot.eq(run_slot + 1)
                         # the next sample loads while this one runs, if the core can take it
                         m.next = "fetch" if self.prefetch else "wait"
             with m.State("wait"):
