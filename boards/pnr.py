@@ -32,6 +32,7 @@ __all__ = [
     "build",
     "build_at_best_clock",
     "build_stage",
+    "critical_path",
     "over_capacity",
     "parse_report",
     "report_markdown",
@@ -93,6 +94,35 @@ def timing_met(report: dict, clock_mhz: float) -> bool:
     return bool(fmax) and all(
         float(v["achieved"]) >= float(v.get("constraint", clock_mhz)) for v in fmax.values()
     )
+
+
+def critical_path(report: dict) -> dict | None:
+    """The slowest clock's critical path in nextpnr's JSON report: ``delay_ns`` in all,
+    ``logic_ns`` and ``routing_ns`` (with setup and clock-to-out), ``source`` and ``sink``
+    (cell names), ``cells`` (those it passes, in order); ``None`` when the report has no
+    path. A cell's name is the netlist's: Amaranth's hierarchy, so it says which block."""
+    paths = report.get("critical_paths") or []
+    timed = [p for p in paths if p.get("path")]
+    if not timed:
+        return None
+    worst = max(timed, key=lambda p: sum(float(step.get("delay", 0)) for step in p["path"]))
+    steps = worst["path"]
+    routing = sum(float(s.get("delay", 0)) for s in steps if s.get("type") == "routing")
+    total = sum(float(s.get("delay", 0)) for s in steps)
+    cells = []
+    for step in steps:
+        for end in ("from", "to"):
+            name = step.get(end, {}).get("cell")
+            if name and (not cells or cells[-1] != name):
+                cells.append(name)
+    return {
+        "delay_ns": round(total, 2),
+        "logic_ns": round(total - routing, 2),
+        "routing_ns": round(routing, 2),
+        "source": cells[0] if cells else "",
+        "sink": cells[-1] if cells else "",
+        "cells": cells,
+    }
 
 
 def over_capacity(log: str) -> list[str]:
@@ -280,6 +310,7 @@ def build(
         "cycles_basis": basis,
         "samples_per_s": round(clock * 1e6 / cycles),
         "utilization": utilization,
+        "critical_path": critical_path(report),
         "sample_store": {"slots": link.slots, "memory": memory},
         "notes": board.notes,
         "build_seconds": round(seconds, 1),
@@ -319,6 +350,18 @@ def report_markdown(result: dict) -> str:
         f"{result['cycles_per_sample']:,} clocks a training sample ({result['cycles_basis']}): "
         f"{result['samples_per_s']:,} samples/s at {result['clock_mhz']:g} MHz.",
         "",
+    ]
+    path = result.get("critical_path")
+    if path:
+        period = 1e3 / result["clock_mhz"]
+        lines += [
+            f"Critical path {path['delay_ns']:.2f} ns (logic {path['logic_ns']:.2f}, routing "
+            f"{path['routing_ns']:.2f}) against the {period:.2f} ns period"
+            + (f", {path['delay_ns'] - period:.2f} ns over" if path["delay_ns"] > period else "")
+            + f": from `{path['source']}` to `{path['sink']}`.",
+            "",
+        ]
+    lines += [
         "| cell | used | available | % |",
         "| ---- | ---: | --------: | -: |",
     ]

@@ -738,6 +738,53 @@ def test_a_stored_nextpnr_report_parses_to_fmax_and_utilization():
     assert parse_report({}) == (0.0, {})
 
 
+def _step(kind, delay, cell, net=None):
+    step = {"type": kind, "delay": delay, "from": {"cell": cell}, "to": {"cell": cell}}
+    return {**step, "net": net} if net else step
+
+
+def test_the_critical_path_is_summarized_from_the_report():
+    from boards.pnr import critical_path, report_markdown
+
+    slow = [
+        _step("clk-to-q", 1.5, "core.a"),
+        _step("routing", 4.0, "core.b", "a_q"),
+        _step("logic", 1.0, "core.b"),
+        _step("routing", 3.0, "core.c", "b_o"),
+        _step("setup", 0.5, "core.c"),
+    ]
+    fast = [_step("clk-to-q", 1.0, "link.x"), _step("setup", 0.5, "link.y")]
+    report = {"critical_paths": [{"path": fast}, {"path": slow}]}
+    path = critical_path(report)
+    assert path == {
+        "delay_ns": 10.0,
+        "logic_ns": 3.0,
+        "routing_ns": 7.0,
+        "source": "core.a",
+        "sink": "core.c",
+        "cells": ["core.a", "core.b", "core.c"],
+    }
+    assert critical_path({}) is None and critical_path({"critical_paths": []}) is None
+    result = {
+        "board": "b",
+        "device": "d",
+        "network": "2-4-1",
+        "clock_mhz": 125.0,  # 8 ns: 2 ns over
+        "pll_requested_mhz": 125,
+        "fmax_mhz": 100.0,
+        "timing_met": False,
+        "notes": "",
+        "cycles_per_sample": 10,
+        "cycles_basis": "micro-code",
+        "samples_per_s": 1,
+        "utilization": {},
+        "critical_path": path,
+    }
+    text = report_markdown(result)
+    assert "Critical path 10.00 ns (logic 3.00, routing 7.00)" in text
+    assert "2.00 ns over" in text and "`core.a` to `core.c`" in text
+
+
 def test_cells_over_capacity_are_read_from_the_log():
     from boards.pnr import over_capacity
 
@@ -790,12 +837,12 @@ def test_a_wide_ecp5_plan_keeps_state_and_buffers_in_lut_ram():
 
 
 def test_a_load_longer_than_the_run_sets_the_memory_cores_pace(tmp_path):
-    """A one-layer 40-1 network at 8 lanes runs in fewer clocks than its 80 input words take
+    """A one-layer 48-1 network at 8 lanes runs in fewer clocks than its 96 input words take
     to load (each waiting for a clock the lanes leave the state's write port free): the
     run's clocks are still exactly the report's, now paced by the load."""
     from golden_model.config import default_config
 
-    cfg = default_config("linear").replace(layers=(40, 1))
+    cfg = default_config("linear").replace(layers=(48, 1))
     verdict = run_link_bench(
         cfg, "train", linear_scale=1.0, order=list(range(20)), core="memory", lanes=8,
         work=tmp_path,
