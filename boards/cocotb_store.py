@@ -25,7 +25,8 @@ async def store(dut) -> None:
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.we.value = 0
-    dut.addr.value = 0
+    dut.read_addr.value = 0
+    dut.write_addr.value = 0
     dut.wdata.value = 0
     await ClockCycles(dut.clk, 2)
     await FallingEdge(dut.clk)
@@ -38,7 +39,7 @@ async def store(dut) -> None:
     written = {}
     for address in addresses:  # drive between rising edges
         value = int(rng.integers(low, high, endpoint=True))
-        dut.addr.value, dut.wdata.value, dut.we.value = address, value, 1
+        dut.write_addr.value, dut.wdata.value, dut.we.value = address, value, 1
         written[address] = value
         await FallingEdge(dut.clk)
     dut.we.value = 0
@@ -46,7 +47,7 @@ async def store(dut) -> None:
     order = list(written)
     rng.shuffle(order)
     for address in order:
-        dut.addr.value = address
+        dut.read_addr.value = address
         await FallingEdge(dut.clk)  # the word is out a clock after its address
         got = dut.rdata.value.to_signed()
         if got != written[address]:

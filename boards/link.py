@@ -168,8 +168,8 @@ class HostLink(wiring.Component):
 
         # -- the sample store: one port (a run never reads while LOAD_WORD writes) ---------
         m.submodules.store = store = self.store
-        store_write_addr = Signal.like(store.addr)
-        store_read_addr = Signal.like(store.addr)
+        store_write_addr = Signal.like(store.write_addr)
+        store_read_addr = Signal.like(store.read_addr)
         # A LOAD_WORD's write is registered and lands a clock after the request is checked:
         # the parser's checks would otherwise reach the store's address and chip selects.
         store_write, store_write_data = Signal(), Signal.like(store.wdata)
@@ -177,7 +177,8 @@ class HostLink(wiring.Component):
         m.d.comb += [
             store.we.eq(store_write),
             store.wdata.eq(store_write_data),
-            store.addr.eq(Mux(store_write, store_write_addr, store_read_addr)),
+            store.write_addr.eq(store_write_addr),
+            store.read_addr.eq(store_read_addr),
         ]
 
         # -- line idle timer: ends truncated frames and drains --------------------------------
@@ -218,12 +219,18 @@ class HostLink(wiring.Component):
         run_slot = Signal(16)
         run_done = Signal(16)
         run_word = Signal(range(max(self.input_words, 2)))
+        # run_word == input_words - 1, kept a clock ahead: the comparison stood before the
+        # store's address
+        last_word = Signal()
         # The samples of a run sit one after another in the store, so the word to read is a
         # count of the words taken; it and the next are both kept, so that the choice between
         # them (the core took a word or not) is the only logic before the store's address.
         read_addr = Signal(range(self.slots * self.input_words + 2))
         read_next = Signal.like(read_addr)
+        # START's request, registered: the parser's decision (command, checks, busy) reached
+        # the store's read address and the core's load enables in one path
         begin_run = Signal()
+        m.d.sync += begin_run.eq(0)
         in_flight = Signal()  # a sample started and not yet done
         with m.If(self.sample_done):
             m.d.sync += [run_done.eq(run_done + 1), in_flight.eq(0)]
@@ -246,6 +253,7 @@ class HostLink(wiring.Component):
                         read_addr.eq(0),
                         read_next.eq(1),
                         run_word.eq(0),
+                        last_word.eq(self.input_words == 1),
                     ]
                     m.next = "fetch"
             with m.State("fetch"):  # the store's read port takes the first address
@@ -254,12 +262,15 @@ class HostLink(wiring.Component):
                 m.d.comb += self.load.valid.eq(1)
                 with m.If(self.load.ready):
                     m.d.sync += [read_addr.eq(read_next), read_next.eq(read_next + 1)]
-                    with m.If(run_word == self.input_words - 1):
-                        m.d.sync += run_word.eq(0)
+                    with m.If(last_word):
+                        m.d.sync += [run_word.eq(0), last_word.eq(self.input_words == 1)]
                         m.next = "staged"
                     with m.Else():
                         m.d.comb += ahead.eq(1)
-                        m.d.sync += run_word.eq(run_word + 1)
+                        m.d.sync += [
+                            run_word.eq(run_word + 1),
+                            last_word.eq(run_word == self.input_words - 2),
+                        ]
             with m.State("staged"):  # a whole sample in the core: start it when the core is free
                 with m.If(abort):
                     m.next = "finish"  # a prefetched sample is dropped (the next load replaces it)
@@ -351,10 +362,16 @@ class HostLink(wiring.Component):
 
         weight_value = Signal(signed(32))
         m.d.comb += weight_value.eq(self.host.rdata)
+        # registered like the checks (the buffer holds still): the pick of an output by the
+        # payload's index and the reply's choice were one path into the reply registers
+        # (the index, cut to the outputs' bits, registered first: an out-of-range one is
+        # refused by output_index_bad anyway)
         output_value = Signal(signed(32))
-        m.d.comb += output_value.eq(
-            Array(self.output[j] for j in range(self.output_words))[buffer[0]]
-        )
+        output_pick = Signal(range(max(self.output_words, 2)))
+        m.d.sync += [
+            output_pick.eq(buffer[0][: len(output_pick)]),
+            output_value.eq(Array(self.output[j] for j in range(self.output_words))[output_pick]),
+        ]
         status_flags = Cat(run_active, abort, trained)
         info = [
             Const(PROTOCOL_VERSION, 8),
@@ -471,7 +488,7 @@ class HostLink(wiring.Component):
                             with m.If(count_bad):
                                 fail(Code.RANGE)
                             with m.Else():
-                                m.d.comb += begin_run.eq(1)
+                                m.d.sync += begin_run.eq(1)
                                 m.d.sync += run_count.eq(u16(0))
                                 reply(Code.OK, [])
                                 m.next = "reply"

@@ -55,7 +55,7 @@ class LinkWritesInRange(Elaboratable):
         m.submodules.link = link = self.link
         m.d.comb += [port.eq(free) for free, port in self.inputs.values()]
         store = link.store
-        m.d.comb += Assert(~store.we | (store.addr < link.slots * link.input_words))
+        m.d.comb += Assert(~store.we | (store.write_addr < link.slots * link.input_words))
         host = link.host
         m.d.comb += Assert(~(host.read | host.write) | (host.addr < link.weights))
         return m

@@ -66,8 +66,10 @@ def store_kind(width: int, depth: int, platform, kind: StoreKind = "auto") -> st
 
 
 class SampleStore(wiring.Component):
-    """One port: a word is written when ``we``, and ``rdata`` holds the word at the ``addr``
-    of the previous clock when it did not write.
+    """One port: a word is written at ``write_addr`` when ``we``, and ``rdata`` holds the
+    word at the ``read_addr`` of the previous clock when it did not write. The two addresses
+    are separate so that a write's bank select comes from the write address alone (SPRAM:
+    ``WREN`` from registers, not through the choice of address; chip selects always on).
 
     Parameters
     ----------
@@ -83,11 +85,11 @@ class SampleStore(wiring.Component):
 
     Attributes
     ----------
-    addr : In(range(depth))
+    read_addr, write_addr : In(range(depth))
     we : In(1)
     wdata : In(signed(width))
     rdata : Out(signed(width))
-        One clock after ``addr``. After a clock that wrote, it is undefined (an SPRAM drives
+        One clock after ``read_addr``. After a clock that wrote, it is undefined (an SPRAM drives
         no data in a write): read only in clocks that do not write.
 
     Raises
@@ -110,7 +112,8 @@ class SampleStore(wiring.Component):
         self.width, self.depth, self.kind = width, depth, kind
         super().__init__(
             {
-                "addr": In(range(depth)),
+                "read_addr": In(range(depth)),
+                "write_addr": In(range(depth)),
                 "we": In(1),
                 "wdata": In(signed(width)),
                 "rdata": Out(signed(width)),
@@ -129,10 +132,10 @@ class SampleStore(wiring.Component):
             )
             write, read = mem.write_port(), mem.read_port()
             m.d.comb += [
-                write.addr.eq(self.addr),
+                write.addr.eq(self.write_addr),
                 write.data.eq(self.wdata),
                 write.en.eq(self.we),
-                read.addr.eq(self.addr),
+                read.addr.eq(self.read_addr),
                 self.rdata.eq(read.data),
             ]
             return m
@@ -141,13 +144,14 @@ class SampleStore(wiring.Component):
         padded = Signal(columns * SPRAM_WIDTH)
         m.d.comb += padded.eq(self.wdata)
         word = Signal(14)
-        m.d.comb += word.eq(self.addr[: min(14, len(self.addr))])
-        bank = self.addr[14:] if banks > 1 else Const(0)
+        address = Mux(self.we, self.write_addr, self.read_addr)
+        m.d.comb += word.eq(address[: min(14, len(self.read_addr))])
+        bank = self.read_addr[14:] if banks > 1 else Const(0)
+        write_bank = self.write_addr[14:] if banks > 1 else Const(0)
         read_bank = Signal.like(bank, name="read_bank")  # the bank whose DATAOUT is valid
         m.d.sync += read_bank.eq(bank)
         outputs = []
         for b in range(banks):
-            selected = bank == b
             out = Signal(columns * SPRAM_WIDTH, name=f"bank{b}_data")
             for c in range(columns):
                 m.submodules[f"spram_{b}_{c}"] = Instance(
@@ -155,8 +159,8 @@ class SampleStore(wiring.Component):
                     i_ADDRESS=word,
                     i_DATAIN=padded[c * SPRAM_WIDTH : (c + 1) * SPRAM_WIDTH],
                     i_MASKWREN=Const(0b1111, 4),
-                    i_WREN=self.we & selected,
-                    i_CHIPSELECT=selected,
+                    i_WREN=self.we & (write_bank == b),
+                    i_CHIPSELECT=Const(1),  # every bank reads; rdata takes read_bank's
                     i_CLOCK=ClockSignal(),
                     i_STANDBY=Const(0),
                     i_SLEEP=Const(0),

@@ -39,13 +39,13 @@ def test_block_store_reads_what_was_written_a_clock_after_the_address():
 
     async def bench(ctx):
         for a, v in written.items():
-            ctx.set(store.addr, a)
+            ctx.set(store.write_addr, a)
             ctx.set(store.wdata, v)
             ctx.set(store.we, 1)
             await ctx.tick()
         ctx.set(store.we, 0)
         for a in reversed(range(40)):
-            ctx.set(store.addr, a)
+            ctx.set(store.read_addr, a)
             await ctx.tick()
             assert ctx.get(store.rdata) == written[a]
 
