@@ -220,12 +220,29 @@ def prove(
     return FormalResult(name, status, prop.mode, prop.depth, seconds, folder / "sby.log")
 
 
+_warm: set[str] = set()
+
+
+def warm_up(tool: str, env: dict) -> None:
+    """Run a YoWASP tool once, so that its first-run compilation is cached before SymbiYosys
+    starts it: that run prints "Preparing to run ..." on stderr, which yosys-smtbmc reads as
+    the solver's answer (an ERROR on a cold machine), and two engines would compile it at
+    once."""
+    if tool in _warm:
+        return
+    command = [str(Path(sys.executable).parent / f"yowasp-{tool}"), "--version"]
+    subprocess.run(command, capture_output=True, env=env, check=False)
+    _warm.add(tool)
+
+
 def run_sby(folder: Path, task: str, work: Path) -> str:
     """Run SymbiYosys on ``folder/TASK.sby`` (the tools' shims under ``work``): ``"PASS"``,
     ``"FAIL"`` or ``"ERROR"``; its output in ``folder/sby.log``."""
     import os
 
     env = tool_env(workdir=folder)
+    for tool in ("yosys", "boolector"):
+        warm_up(tool, env)
     env["PATH"] = os.pathsep.join([str(_shim_dir(work)), env["PATH"]])
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "yowasp-sby"), "-f", f"{task}.sby"],
