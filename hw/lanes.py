@@ -12,19 +12,26 @@ stage  what happens to a slot
        changes (registered)
 4      round and saturate what leaves the accumulators (registered); a learning rule adds its
        changes to its word of weights (registered); a step's mask word is read
-5      write back: a population step, a buffer block, a copy, a leak, a mask word, the output,
-       a learning rule's word
+5      write back: a buffer block, a mask word, the output, a learning rule's word; a
+       population step's two terms (the leaked current, the gated drive times the gain) or a
+       copy's or a leak's block are registered for the state memory
+6      the state memory's write-back: the two terms summed and saturated
 ====== ======================================================================================
 
 Above :data:`hw.microcode.TREE_LANES` lanes a stage 2b sits between 2 and 3: a row's products
 summed in groups of eight (registered), the other slots' products passed through a
 register, so that a wide plan's adder tree is two short ones; stages 3 to 5 are then a clock
 later (:func:`hw.microcode.pipeline_depth`).
+
+A step was one path at stage 5 (z's sign, the mask, the gain's adders, the leak, the
+saturating sum, the state memory's write data): the critical one on both families. Split at
+its two terms it costs a stage more for the state memory only, which the micro-code's
+timeline waits for where a later read needs it (1 to 13 clocks a digits sample).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -33,14 +40,14 @@ from golden_model.choices import Rounding
 from golden_model.config import Config
 
 from .fixedpoint import balanced_sum, saturate, shift_round_nearest, shift_round_stochastic
-from .microcode import Dest, pipeline_depth
+from .microcode import DEPTH, Dest, pipeline_depth
 from .microsequencer import Slot, slot_layout
-from .population import PopulationStep
+from .population import drive_term, leak_term
 
 __all__ = ["LanePipeline", "STAGES"]
 
 #: Stages behind the issuing one without a split tree (:data:`hw.microcode.DEPTH`).
-STAGES = 5
+STAGES = DEPTH
 #: Products a register of a split adder tree sums.
 TREE_GROUP = 8
 
@@ -71,6 +78,9 @@ class LanePipeline(wiring.Component):
         Slots are in stages 1 to 5.
     state_data, src_data, post_data : In(ArrayLayout(signed(current_width), lanes))
     weight_data : In(ArrayLayout(signed(weight_width), lanes))
+    state_zero : In(1)
+        ``state_data`` reads as zero (its group's flag): the multipliers' other operand is
+        then zero, so the flag's lookup stays off the data's path.
     mask_data : In(lanes)
         The memories' read data, a clock after the address (stage 1; the weights at stage 2
         for a learning rule, held to stage 3; the mask word at stage 5).
@@ -113,6 +123,7 @@ class LanePipeline(wiring.Component):
                 "slot": In(slot_layout(lanes, row_bits)),
                 "busy": Out(1),
                 "state_data": In(currents),
+                "state_zero": In(1),
                 "src_data": In(currents),
                 "post_data": In(currents),
                 "weight_data": In(weights),
@@ -156,7 +167,7 @@ class LanePipeline(wiring.Component):
             m.d.sync += tags[n + 1].eq(tags[n])
         self.tags = tags
         t1, t2 = tags[1:3]
-        t3, t4, t5 = tags[-3:]  # accumulate, round, write back
+        t3, t4, t5, t6 = tags[-4:]  # accumulate, round, write back, the state's write-back
         m.d.comb += self.busy.eq(Cat(*(t.op != Slot.NONE for t in tags[1:])).any())
         # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
         # arithmetic at stage 3 starts from a register, not from the memory's output (the
@@ -179,15 +190,16 @@ class LanePipeline(wiring.Component):
         ]
         mul_b = [Signal(signed(cw), name=f"mul_b{k}", reset_less=True) for k in range(lanes)]
         one = 1 << cfg.weight_frac
-        src, state = self.src_data, self.state_data
+        src, state, zero = self.src_data, self.state_data, self.state_zero
         src_element = Array(src[k] for k in range(lanes))[t1.lane]
         post_element = Array(self.post_data[k] for k in range(lanes))[t1.lane]
         for k in range(lanes):
             with m.Switch(t1.op):
                 with m.Case(Slot.GATHER):
-                    m.d.sync += [mul_a[k].eq(Mux(t1.neg, -one, one)), mul_b[k].eq(state[k])]
+                    sign = Mux(t1.neg, -one, one)
+                    m.d.sync += [mul_a[k].eq(Mux(zero, 0, sign)), mul_b[k].eq(state[k])]
                 with m.Case(Slot.STEP):
-                    m.d.sync += [mul_a[k].eq(one), mul_b[k].eq(state[k])]
+                    m.d.sync += [mul_a[k].eq(Mux(zero, 0, one)), mul_b[k].eq(state[k])]
                 with m.Case(Slot.ROWS):
                     m.d.sync += [mul_a[k].eq(self.weight_data[k]), mul_b[k].eq(src[k])]
                 with m.Case(Slot.COLS):
@@ -248,8 +260,8 @@ class LanePipeline(wiring.Component):
                 positive[k].eq(shifted[k] > 0),
             ]
 
-        # stage 5: write back
-        self._write_back(m, t5, out, value, saturated, positive)
+        # stages 5 and 6: write back
+        self._write_back(m, t5, t6, out, value, saturated, positive)
         return m
 
     def _learn(self, m: Module, t3, products) -> None:
@@ -282,7 +294,7 @@ class LanePipeline(wiring.Component):
         # stage 5: the products' rounding and the saturating add would otherwise be one path
         # (two carry chains) from the multiplier into the weights. The change is clamped to
         # two bits more than a weight first: any larger one saturates the weight all the same.
-        t4 = self.tags[-2]
+        t4 = self.tags[-3]
         old = Signal.like(self.held_word)  # the word the rule read, a stage on
         m.d.sync += old.eq(self.held_word)
         wide = ww + 2
@@ -332,26 +344,36 @@ class LanePipeline(wiring.Component):
                 self.copy_events.eq(Cat(*flags) & t4.valid2),
             ]
 
-    def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
+    def _write_back(self, m: Module, t5, t6, out, value, saturated, positive) -> None:
         """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded
         and saturated, ``saturated`` where it clamped; ``out``: unsaturated, for the readout;
-        ``positive``: the block above zero, for a capture)."""
+        ``positive``: the block above zero, for a capture). What goes to the state memory
+        (a step, a copy, a leak) is registered as two terms and written at stage 6."""
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
         zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
         events = Signal(lanes)
-        stepping = Signal()
-        step_current = Signal(data.ArrayLayout(signed(cw), lanes))
-        step_z = Signal(data.ArrayLayout(signed(cw), lanes))
-        step_events = Signal(lanes)
-        self._step_units(m, t5, step_current, step_z, stepping, step_events)
-        m.d.comb += self.current_events.eq(Cat(events, step_events))
+        # What stage 5 sends to the state memory, decoded from the slot a stage ahead: a
+        # step of a STEP slot, a relay's step from zero (its z the block itself), a copy or
+        # a leak. These choices head the step's path (z's sign, the gate, the gain).
+        t4 = self.tags[-3]
+        gathered = (t4.op == Slot.GATHER) & t4.last
+        step_slot, fresh_step = Signal(name="step_slot"), Signal(name="fresh_step")
+        to_state, leaking = Signal(name="to_state"), Signal(name="leaking")
+        m.d.sync += [
+            step_slot.eq(t4.op == Slot.STEP),
+            fresh_step.eq(gathered & (t4.dest == Dest.STEP) & t4.fresh),
+            to_state.eq(gathered & ((t4.dest == Dest.STATE) | (t4.dest == Dest.LEAK))),
+            leaking.eq(t4.dest == Dest.LEAK),
+        ]
+        stepping = step_slot | fresh_step
+        step_current = [Mux(step_slot, value[k], 0) for k in range(lanes)]
+        step_z = [Mux(fresh_step, value[k], zbuf[k]) for k in range(lanes)]
+        state_block = self._copy_or_leak(value, leaking)
         with m.Switch(t5.op):
             with m.Case(Slot.GATHER):
                 with m.If(t5.last):
                     self._gather_out(m, t5, out, value, saturated, positive, zbuf, events)
-                    with m.If((t5.dest == Dest.STEP) & t5.fresh):  # a relay from zero
-                        m.d.comb += [stepping.eq(1), step_z.eq(value)]
             with m.Case(Slot.ROWS):
                 with m.If(t5.last):
                     m.d.sync += Array(zbuf[k] for k in range(lanes))[t5.lane].eq(value[0])
@@ -360,30 +382,55 @@ class LanePipeline(wiring.Component):
                 with m.If(t5.last):
                     m.d.sync += zbuf.eq(value)
                     m.d.comb += events.eq(saturated & t5.valid)
-            with m.Case(Slot.STEP):
-                m.d.comb += [stepping.eq(1), step_current.eq(value), step_z.eq(zbuf)]
-        with m.If(stepping):
-            m.d.comb += [self.state_write_row.eq(t5.row), self.state_write_lanes.eq(t5.valid)]
+        step_events = self._state_write(
+            m, t5, stepping, to_state, step_current, step_z, state_block
+        )
+        m.d.comb += self.current_events.eq(Cat(events, step_events))
 
-    def _step_units(self, m: Module, t5, current, z, stepping, events) -> None:
-        """A population step per lane: ``current`` and the half of ``z`` of ``t5``, gated by
-        the mask word read at stage 4, into the state memory's write data."""
+    def _state_write(self, m: Module, t5, stepping, to_state, current, z, block) -> Value:
+        """Stages 5 and 6 of the state memory's writes: a population step per lane
+        (:class:`~hw.population.PopulationStep`'s arithmetic, its terms registered before the
+        saturating sum), or a copy's or a leak's ``block`` (plus zero). Returns the steps'
+        saturation events (stage 6)."""
+        cfg, lanes = self.cfg, self.lanes
+        cw = cfg.current_width
+        write, counted = Signal(name="state_write"), Signal(name="state_counted")
+        row, valid = Signal.like(self.state_write_row), Signal(lanes, name="state_valid")
+        m.d.sync += [write.eq(stepping | to_state), counted.eq(stepping)]
+        m.d.sync += [row.eq(t5.row), valid.eq(t5.valid)]
         flags = []
-        for k in range(self.lanes):
-            unit = PopulationStep(self.cfg)
-            m.submodules[f"step{k}"] = unit
+        for k in range(lanes):
             signed_drive = Mux(t5.half, -z[k], z[k])
             drive = Mux(signed_drive > 0, signed_drive, 0)
-            m.d.comb += [
-                unit.current.eq(current[k]),
-                unit.drive.eq(drive),
-                unit.gate.eq(~t5.gated | self.mask_data[k]),
-                unit.held_gain.eq(t5.held),
-            ]
+            gate = ~t5.gated | self.mask_data[k]
+            leaked = leak_term(cfg, current[k])
+            scaled = drive_term(cfg, drive[: cw - 1], gate, t5.held)
+            base = Signal(signed(max(len(Value.cast(leaked)), cw)), name=f"base{k}")
+            addend = Signal(Value.cast(scaled).shape(), name=f"addend{k}")
             with m.If(stepping):
-                m.d.comb += self.state_write_data[k].eq(unit.next)
-            flags.append(unit.saturated)
-        m.d.comb += events.eq(Cat(*flags) & t5.valid & stepping.replicate(self.lanes))
+                m.d.sync += [base.eq(leaked), addend.eq(scaled)]
+            with m.Else():
+                m.d.sync += [base.eq(block[k]), addend.eq(0)]
+            total = Signal(signed(max(len(base), len(addend)) + 2), name=f"total{k}")
+            m.d.comb += total.eq(base + addend)
+            clamped, event = saturate(total, cw)
+            m.d.comb += self.state_write_data[k].eq(clamped)
+            flags.append(event)
+        with m.If(write):
+            m.d.comb += [self.state_write_row.eq(row), self.state_write_lanes.eq(valid)]
+        events = Signal(lanes)
+        m.d.comb += events.eq(Cat(*flags) & valid & counted.replicate(lanes))
+        return events
+
+    def _copy_or_leak(self, value, leaking) -> list:
+        """A gathered block into the state memory as it is (a copy) or leaked in place."""
+        shift = self.cfg.leak_shift
+        if not shift:
+            return [value[k] for k in range(self.lanes)]
+        return [
+            Mux(leaking, value[k] - shift_round_nearest(value[k], shift), value[k])
+            for k in range(self.lanes)
+        ]
 
     def _gather_out(self, m: Module, t5, out, value, saturated, positive, zbuf, events) -> None:
         """A gathered block to its destination."""
@@ -398,15 +445,6 @@ class LanePipeline(wiring.Component):
                 ]
                 for k in range(lanes):
                     m.d.comb += self.buffer_write_data[k].eq(Mux(t5.single, value[0], value[k]))
-            with m.Case(Dest.STATE, Dest.LEAK):
-                m.d.comb += [self.state_write_row.eq(t5.row), self.state_write_lanes.eq(t5.valid)]
-                shift = self.cfg.leak_shift
-                for k in range(lanes):
-                    data_k = value[k]
-                    if shift:
-                        leaked = data_k - shift_round_nearest(data_k, shift)
-                        data_k = Mux(t5.dest == Dest.LEAK, leaked, data_k)
-                    m.d.comb += self.state_write_data[k].eq(data_k)
             with m.Case(Dest.MASK):
                 m.d.comb += [
                     self.mask_write_addr.eq(t5.row),

@@ -346,11 +346,15 @@ class MemoryCore(wiring.Component):
             )
             from_inputs = Signal()
             m.d.sync += from_inputs.eq((row < self.input_rows) | row[self.bank_bit])
-            m.d.comb += pipe.state_data.eq(
-                Mux(from_inputs, self.inputs.read_data, self.st.read_data)
-            )
+            m.d.comb += [
+                pipe.state_data.eq(Mux(from_inputs, self.inputs.read_data, self.st.read_word)),
+                pipe.state_zero.eq(~from_inputs & self.st.read_zero),
+            ]
         else:
-            m.d.comb += pipe.state_data.eq(self.st.read_data)
+            m.d.comb += [
+                pipe.state_data.eq(self.st.read_word),
+                pipe.state_zero.eq(self.st.read_zero),
+            ]
         for port, post in ((src_write, 0), (post_write, 1)):
             m.d.comb += [
                 port.addr.eq(pipe.buffer_write_addr),

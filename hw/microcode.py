@@ -47,6 +47,7 @@ __all__ = [
     "Dest",
     "Word",
     "DEPTH",
+    "WRITE",
     "ISSUE",
     "TREE_LANES",
     "pipeline_depth",
@@ -56,10 +57,13 @@ __all__ = [
     "MemoryMap",
 ]
 
-#: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes back at ``t + 5``
-#: (a learning rule its weights too), its saturation events registered then and counted a
-#: clock later.
-DEPTH = 5
+#: Pipeline stages behind the issuing one: a slot issued at clock ``t`` writes the state memory
+#: at ``t + 6`` (a step's terms are summed a stage after the other writes), its saturation
+#: events registered then and counted a clock later.
+DEPTH = 6
+#: The stage of every other write: the buffers, the masks, the output, a learning rule's
+#: weights (a stage before the state memory's).
+WRITE = DEPTH - 1
 #: Above this many lanes a row's adder tree is cut by a register (a stage more for every slot):
 #: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz.
 TREE_LANES = 8
@@ -67,8 +71,8 @@ TREE_LANES = 8
 
 def pipeline_depth(lanes: int) -> int:
     """Stages behind the issuing one at ``lanes``: :data:`DEPTH`, and one more for a split
-    adder tree (:data:`TREE_LANES`). A step reads its mask word a stage before the
-    write-back."""
+    adder tree (:data:`TREE_LANES`). The other writes land a stage earlier (:data:`WRITE`),
+    and a step reads its mask word a stage before them."""
     return DEPTH + (lanes > TREE_LANES)
 
 
@@ -513,11 +517,12 @@ def _slot_accesses(w: Word, lanes: int):
     address, stage)`` (the stage the address is presented in; a write lands at its clock's
     end). The sequencer's loops, clock for clock."""
     depth = pipeline_depth(lanes)
+    write = depth - 1  # every write but the state memory's
 
     def steps(block):
         for st in range(w.steps):
             row = (w.plus if st == 0 else w.minus) + block
-            mask = [("mask", w.mask + block, depth - 1)] if w.gated else []
+            mask = [("mask", w.mask + block, write - 1)] if w.gated else []
             yield [("state", row, 0), *mask], [("state", row, depth)]
 
     if w.kind == Kind.GATHER:
@@ -527,10 +532,10 @@ def _slot_accesses(w: Word, lanes: int):
             for n, (row, _) in enumerate(w.parts):
                 reads, writes = [("state", row + b, 0)], []
                 if n == len(w.parts) - 1 and memory is not None and w.dest != Dest.STEP:
-                    writes.append((memory, w.drow + b, depth))
+                    writes.append((memory, w.drow + b, depth if memory == "state" else write))
                 if n == len(w.parts) - 1 and w.fresh:
                     writes.append(("state", w.drow + b, depth))
-                    reads += [("mask", w.mask + b, depth - 1)] if w.gated else []
+                    reads += [("mask", w.mask + b, write - 1)] if w.gated else []
                 yield reads, writes
             yield from steps(b)
     elif w.kind == Kind.ROWS:
@@ -550,7 +555,7 @@ def _slot_accesses(w: Word, lanes: int):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
                 reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 1), ("W", address, 1)]
-                yield reads, [("W", address, depth)]
+                yield reads, [("W", address, write)]
 
 
 def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:

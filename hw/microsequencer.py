@@ -207,7 +207,10 @@ class MicroSequencer(wiring.Component):
         eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
         erow = Signal(range(counts + 1))  # a buffered element: its word ...
         elane = Signal(range(max(lanes, 2)))  # ... and its lane
-        m.d.comb += [fetch.addr.eq(pc), fetch.en.eq(0)]
+        # The ROM's address depends on no decision: the next word's (or, while idle, the
+        # entry's); a word's end only enables the read (it was one path from the ROM's
+        # output through the decision to finish into the ROM's address decode).
+        m.d.comb += [fetch.addr.eq(pc + 1), fetch.en.eq(0)]
         m.d.comb += [
             slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
             slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
@@ -215,7 +218,7 @@ class MicroSequencer(wiring.Component):
 
         def finish(clear_flags=True):
             """The word's last clock: fetch the next one, counters back to zero."""
-            m.d.comb += [fetch.addr.eq(pc + 1), fetch.en.eq(1)]
+            m.d.comb += fetch.en.eq(1)
             m.d.sync += [pc.eq(pc + 1), started.eq(0), fresh.eq(1)]
             for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
                 m.d.sync += counter.eq(0)
@@ -268,9 +271,10 @@ class MicroSequencer(wiring.Component):
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
+                first = Array(Const(e, pc.shape()) for e in self.entries)[self.entry]
+                m.d.comb += fetch.addr.eq(first)
                 with m.If(self.start):
-                    first = Array(Const(e, pc.shape()) for e in self.entries)[self.entry]
-                    m.d.comb += [fetch.addr.eq(first), fetch.en.eq(1)]
+                    m.d.comb += fetch.en.eq(1)
                     m.d.sync += [pc.eq(first), self.running.eq(1), fresh.eq(1)]
                     m.next = "EXEC"
             with m.State("EXEC"):

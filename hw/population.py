@@ -17,10 +17,32 @@ from .fixedpoint import (
     shift_round_nearest,
 )
 
-__all__ = ["PopulationStep", "PopulationAccumulator", "COUNTER_WIDTH"]
+__all__ = ["PopulationStep", "PopulationAccumulator", "COUNTER_WIDTH", "leak_term", "drive_term"]
 
 #: Width of every saturation counter; counters saturate at their maximum, never wrap.
 COUNTER_WIDTH = 32
+
+
+def leak_term(cfg: Config, current: Value) -> Value:
+    """What is left of ``current`` after a tick's leak: ``I - round(I >> leak_shift)``, half
+    up; zero for ``alpha = 1`` (``leak_shift == 0``)."""
+    if cfg.leak_shift == 0:
+        return Const(0, signed(2))
+    return current - shift_round_nearest(current, cfg.leak_shift)
+
+
+def drive_term(cfg: Config, drive: Value, gate: Value, held_gain: Value) -> Value:
+    """A step's input: ``round(G * drive * gate)``, ``G`` the exact gain or the held one when
+    ``held_gain`` (:func:`golden_model.dynamics.gain_word`), half up. Never negative."""
+    exact, held = gain_word(cfg)
+    gated = Mux(gate, drive, 0)
+    if held == exact:
+        return scale_round_nearest(gated, exact, cfg.gain_frac)
+    return Mux(
+        held_gain,
+        scale_round_nearest(gated, held, cfg.gain_frac),
+        scale_round_nearest(gated, exact, cfg.gain_frac),
+    )
 
 
 class PopulationStep(wiring.Component):
@@ -70,21 +92,8 @@ class PopulationStep(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        exact, held = gain_word(cfg)
-        base = Mux(self.clear, 0, self.current)
-        if cfg.leak_shift == 0:
-            leaked = Const(0, signed(2))
-        else:
-            leaked = base - shift_round_nearest(base, cfg.leak_shift)
-        gated = Mux(self.gate, self.drive, 0)
-        if held == exact:
-            drive = scale_round_nearest(gated, exact, cfg.gain_frac)
-        else:
-            drive = Mux(
-                self.held_gain,
-                scale_round_nearest(gated, held, cfg.gain_frac),
-                scale_round_nearest(gated, exact, cfg.gain_frac),
-            )
+        leaked = leak_term(cfg, Mux(self.clear, 0, self.current))
+        drive = drive_term(cfg, self.drive, self.gate, self.held_gain)
         total = Signal(signed(cfg.current_width + 26))
         m.d.comb += total.eq(leaked + drive)
         clamped, event = self.saturate(total, cfg.current_width)

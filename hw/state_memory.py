@@ -46,6 +46,10 @@ class StateMemory(wiring.Component):
     read_row : In(range(rows))
         Row to read; ``read_data`` holds it a clock later (zeros if its group is flagged).
     read_data : Out(ArrayLayout(signed(width), lanes))
+    read_word : Out(ArrayLayout(signed(width), lanes)), read_zero : Out(1)
+        The same row as it is stored, and whether its group reads as zero: a user that can
+        apply the flag later (the lanes, by a zero multiplier) keeps the flag's lookup off
+        the data's path.
     write_row : In(range(rows)), write_data : In(ArrayLayout(signed(width), lanes))
     write_lanes : In(lanes)
         Banks written this clock.
@@ -101,6 +105,8 @@ class StateMemory(wiring.Component):
             {
                 "read_row": In(range(rows)),
                 "read_data": Out(data.ArrayLayout(signed(width), lanes)),
+                "read_word": Out(data.ArrayLayout(signed(width), lanes)),
+                "read_zero": Out(1),
                 "write_row": In(range(rows)),
                 "write_data": In(data.ArrayLayout(signed(width), lanes)),
                 "write_lanes": In(lanes),
@@ -126,6 +132,7 @@ class StateMemory(wiring.Component):
         read_flags = Signal.like(flags)
         m.d.sync += read_flags.eq(flags | self.flags_set)
         read_zero = (read_flags >> group_read.data)[0]
+        m.d.comb += self.read_zero.eq(read_zero)
 
         debug_group = self.group_rom.read_port()
         debug_row = self.debug_addr >> self.bank_bits
@@ -141,6 +148,7 @@ class StateMemory(wiring.Component):
             m.d.comb += [
                 read.addr.eq(self.read_row),
                 self.read_data[bank].eq(Mux(read_zero, 0, read.data)),
+                self.read_word[bank].eq(read.data),
                 write.addr.eq(self.write_row),
                 write.data.eq(self.write_data[bank]),
                 write.en.eq(self.write_lanes[bank]),

@@ -15,7 +15,18 @@ from golden_model.datasets import dataset_config, load_dataset
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import xor_sample
 from hw.mcore import MemoryCore
-from hw.microcode import COUNT, DEPTH, ISSUE, Dest, Kind, Word, encode, sample_clocks, timeline
+from hw.microcode import (
+    COUNT,
+    DEPTH,
+    ISSUE,
+    WRITE,
+    Dest,
+    Kind,
+    Word,
+    encode,
+    sample_clocks,
+    timeline,
+)
 from hw.microprogram import compile_program
 from sim.amaranth_run import run_core
 
@@ -194,10 +205,10 @@ def test_the_timeline_waits_only_for_what_a_word_reads():
     sweep = Word(Kind.ROWS, count=2, inner=1, steps=1, plus=5)
     tick = Word(Kind.TICK, last=True)
     delays, clocks = timeline([gather, sweep, tick], lanes=2)
-    assert delays == [0, DEPTH, 0]  # source row 0 lands DEPTH clocks after the gather
+    assert delays == [0, WRITE, 0]  # source row 0 lands WRITE clocks after the gather
     # start; the gather; the sweep waits, two rows and their block's step; the sequencer's
-    # register, drain and count; valid
-    assert clocks == 1 + 1 + DEPTH + 3 + ISSUE + DEPTH + COUNT + 1
+    # register, drain (to the state memory's write) and count; valid
+    assert clocks == 1 + 1 + WRITE + 3 + ISSUE + DEPTH + COUNT + 1
     elsewhere = replace(gather, drow=3)
     assert timeline([elsewhere, sweep, tick], lanes=2)[0] == [0, 0, 0]
 
