@@ -97,12 +97,16 @@ def timing_met(report: dict, clock_mhz: float) -> bool:
 
 
 def critical_path(report: dict) -> dict | None:
-    """The slowest clock's critical path in nextpnr's JSON report: ``delay_ns`` in all,
+    """The slowest clock-to-clock critical path in nextpnr's JSON report (a pad's only when
+    there is none): ``delay_ns`` in all,
     ``logic_ns`` and ``routing_ns`` (with setup and clock-to-out), ``source`` and ``sink``
     (cell names), ``cells`` (those it passes, in order); ``None`` when the report has no
     path. A cell's name is the netlist's: Amaranth's hierarchy, so it says which block."""
     paths = report.get("critical_paths") or []
     timed = [p for p in paths if p.get("path")]
+    # a pad's path (to or from "<async>", an LED say) does not set the clock's Fmax
+    clocked = [p for p in timed if "<async>" not in (p.get("from"), p.get("to"))]
+    timed = clocked or timed
     if not timed:
         return None
     worst = max(timed, key=lambda p: sum(float(step.get("delay", 0)) for step in p["path"]))

@@ -400,8 +400,9 @@ class LanePipeline(wiring.Component):
         m.d.sync += [row.eq(t5.row), valid.eq(t5.valid)]
         flags = []
         for k in range(lanes):
-            signed_drive = Mux(t5.half, -z[k], z[k])
-            drive = Mux(signed_drive > 0, signed_drive, 0)
+            # [z]+ or [-z]+ by z's sign bit alone (no comparison after the negation)
+            negative = Value.cast(z[k])[-1]
+            drive = Mux(t5.half, Mux(negative, -z[k], 0), Mux(negative, 0, z[k]))
             gate = ~t5.gated | self.mask_data[k]
             leaked = leak_term(cfg, current[k])
             scaled = drive_term(cfg, drive[: cw - 1], gate, t5.held)

@@ -424,8 +424,12 @@ class MemoryCore(wiring.Component):
             with m.State("access"):  # the read port takes the address; a write happens now
                 m.d.comb += [self.host_busy.eq(1), access.eq(1)]
                 m.next = "data"
-            with m.State("data"):  # the word is on the read port
+            with m.State("data"):  # the word is on the read port: registered whole
                 m.d.comb += [self.host_busy.eq(1), answer.eq(1)]
+                m.next = "pick"
+            with m.State("pick"):  # then its lane picked (the memory's output, routed to
+                # every lane's multiplier, and the pick were one path into host.rdata)
+                m.d.comb += self.host_busy.eq(1)
                 m.d.sync += host.done.eq(1)
                 m.next = "idle"
         address = decoder.address
@@ -434,9 +438,11 @@ class MemoryCore(wiring.Component):
             m.d.comb += [self.w_write.addr.eq(address), self.w_write.en.eq(1 << decoder.lane)]
             for k in range(lanes):
                 m.d.comb += self.w_write.data[k].eq(value)
+        fetched = Signal.like(self.w_read.data)
         with m.If(answer):
-            word = Array(self.w_read.data[k] for k in range(lanes))
-            m.d.sync += host.rdata.eq(word[decoder.lane])
+            m.d.sync += fetched.eq(self.w_read.data)
+        word = Array(fetched[k] for k in range(lanes))
+        m.d.sync += host.rdata.eq(word[decoder.lane])
 
     # -- the load and the debug port ---------------------------------------------------------
 
@@ -469,18 +475,26 @@ class MemoryCore(wiring.Component):
         bases = Array(Const(self.where.state[g]) for g in groups)  # rows within a bank
         load_bank, run_bank, loaded = Signal(), Signal(), Signal()
         self.run_bank = run_bank
-        # The input memory's own write port: a word a clock, never waiting.
+        # The input memory's own write port: a word a clock, never waiting, written a clock
+        # after it is taken (the store's block RAM output, its bank multiplexer and the
+        # input memory's write data were one path; the first read of an input row comes two
+        # clocks after a start at the soonest, so a last word taken with the start is in).
         inputs = self.inputs
         row = bases[group] + element // lanes
+        write_row, write_lanes = Signal.like(inputs.write_row), Signal.like(inputs.write_lanes)
+        payload = Signal.like(self.load.payload)
+        m.d.sync += [
+            write_row.eq(Cat(row[: self.input_bits], load_bank) if self.input_bits else load_bank),
+            write_lanes.eq(Mux(self.load.valid, 1 << (element % lanes), 0)),
+            payload.eq(self.load.payload),
+        ]
         m.d.comb += [
             self.load.ready.eq(1),
-            inputs.write_row.eq(
-                Cat(row[: self.input_bits], load_bank) if self.input_bits else load_bank
-            ),
-            inputs.write_lanes.eq(Mux(self.load.valid, 1 << (element % lanes), 0)),
+            inputs.write_row.eq(write_row),
+            inputs.write_lanes.eq(write_lanes),
         ]
         for k in range(lanes):
-            m.d.comb += inputs.write_data[k].eq(self.load.payload)
+            m.d.comb += inputs.write_data[k].eq(payload)
         last = element == sizes[group] - 1
         accept = self.load.valid & self.load.ready
         with m.If(accept):

@@ -65,8 +65,9 @@ DEPTH = 6
 #: weights (a stage before the state memory's).
 WRITE = DEPTH - 1
 #: Above this many lanes a row's adder tree is cut by a register (a stage more for every slot):
-#: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz.
-TREE_LANES = 8
+#: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz, and one
+#: over 8 with the accumulator's adder was the ECP5's critical path at 8 lanes (94.9 MHz).
+TREE_LANES = 4
 
 
 def pipeline_depth(lanes: int) -> int:

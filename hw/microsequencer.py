@@ -168,7 +168,8 @@ class MicroSequencer(wiring.Component):
         # a tick waits for the slot in the output register too
         busy = self.busy | (self.slot.op != Slot.NONE)
         counts = max(max(w.count for w in words), max(w.inner for w in words), 2)
-        pc = Signal(range(max(len(words), 2)))
+        # the address of the word after this one: the ROM's address is a register
+        following = Signal(range(len(words) + 2))
         blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
         st = Signal(2)  # step slot of a block
         in_tail, final, started = Signal(), Signal(), Signal()
@@ -210,7 +211,7 @@ class MicroSequencer(wiring.Component):
         # The ROM's address depends on no decision: the next word's (or, while idle, the
         # entry's); a word's end only enables the read (it was one path from the ROM's
         # output through the decision to finish into the ROM's address decode).
-        m.d.comb += [fetch.addr.eq(pc + 1), fetch.en.eq(0)]
+        m.d.comb += [fetch.addr.eq(following), fetch.en.eq(0)]
         m.d.comb += [
             slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
             slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
@@ -219,7 +220,7 @@ class MicroSequencer(wiring.Component):
         def finish(clear_flags=True):
             """The word's last clock: fetch the next one, counters back to zero."""
             m.d.comb += fetch.en.eq(1)
-            m.d.sync += [pc.eq(pc + 1), started.eq(0), fresh.eq(1)]
+            m.d.sync += [following.eq(following + 1), started.eq(0), fresh.eq(1)]
             for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
                 m.d.sync += counter.eq(0)
             if clear_flags:
@@ -271,11 +272,11 @@ class MicroSequencer(wiring.Component):
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
-                first = Array(Const(e, pc.shape()) for e in self.entries)[self.entry]
+                first = Array(Const(e, following.shape()) for e in self.entries)[self.entry]
                 m.d.comb += fetch.addr.eq(first)
                 with m.If(self.start):
                     m.d.comb += fetch.en.eq(1)
-                    m.d.sync += [pc.eq(first), self.running.eq(1), fresh.eq(1)]
+                    m.d.sync += [following.eq(first + 1), self.running.eq(1), fresh.eq(1)]
                     m.next = "EXEC"
             with m.State("EXEC"):
                 stall = (fresh & ~ins.nodelay) | waiting

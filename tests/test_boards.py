@@ -754,7 +754,14 @@ def test_the_critical_path_is_summarized_from_the_report():
         _step("setup", 0.5, "core.c"),
     ]
     fast = [_step("clk-to-q", 1.0, "link.x"), _step("setup", 0.5, "link.y")]
-    report = {"critical_paths": [{"path": fast}, {"path": slow}]}
+    pad = [_step("clk-to-q", 1.0, "out"), _step("routing", 20.0, "pin_led")]
+    report = {
+        "critical_paths": [
+            {"path": fast},
+            {"path": slow},
+            {"from": "posedge clk", "to": "<async>", "path": pad},  # not the clock's
+        ]
+    }
     path = critical_path(report)
     assert path == {
         "delay_ns": 10.0,
