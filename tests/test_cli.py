@@ -231,8 +231,9 @@ def test_a_clock_no_pll_makes_is_refused_before_any_build(capsys, tmp_path, monk
 
 def test_the_clock_search_climbs_under_the_fmax_and_keeps_the_fastest_met(monkeypatch, tmp_path):
     """A fake nextpnr whose Fmax falls as the clock asked rises: the search builds at the
-    oscillator, then at the PLL's highest clock under 97 % of the last Fmax, stops when a
-    request would repeat, and keeps the fastest build that met timing."""
+    oscillator, then at the PLL's highest clock under 97 % of the last Fmax (under the Fmax
+    of a PLL build that met), stops when a request would repeat, and keeps the fastest build
+    that met timing."""
     import boards.pnr as pnr
     from boards.catalogue import board_config
     from boards.clocks import pll_at_most
@@ -261,6 +262,20 @@ def test_the_clock_search_climbs_under_the_fmax_and_keeps_the_fastest_met(monkey
 
     def never_met(board, cfg, out, *, clock_mhz=None, **options):
         return {"clock_mhz": 25.0, "fmax_mhz": 20.0, "timing_met": False, "oscillator_mhz": 25}
+
+    # A met build with room left: the next asks for its Fmax itself (not 97 % of it again),
+    # so a design that meets 100 MHz is built at 100, not stopped at 97.
+    asked.clear()
+
+    def steady(board, cfg, out, *, clock_mhz=None, **options):
+        asked.append(clock_mhz)
+        clock = 25.0 if clock_mhz is None else pll_at_most("ecp5", 25, clock_mhz).output_mhz
+        return {"clock_mhz": clock, "fmax_mhz": 100.4, "timing_met": True, "oscillator_mhz": 25}
+
+    monkeypatch.setattr(pnr, "build", steady)
+    best = pnr.build_at_best_clock("ulx3s-85f", board_config(), tmp_path / "steady", lanes=1)
+    assert best["clock_mhz"] == pll_at_most("ecp5", 25, 100.4).output_mhz >= 99.0
+    assert len(asked) == 3  # the oscillator, 97 % of 100.4, then 100.4
 
     monkeypatch.setattr(pnr, "build", never_met)
     with pytest.raises(pnr.BuildError, match="no clock met timing on ulx3s-85f"):
