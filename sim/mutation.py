@@ -66,7 +66,7 @@ def stress_config() -> Config:
     )
 
 
-#: The configurations ``--config`` names.
+#: The configurations ``--variant`` names.
 CONFIGS = {"xor": lambda: default_config("xor"), "stress": stress_config}
 #: The netlist every mutation applies to: processes lowered, one flat module, memories as
 #: single cells (a mutation never lands in a memory's initial contents).
@@ -284,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutants", type=int, default=300, help="mutations listed (300)")
     parser.add_argument("--lanes", type=int, default=2, help="the memory core's lanes (2)")
     parser.add_argument(
-        "--config",
+        "--variant",
         choices=sorted(CONFIGS),
         default="xor",
         help="the core's configuration: xor (the default one) or stress (narrow words, "
-        "stochastic rounding, a leak, saturation) (xor)",
+        "stochastic rounding, a leak, saturation; not a shipped --config) (xor)",
     )
     parser.add_argument("--samples", type=int, default=40, help="XOR samples a mutant runs (40)")
     parser.add_argument("--seed", type=int, default=1, help="mutation list and sample order (1)")
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tqdm(total=args.mutants, desc="mutants through XOR training", unit="mutant") as bar:
         report = run_mutation(
-            CONFIGS[args.config](),
+            CONFIGS[args.variant](),
             lanes=args.lanes,
             count=args.mutants,
             samples=args.samples,

@@ -45,7 +45,7 @@ def test_the_equivalence_check_proves_no_change_and_refuses_a_real_one(tmp_path)
 
 
 def test_the_stress_configuration_saturates_steps_its_lfsr_and_leaks():
-    """The claim ``--config stress`` rests on: within the mutation run's samples every
+    """The claim ``--variant stress`` rests on: within the mutation run's samples every
     saturation counter moves and the LFSR leaves its seed (else its netlist would test no
     more than the default one)."""
     from golden_model.circuit import FIXED, Circuit
