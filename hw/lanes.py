@@ -167,7 +167,7 @@ class LanePipeline(wiring.Component):
             m.d.sync += tags[n + 1].eq(tags[n])
         self.tags = tags
         t1, t2 = tags[1:3]
-        t3, t4, t5, t6 = tags[-4:]  # accumulate, round, write back, the state's write-back
+        t3, t4, t5 = tags[-4:-1]  # accumulate, round, write back (stage 6: the state's)
         m.d.comb += self.busy.eq(Cat(*(t.op != Slot.NONE for t in tags[1:])).any())
         # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
         # arithmetic at stage 3 starts from a register, not from the memory's output (the
@@ -261,7 +261,7 @@ class LanePipeline(wiring.Component):
             ]
 
         # stages 5 and 6: write back
-        self._write_back(m, t5, t6, out, value, saturated, positive)
+        self._write_back(m, t5, out, value, saturated, positive)
         return m
 
     def _learn(self, m: Module, t3, products) -> None:
@@ -344,7 +344,7 @@ class LanePipeline(wiring.Component):
                 self.copy_events.eq(Cat(*flags) & t4.valid2),
             ]
 
-    def _write_back(self, m: Module, t5, t6, out, value, saturated, positive) -> None:
+    def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
         """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded
         and saturated, ``saturated`` where it clamped; ``out``: unsaturated, for the readout;
         ``positive``: the block above zero, for a capture). What goes to the state memory
