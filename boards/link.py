@@ -303,15 +303,28 @@ class HostLink(wiring.Component):
         error_code = Signal(8)
         error_command = Signal(8)
         failed = Signal()  # the last request got an error reply
-        got = self.rx.valid
-        rx_byte = self.rx.payload
-
         known = Signal()
         expected = Signal(8)
         with m.Switch(command):
             for cmd in Command:
                 with m.Case(int(cmd)):
                     m.d.comb += [known.eq(1), expected.eq(REQUEST_LENGTH[cmd])]
+
+        # A received byte reaches the parser a clock late, with its comparisons registered
+        # beside it: they went from the UART's register through carry chains and the parser's
+        # choice of error code in one path (the iCE40's critical one). What they compare
+        # with (the command's length, the checksum so far) holds still between bytes.
+        got, rx_byte = Signal(), Signal(8)
+        is_start, length_bad, length_zero, crc_good = Signal(), Signal(), Signal(), Signal()
+        incoming = self.rx.payload
+        m.d.sync += [
+            got.eq(self.rx.valid),
+            rx_byte.eq(incoming),
+            is_start.eq(incoming == REQUEST_START),
+            length_bad.eq((incoming > MAX_PAYLOAD) | (incoming != expected)),
+            length_zero.eq(incoming == 0),
+            crc_good.eq(incoming == crc),
+        ]
 
         def fail(code: Code, cmd=None):
             m.d.sync += [
@@ -394,7 +407,7 @@ class HostLink(wiring.Component):
         with m.FSM(name="parser"):
             with m.State("hunt"):
                 with m.If(got):
-                    with m.If(rx_byte == REQUEST_START):
+                    with m.If(is_start):
                         m.next = "command"
                     with m.Else():
                         fail(Code.FRAMING, 0)
@@ -409,9 +422,9 @@ class HostLink(wiring.Component):
                     m.d.sync += [length.eq(rx_byte), crc.eq(crc8_next(crc, rx_byte)), count.eq(0)]
                     with m.If(~known):
                         fail(Code.COMMAND)
-                    with m.Elif((rx_byte > MAX_PAYLOAD) | (rx_byte != expected)):
+                    with m.Elif(length_bad):
                         fail(Code.LENGTH)
-                    with m.Elif(rx_byte == 0):
+                    with m.Elif(length_zero):
                         m.next = "check"
                     with m.Else():
                         m.next = "payload"
@@ -430,7 +443,7 @@ class HostLink(wiring.Component):
                     fail(Code.TRUNCATED)
             with m.State("check"):
                 with m.If(got):
-                    with m.If(rx_byte == crc):
+                    with m.If(crc_good):
                         m.next = "execute"
                     with m.Else():
                         fail(Code.CHECKSUM)
@@ -534,8 +547,11 @@ class HostLink(wiring.Component):
             with m.State("seed"):
                 m.d.comb += [self.host.seed.eq(Cat(*buffer[1:5])), self.host.seed_write.eq(1)]
                 with m.If(self.host.ready):
-                    reply(Code.OK, [])
-                    m.next = "reply"
+                    m.next = "seeded"
+            with m.State("seeded"):  # the reply a clock later: the core's ready (its run
+                # state) reached the reply registers' enable in one path
+                reply(Code.OK, [])
+                m.next = "reply"
             with m.State("reply"):
                 with m.If(tx_idle):
                     m.d.comb += reply_send.eq(1)

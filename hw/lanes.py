@@ -38,6 +38,7 @@ from amaranth.utils import ceil_log2
 
 from golden_model.choices import Rounding
 from golden_model.config import Config
+from golden_model.fixed import max_code
 
 from .fixedpoint import balanced_sum, saturate, shift_round_nearest, shift_round_stochastic
 from .microcode import DEPTH, Dest, pipeline_depth
@@ -50,6 +51,73 @@ __all__ = ["LanePipeline", "STAGES"]
 STAGES = DEPTH
 #: Products a register of a split adder tree sums.
 TREE_GROUP = 8
+
+
+class _SplitAccumulator:
+    """An accumulator ``width`` bits wide in two halves, the low half's carry registered into
+    the high half's next addition: two carry chains of half the length (a 41-bit chain was the
+    iCE40's critical path).
+
+    The halves split where the rounded sum's saturation looks: the low half holds the
+    ``shift`` rounding bits and the ``width_out - 1`` bits below the sign of the result, the
+    high half the rest. The last addition's carry is still pending when the sum is read;
+    :meth:`rounded` takes it into account without adding it (no third chain): the result's
+    tests need only the high half's few patterns that a carry changes (zero, -1, -2)."""
+
+    def __init__(self, width: int, start: int, shift: int, width_out: int) -> None:
+        self.shift, self.width_out = shift, width_out
+        self.low_width = shift + width_out - 1
+        self.high_width = width - self.low_width
+        assert self.high_width >= 2 and 0 <= start < 1 << self.low_width
+        self.start = start  # the value a sum starts from
+        self.low = Signal(self.low_width, name="acc_low")
+        self.carry = Signal(name="acc_carry")
+        self.high = Signal(signed(self.high_width), name="acc_high")
+
+    def add(self, m: Module, addend, first) -> None:
+        """Add ``addend`` (signed, narrower than ``width``) at this clock's edge; ``first``:
+        to :attr:`start` instead of the sum so far."""
+        low, high_width = self.low_width, self.high_width
+        addend = Value.cast(addend).as_signed()
+        upper = Signal(signed(high_width), name="acc_addend_high")
+        m.d.comb += upper.eq(addend >> low)  # sign-extended
+        low_sum = Signal(low + 1, name="acc_low_sum")
+        m.d.comb += low_sum.eq(Mux(first, self.start, self.low) + addend[:low])
+        # high + upper + carry in one chain: the carry enters as the sum of two low bits
+        base = Mux(first, 0, self.high)
+        carry_in = self.carry & ~first
+        high_sum = Signal(signed(high_width), name="acc_high_sum")
+        m.d.comb += high_sum.eq((Cat(Const(1, 1), base) + Cat(carry_in, upper))[1 : high_width + 1])
+        m.d.sync += [
+            self.low.eq(low_sum[:low]),
+            self.carry.eq(low_sum[low]),
+            self.high.eq(high_sum),
+        ]
+
+    def rounded(self) -> tuple[Value, Value, Value, Value]:
+        """``(out, value, saturated, positive)`` of the sum shifted right by ``shift``:
+        its low ``width_out + 1`` bits (unsaturated), the value saturated to ``width_out``
+        bits (:func:`~hw.fixedpoint.saturate`'s symmetric range), whether it clamped, and
+        whether the sum is above zero."""
+        cw, c, high = self.width_out, self.carry, self.high
+        below = self.low[self.shift :]  # the result's bits below its sign bit: final
+        low_any = below.any()
+        # the rest of the result is hs = high + carry: its tests from high's few patterns
+        negative, zero, m1 = high[-1], ~high.any(), high.all()
+        m2 = high[1:].all() & ~high[0]
+        hs_positive = ~negative & (~zero | c)
+        hs_negative = negative & ~(m1 & c)
+        hs_m1 = (m1 & ~c) | (m2 & c)
+        hs_zero = (zero & ~c) | (m1 & c)
+        over = hs_positive
+        under = hs_negative & (~hs_m1 | ~low_any)
+        top = max_code(cw)
+        plain = Cat(below, self.high[0] ^ c).as_signed()
+        value = Mux(over, Const(top, signed(cw)), Mux(under, Const(-top, signed(cw)), plain))
+        two = (self.high[:2] + c)[:2]
+        out = Cat(below, two).as_signed()
+        positive = hs_positive | (hs_zero & low_any)
+        return out, value.as_signed()[:cw].as_signed(), over | under, positive
 
 
 class LanePipeline(wiring.Component):
@@ -230,34 +298,33 @@ class LanePipeline(wiring.Component):
         # stage 3: accumulate; learn; a step's mask word. An accumulator starts from half an
         # output step, not zero, so that stage 4's rounding half up is a shift: no carry chain
         # there (floor((sum + half) / 2**weight_frac) either way).
-        acc = Signal(data.ArrayLayout(signed(self.acc_width), lanes))
         wf = cfg.weight_frac
         half = (1 << (wf - 1)) if wf else 0
+        accumulators = [_SplitAccumulator(self.acc_width, half, wf, cw) for _ in range(lanes)]
         with m.Switch(t3.op):
             with m.Case(Slot.GATHER, Slot.COLS, Slot.STEP):
                 for k in range(lanes):
-                    m.d.sync += acc[k].eq(Mux(t3.first, half, acc[k]) + products[k])
+                    accumulators[k].add(m, products[k], t3.first)
             with m.Case(Slot.ROWS):
-                total = balanced_sum(row_terms)
-                m.d.sync += acc[0].eq(Mux(t3.first, half, acc[0]) + total)
+                accumulators[0].add(m, balanced_sum(row_terms), t3.first)
         self._learn(m, t3, products)
 
         # stage 4: round and saturate, registered (the accumulators' carry chains and the
         # steps' would otherwise be one path into the state memory)
         m.d.comb += self.mask_addr.eq(t4.mrow)
-        shifted = [acc[k] >> wf for k in range(lanes)]  # rounded: the half is in acc
-        rounded = [saturate(shifted[k], cw) for k in range(lanes)]
         out = Signal(data.ArrayLayout(signed(cw + 1), lanes))  # plus - minus: one bit more
         value = Signal(data.ArrayLayout(signed(cw), lanes))
         saturated, positive = Signal(lanes), Signal(lanes)
         for k in range(lanes):
+            # rounded: the half is in the sum
+            wide, clamped, event, above = accumulators[k].rounded()
             m.d.sync += [
-                out[k].eq(shifted[k]),
-                value[k].eq(rounded[k][0]),
-                saturated[k].eq(rounded[k][1]),
+                out[k].eq(wide),
+                value[k].eq(clamped),
+                saturated[k].eq(event),
                 # a capture's sum: currents, whole multiples of 2**weight_frac, so it is
                 # above zero exactly when its rounding is
-                positive[k].eq(shifted[k] > 0),
+                positive[k].eq(above),
             ]
 
         # stages 5 and 6: write back
@@ -320,29 +387,35 @@ class LanePipeline(wiring.Component):
                         m.d.sync += changes[k].eq(saturate(change, wide)[0])
             if stochastic:
                 m.d.comb += self.random_advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
-        word = Signal.like(self.weight_write_data)
-        m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write_data.eq(word)]
+        # The new weight before its saturation is registered at stage 4 and saturated on its
+        # way into the memory at stage 5: the subtraction and the clamp were one path (the
+        # iCE40's critical one) into the word's register and the events'.
+        sums = [Signal(signed(wide + 1), name=f"unclamped{k}") for k in range(lanes)]
+        valid2 = Signal(lanes)
+        m.d.sync += self.weight_write_lanes.eq(0)
         with m.If(t4.op == Slot.LEARN):
             m.d.sync += [
                 self.weight_write_addr.eq(t4.row),
                 self.weight_write_lanes.eq(t4.valid),
+                valid2.eq(t4.valid2),
             ]
-            flags = []
             for k in range(lanes):
-                new = Signal(signed(ww), name=f"learned{k}")
-                event = Signal(name=f"learn_saturated{k}")
                 if hebbian:
-                    m.d.comb += Cat(new, event).eq(Cat(*saturate(old[k] - changes[k], ww)))
+                    m.d.sync += sums[k].eq(old[k] - changes[k])
                 if covariance:
                     with m.If(t4.covariance):
-                        m.d.comb += Cat(new, event).eq(Cat(*saturate(old[k] + changes[k], ww)))
-                m.d.comb += word[k].eq(new)
-                flags.append(event)
-            # the transposed copy's events: its primary's within the copy's rows
-            m.d.comb += [
-                self.weight_events.eq(Cat(*flags) & t4.valid),
-                self.copy_events.eq(Cat(*flags) & t4.valid2),
-            ]
+                        m.d.sync += sums[k].eq(old[k] + changes[k])
+        flags = []
+        for k in range(lanes):
+            new, event = saturate(sums[k], ww)
+            m.d.comb += self.weight_write_data[k].eq(new)
+            flags.append(event)
+        # the transposed copy's events: its primary's within the copy's rows
+        written = self.weight_write_lanes
+        m.d.comb += [
+            self.weight_events.eq(Cat(*flags) & written),
+            self.copy_events.eq(Cat(*flags) & valid2 & written),
+        ]
 
     def _write_back(self, m: Module, t5, out, value, saturated, positive) -> None:
         """Stage 5: a block, a row's ``z`` or a step leaves the pipeline (``value``: rounded
@@ -414,13 +487,20 @@ class LanePipeline(wiring.Component):
                 m.d.sync += [base.eq(block[k]), addend.eq(0)]
             total = Signal(signed(max(len(base), len(addend)) + 2), name=f"total{k}")
             m.d.comb += total.eq(base + addend)
-            clamped, event = saturate(total, cw)
+            clamped, _ = saturate(total, cw)
             m.d.comb += self.state_write_data[k].eq(clamped)
-            flags.append(event)
+            # The saturation event is decided a clock later from registered bits (the sum's
+            # top, whether its low bits are zero): after the sum's carry chain its bit tests
+            # were the iCE40's critical path (hw.microcode.COUNT counts the clock).
+            top = Signal(len(total) - cw + 1, name=f"top{k}")
+            low = Signal(name=f"low{k}")
+            m.d.sync += [top.eq(total[cw - 1 :]), low.eq(total[: cw - 1].any())]
+            flags.append(saturate(Cat(Const(0, cw - 2), low, top).as_signed(), cw)[1])
         with m.If(write):
             m.d.comb += [self.state_write_row.eq(row), self.state_write_lanes.eq(valid)]
-        events = Signal(lanes)
-        m.d.comb += events.eq(Cat(*flags) & valid & counted.replicate(lanes))
+        events, counting = Signal(lanes), Signal(lanes)
+        m.d.sync += counting.eq(valid & counted.replicate(lanes))
+        m.d.comb += events.eq(Cat(*flags) & counting)
         return events
 
     def _copy_or_leak(self, value, leaking) -> list:

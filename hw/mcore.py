@@ -296,14 +296,11 @@ class MemoryCore(wiring.Component):
             cfg, lanes, row_bits, output_size=self.output_size, widest=widest, rules=rules
         )
         self.run_bank_next = Signal()  # the bank a start in this clock runs (set in _load)
-        counting = Signal()  # the last write-back's events are being counted
-        m.d.sync += counting.eq(pipe.busy)
         m.d.comb += [
             pipe.slot.eq(seq.slot),
             seq.start.eq(self.start),
             seq.entry.eq(self.run_bank_next),
             seq.hold.eq(self.hold),
-            seq.busy.eq(pipe.busy | counting),
             self.running.eq(seq.running),
             self.state_valid.eq(seq.state_valid),
             self.sample_done.eq(seq.sample_done),
@@ -370,15 +367,15 @@ class MemoryCore(wiring.Component):
                 Mux(pipe.weight_learn, pipe.weight_learn_addr, seq.weight_addr),
             )
         )
-        # Events are registered, then counted: a clock off the learning rule's path.
+        # A clock's events are summed and registered, then counted: off the learning rule's
+        # and the steps' paths, and the sum off the counter's carry chain (the iCE40's path).
         for counter, events in (
             (self.sat_current, pipe.current_events),
             (self.sat_weight, pipe.weight_events),
             (self.sat_copy, pipe.copy_events),
         ):
-            held = Signal.like(events)
-            m.d.sync += held.eq(events)
-            total = balanced_sum(list(held))
+            total = Signal(range(len(events) + 1), name=f"{counter.name}_events")
+            m.d.sync += total.eq(balanced_sum(list(events)))
             m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
 
         self._load(m)

@@ -54,6 +54,7 @@ __all__ = [
     "encode",
     "word_layout",
     "sample_clocks",
+    "lengths",
     "MemoryMap",
 ]
 
@@ -65,9 +66,10 @@ DEPTH = 6
 #: weights (a stage before the state memory's).
 WRITE = DEPTH - 1
 #: Above this many lanes a row's adder tree is cut by a register (a stage more for every slot):
-#: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz, and one
-#: over 8 with the accumulator's adder was the ECP5's critical path at 8 lanes (94.9 MHz).
-TREE_LANES = 4
+#: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz, one over
+#: 8 with the accumulator's adder was the ECP5's critical path at 8 lanes (94.9 MHz), and even
+#: two products' sum ahead of the accumulator's chains was the iCE40's at 2 lanes (36.5 ns).
+TREE_LANES = 1
 
 
 def pipeline_depth(lanes: int) -> int:
@@ -77,8 +79,9 @@ def pipeline_depth(lanes: int) -> int:
     return DEPTH + (lanes > TREE_LANES)
 
 
-#: Clocks from a slot's write-back to its saturation events in the counters.
-COUNT = 1
+#: Clocks from a slot's write-back to its saturation events in the counters (a step's event
+#: is decided a clock after its write, then registered, then counted).
+COUNT = 2
 #: Clocks from the sequencer's decision to the memories and lanes (its output register): every
 #: read, write and flag moves alike, so only a tick's drain waits for it.
 ISSUE = 1
@@ -111,6 +114,7 @@ class Word:
 
     kind: Kind
     delay: int = 0  # clocks to wait before the first slot (set by :func:`timeline`)
+    length: int = 0  # clocks from its first to its last, the wait included (:func:`lengths`)
     fresh: bool = False  # GATHER to STEP: the one target reads zero, so no step slot reads it
     covariance: bool = False  # LEARN: the covariance rule (else the Hebbian one)
     last: bool = False  # TICK: the sample's last tick
@@ -432,7 +436,9 @@ def encode(
     words.append(Word(Kind.TICK, last=True))
     words = _fold_flags(_mark_fresh(_merge_flags(words), where))
     delays, _ = timeline(words, program.lanes)
-    return [replace(w, delay=d) for w, d in zip(words, delays, strict=True)], where
+    words = [replace(w, delay=d) for w, d in zip(words, delays, strict=True)]
+    spans = lengths(words, program.lanes)
+    return [replace(w, length=n) for w, n in zip(words, spans, strict=True)], where
 
 
 def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout:
@@ -448,6 +454,9 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
             "kind": unsigned(3),
             "delay": bits(*(w.delay for w in words)),
             "nodelay": unsigned(1),
+            "length": bits(*(w.length for w in words)),
+            "length_one": unsigned(1),
+            "length_two": unsigned(1),
             "inner_one": unsigned(1),
             "count_one": unsigned(1),
             "fresh": unsigned(1),
@@ -485,6 +494,9 @@ def rom_value(word: Word, parts: int) -> dict:
         "kind": int(word.kind),
         "delay": word.delay,
         "nodelay": int(word.delay == 0),
+        "length": word.length,
+        "length_one": int(word.length == 1),
+        "length_two": int(word.length == 2),
         "inner_one": int(word.inner == 1),
         "count_one": int(word.count == 1),
         "fresh": int(word.fresh),
@@ -572,7 +584,7 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            clock = max(clock + 1, last_issue + ISSUE + depth + COUNT + 1) + 1
+            clock = tick_valid(clock, last_issue, lanes) + 1
             continue
         if w.kind == Kind.FLAGS:
             delays.append(0)
@@ -593,6 +605,31 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
         last_issue = start + len(slots) - 1
         clock = start + len(slots)
     return delays, clock
+
+
+def tick_valid(clock: int, last_issue: int, lanes: int) -> int:
+    """The clock a ``TICK`` presented at ``clock`` holds its state valid: its flags' clock
+    first, then until the slot issued at ``last_issue`` has written back and its saturation
+    events are counted."""
+    return max(clock + 1, last_issue + ISSUE + pipeline_depth(lanes) + COUNT + 1)
+
+
+def lengths(words: list[Word], lanes: int) -> list[int]:
+    """Clocks each word of :func:`timeline`'s words (their ``delay`` set) takes from its
+    first clock to its last: its wait and its slots; a ``FLAGS`` word one; a ``TICK`` to its
+    valid clock (without ``hold``). The sequencer counts them down, so that a word's end is a
+    register, not a decision on the ROM's output."""
+    clock, last_issue, spans = 1, -pipeline_depth(lanes) - 1, []
+    for w in words:
+        if w.kind == Kind.TICK:
+            spans.append(tick_valid(clock, last_issue, lanes) - clock + 1)
+        elif w.kind == Kind.FLAGS:
+            spans.append(1)
+        else:
+            spans.append(w.delay + w.slots(lanes))
+            last_issue = clock + spans[-1] - 1
+        clock += spans[-1]
+    return spans
 
 
 def sample_clocks(words: list[Word], lanes: int) -> int:

@@ -77,8 +77,6 @@ class MicroSequencer(wiring.Component):
         ``start`` a sample (while idle); ``hold`` the tick's state while ``state_valid``.
     entry : In(range(len(entries)))
         The program ``start`` runs.
-    busy : In(1)
-        Slots are in the pipeline (a tick waits until none are).
     running, state_valid, sample_done : Out(1)
     samples : Out(32)
         Samples completed (counted in the last tick of each).
@@ -92,8 +90,10 @@ class MicroSequencer(wiring.Component):
     Timing: a word is presented a clock after the previous one's last slot; it waits its
     ``delay``, then issues :meth:`hw.microcode.Word.slots` slots on consecutive clocks. A
     slot, its addresses, the flags and ``samples`` leave through a register
-    (:data:`hw.microcode.ISSUE`). A ``TICK`` sets its flags, waits until ``busy`` falls and
-    its own register is empty, and holds ``state_valid`` for a clock (longer while ``hold``).
+    (:data:`hw.microcode.ISSUE`). A ``TICK`` sets its flags, waits until the pipeline has
+    drained and counted its events, and holds ``state_valid`` for a clock (longer while
+    ``hold``). Every word's length in clocks comes from the ROM (:func:`hw.microcode.lengths`,
+    exact), so the sequencer counts it down rather than watching the pipeline.
     """
 
     def __init__(
@@ -119,7 +119,6 @@ class MicroSequencer(wiring.Component):
                 "start": In(1),
                 "entry": In(range(max(len(self.entries), 2))),
                 "hold": In(1),
-                "busy": In(1),
                 "running": Out(1),
                 "state_valid": Out(1),
                 "sample_done": Out(1),
@@ -165,14 +164,12 @@ class MicroSequencer(wiring.Component):
         ]
         with m.If(counted):
             m.d.sync += self.samples.eq(self.samples + 1)
-        # a tick waits for the slot in the output register too
-        busy = self.busy | (self.slot.op != Slot.NONE)
         counts = max(max(w.count for w in words), max(w.inner for w in words), 2)
         # the address of the word after this one: the ROM's address is a register
         following = Signal(range(len(words) + 2))
         blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
         st = Signal(2)  # step slot of a block
-        in_tail, final, started = Signal(), Signal(), Signal()
+        in_tail, final = Signal(), Signal()
         # A word's wait, kept off the ROM's output: a bit says "no wait" (the usual case), and
         # a longer wait counts down in registers from the word's first clock.
         fresh, waiting = Signal(), Signal()  # the word's first clock; still waiting after it
@@ -217,14 +214,25 @@ class MicroSequencer(wiring.Component):
             slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
         ]
 
-        def finish(clear_flags=True):
+        # A word's length in clocks (its wait and its slots; a tick's drain) is known to the
+        # compiler and counts down here: its end, which enables the ROM's read, is a register
+        # (a ROM bit in the word's first clock), not the issue logic's decision, which on the
+        # iCE40 reached the ROM's enable through a global buffer.
+        left_clocks, ending = Signal.like(ins.length), Signal()
+        end_now = Mux(fresh, ins.length_one, ending)
+        with m.If(fresh):
+            m.d.sync += [left_clocks.eq(ins.length - 2), ending.eq(ins.length_two)]
+        with m.Else():
+            m.d.sync += [left_clocks.eq(left_clocks - 1), ending.eq(left_clocks == 1)]
+
+        def finish():
             """The word's last clock: fetch the next one, counters back to zero."""
             m.d.comb += fetch.en.eq(1)
-            m.d.sync += [following.eq(following + 1), started.eq(0), fresh.eq(1)]
+            m.d.sync += [following.eq(following + 1), fresh.eq(1)]
             for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
                 m.d.sync += counter.eq(0)
-            if clear_flags:
-                m.d.comb += flags_clear.eq(ins.flags)
+            clears = (ins.kind == Kind.GATHER) | (ins.kind == Kind.ROWS) | (ins.kind == Kind.COLS)
+            m.d.comb += flags_clear.eq(Mux(clears, ins.flags, 0))
 
         def next_element():
             with m.If(elane == lanes - 1):
@@ -232,10 +240,8 @@ class MicroSequencer(wiring.Component):
             with m.Else():
                 m.d.sync += elane.eq(elane + 1)
 
-        def next_block():
-            with m.If(blk_end):
-                finish()
-            with m.Else():
+        def next_block():  # the last block's end is the word's (``end_now``)
+            with m.If(~blk_end):
                 m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
 
         def step_slot(block, after_block):
@@ -259,15 +265,11 @@ class MicroSequencer(wiring.Component):
 
         def after_rows():
             m.d.sync += elane.eq(0)
-            with m.If(final):
-                finish()
-            with m.Else():
+            with m.If(~final):
                 m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
 
         def after_cols():
-            with m.If(blk_end):
-                finish()
-            with m.Else():
+            with m.If(~blk_end):
                 m.d.sync += [*blk_next(), eoff.eq(eoff + lanes), woff.eq(blk + 1)]
 
         with m.FSM(name="sequencer"):
@@ -290,7 +292,6 @@ class MicroSequencer(wiring.Component):
                 with m.Switch(ins.kind):
                     with m.Case(Kind.GATHER):
                         with m.If(issue):
-                            m.d.sync += started.eq(1)
                             last = inner_end
                             m.d.comb += [
                                 state_row.eq(ins.part_rows[inner] + blk),
@@ -319,7 +320,7 @@ class MicroSequencer(wiring.Component):
                             step_slot(blk, next_block)
                     with m.Case(Kind.ROWS):
                         with m.If(issue):
-                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
+                            m.d.sync += woff.eq(woff + 1)
                             last = inner_end
                             m.d.comb += [
                                 weight_addr.eq(ins.wbase + woff),
@@ -341,7 +342,6 @@ class MicroSequencer(wiring.Component):
                             step_slot(blk, after_rows)
                     with m.Case(Kind.COLS):
                         with m.If(issue):
-                            m.d.sync += started.eq(1)
                             last = inner_end
                             m.d.comb += [
                                 weight_addr.eq(ins.wbase + woff),
@@ -361,7 +361,7 @@ class MicroSequencer(wiring.Component):
                             step_slot(blk, after_cols)
                     with m.Case(Kind.LEARN):
                         with m.If(~stall):
-                            m.d.sync += [started.eq(1), woff.eq(woff + 1)]
+                            m.d.sync += woff.eq(woff + 1)
                             m.d.comb += [
                                 src_addr.eq(inner),
                                 post_addr.eq(erow),
@@ -373,27 +373,26 @@ class MicroSequencer(wiring.Component):
                             with m.If(inner_end):
                                 m.d.sync += [*inner_restart(), eoff.eq(0)]
                                 next_element()
-                                with m.If(row_end):
-                                    finish(clear_flags=False)
-                                with m.Else():
+                                with m.If(~row_end):
                                     m.d.sync += row_next()
                             with m.Else():
                                 m.d.sync += [*inner_next(), eoff.eq(eoff + lanes)]
                     with m.Case(Kind.FLAGS):
                         m.d.comb += flags_set.eq(ins.flags)
-                        finish(clear_flags=False)
                     with m.Case(Kind.TICK):
-                        with m.If(~started):  # the tick's leaks; the sample's last tick counts it
-                            m.d.sync += started.eq(1)
+                        with m.If(fresh):  # the tick's leaks; the sample's last tick counts it
                             m.d.comb += flags_set.eq(ins.flags)
                             with m.If(ins.last):
                                 m.d.sync += counted.eq(1)
-                        with m.Elif(~busy):
+                        with m.If(end_now):  # drained: the pipeline's last events counted
                             m.d.comb += self.state_valid.eq(1)
                             with m.If(~self.hold & ins.last):  # the next sample may load
                                 m.d.comb += self.sample_done.eq(1)
-                                m.d.sync += [self.running.eq(0), started.eq(0)]
+                                m.d.sync += self.running.eq(0)
                                 m.next = "IDLE"
-                            with m.Elif(~self.hold):
-                                finish(clear_flags=False)
+                # ``hold`` keeps a tick's last clock (and its state valid)
+                with m.If(end_now & ((ins.kind != Kind.TICK) | ~self.hold)):
+                    finish()
+                with m.Elif(end_now):
+                    m.d.sync += ending.eq(1)
         return m

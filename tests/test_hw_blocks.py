@@ -732,3 +732,84 @@ def test_word_lane_decoder_matches_every_spot(layers, lanes):
     assert len(got) == len(spots) > 0
     wrong = [(k, g, w) for k, (g, w) in enumerate(zip(got, spots, strict=True)) if g != w]
     assert not wrong, wrong[:5]
+
+
+def test_the_split_accumulator_rounds_and_saturates_like_one_wide_sum():
+    """The lanes' accumulator in two halves with a pending carry (``hw.lanes``): after every
+    addition its rounded, saturated output equals the exact sum's, for sums aimed at the
+    corners a pending carry changes (the high half at 0, -1 and -2, the result at exactly
+    ``-2**(cw-1)``, just inside and outside the range)."""
+    from amaranth.hdl import signed
+    from amaranth.lib.wiring import In, Out
+
+    from hw.lanes import _SplitAccumulator
+
+    width, shift, cw, addend_width = 30, 4, 8, 24
+    start = 1 << (shift - 1)
+    top = max_code(cw)
+
+    class Wrapper(wiring.Component):
+        def __init__(self):
+            super().__init__(
+                {
+                    "addend": In(signed(addend_width)),
+                    "first": In(1),
+                    "add": In(1),
+                    "out": Out(signed(cw + 1)),
+                    "value": Out(signed(cw)),
+                    "saturated": Out(1),
+                    "positive": Out(1),
+                }
+            )
+
+        def elaborate(self, platform):
+            m = Module()
+            acc = _SplitAccumulator(width, start, shift, cw)
+            with m.If(self.add):
+                acc.add(m, self.addend, self.first)
+            out, value, saturated, positive = acc.rounded()
+            m.d.comb += [
+                self.out.eq(out),
+                self.value.eq(value),
+                self.saturated.eq(saturated),
+                self.positive.eq(positive),
+            ]
+            return m
+
+    dut = Wrapper()
+    rng = np.random.default_rng(5)
+    step = 1 << shift
+    # targets: rounded results around the range's edges and the halves' split
+    targets = [0, 1, -1, top, top + 1, -top, -top - 1, -top - 2, 2 * top, -2 * top - 2]
+    sums, checks = [], []
+    for _ in range(300):
+        target = int(rng.choice(targets)) * step + int(rng.integers(-step, step))
+        parts = int(rng.integers(1, 5))
+        # split the target into addends, one of them large enough to carry across the split
+        noise = rng.integers(-(1 << 20), 1 << 20, size=parts - 1).tolist()
+        addends = [*noise, target - start - sum(noise)]
+        sums.append(addends)
+
+    async def bench(ctx):
+        for addends in sums:
+            total = start
+            for n, a in enumerate(addends):
+                ctx.set(dut.addend, a)
+                ctx.set(dut.first, n == 0)
+                ctx.set(dut.add, 1)
+                await ctx.tick()
+                total += a
+                exact = total >> shift  # floor: the half is in ``start``
+                (clamped,), events = saturate(np.array([exact]), cw)
+                wrapped = ((exact + (1 << cw)) % (1 << (cw + 1))) - (1 << cw)
+                got = (
+                    ctx.get(dut.out),
+                    ctx.get(dut.value),
+                    ctx.get(dut.saturated),
+                    ctx.get(dut.positive),
+                )
+                checks.append(got == (wrapped, int(clamped), events, int(exact > 0)))
+            ctx.set(dut.add, 0)
+
+    simulate(dut, bench)
+    assert len(checks) > 600 and all(checks)
