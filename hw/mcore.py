@@ -499,12 +499,23 @@ class MemoryCore(wiring.Component):
                 m.d.sync += [element.eq(0), group.eq(Mux(group == len(groups) - 1, 0, group + 1))]
             with m.Else():
                 m.d.sync += element.eq(element + 1)
+        # Whether the next word taken is a sample's last, registered a clock ahead (the
+        # group and element counters' comparisons reached the ROM's entry address through
+        # the choice of bank below: the ECP5's critical path).
+        words = self.input_size
+        taken = Signal(range(max(words, 2)))
+        final = Signal(init=int(words == 1))
+        with m.If(accept):
+            with m.If(final):
+                m.d.sync += [taken.eq(0), final.eq(words == 1)]
+            with m.Else():
+                m.d.sync += [taken.eq(taken + 1), final.eq(taken + 2 == words)]
         # A start after a whole sample was loaded runs the bank it went to (its last word
         # may come in the start's own clock); loads then go to the other bank. A start with
         # nothing new loaded runs the same inputs again.
-        sample_loaded = loaded | (accept & last & (group == len(groups) - 1))
+        sample_loaded = loaded | (accept & final)
         m.d.comb += self.run_bank_next.eq(Mux(sample_loaded, load_bank, run_bank))
-        with m.If(accept & last & (group == len(groups) - 1)):
+        with m.If(accept & final):
             m.d.sync += loaded.eq(1)
         with m.If(self.start & ~self.running):
             m.d.sync += run_bank.eq(self.run_bank_next)

@@ -24,6 +24,7 @@ from hw.microcode import (
     Kind,
     Word,
     encode,
+    pipeline_depth,
     sample_clocks,
     timeline,
 )
@@ -205,10 +206,13 @@ def test_the_timeline_waits_only_for_what_a_word_reads():
     sweep = Word(Kind.ROWS, count=2, inner=1, steps=1, plus=5)
     tick = Word(Kind.TICK, last=True)
     delays, clocks = timeline([gather, sweep, tick], lanes=2)
-    assert delays == [0, WRITE, 0]  # source row 0 lands WRITE clocks after the gather
+    depth = pipeline_depth(2)  # two lanes: a row's sum registered (TREE_LANES)
+    write = depth - 1  # every write but the state memory's
+    assert depth == DEPTH + 1 and write == WRITE + 1
+    assert delays == [0, write, 0]  # source row 0 lands ``write`` clocks after the gather
     # start; the gather; the sweep waits, two rows and their block's step; the sequencer's
     # register, drain (to the state memory's write) and count; valid
-    assert clocks == 1 + 1 + WRITE + 3 + ISSUE + DEPTH + COUNT + 1
+    assert clocks == 1 + 1 + write + 3 + ISSUE + depth + COUNT + 1
     elsewhere = replace(gather, drow=3)
     assert timeline([elsewhere, sweep, tick], lanes=2)[0] == [0, 0, 0]
 
