@@ -235,6 +235,7 @@ def build(
     core: str = "spatial",
     clock_mhz: float | None = None,
     slots: int | None = None,
+    placement_seed: int | None = None,
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board`` (its network core of kind
     ``core``, :class:`hw.cores.CoreKind`), its core clock from the board's PLL at
@@ -244,7 +245,9 @@ def build(
     written to ``out/report.json`` and ``out/report.md``). ``router``: nextpnr's
     ``router1`` (its default) or ``router2``. ``time_limit`` (seconds): stop the tools and raise
     :class:`BuildError` when the build takes longer (a congested design can route for hours).
-    ``progress`` gets the build's stage (:func:`build_stage`) once a minute when it changed."""
+    ``progress`` gets the build's stage (:func:`build_stage`) once a minute when it changed.
+    ``placement_seed``: nextpnr's ``--seed`` (``None``: its own default); placement moves Fmax
+    by a few % from seed to seed, so a comparison of two designs' clocks takes a few seeds."""
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
     board = board_named(board) if isinstance(board, str) else board
@@ -266,7 +269,8 @@ def build(
     plan = platform.prepare(
         top,
         name="top",
-        nextpnr_opts=f"--report report.json --timing-allow-fail --router {router}",
+        nextpnr_opts=f"--report report.json --timing-allow-fail --router {router}"
+        + ("" if placement_seed is None else f" --seed {placement_seed}"),
         **_flow(board),
     )
     env = tool_env(workdir=out)  # YoWASP's ABC wants TMPDIR inside the build
@@ -304,6 +308,7 @@ def build(
         "lanes": lanes,
         "core": str(core),
         "router": router,
+        "placement_seed": placement_seed,
         "baud": baud,
         "clock_mhz": round(clock, 4),
         "pll_requested_mhz": clock_mhz,

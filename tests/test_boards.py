@@ -330,8 +330,18 @@ def test_the_icebreaker_runs_its_core_from_the_pll_at_the_clock_asked(tmp_path):
     clock, from the clocks a sample takes (exact for the memory core)."""
     from boards.pnr import build
 
-    result = build("icebreaker", board_config(), tmp_path / "pll", core="memory", clock_mhz=24)
+    result = build(
+        "icebreaker",
+        board_config(),
+        tmp_path / "pll",
+        core="memory",
+        clock_mhz=24,
+        placement_seed=3,
+    )
     assert result["clock_mhz"] == 24 and result["pll_requested_mhz"] == 24
+    # the seed reaches nextpnr
+    assert result["placement_seed"] == 3
+    assert "--seed 3" in (tmp_path / "pll" / "build_top.sh").read_text()
     assert result["oscillator_mhz"] == 12
     assert result["timing_met"] and result["fmax_mhz"] >= 24
     assert result["utilization"]["ICESTORM_PLL"]["used"] == 1

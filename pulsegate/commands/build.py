@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 "core": args.core,
                 "time_limit": args.time_limit * 60 if args.time_limit else None,
                 "slots": args.slots,
+                "placement_seed": args.placement_seed,
             }
             if args.clock_mhz == "auto":  # on the plan --lanes auto chose, if it chose
                 result = build_at_best_clock(name, cfg, out / "clock", **options)
@@ -158,6 +159,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the core from the board's PLL at F MHz (the nearest it makes), or 'auto': "
         "the highest clock that meets timing, by a bounded search of builds (default: the "
         "board's oscillator, no PLL)",
+    )
+    p.add_argument(
+        "--placement-seed",
+        type=int,
+        metavar="N",
+        help="nextpnr's placement seed (default: nextpnr's own); placement moves Fmax by a "
+        "few %%, so compare two designs at a few seeds",
     )
     add_core_option(p)
     p.add_argument("--out", help="build directory (build/boards/NAME)")
