@@ -154,9 +154,7 @@ class MemoryCore(wiring.Component):
             self.words_b, _ = encode(
                 self.program, cfg, observe_ticks=self.observe_ticks, state_bases=self.second_bank
             )
-            assert [(w.kind, w.length) for w in self.words_b] == [
-                (w.kind, w.length) for w in self.words
-            ]
+            assert [w.delay for w in self.words_b] == [w.delay for w in self.words]
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
         readout = schedule.readout
         self.output_size = schedule.group(readout.plus).size if readout else 0
@@ -402,10 +400,9 @@ class MemoryCore(wiring.Component):
         host = self.host
         value, writing = Signal(signed(ww)), Signal()
         access, answer = Signal(), Signal()
-        request_addr = Signal.like(host.addr)
         m.d.comb += [
             host.ready.eq(~self.running & ~self.host_busy & ~self.start),
-            decoder.addr.eq(request_addr),
+            decoder.addr.eq(host.addr),
             host.lfsr_state.eq(self.lfsr.state),
             self.lfsr.load_en.eq(host.seed_write & host.ready),
             self.lfsr.load_value.eq(host.seed),
@@ -414,16 +411,9 @@ class MemoryCore(wiring.Component):
         with m.FSM(name="host"):
             with m.State("idle"):
                 with m.If(host.ready & (host.read | host.write)):
-                    m.d.sync += [
-                        request_addr.eq(host.addr),
-                        value.eq(host.wdata),
-                        writing.eq(host.write),
-                    ]
-                    m.next = "begin"
-            with m.State("begin"):  # the request registered: the link's parser, the ready
-                # handshake and the decoder's start were one path (the iCE40's)
-                m.d.comb += [self.host_busy.eq(1), decoder.start.eq(1)]
-                m.next = "decode"
+                    m.d.comb += decoder.start.eq(1)
+                    m.d.sync += [value.eq(host.wdata), writing.eq(host.write)]
+                    m.next = "decode"
             with m.State("decode"):
                 m.d.comb += self.host_busy.eq(1)
                 with m.If(decoder.valid):

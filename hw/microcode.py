@@ -96,7 +96,6 @@ class Kind(IntEnum):
     LEARN = 3
     FLAGS = 4
     TICK = 5
-    WAIT = 6  # issue nothing for ``count`` clocks (a word's wait, made a word of its own)
 
 
 class Dest(IntEnum):
@@ -403,19 +402,6 @@ def _fold_flags(words: list[Word]) -> list[Word]:
     return folded
 
 
-def _waits_as_words(words: list[Word]) -> list[Word]:
-    """A word's wait becomes a ``WAIT`` word before it (with its ``preset``, set in the
-    wait's first clock as before): the sequencer then issues a word's first slot in its first
-    clock always, and no wait is on its path from the ROM's output to the slot."""
-    out: list[Word] = []
-    for w in words:
-        if w.delay:
-            out.append(Word(Kind.WAIT, count=w.delay, preset=w.preset))
-            w = replace(w, delay=0, preset=0)
-        out.append(w)
-    return out
-
-
 def encode(
     program: Program,
     cfg: Config,
@@ -452,7 +438,7 @@ def encode(
     words.append(Word(Kind.TICK, last=True))
     words = _fold_flags(_mark_fresh(_merge_flags(words), where))
     delays, _ = timeline(words, program.lanes)
-    words = _waits_as_words([replace(w, delay=d) for w, d in zip(words, delays, strict=True)])
+    words = [replace(w, delay=d) for w, d in zip(words, delays, strict=True)]
     spans = lengths(words, program.lanes)
     return [replace(w, length=n) for w, n in zip(words, spans, strict=True)], where
 
@@ -468,6 +454,8 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
     return data.StructLayout(
         {
             "kind": unsigned(3),
+            "delay": bits(*(w.delay for w in words)),
+            "nodelay": unsigned(1),
             "length": bits(*(w.length for w in words)),
             "length_one": unsigned(1),
             "length_two": unsigned(1),
@@ -506,6 +494,8 @@ def rom_value(word: Word, parts: int) -> dict:
     negs = sum(1 << k for k, (_, neg) in enumerate(word.parts) if neg)
     return {
         "kind": int(word.kind),
+        "delay": word.delay,
+        "nodelay": int(word.delay == 0),
         "length": word.length,
         "length_one": int(word.length == 1),
         "length_two": int(word.length == 2),
@@ -598,9 +588,9 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
             delays.append(0)
             clock = tick_valid(clock, last_issue, lanes) + 1
             continue
-        if w.kind in (Kind.FLAGS, Kind.WAIT):
+        if w.kind == Kind.FLAGS:
             delays.append(0)
-            clock += w.count if w.kind == Kind.WAIT else 1
+            clock += 1
             continue
         slots = list(_slot_accesses(w, lanes))
         start = clock
@@ -637,8 +627,6 @@ def lengths(words: list[Word], lanes: int) -> list[int]:
             spans.append(tick_valid(clock, last_issue, lanes) - clock + 1)
         elif w.kind == Kind.FLAGS:
             spans.append(1)
-        elif w.kind == Kind.WAIT:
-            spans.append(w.count)
         else:
             spans.append(w.delay + w.slots(lanes))
             last_issue = clock + spans[-1] - 1

@@ -87,9 +87,8 @@ class MicroSequencer(wiring.Component):
     flags_set, flags_clear : Out(groups)
         Zero flags to set (clears, leaks of ``alpha = 1``) or clear (groups a word wrote).
 
-    Timing: a word is presented a clock after the previous one's last clock and issues
-    :meth:`hw.microcode.Word.slots` slots on consecutive clocks from its first (a wait is a
-    ``WAIT`` word of its own, which issues nothing). A
+    Timing: a word is presented a clock after the previous one's last slot; it waits its
+    ``delay``, then issues :meth:`hw.microcode.Word.slots` slots on consecutive clocks. A
     slot, its addresses, the flags and ``samples`` leave through a register
     (:data:`hw.microcode.ISSUE`). A ``TICK`` sets its flags, waits until the pipeline has
     drained and counted its events, and holds ``state_valid`` for a clock (longer while
@@ -171,7 +170,10 @@ class MicroSequencer(wiring.Component):
         blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
         st = Signal(2)  # step slot of a block
         in_tail, final = Signal(), Signal()
-        fresh = Signal()  # the word's first clock
+        # A word's wait, kept off the ROM's output: a bit says "no wait" (the usual case), and
+        # a longer wait counts down in registers from the word's first clock.
+        fresh, waiting = Signal(), Signal()  # the word's first clock; still waiting after it
+        left = Signal.like(ins.delay)
         m.d.sync += fresh.eq(0)
         # Whether a counter is at its last value, registered a clock ahead (the ROM's bits for
         # a count of one in a word's first clock): the decisions that pick the next ROM
@@ -279,8 +281,12 @@ class MicroSequencer(wiring.Component):
                     m.d.sync += [following.eq(first + 1), self.running.eq(1), fresh.eq(1)]
                     m.next = "EXEC"
             with m.State("EXEC"):
-                # a word's wait is a WAIT word of its own: a slot issues from the first clock
-                issue = ~in_tail
+                stall = (fresh & ~ins.nodelay) | waiting
+                with m.If(fresh & ~ins.nodelay):
+                    m.d.sync += [left.eq(ins.delay - 1), waiting.eq(ins.delay != 1)]
+                with m.Elif(waiting):
+                    m.d.sync += [left.eq(left - 1), waiting.eq(left != 1)]
+                issue = ~stall & ~in_tail
                 # a FLAGS word folded into this one: its flags set in the word's first clock
                 m.d.comb += flags_set.eq(Mux(fresh, ins.preset, 0))
                 with m.Switch(ins.kind):
@@ -354,22 +360,23 @@ class MicroSequencer(wiring.Component):
                         with m.Elif(in_tail):
                             step_slot(blk, after_cols)
                     with m.Case(Kind.LEARN):
-                        m.d.sync += woff.eq(woff + 1)
-                        m.d.comb += [
-                            src_addr.eq(inner),
-                            post_addr.eq(erow),
-                            slot.op.eq(Slot.LEARN),
-                            slot.row.eq(ins.wbase + woff),
-                            slot.covariance.eq(ins.covariance),
-                            slot.lane.eq(elane),
-                        ]
-                        with m.If(inner_end):
-                            m.d.sync += [*inner_restart(), eoff.eq(0)]
-                            next_element()
-                            with m.If(~row_end):
-                                m.d.sync += row_next()
-                        with m.Else():
-                            m.d.sync += [*inner_next(), eoff.eq(eoff + lanes)]
+                        with m.If(~stall):
+                            m.d.sync += woff.eq(woff + 1)
+                            m.d.comb += [
+                                src_addr.eq(inner),
+                                post_addr.eq(erow),
+                                slot.op.eq(Slot.LEARN),
+                                slot.row.eq(ins.wbase + woff),
+                                slot.covariance.eq(ins.covariance),
+                                slot.lane.eq(elane),
+                            ]
+                            with m.If(inner_end):
+                                m.d.sync += [*inner_restart(), eoff.eq(0)]
+                                next_element()
+                                with m.If(~row_end):
+                                    m.d.sync += row_next()
+                            with m.Else():
+                                m.d.sync += [*inner_next(), eoff.eq(eoff + lanes)]
                     with m.Case(Kind.FLAGS):
                         m.d.comb += flags_set.eq(ins.flags)
                     with m.Case(Kind.TICK):

@@ -95,13 +95,10 @@ class StateMemory(wiring.Component):
             )
             for bank in range(lanes)
         ]
-        # A row's group as a one-hot mask: its flag is then an AND-OR of the flags, two LUT
-        # levels fewer than a multiplexer by the group's index (the iCE40's path from this
-        # ROM through the flag to the multiplier's operand).
         self.group_rom = memory.Memory(
-            shape=max(self.groups, 1),
+            shape=range(max(self.groups, 2)),
             depth=max(self.rows, 2),
-            init=[1 << g for g in self.row_groups] + [1] * (self.rows < 2),
+            init=self.row_groups + [0] * (self.rows < 2),
         )
         rows = max(self.rows, 2)
         super().__init__(
@@ -134,7 +131,7 @@ class StateMemory(wiring.Component):
         m.d.comb += group_read.addr.eq(self.read_row)
         read_flags = Signal.like(flags)
         m.d.sync += read_flags.eq(flags | self.flags_set)
-        read_zero = (read_flags & group_read.data).any()
+        read_zero = (read_flags >> group_read.data)[0]
         m.d.comb += self.read_zero.eq(read_zero)
 
         debug_group = self.group_rom.read_port()
@@ -158,7 +155,7 @@ class StateMemory(wiring.Component):
                 debug.addr.eq(debug_row),
             ]
             debug_words.append(debug.data)
-        debug_zero = (flags & debug_group.data).any()
+        debug_zero = (flags >> debug_group.data)[0]
         picked = Array(debug_words)[debug_bank] if self.lanes > 1 else debug_words[0]
         m.d.comb += self.debug_data.eq(Mux(debug_zero, 0, picked))
         return m
