@@ -111,6 +111,7 @@ def test_ar2_circuit_is_bit_exact_over_2000_samples(work):
     assert max(result.cov_rel_error) < 0.10  # what the RTL learned is the covariance
 
 
+@pytest.mark.slow  # a Verilator build with tracing of its own (a minute); `make test-slow`
 def test_waves_are_written(tmp_path):
     from pathlib import Path
 
