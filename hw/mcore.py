@@ -309,7 +309,6 @@ class MemoryCore(wiring.Component):
             self.output.eq(pipe.output),
             # reads: addresses from the sequencer (stage 0), data into the lanes (stage 1)
             self.st.read_row.eq(seq.state_row[: len(self.st.read_row)]),
-            self.st.read_row_ahead.eq(seq.state_row_ahead[: len(self.st.read_row)]),
             self.st.flags_set.eq(seq.flags_set),
             self.st.flags_clear.eq(seq.flags_clear),
             src_read.addr.eq(seq.src_addr),

@@ -84,9 +84,6 @@ class MicroSequencer(wiring.Component):
         The slot issued this clock (``op = NONE``: none), registered.
     state_row, weight_addr, src_addr, post_addr : Out
         The read addresses of this clock's slot, registered with it.
-    state_row_ahead : Out
-        ``state_row`` a clock early (before its register): the state memory looks up the
-        row's group with it.
     flags_set, flags_clear : Out(groups)
         Zero flags to set (clears, leaks of ``alpha = 1``) or clear (groups a word wrote).
 
@@ -128,7 +125,6 @@ class MicroSequencer(wiring.Component):
                 "samples": Out(32),
                 "slot": Out(slot_layout(lanes, row_bits)),
                 "state_row": Out(range(max(state_rows, 2))),
-                "state_row_ahead": Out(range(max(state_rows, 2))),
                 "weight_addr": Out(range(max(weight_words, 2))),
                 "src_addr": Out(range(max(buffer_rows, 2))),
                 "post_addr": Out(range(max(buffer_rows, 2))),
@@ -156,7 +152,6 @@ class MicroSequencer(wiring.Component):
         src_addr, post_addr = Signal.like(self.src_addr), Signal.like(self.post_addr)
         flags_set, flags_clear = Signal.like(self.flags_set), Signal.like(self.flags_clear)
         counted = Signal()  # a sample ended a clock ago: count it now, as a register would
-        m.d.comb += self.state_row_ahead.eq(state_row)  # the row read a clock later
         m.d.sync += [
             self.slot.eq(slot),
             self.state_row.eq(state_row),

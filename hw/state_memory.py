@@ -104,7 +104,6 @@ class StateMemory(wiring.Component):
         super().__init__(
             {
                 "read_row": In(range(rows)),
-                "read_row_ahead": In(range(rows)),
                 "read_data": Out(data.ArrayLayout(signed(width), lanes)),
                 "read_word": Out(data.ArrayLayout(signed(width), lanes)),
                 "read_zero": Out(1),
@@ -127,14 +126,12 @@ class StateMemory(wiring.Component):
 
         # The group of the row read: its flag as it was in the clock of the read, with the
         # flags set in that clock (a word's preset flags apply to its first read).
-        # The group is looked up a clock early (``read_row_ahead``) and the flag registered
-        # beside the read: the group ROM's output and the flag's multiplexer were one path
-        # into the multipliers' operands (the iCE40's).
         m.submodules.group_rom = self.group_rom
         group_read = self.group_rom.read_port()
-        m.d.comb += group_read.addr.eq(self.read_row_ahead)
-        read_zero = Signal()
-        m.d.sync += read_zero.eq(((flags | self.flags_set) >> group_read.data)[0])
+        m.d.comb += group_read.addr.eq(self.read_row)
+        read_flags = Signal.like(flags)
+        m.d.sync += read_flags.eq(flags | self.flags_set)
+        read_zero = (read_flags >> group_read.data)[0]
         m.d.comb += self.read_zero.eq(read_zero)
 
         debug_group = self.group_rom.read_port()

@@ -28,15 +28,9 @@ def test_blocks_flags_and_debug_reads_follow_the_model(lanes):
     flags = np.zeros(len(schedule.groups), bool)
     problems = []
 
-    reads = [int(v) for v in rng.integers(state.rows, size=301)]
-
     async def bench(ctx):
-        # a row's group is looked up a clock before its read (the sequencer's next row)
-        ctx.set(dut.read_row_ahead, reads[0])
-        await ctx.tick()
         for step in range(300):
-            row, wrow = reads[step], int(rng.integers(state.rows))
-            ctx.set(dut.read_row_ahead, reads[step + 1])
+            row, wrow = int(rng.integers(state.rows)), int(rng.integers(state.rows))
             words = rng.integers(-30000, 30000, lanes)
             enables = int(rng.integers(0, 1 << lanes))
             sets = rng.random(len(flags)) < 0.1
