@@ -303,9 +303,6 @@ class HostLink(wiring.Component):
         error_code = Signal(8)
         error_command = Signal(8)
         failed = Signal()  # the last request got an error reply
-        # the command decoded as it arrives: "execute" then picks its case from one flag
-        # (a case of the command byte and the reply registers' load were one path)
-        is_command = {c: Signal(name=f"is_{c.name.lower()}") for c in Command}
         known = Signal()
         expected = Signal(8)
         with m.Switch(command):
@@ -417,7 +414,6 @@ class HostLink(wiring.Component):
             with m.State("command"):
                 with m.If(got):
                     m.d.sync += [command.eq(rx_byte), crc.eq(crc8_next(0, rx_byte))]
-                    m.d.sync += [is_command[c].eq(rx_byte == int(c)) for c in Command]
                     m.next = "length"
                 with m.Elif(line_idle):
                     fail(Code.TRUNCATED, 0)
@@ -457,7 +453,7 @@ class HostLink(wiring.Component):
             with m.State("execute"):
                 needs_idle = Cat(
                     *(
-                        is_command[c]
+                        command == int(c)
                         for c in (
                             Command.WRITE_WEIGHT,
                             Command.READ_WEIGHT,
@@ -473,64 +469,65 @@ class HostLink(wiring.Component):
                 with m.Elif(needs_idle & run_active):
                     fail(Code.BUSY)
                 with m.Else():
-                    with m.If(is_command[Command.INFO]):
-                        reply(Code.OK, info)
-                        m.next = "reply"
-                    with m.Elif(is_command[Command.STATUS]):
-                        reply(Code.OK, status)
-                        m.next = "reply"
-                    with m.Elif(is_command[Command.WRITE_WEIGHT] | is_command[Command.READ_WEIGHT]):
-                        with m.If(weight_index_bad):
-                            fail(Code.RANGE)
-                        with m.Elif(is_command[Command.WRITE_WEIGHT] & weight_value_bad):
-                            fail(Code.VALUE)
-                        with m.Else():
-                            m.next = "weight"
-                    with m.Elif(is_command[Command.LOAD_WORD]):
-                        with m.If(word_place_bad):
-                            fail(Code.RANGE)
-                        with m.Elif(word_value_bad):
-                            fail(Code.VALUE)
-                        with m.Else():
-                            slot_base = times_constant(buffer[0], self.input_words)
-                            m.d.sync += [
-                                store_write_addr.eq(slot_base + u16(1)),
-                                store_write_data.eq(i32(3)),
-                                store_write.eq(1),
-                            ]
+                    with m.Switch(command):
+                        with m.Case(Command.INFO):
+                            reply(Code.OK, info)
+                            m.next = "reply"
+                        with m.Case(Command.STATUS):
+                            reply(Code.OK, status)
+                            m.next = "reply"
+                        with m.Case(Command.WRITE_WEIGHT, Command.READ_WEIGHT):
+                            with m.If(weight_index_bad):
+                                fail(Code.RANGE)
+                            with m.Elif((command == Command.WRITE_WEIGHT) & weight_value_bad):
+                                fail(Code.VALUE)
+                            with m.Else():
+                                m.next = "weight"
+                        with m.Case(Command.LOAD_WORD):
+                            with m.If(word_place_bad):
+                                fail(Code.RANGE)
+                            with m.Elif(word_value_bad):
+                                fail(Code.VALUE)
+                            with m.Else():
+                                slot_base = times_constant(buffer[0], self.input_words)
+                                m.d.sync += [
+                                    store_write_addr.eq(slot_base + u16(1)),
+                                    store_write_data.eq(i32(3)),
+                                    store_write.eq(1),
+                                ]
+                                reply(Code.OK, [])
+                                m.next = "reply"
+                        with m.Case(Command.START):
+                            with m.If(count_bad):
+                                fail(Code.RANGE)
+                            with m.Else():
+                                m.d.sync += begin_run.eq(1)
+                                m.d.sync += run_count.eq(u16(0))
+                                reply(Code.OK, [])
+                                m.next = "reply"
+                        with m.Case(Command.ABORT):
+                            m.d.sync += abort.eq(run_active)
                             reply(Code.OK, [])
                             m.next = "reply"
-                    with m.Elif(is_command[Command.START]):
-                        with m.If(count_bad):
-                            fail(Code.RANGE)
-                        with m.Else():
-                            m.d.sync += begin_run.eq(1)
-                            m.d.sync += run_count.eq(u16(0))
-                            reply(Code.OK, [])
-                            m.next = "reply"
-                    with m.Elif(is_command[Command.ABORT]):
-                        m.d.sync += abort.eq(run_active)
-                        reply(Code.OK, [])
-                        m.next = "reply"
-                    with m.Elif(is_command[Command.READ_OUTPUT]):
-                        with m.If(output_index_bad):
-                            fail(Code.RANGE)
-                        with m.Else():
-                            reply(Code.OK, _le(output_value, 4))
-                            m.next = "reply"
-                    with m.Elif(is_command[Command.WRITE_CONFIG]):
-                        with m.If(register_bad):
-                            fail(Code.RANGE)
-                        with m.Elif(seed_zero):
-                            fail(Code.VALUE)  # an LFSR never leaves state 0
-                        with m.Else():
-                            m.next = "seed"
-                    with m.Elif(is_command[Command.READ_CONFIG]):
-                        with m.If(register_bad):
-                            fail(Code.RANGE)
-                        with m.Else():
-                            reply(Code.OK, _le(self.host.lfsr_state, 4))
-                            m.next = "reply"
+                        with m.Case(Command.READ_OUTPUT):
+                            with m.If(output_index_bad):
+                                fail(Code.RANGE)
+                            with m.Else():
+                                reply(Code.OK, _le(output_value, 4))
+                                m.next = "reply"
+                        with m.Case(Command.WRITE_CONFIG):
+                            with m.If(register_bad):
+                                fail(Code.RANGE)
+                            with m.Elif(seed_zero):
+                                fail(Code.VALUE)  # an LFSR never leaves state 0
+                            with m.Else():
+                                m.next = "seed"
+                        with m.Case(Command.READ_CONFIG):
+                            with m.If(register_bad):
+                                fail(Code.RANGE)
+                            with m.Else():
+                                reply(Code.OK, _le(self.host.lfsr_state, 4))
+                                m.next = "reply"
             with m.State("weight"):
                 m.d.comb += [
                     self.host.addr.eq(u24(0)),

@@ -51,26 +51,6 @@ __all__ = ["LanePipeline", "STAGES"]
 STAGES = DEPTH
 #: Products a register of a split adder tree sums.
 TREE_GROUP = 8
-#: A row's terms that enter the accumulator as separate addends (carry-save), at most.
-ROW_ADDENDS = 4
-
-
-def _sum_by_carry_save(operands: list, width: int) -> Value:
-    """The sum of ``operands`` modulo ``2**width`` (signed ones sign-extended): carry-save
-    adders, a LUT level a 3:2 step, down to two, then one carry chain."""
-    ops = []
-    for op in operands:
-        op = Value.cast(op)
-        if len(op) < width:
-            fill = op[-1] if op.shape().signed else Const(0, 1)
-            op = Cat(op, fill.replicate(width - len(op)))
-        ops.append(op.as_unsigned()[:width])
-    while len(ops) > 2:
-        a, b, c = ops[:3]
-        total = (a ^ b ^ c)[:width]
-        carry = Cat(Const(0, 1), (a & b) | (a & c) | (b & c))[:width]
-        ops = [*ops[3:], total, carry]
-    return (ops[0] + ops[1])[:width]
 
 
 class _SplitAccumulator:
@@ -84,29 +64,19 @@ class _SplitAccumulator:
     :meth:`rounded` takes it into account without adding it (no third chain): the result's
     tests need only the high half's few patterns that a carry changes (zero, -1, -2)."""
 
-    def __init__(
-        self, width: int, start: int, shift: int, width_out: int, addends: int = 1
-    ) -> None:
+    def __init__(self, width: int, start: int, shift: int, width_out: int) -> None:
         self.shift, self.width_out = shift, width_out
         self.low_width = shift + width_out - 1
         self.high_width = width - self.low_width
-        self.addends = addends  # the most a clock adds: the low half's carry is up to this
-        self.carry_width = max(ceil_log2(addends + 1), 1)
-        assert self.high_width >= 4 and 0 <= start < 1 << self.low_width and addends <= 7
+        assert self.high_width >= 2 and 0 <= start < 1 << self.low_width
         self.start = start  # the value a sum starts from
         self.low = Signal(self.low_width, name="acc_low")
-        self.carry = Signal(self.carry_width, name="acc_carry")
+        self.carry = Signal(name="acc_carry")
         self.high = Signal(signed(self.high_width), name="acc_high")
 
     def add(self, m: Module, addend, first) -> None:
-        """Add ``addend`` (signed, narrower than ``width``; or a list of up to ``addends`` of
-        them, each half reduced by carry-save adders to one carry chain) at this clock's
-        edge; ``first``: to :attr:`start` instead of the sum so far."""
-        if isinstance(addend, (list, tuple)) and len(addend) > 1:
-            self._add_many(m, list(addend), first)
-            return
-        if isinstance(addend, (list, tuple)):
-            addend = addend[0]
+        """Add ``addend`` (signed, narrower than ``width``) at this clock's edge; ``first``:
+        to :attr:`start` instead of the sum so far."""
         low, high_width = self.low_width, self.high_width
         addend = Value.cast(addend).as_signed()
         upper = Signal(signed(high_width), name="acc_addend_high")
@@ -115,7 +85,7 @@ class _SplitAccumulator:
         m.d.comb += low_sum.eq(Mux(first, self.start, self.low) + addend[:low])
         # high + upper + carry in one chain: the carry enters as the sum of two low bits
         base = Mux(first, 0, self.high)
-        carry_in = self.carry[0] & ~first  # at most one, a term a clock
+        carry_in = self.carry & ~first
         high_sum = Signal(signed(high_width), name="acc_high_sum")
         m.d.comb += high_sum.eq((Cat(Const(1, 1), base) + Cat(carry_in, upper))[1 : high_width + 1])
         m.d.sync += [
@@ -124,29 +94,7 @@ class _SplitAccumulator:
             self.high.eq(high_sum),
         ]
 
-    def _add_many(self, m: Module, addends: list, first) -> None:
-        assert len(addends) <= self.addends
-        low, high_width, cb = self.low_width, self.high_width, self.carry_width
-        addends = [Value.cast(a).as_signed() for a in addends]
-        lows = [Mux(first, self.start, self.low)] + [a[:low] for a in addends]
-        low_sum = Signal(low + cb, name="acc_low_sum")
-        m.d.comb += low_sum.eq(_sum_by_carry_save(lows, low + cb))
-        uppers = []
-        for a in addends:
-            upper = Signal(signed(high_width), name="acc_addend_high")
-            m.d.comb += upper.eq(a >> low)  # sign-extended
-            uppers.append(upper)
-        carry_in = Mux(first, 0, self.carry)
-        highs = [Mux(first, 0, self.high), *uppers, carry_in]
-        high_sum = Signal(signed(high_width), name="acc_high_sum")
-        m.d.comb += high_sum.eq(_sum_by_carry_save(highs, high_width))
-        m.d.sync += [
-            self.low.eq(low_sum[:low]),
-            self.carry.eq(low_sum[low:]),
-            self.high.eq(high_sum),
-        ]
-
-    def rounded(self, m: Module) -> tuple[Value, Value, Value, Value]:
+    def rounded(self) -> tuple[Value, Value, Value, Value]:
         """``(out, value, saturated, positive)`` of the sum shifted right by ``shift``:
         its low ``width_out + 1`` bits (unsaturated), the value saturated to ``width_out``
         bits (:func:`~hw.fixedpoint.saturate`'s symmetric range), whether it clamped, and
@@ -154,31 +102,17 @@ class _SplitAccumulator:
         cw, c, high = self.width_out, self.carry, self.high
         below = self.low[self.shift :]  # the result's bits below its sign bit: final
         low_any = below.any()
-        # the rest of the result is hs = high + c (c in 0..addends): its tests from high's few
-        # patterns near zero (AND trees on high's bits, no carry chain)
-        negative = high[-1]
-
-        def equals(k: int) -> Value:
-            return high == Const(k, signed(self.high_width))
-
-        hs_positive, hs_negative = Signal(), Signal()
-        hs_m1, hs_zero = Signal(), Signal()
-        with m.Switch(c):
-            for v in range(self.addends + 1):
-                with m.Case(v):
-                    # high + v > 0: high >= 1 - v;  high + v < 0: high <= -1 - v
-                    near = Cat(Const(0, 1), *(equals(k) for k in range(1 - v, 0))).any()
-                    ahead = Cat(Const(0, 1), *(equals(k) for k in range(-v, 0))).any()
-                    m.d.comb += [
-                        hs_positive.eq(~negative & ~equals(0) if v == 0 else ~negative | near),
-                        hs_negative.eq(negative & ~ahead),
-                        hs_m1.eq(equals(-1 - v)),
-                        hs_zero.eq(equals(-v)),
-                    ]
+        # the rest of the result is hs = high + carry: its tests from high's few patterns
+        negative, zero, m1 = high[-1], ~high.any(), high.all()
+        m2 = high[1:].all() & ~high[0]
+        hs_positive = ~negative & (~zero | c)
+        hs_negative = negative & ~(m1 & c)
+        hs_m1 = (m1 & ~c) | (m2 & c)
+        hs_zero = (zero & ~c) | (m1 & c)
         over = hs_positive
         under = hs_negative & (~hs_m1 | ~low_any)
         top = max_code(cw)
-        plain = Cat(below, self.high[0] ^ c[0]).as_signed()
+        plain = Cat(below, self.high[0] ^ c).as_signed()
         value = Mux(over, Const(top, signed(cw)), Mux(under, Const(-top, signed(cw)), plain))
         two = (self.high[:2] + c)[:2]
         out = Cat(below, two).as_signed()
@@ -366,22 +300,13 @@ class LanePipeline(wiring.Component):
         # there (floor((sum + half) / 2**weight_frac) either way).
         wf = cfg.weight_frac
         half = (1 << (wf - 1)) if wf else 0
-        # A row's few terms (2 to 4) enter the accumulator by carry-save adders, one chain a
-        # half (summed first they were two chains in series: the iCE40's path at 2 lanes);
-        # more are summed by a tree first.
-        row_addends = row_terms if 2 <= len(row_terms) <= ROW_ADDENDS else [balanced_sum(row_terms)]
-        accumulators = [
-            _SplitAccumulator(
-                self.acc_width, half, wf, cw, addends=len(row_addends) if k == 0 else 1
-            )
-            for k in range(lanes)
-        ]
+        accumulators = [_SplitAccumulator(self.acc_width, half, wf, cw) for _ in range(lanes)]
         with m.Switch(t3.op):
             with m.Case(Slot.GATHER, Slot.COLS, Slot.STEP):
                 for k in range(lanes):
                     accumulators[k].add(m, products[k], t3.first)
             with m.Case(Slot.ROWS):
-                accumulators[0].add(m, row_addends, t3.first)
+                accumulators[0].add(m, balanced_sum(row_terms), t3.first)
         self._learn(m, t3, products)
 
         # stage 4: round and saturate, registered (the accumulators' carry chains and the
@@ -392,7 +317,7 @@ class LanePipeline(wiring.Component):
         saturated, positive = Signal(lanes), Signal(lanes)
         for k in range(lanes):
             # rounded: the half is in the sum
-            wide, clamped, event, above = accumulators[k].rounded(m)
+            wide, clamped, event, above = accumulators[k].rounded()
             m.d.sync += [
                 out[k].eq(wide),
                 value[k].eq(clamped),
