@@ -32,6 +32,7 @@ bench: $(STAMP)
 formal: $(STAMP)
 	$(BIN)/python -m sim.formal
 	$(BIN)/python -m boards.link_formal
+	$(BIN)/python -m sim.sequencer_formal
 
 mutation: $(STAMP)
 	$(BIN)/python -m sim.mutation --json build/mutation/report.json

@@ -27,11 +27,12 @@ def run_link_bench(
     core: str = "spatial",
     lanes: int = 1,
     input_banks: int = 2,
+    store_latency: int = 1,
     **job,
 ) -> dict:
     """Run one testbench of :mod:`boards.cocotb_link` (``train``, ``malformed`` or ``abort``)
     on the system with a network core of kind ``core`` at ``lanes`` (the memory core with
-    ``input_banks``), and return its verdict.
+    ``input_banks``; the store read in ``store_latency`` clocks), and return its verdict.
     ``store="spram"`` builds the link's sample store from iCE40UP5K SPRAMs, simulated with the
     vendor's cell model (:func:`toolchain.spram_model`). ``job`` entries (``order``, ``seed``,
     ``frames``, ...) are passed to the testbench."""
@@ -40,7 +41,7 @@ def run_link_bench(
     work = Path(work).resolve()
     system = PulsegateSystem(
         cfg, divisor=divisor, store=store, debug=True, core=core, lanes=lanes,
-        input_banks=input_banks,
+        input_banks=input_banks, store_latency=store_latency,
     )  # fmt: skip
     text = verilog.convert(system, name=SYSTEM_TOP)
     if store == "spram":

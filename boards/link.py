@@ -90,6 +90,9 @@ class HostLink(wiring.Component):
     store : {"auto", "block", "spram"}
         Where the store lives (:class:`~boards.store.SampleStore`): ``auto`` takes an
         iCE40UP5K's SPRAM and block RAM elsewhere.
+    store_latency : {1, 2}
+        Clocks the store takes to read (2: a block store's banks registered before their
+        multiplexer; each sample's load then starts a clock later).
 
     Attributes
     ----------
@@ -112,7 +115,13 @@ class HostLink(wiring.Component):
     """
 
     def __init__(
-        self, core: NetworkCore, *, divisor: int, slots: int = 16, store: StoreKind = "auto"
+        self,
+        core: NetworkCore,
+        *,
+        divisor: int,
+        slots: int = 16,
+        store: StoreKind = "auto",
+        store_latency: int = 1,
     ) -> None:
         if not 1 <= slots <= 255:
             raise ValueError(f"slots must be in [1, 255], got {slots}")
@@ -147,7 +156,7 @@ class HostLink(wiring.Component):
             }
         )
         #: The sample store (one port: a run never reads while LOAD_WORD writes).
-        self.store = SampleStore(cw, slots * self.input_words, kind=store)
+        self.store = SampleStore(cw, slots * self.input_words, kind=store, latency=store_latency)
         #: The run's state, for the formal checks (:mod:`boards.link_formal`): a run is
         #: active, an ABORT is pending, the samples the run's START asked for.
         self.run_active, self.abort, self.run_count = Signal(), Signal(), Signal(16)
@@ -225,8 +234,8 @@ class HostLink(wiring.Component):
         # The samples of a run sit one after another in the store, so the word to read is a
         # count of the words taken; it and the next are both kept, so that the choice between
         # them (the core took a word or not) is the only logic before the store's address.
-        read_addr = Signal(range(self.slots * self.input_words + 2))
-        read_next = Signal.like(read_addr)
+        read_addr = Signal(range(self.slots * self.input_words + 3))
+        read_next, read_after = Signal.like(read_addr), Signal.like(read_addr)
         # START's request, registered: the parser's decision (command, checks, busy) reached
         # the store's read address and the core's load enables in one path
         begin_run = Signal()
@@ -234,11 +243,17 @@ class HostLink(wiring.Component):
         in_flight = Signal()  # a sample started and not yet done
         with m.If(self.sample_done):
             m.d.sync += [run_done.eq(run_done + 1), in_flight.eq(0)]
-        # One word a clock: the store is read a clock ahead, the next word's address while
-        # this one is taken (the same one again while the core is not ready).
-        ahead = Signal()
+        # One word a clock: the store is read `latency` clocks ahead, the address of the
+        # word `latency` places on while this one is taken. When the core does not take it,
+        # the read starts over from this word (with a latency of 1: the same word again).
+        latency = self.store.latency
+        ahead = Signal(2)  # the address read: this word's, the next's, the one after
         m.d.comb += [
-            store_read_addr.eq(Mux(ahead, read_next, read_addr)),
+            store_read_addr.eq(
+                Mux(ahead == 2, read_after, Mux(ahead == 1, read_next, read_addr))
+                if latency == 2
+                else Mux(ahead[0], read_next, read_addr)
+            ),
             self.load.payload.eq(store.rdata),
         ]
         with m.FSM(name="run"):
@@ -252,25 +267,37 @@ class HostLink(wiring.Component):
                         run_done.eq(0),
                         read_addr.eq(0),
                         read_next.eq(1),
+                        read_after.eq(2),
                         run_word.eq(0),
                         last_word.eq(self.input_words == 1),
                     ]
                     m.next = "fetch"
             with m.State("fetch"):  # the store's read port takes the first address
-                m.next = "push"
+                m.next = "fetch2" if latency == 2 else "push"
+            if latency == 2:
+                with m.State("fetch2"):  # and the next word's
+                    m.d.comb += ahead.eq(1)
+                    m.next = "push"
             with m.State("push"):
                 m.d.comb += self.load.valid.eq(1)
                 with m.If(self.load.ready):
-                    m.d.sync += [read_addr.eq(read_next), read_next.eq(read_next + 1)]
+                    m.d.sync += [
+                        read_addr.eq(read_next),
+                        read_next.eq(read_after if latency == 2 else read_next + 1),
+                        read_after.eq(read_after + 1),
+                    ]
                     with m.If(last_word):
                         m.d.sync += [run_word.eq(0), last_word.eq(self.input_words == 1)]
                         m.next = "staged"
                     with m.Else():
-                        m.d.comb += ahead.eq(1)
+                        m.d.comb += ahead.eq(latency)
                         m.d.sync += [
                             run_word.eq(run_word + 1),
                             last_word.eq(run_word == self.input_words - 2),
                         ]
+                if latency == 2:
+                    with m.Else():
+                        m.next = "fetch2"  # this word read again now, the next one then
             with m.State("staged"):  # a whole sample in the core: start it when the core is free
                 with m.If(abort):
                     m.next = "finish"  # a prefetched sample is dropped (the next load replaces it)

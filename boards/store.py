@@ -13,11 +13,12 @@ from __future__ import annotations
 from math import ceil
 from typing import Literal
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import Array, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
+    "BANK_DEPTH",
     "SPRAM_COUNT",
     "SPRAM_DEPTH",
     "SPRAM_WIDTH",
@@ -34,6 +35,9 @@ SPRAM_WIDTH = 16
 SPRAM_COUNT = 4
 
 StoreKind = Literal["auto", "block", "spram"]
+
+#: Words of one bank of a block store read in two clocks: a DP16KD's 1,024 words of 18 bits.
+BANK_DEPTH = 1024
 
 
 def spram_blocks(width: int, depth: int) -> int:
@@ -82,6 +86,11 @@ class SampleStore(wiring.Component):
         family); ``spram``: SB_SPRAM256KA instances (iCE40UP only; simulate with the vendor
         model, :func:`toolchain.spram_model`); ``auto``: SPRAM when the platform is an
         iCE40UP device and the store fits its four blocks, else block RAM.
+    latency : {1, 2}
+        Clocks from ``read_addr`` to ``rdata``. 2 (block RAM only): the store is banks of
+        :data:`BANK_DEPTH` words, each bank's output registered before the choice of bank,
+        so that the block RAM's slow clock-to-out (5.8 ns on the ECP5) and the bank
+        multiplexer are not one path.
 
     Attributes
     ----------
@@ -89,27 +98,34 @@ class SampleStore(wiring.Component):
     we : In(1)
     wdata : In(signed(width))
     rdata : Out(signed(width))
-        One clock after ``read_addr``. After a clock that wrote, it is undefined (an SPRAM drives
-        no data in a write): read only in clocks that do not write.
+        ``latency`` clocks after ``read_addr``. After a clock that wrote, it is undefined (an
+        SPRAM drives no data in a write): read only in clocks that do not write.
 
     Raises
     ------
     ValueError
-        ``kind`` unknown, or ``spram`` for a store larger than four SPRAMs.
+        ``kind`` unknown, ``spram`` for a store larger than four SPRAMs, or a latency the
+        kind does not have.
     """
 
-    def __init__(self, width: int, depth: int, *, kind: StoreKind = "auto") -> None:
+    def __init__(
+        self, width: int, depth: int, *, kind: StoreKind = "auto", latency: int = 1
+    ) -> None:
         if kind not in ("auto", "block", "spram"):
             raise ValueError(f"store kind must be 'auto', 'block' or 'spram', got {kind!r}")
         if width < 1 or depth < 1:
             raise ValueError(f"a store needs width and depth >= 1, got {width} x {depth}")
+        if latency not in (1, 2) or (latency == 2 and kind == "spram"):
+            raise ValueError(
+                f"store latency must be 1, or 2 for a block store, got {latency} ({kind!r})"
+            )
         blocks = spram_blocks(width, depth)
         if kind == "spram" and blocks > SPRAM_COUNT:
             raise ValueError(
                 f"store: {depth} words of {width} bits need {blocks} SPRAMs, "
                 f"the iCE40UP5K has {SPRAM_COUNT}"
             )
-        self.width, self.depth, self.kind = width, depth, kind
+        self.width, self.depth, self.kind, self.latency = width, depth, kind, latency
         super().__init__(
             {
                 "read_addr": In(range(depth)),
@@ -126,6 +142,10 @@ class SampleStore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self.latency == 2:
+            if self.resolved_kind(platform) != "block":
+                raise ValueError("store latency 2 needs a block store; this one is SPRAM")
+            return self._banked(m)
         if self.resolved_kind(platform) == "block":
             m.submodules.memory = mem = memory.Memory(
                 shape=signed(self.width), depth=self.depth, init=[]
@@ -172,4 +192,32 @@ class SampleStore(wiring.Component):
         for b in range(1, banks):
             data = Mux(read_bank == b, outputs[b], data)
         m.d.comb += self.rdata.eq(data[: self.width])
+        return m
+
+    def _banked(self, m: Module) -> Module:
+        """Banks of :data:`BANK_DEPTH` words, each read into a register; the bank's number
+        follows the read two clocks, and picks among the registers."""
+        bits = (BANK_DEPTH - 1).bit_length()
+        banks = ceil(self.depth / BANK_DEPTH)
+        bank = Signal(range(max(banks, 2)))
+        m.d.sync += bank.eq(self.read_addr[bits:])
+        chosen = Signal.like(bank)
+        m.d.sync += chosen.eq(bank)
+        outputs = []
+        for b in range(banks):
+            size = min(BANK_DEPTH, self.depth - b * BANK_DEPTH)
+            m.submodules[f"bank{b}"] = mem = memory.Memory(
+                shape=signed(self.width), depth=size, init=[]
+            )
+            write, read = mem.write_port(), mem.read_port()
+            out = Signal(signed(self.width), name=f"bank{b}_data")
+            m.d.comb += [
+                write.addr.eq(self.write_addr[:bits]),
+                write.data.eq(self.wdata),
+                write.en.eq(self.we & (self.write_addr[bits:] == b)),
+                read.addr.eq(self.read_addr[:bits]),
+            ]
+            m.d.sync += out.eq(read.data)
+            outputs.append(out)
+        m.d.comb += self.rdata.eq(Array(outputs)[chosen])
         return m

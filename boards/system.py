@@ -76,6 +76,7 @@ class PulsegateSystem(wiring.Component):
         input_banks: int = 2,
         rom_style: str | None = None,
         ram_style: str | None = None,
+        store_latency: int = 1,
     ) -> None:
         self.cfg, self.lanes = cfg, lanes
         spatial = CoreKind(core) == CoreKind.SPATIAL
@@ -100,7 +101,9 @@ class PulsegateSystem(wiring.Component):
                 }
             ),
         )
-        self.link = HostLink(self.core, divisor=divisor, slots=slots, store=store)
+        self.link = HostLink(
+            self.core, divisor=divisor, slots=slots, store=store, store_latency=store_latency
+        )
         self.uart_rx = UartRx(divisor)
         self.uart_tx = UartTx(divisor)
         ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(4)}
@@ -111,7 +114,9 @@ class PulsegateSystem(wiring.Component):
 
     def cycles_per_sample(self) -> tuple[int, str]:
         """Clocks a training sample takes in a run (:func:`board_cycles_per_sample`)."""
-        return board_cycles_per_sample(self.core, self.cfg, self.lanes)
+        return board_cycles_per_sample(
+            self.core, self.cfg, self.lanes, store_latency=self.link.store.latency
+        )
 
     def run_clocks(self, samples: int) -> int:
         """Clocks a run of ``samples`` samples keeps the run LED lit (START to the last
@@ -120,7 +125,7 @@ class PulsegateSystem(wiring.Component):
         with its load, back to back. Exact (the link tests check it)."""
         period, _ = self.cycles_per_sample()
         if self.core.loads_while_running:
-            first_load = 1 + self.link.input_words
+            first_load = self.link.store.latency + self.link.input_words
             return first_load + (samples - 1) * period + self.core.clocks_per_sample + 1
         return samples * period + 1
 
@@ -154,15 +159,15 @@ class PulsegateSystem(wiring.Component):
         return m
 
 
-def board_cycles_per_sample(core, cfg: Config, lanes) -> tuple[int, str]:
+def board_cycles_per_sample(core, cfg: Config, lanes, *, store_latency: int = 1) -> tuple[int, str]:
     """Clocks a training sample takes in a board's run, from one ``start`` to the next, and
     how they are known (both exact; the link tests check :meth:`PulsegateSystem.run_clocks`,
     built on them). ``core``: the system's network core (its kind decides).
 
     The memory core takes the next sample's inputs while it runs one (its second input
     bank), so a sample costs its micro-code (:func:`hw.microcode.sample_clocks`) unless the
-    load takes longer: the store's first read, then a word a clock.
-    With one input bank it loads while idle: the store's first read and the input words,
+    load takes longer: the store's first read (``store_latency`` clocks), then a word a
+    clock. With one input bank it loads while idle: the store's first read and the input words,
     then the micro-code. The spatial core loads only while idle: the input words, then its
     sweeps plus 4 control clocks a tick (:func:`hw.network.sweep_depths`), its ``start``
     sharing the load's last clock."""
@@ -170,16 +175,16 @@ def board_cycles_per_sample(core, cfg: Config, lanes) -> tuple[int, str]:
 
     input_words = core.input_size
     if isinstance(core, MemoryCore) and not core.loads_while_running:
-        return 1 + input_words + core.clocks_per_sample, "load + micro-code"
+        return store_latency + input_words + core.clocks_per_sample, "load + micro-code"
     if core.loads_while_running:
         run = core.clocks_per_sample
         # start (clock 0), the store's first read, then a word a clock into the input
         # memory's own port: the next sample may start the clock after the last
-        loaded = 2 + input_words
+        loaded = 1 + store_latency + input_words
         if loaded <= run:
             return run, "micro-code (the next load hidden)"
         return loaded, "the next load (longer than the micro-code)"
     schedule = core.schedule
     sweeps = sum(sweep_depths(schedule, cfg, lanes))
     control = 4 * schedule.ticks_per_sample
-    return input_words + sweeps + control, "load + sweeps + 4 a tick"
+    return store_latency - 1 + input_words + sweeps + control, "load + sweeps + 4 a tick"

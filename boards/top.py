@@ -12,7 +12,7 @@ from .clocks import PllClock, pll_settings
 from .store import StoreKind
 from .system import PulsegateSystem
 
-__all__ = ["BoardTop", "board_system", "uart_divisor"]
+__all__ = ["BoardTop", "board_system", "store_latency_of", "uart_divisor"]
 
 
 def uart_divisor(clock_hz: float, baud: int) -> int:
@@ -22,6 +22,13 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
 
 #: Lanes above which an ECP5 system keeps the memory core's state and buffers in LUT RAM.
 WIDE_PLAN = 32
+
+
+def store_latency_of(family: str) -> int:
+    """Clocks a board of ``family``'s sample store takes to read: 2 on the ECP5, whose
+    DP16KD's clock-to-out (5.8 ns) and the bank multiplexer behind it were one path into the
+    core's input register; 1 elsewhere (the UP5K's SPRAMs are three banks)."""
+    return 2 if family == "ecp5" else 1
 
 
 def board_system(
@@ -49,6 +56,7 @@ def board_system(
         # iCE40: logic is what limits, and a load is a few % of a sample at the lanes
         # they hold; elsewhere the next sample loads while one runs
         input_banks=1 if family == "ice40" else 2,
+        store_latency=store_latency_of(family) if store != "spram" else 1,
         # a DP16KD's slow output would sit in the sequencer's loop (ROM word -> next
         # address): the ROM in logic costs a few LUTs and flip-flops there
         rom_style="logic" if family == "ecp5" else None,

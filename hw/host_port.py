@@ -318,7 +318,7 @@ class WordLaneDecoder(wiring.Component):
     start : In(1)
     valid : Out(1)
         ``address`` and ``lane`` hold the spot of the last index started, until the next
-        ``start``; low from the clock after ``start`` for ``rows + columns + 2`` clocks of
+        ``start``; low from the clock after ``start`` for ``rows + columns + 3`` clocks of
         its matrix at most (and ``place // lanes`` more where ``lanes`` is not a power of
         two).
     address : Out(range(depth)), lane : Out(range(lanes))
@@ -372,18 +372,20 @@ class WordLaneDecoder(wiring.Component):
         for k, offset in enumerate(offsets):
             with m.If(held >= offset):
                 m.d.comb += pick.eq(k)
+        # The spot is summed into registers, a clock after the counts settle: the matrix's
+        # base, the sum and the weight memory's address decode were one path (the ECP5's).
         if power:
-            m.d.comb += [
+            m.d.sync += [
                 self.address.eq(table(self.base_of)[sel] + words_in + (line >> shift)),
                 self.lane.eq(line[:shift] if shift else 0),
             ]
         else:
-            m.d.comb += [
+            m.d.sync += [
                 self.address.eq(table(self.base_of)[sel] + words_in + word_in_row),
                 self.lane.eq(line),
             ]
         # where the place in the row is known: split it into word and lane
-        split = "idle" if power else "lane"
+        split = "settle" if power else "lane"
         with m.FSM():
             with m.State("idle"):
                 m.d.comb += self.valid.eq(1)
@@ -419,5 +421,7 @@ class WordLaneDecoder(wiring.Component):
                     with m.If(line >= lanes):
                         m.d.sync += [line.eq(line - lanes), word_in_row.eq(word_in_row + 1)]
                     with m.Else():
-                        m.next = "idle"
+                        m.next = "settle"
+            with m.State("settle"):  # the counts hold: the spot's registers take them
+                m.next = "idle"
         return m

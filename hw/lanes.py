@@ -167,7 +167,8 @@ class LanePipeline(wiring.Component):
     random : In(ArrayLayout(unsigned(32), lanes)), random_advance : Out(range(lanes + 1))
         The LFSR states 1 to ``lanes`` steps on; the steps a rule's word draws.
     current_events : Out(2 * lanes), weight_events, copy_events : Out(lanes)
-        Saturation events of this clock.
+        Saturation events, registered: a step's two clocks after its write; a rule's a
+        clock after its word's write.
     """
 
     def __init__(
@@ -410,9 +411,11 @@ class LanePipeline(wiring.Component):
             new, event = saturate(sums[k], ww)
             m.d.comb += self.weight_write_data[k].eq(new)
             flags.append(event)
-        # the transposed copy's events: its primary's within the copy's rows
+        # the transposed copy's events: its primary's within the copy's rows. Registered:
+        # the clamp's tests and the events' sum were one path (the ECP5's, 10 ns); a tick
+        # still waits for the steps' events, which come a stage later.
         written = self.weight_write_lanes
-        m.d.comb += [
+        m.d.sync += [
             self.weight_events.eq(Cat(*flags) & written),
             self.copy_events.eq(Cat(*flags) & valid2 & written),
         ]
@@ -458,7 +461,9 @@ class LanePipeline(wiring.Component):
         step_events = self._state_write(
             m, t5, stepping, to_state, step_current, step_z, state_block
         )
-        m.d.comb += self.current_events.eq(Cat(events, step_events))
+        # registered before they are summed: a step's event tests and the events' sum were
+        # one path (the ECP5's, 10.7 ns; hw.microcode.COUNT counts the clock)
+        m.d.sync += self.current_events.eq(Cat(events, step_events))
 
     def _state_write(self, m: Module, t5, stepping, to_state, current, z, block) -> Value:
         """Stages 5 and 6 of the state memory's writes: a population step per lane

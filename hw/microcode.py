@@ -82,8 +82,9 @@ def pipeline_depth(lanes: int) -> int:
 
 
 #: Clocks from a slot's write-back to its saturation events in the counters (a step's event
-#: is decided a clock after its write, then registered, then counted).
-COUNT = 2
+#: is decided a clock after its write, registered, summed with the clock's others into a
+#: register, then counted).
+COUNT = 3
 #: Clocks from the sequencer's decision to the memories and lanes (its output register): every
 #: read, write and flag moves alike, so only a tick's drain waits for it.
 ISSUE = 1

@@ -183,19 +183,22 @@ def _logic(point: Point, work: Path) -> dict:
 def _board_cycles(board, cfg, lanes, core: str) -> int:
     """Clocks a sample of the board system (exact, no build: as the board's top makes it)."""
     from boards.system import board_cycles_per_sample
+    from boards.top import store_latency_of
     from golden_model.schedule import compile_backprop
     from hw.network import sweep_depths
 
     schedule = compile_backprop(cfg)
+    latency = store_latency_of(board.family)
     if core == "spatial":
         inputs = sum(schedule.group(g).size for g in schedule.inputs)
-        return inputs + sum(sweep_depths(schedule, cfg, lanes)) + 4 * schedule.ticks_per_sample
+        sweeps = sum(sweep_depths(schedule, cfg, lanes))
+        return latency - 1 + inputs + sweeps + 4 * schedule.ticks_per_sample
     from hw.mcore import MemoryCore
 
     banks = 1 if board.family == "ice40" else 2  # as boards.top.BoardTop builds it
     network = MemoryCore(schedule, cfg, lanes, debug=False, input_banks=banks)
     network._MustUse__silence = True  # built for its clocks only
-    return board_cycles_per_sample(network, cfg, lanes)[0]
+    return board_cycles_per_sample(network, cfg, lanes, store_latency=latency)[0]
 
 
 def _build(point: Point, work: Path) -> dict:

@@ -124,6 +124,9 @@ class Property:
     mode: str  # "bmc" (bounded) or "prove" (k-induction)
     depth: int
     meaning: str
+    #: Yosys commands after ``prep`` (``memory_map``: a ROM as logic, which the solver
+    #: unrolls far faster over a long bounded run than as an array)
+    script: str = ""
 
 
 def _leaky(leak_shift: int, ticks: int) -> Config:
@@ -211,7 +214,7 @@ def prove(
     (folder / "check.sby").write_text(
         f"[options]\nmode {prop.mode}\ndepth {prop.depth}\n\n"
         "[engines]\nsmtbmc boolector\n\n"
-        "[script]\nread_rtlil top.il\nprep -top top\n\n"
+        f"[script]\nread_rtlil top.il\nprep -top top\n{prop.script}\n\n"
         "[files]\ntop.il\n"
     )
     started = time.perf_counter()

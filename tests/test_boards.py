@@ -162,14 +162,18 @@ def xor_order():
 
 
 # "spram": the sample store in iCE40UP5K SPRAMs, run with the vendor's cell model, on the
-# first 40 samples of the training (three store-fulls); the whole training with `slow`.
+# first 40 samples of the training (three store-fulls); the whole training with `slow`. The
+# block store is read in two clocks, as on the ECP5 boards.
 @pytest.mark.parametrize(
     "store, count",
     [("block", None), ("spram", 40), pytest.param("spram", None, marks=pytest.mark.slow)],
 )
 def test_host_client_trains_xor_bit_exactly_over_the_uart(xor_order, store, count):
     order = xor_order[:count]
-    verdict = run_link_bench(board_config(), "train", order=order, store=store)
+    latency = 2 if store == "block" else 1
+    verdict = run_link_bench(
+        board_config(), "train", order=order, store=store, store_latency=latency
+    )
     assert verdict["bit_exact"], verdict["problems"]
     assert verdict["samples"] == len(order) > 16  # several store-fulls of samples
     assert verdict["status"]["trained"] and not verdict["status"]["running"]
@@ -219,20 +223,24 @@ def test_host_trains_the_linear_transform_bit_for_bit_over_the_uart(tmp_path):
     assert verdict["weights"] == golden.weight_flat.tolist()
 
 
-@pytest.mark.parametrize("banks", [2, 1])
-def test_the_memory_core_trains_xor_bit_exactly_over_the_uart(xor_order, tmp_path, banks):
+@pytest.mark.parametrize(("banks", "latency"), [(2, 2), (1, 1)])
+def test_the_memory_core_trains_xor_bit_exactly_over_the_uart(xor_order, tmp_path, banks, latency):
     """The board system with the memory-centric core: the host link writes the samples,
     runs them and reads every weight back, bit-exact with the golden model; an abort keeps
-    the weights whole. With two input banks the next sample loads while one runs; with one
-    (the iCE40 boards') it loads between samples."""
-    options = {"core": "memory", "lanes": 4, "input_banks": banks, "work": tmp_path}
+    the weights whole. With two input banks (the ECP5 boards', whose store reads in two
+    clocks) the next sample loads while one runs; with one (the iCE40 boards') it loads
+    between samples."""
+    options = {
+        "core": "memory", "lanes": 4, "input_banks": banks, "store_latency": latency,
+        "work": tmp_path,
+    }  # fmt: skip
     verdict = run_link_bench(board_config(), "train", order=xor_order[:24], **options)
     assert verdict["bit_exact"], verdict["problems"]
     assert verdict["samples"] == 24
     # the clocks a build's report quotes are the ones a run takes
     assert verdict["run_clocks"] == verdict["reported_run_clocks"]
     core = MemoryCore(compile_backprop(board_config()), board_config(), 4, observe_ticks=False)
-    load = {2: 0, 1: 1 + core.input_size}[banks]  # hidden behind the run, or not
+    load = {2: 0, 1: latency + core.input_size}[banks]  # hidden behind the run, or not
     assert verdict["reported_cycles_per_sample"] == core.clocks_per_sample + load
     verdict = run_link_bench(
         board_config(), "abort", order=xor_order[:16], abort_after_clocks=50, **options
@@ -862,7 +870,7 @@ def test_a_load_longer_than_the_run_sets_the_memory_cores_pace(tmp_path):
     cfg = default_config("linear").replace(layers=(48, 1))
     verdict = run_link_bench(
         cfg, "train", linear_scale=1.0, order=list(range(20)), core="memory", lanes=8,
-        work=tmp_path,
+        store_latency=2, work=tmp_path,
     )  # fmt: skip
     assert verdict["bit_exact"], verdict["problems"]
     core = MemoryCore(compile_backprop(cfg), cfg, 8, observe_ticks=False)

@@ -7,6 +7,7 @@ import pytest
 
 from boards.link_formal import LINK_PROPERTIES
 from sim.formal import PROPERTIES, prove
+from sim.sequencer_formal import SEQUENCER_PROPERTIES, SwappedWordsSequencer
 from tests.faults import (
     OneMoreSampleLink,
     SilentStep,
@@ -48,4 +49,18 @@ def test_the_host_links_property_is_proved(name, tmp_path):
 )
 def test_the_host_links_property_fails_on_a_broken_link(name, broken, tmp_path):
     result = prove(name, broken, tmp_path, LINK_PROPERTIES)
+    assert result.status == "FAIL", result.log.read_text()[-3000:]
+
+
+@pytest.mark.slow  # about a minute of bounded proof; `make formal` runs it too
+def test_the_sequencer_issues_the_program(tmp_path):
+    """Every slot of a whole sample, any start and hold (bounded, :mod:`sim.sequencer_formal`)."""
+    result = prove("sequencer-issues-the-program", None, tmp_path, SEQUENCER_PROPERTIES)
+    assert result.passed, result.log.read_text()[-3000:]
+
+
+def test_the_sequencer_property_fails_on_a_rom_out_of_order(tmp_path):
+    result = prove(
+        "sequencer-issues-the-program", SwappedWordsSequencer, tmp_path, SEQUENCER_PROPERTIES
+    )
     assert result.status == "FAIL", result.log.read_text()[-3000:]

@@ -693,7 +693,7 @@ def test_weight_address_decoder_matches_every_spot(layers, lanes):
 def test_word_lane_decoder_matches_every_spot(layers, lanes):
     """The memory core's decoder: every trace index decodes to the word and lane of
     ``word_lane_spots`` over the core's memory map (primaries by rows and by columns, copies
-    reached through their primary), in at most ``rows + columns + 2`` clocks (and a clock
+    reached through their primary), in at most ``rows + columns + 3`` clocks (and a clock
     per word before the element's where ``lanes`` is not a power of two)."""
     from hw.host_port import WordLaneDecoder, word_lane_spots
     from hw.microcode import MemoryMap
@@ -705,7 +705,7 @@ def test_word_lane_decoder_matches_every_spot(layers, lanes):
     args = (schedule.matrices, where.weights, where.words, where.transposed, lanes)
     spots = word_lane_spots(*args)
     dut = WordLaneDecoder(*args, where.depth)
-    longest = max(m.rows + m.cols + 2 for m in schedule.matrices)
+    longest = max(m.rows + m.cols + 3 for m in schedule.matrices)
     if lanes & (lanes - 1):
         longest += max(max(m.rows, m.cols) // lanes for m in schedule.matrices)
     got = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from boards.store import SampleStore, spram_blocks, spram_slots
+from boards.store import BANK_DEPTH, SampleStore, spram_blocks, spram_slots
 
 
 class _Platform:
@@ -31,11 +31,24 @@ def test_bad_store_settings_name_what_is_wrong():
         SampleStore(32, 4 * 16384, kind="spram")
     with pytest.raises(ValueError, match="width and depth"):
         SampleStore(16, 0)
+    with pytest.raises(ValueError, match="store latency must be 1, or 2 for a block store"):
+        SampleStore(16, 8, kind="spram", latency=2)
+    with pytest.raises(ValueError, match="store latency"):
+        SampleStore(16, 8, latency=3)
 
 
-def test_block_store_reads_what_was_written_a_clock_after_the_address():
-    store = SampleStore(12, 40, kind="block")
-    written = {a: (a * 37 % 4096) - 2048 for a in range(40)}
+@pytest.mark.parametrize(
+    ("depth", "latency"),
+    [(40, 1), (40, 2), (BANK_DEPTH * 2 + 5, 2)],  # one bank; three, the last a short one
+)
+def test_block_store_reads_what_was_written_latency_clocks_after_the_address(depth, latency):
+    """A block store returns each word ``latency`` clocks after its address, a new address
+    every clock (with 2: across banks, each bank's output registered before the choice)."""
+    store = SampleStore(12, depth, kind="block", latency=latency)
+    ends = {*range(0, depth, 7), *range(BANK_DEPTH - 2, BANK_DEPTH + 2), depth - 1}
+    addresses = sorted(a for a in ends if a < depth)
+    written = {a: (a * 37 % 4096) - 2048 for a in addresses}
+    got = []
 
     async def bench(ctx):
         for a, v in written.items():
@@ -44,15 +57,18 @@ def test_block_store_reads_what_was_written_a_clock_after_the_address():
             ctx.set(store.we, 1)
             await ctx.tick()
         ctx.set(store.we, 0)
-        for a in reversed(range(40)):
+        order = list(reversed(addresses)) + [0] * latency
+        for clock, a in enumerate(order):
             ctx.set(store.read_addr, a)
             await ctx.tick()
-            assert ctx.get(store.rdata) == written[a]
+            if clock + 1 >= latency:
+                got.append(ctx.get(store.rdata))
 
     sim = Simulator(store)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+    assert got[: len(addresses)] == [written[a] for a in reversed(addresses)]
 
 
 def test_board_stores_fill_the_spram_on_the_up5k_and_keep_16_slots_elsewhere():
