@@ -362,3 +362,62 @@ def test_a_transposed_copy_is_its_primary_read_the_other_way(dataset, lanes):
                 theirs = first[primary.name] + c * primary.cols + r
                 assert spots[mine] == spots[theirs], (copy.name, r, c)
                 assert rom[weights0 + mine] == rom[weights0 + theirs], (copy.name, r, c)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "lanes"), [("xor", 1), ("xor", 2), ("iris", 3), ("iris", 8), ("digits", 8)]
+)
+def test_every_sweep_and_rule_finds_each_weight_at_its_spot(dataset, lanes):
+    """The other half of one memory read both ways: every weight a sweep multiplies (by rows,
+    by columns: a transposed copy, or a primary stored by columns) and every weight a rule
+    writes is, lane by lane, the one ``word_lane_spots`` puts at that word and lane. With the
+    sequencer issuing exactly these slots (``sim.sequencer_formal``), W and W^T agree after
+    any sequence of writes, whatever the values."""
+    from hw.host_port import word_lane_spots
+    from hw.microcode import Kind, MemoryMap, _slot_accesses, _words_of
+    from hw.microprogram import Learn, Sweep
+
+    cfg = default_config("xor") if dataset == "xor" else dataset_config(dataset)
+    schedule = compile_backprop(cfg)
+    program = compile_program(schedule, lanes)
+    where = MemoryMap.of(program)
+    spots = word_lane_spots(schedule.matrices, where.weights, where.words, where.transposed, lanes)
+    sizes = [m.rows * m.cols for m in schedule.matrices]
+    first = {m.name: int(sum(sizes[:k])) for k, m in enumerate(schedule.matrices)}
+    checked = {Kind.ROWS: 0, Kind.COLS: 0, Kind.LEARN: 0}
+    for _, _, ops in program.ticks():
+        for op in ops:
+            if not isinstance(op, Sweep | Learn):
+                continue
+            mat = schedule.matrix(op.matrix)
+            word = _words_of(op, where, schedule, cfg)[-1]
+            weight_reads = [
+                address
+                for reads, _ in _slot_accesses(word, lanes)
+                for memory, address, _ in reads
+                if memory == "W"
+            ]
+            # the loop nest of each kind: the element of ``mat`` each lane of a slot holds
+            if word.kind == Kind.ROWS:
+                nest = [(r, c) for r in range(word.count) for c in range(word.inner)]
+                elements = [[(r, c * lanes + k) for k in range(lanes)] for r, c in nest]
+            elif word.kind == Kind.COLS:
+                nest = [(b, j) for b in range(word.count) for j in range(word.inner)]
+                elements = [[(b * lanes + k, j) for k in range(lanes)] for b, j in nest]
+            else:  # a rule: a stored row a clock per word; stored by columns, a row is a column
+                swap = mat.name in where.transposed
+                nest = [(i, c) for i in range(word.count) for c in range(word.inner)]
+                elements = [
+                    [(c * lanes + k, i) if swap else (i, c * lanes + k) for k in range(lanes)]
+                    for i, c in nest
+                ]
+            assert len(weight_reads) == len(elements)
+            for address, lanes_of in zip(weight_reads, elements, strict=True):
+                for lane, (r, c) in enumerate(lanes_of):
+                    if r < mat.rows and c < mat.cols:
+                        spot = spots[first[mat.name] + r * mat.cols + c]
+                        assert spot == (address, lane), (op.matrix, word.kind.name, r, c)
+                        checked[word.kind] += 1
+    assert checked[Kind.LEARN] > 0 and checked[Kind.ROWS] + checked[Kind.COLS] > 0
+    if dataset != "xor" or lanes > 1:
+        assert checked[Kind.COLS] > 0, "no sweep by columns: the copy goes unchecked"
