@@ -72,6 +72,8 @@ module {FAST_TOP}(
   input [{addr_width - 1}:0] debug_addr,
   output load_ready,
   output sample_done,
+  output running,
+  output [31:0] samples,
   output [63:0] debug_data
 );
 {out_logic}  reg [1:0] por = 2'd0;
@@ -94,6 +96,8 @@ module {FAST_TOP}(
     .start(start_r),
     .hold(1'b0),
     .sample_done(sample_done),
+    .running(running),
+    .samples(samples),
 {mutant_wire}{out_wire}    .debug_addr(addr_r),
     .debug_data(debug_data)
   );

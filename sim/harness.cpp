@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
         }
         tick();  // the clock of sample_done: the last updates land
         cycles.push_back(clocks - started);
+        // the core's own account of the run: idle again, and this sample counted
+        if (top->running) fail("running after sample_done");
+        if (top->samples != static_cast<uint32_t>(k + 1)) fail("the samples counter is wrong");
         if ((k + 1) % read_every == 0 || k == n_samples - 1) {
             // debug_data shows a word two clocks after its address is set here (the
             // wrapper's register, then the core's): read word a - 1 while setting a.
