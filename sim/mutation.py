@@ -209,12 +209,17 @@ def equivalent(source: Path, mutation: str, timeout: float) -> bool | None:
     raise RuntimeError(f"the equivalence check failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
 
 
-def training_samples(count: int, seed: int) -> list[dict[str, np.ndarray]]:
+def training_samples(count: int, seed: int, limit: float = 1.0) -> list[dict[str, np.ndarray]]:
     """The four XOR patterns, then inputs and targets drawn uniformly from [-1, 1] (every bit
-    of a current moves, not only those of 0 and 1), in a seeded order."""
+    of a current moves, not only those of 0 and 1), every other one from [-limit, limit]
+    instead (with ``limit`` the currents' range: currents, weights and copies saturate, so
+    the saturation logic and its counters take part), in a seeded order."""
     rng = np.random.default_rng(seed)
     patterns = [xor_sample(k) for k in range(4)]
-    drawn = [{"x": rng.uniform(-1, 1, 2), "t": rng.uniform(-1, 1, 1)} for _ in range(count - 4)]
+    drawn = []
+    for k in range(count - 4):
+        bound = limit if k % 2 else 1.0
+        drawn.append({"x": rng.uniform(-bound, bound, 2), "t": rng.uniform(-bound, bound, 1)})
     return (patterns + drawn)[:count]
 
 
@@ -239,7 +244,7 @@ def run_mutation(
     (work / "src" / "config.json").write_text(cfg.to_json())
     mutations = list_mutations(source, count, seed)
     exe = build_mutants(source, mutations, work)
-    data = training_samples(samples, seed)
+    data = training_samples(samples, seed, limit=2.0 ** (cfg.current_width - cfg.current_frac - 1))
     golden = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
     expected = golden_states(golden, data, range(samples))
     fresh = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)

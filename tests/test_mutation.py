@@ -63,3 +63,32 @@ def test_the_stress_configuration_saturates_steps_its_lfsr_and_leaks():
     current, weight, copy = (int(v) for v in circuit.counters[:3])
     assert current > 0 and weight > 0 and copy > 0
     assert circuit.lfsr.state != seed
+
+
+def test_the_wide_samples_saturate_the_default_configuration_too():
+    """Every other drawn sample spans the currents' whole range, so that the default XOR
+    netlist's saturation logic and counters take part in the run (with [-1, 1] alone they
+    stay at zero); the first samples are the four XOR patterns."""
+    import numpy as np
+
+    from golden_model.circuit import FIXED, Circuit
+    from golden_model.config import default_config
+    from golden_model.tasks import xor_sample
+    from sim.generate import schedule_for
+    from sim.mutation import training_samples
+
+    cfg = default_config("xor")
+    limit = 2.0 ** (cfg.current_width - cfg.current_frac - 1)
+    samples = training_samples(40, 1, limit=limit)
+    assert all(np.array_equal(samples[k]["x"], xor_sample(k)["x"]) for k in range(4))
+    assert max(abs(s["x"]).max() for s in samples) > 1.0
+    counts = []
+    for narrow in (True, False):
+        circuit = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
+        for sample in training_samples(40, 1, limit=1.0 if narrow else limit):
+            for name, values in sample.items():
+                circuit.load_signed(name, values)
+            circuit.run_sample()
+        counts.append([int(v) for v in circuit.counters[:3]])
+    assert counts[0] == [0, 0, 0]
+    assert all(c > 0 for c in counts[1])
