@@ -574,23 +574,24 @@ def _slot_accesses(w: Word, lanes: int):
                 yield reads, [("W", address, write)]
 
 
-def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
-    """The clocks each word waits before its first slot (no read before the write it needs
-    has landed; the weights' read port used by one word at a time), and the clocks of a
-    sample as the testbenches count them: the ``start`` clock, and for every tick the clocks
-    until its state is valid and the valid clock (no ``hold``)."""
+def _walk(words: list[Word], lanes: int) -> tuple[list[int], list[int], int]:
+    """Every word's wait and its length in clocks, and the clocks of a sample: the one walk
+    :func:`timeline` and :func:`lengths` report from."""
     clock = 1  # the start clock; the first word is presented in the next
     landed: dict[tuple[str, int], int] = {}  # the first clock a read sees the last write
     depth = pipeline_depth(lanes)
     last_issue = -depth - 1
-    delays = []
+    delays, spans = [], []
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            clock = tick_valid(clock, last_issue, lanes) + 1
+            valid = tick_valid(clock, last_issue, lanes)
+            spans.append(valid - clock + 1)
+            clock = valid + 1
             continue
         if w.kind == Kind.FLAGS:
             delays.append(0)
+            spans.append(1)
             clock += 1
             continue
         slots = list(_slot_accesses(w, lanes))
@@ -605,9 +606,19 @@ def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
                 if memory == "port":
                     landed["port", 0] = start + i + stage + 1
         delays.append(start - clock)
+        spans.append(start - clock + len(slots))
         last_issue = start + len(slots) - 1
         clock = start + len(slots)
-    return delays, clock
+    return delays, spans, clock
+
+
+def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
+    """The clocks each word waits before its first slot (no read before the write it needs
+    has landed; the weights' read port used by one word at a time), and the clocks of a
+    sample as the testbenches count them: the ``start`` clock, and for every tick the clocks
+    until its state is valid and the valid clock (no ``hold``)."""
+    delays, _, clocks = _walk(words, lanes)
+    return delays, clocks
 
 
 def tick_valid(clock: int, last_issue: int, lanes: int) -> int:
@@ -618,21 +629,11 @@ def tick_valid(clock: int, last_issue: int, lanes: int) -> int:
 
 
 def lengths(words: list[Word], lanes: int) -> list[int]:
-    """Clocks each word of :func:`timeline`'s words (their ``delay`` set) takes from its
-    first clock to its last: its wait and its slots; a ``FLAGS`` word one; a ``TICK`` to its
-    valid clock (without ``hold``). The sequencer counts them down, so that a word's end is a
-    register, not a decision on the ROM's output."""
-    clock, last_issue, spans = 1, -pipeline_depth(lanes) - 1, []
-    for w in words:
-        if w.kind == Kind.TICK:
-            spans.append(tick_valid(clock, last_issue, lanes) - clock + 1)
-        elif w.kind == Kind.FLAGS:
-            spans.append(1)
-        else:
-            spans.append(w.delay + w.slots(lanes))
-            last_issue = clock + spans[-1] - 1
-        clock += spans[-1]
-    return spans
+    """Clocks each word of :func:`timeline`'s words takes from its first clock to its last:
+    its wait and its slots; a ``FLAGS`` word one; a ``TICK`` to its valid clock (without
+    ``hold``). The sequencer counts them down, so that a word's end is a register, not a
+    decision on the ROM's output."""
+    return _walk(words, lanes)[1]
 
 
 def sample_clocks(words: list[Word], lanes: int) -> int:
