@@ -8,7 +8,11 @@ The link's every input is free: any byte on the line in any clock, any state of 
   holds), and a weight read or write names a weight that exists.
 * ``link-runs-its-count``: a run begins with no ABORT pending, and one that no ABORT reached
   starts exactly the samples its START asked for (the core ends each sample it started
-  once, at any clock after; a sample never ends unstarted).
+  once, at any clock after; a sample never ends unstarted). ``-latency2``: the same with
+  the store read in two clocks (the ECP5 boards').
+* ``link-streams-in-order``: every word the core takes was read at the run's next place in
+  the store, whether the core takes each word at once or refuses some (``-latency2``: the
+  ECP5 boards' store, which reads a refused word again).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sim.formal import Property, main
 from .catalogue import board_config
 from .link import HostLink
 
-__all__ = ["LINK_PROPERTIES", "LinkWritesInRange", "LinkRunsItsCount"]
+__all__ = ["LINK_PROPERTIES", "LinkWritesInRange", "LinkRunsItsCount", "LinkStreamsInOrder"]
 
 
 class LinkWritesInRange(Elaboratable):
@@ -34,12 +38,14 @@ class LinkWritesInRange(Elaboratable):
 
     SLOTS = 3
 
-    def __init__(self, link: type[HostLink] = HostLink) -> None:
+    def __init__(self, link: type[HostLink] = HostLink, store_latency: int = 1) -> None:
         cfg = board_config()
         # the core only tells the link its sizes; it is not part of the harness
         core = MemoryCore(compile_backprop(cfg), cfg, 2, debug=False, host_port=True)
         core._MustUse__silence = True
-        self.link = link(core, divisor=2, slots=self.SLOTS, store="block")
+        self.link = link(
+            core, divisor=2, slots=self.SLOTS, store="block", store_latency=store_latency
+        )
         self.inputs = {}
         for path, member, value in self.link.signature.flatten(self.link):
             if member.flow == In:
@@ -90,6 +96,32 @@ class LinkRunsItsCount(LinkWritesInRange):
         return m
 
 
+class LinkStreamsInOrder(LinkWritesInRange):
+    """:class:`LinkWritesInRange`'s link, its load stream watched: every word the core takes
+    was read from the store at the run's next place (its samples sit one after another from
+    slot 0), whenever the core takes or refuses words."""
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self.link
+        m.d.comb += [port.eq(free) for free, port in self.inputs.values()]
+        store = link.store
+        # the address of the read whose data is on the store's output now
+        delayed = store.read_addr
+        for k in range(store.latency):
+            later = Signal.like(store.read_addr, name=f"read_addr_{k + 1}")
+            m.d.sync += later.eq(delayed)
+            delayed = later
+        was_active, taken = Signal(), Signal(16)
+        m.d.sync += was_active.eq(link.run_active)
+        with m.If(link.run_active & ~was_active):
+            m.d.sync += taken.eq(0)
+        with m.If(link.load.valid & link.load.ready):
+            m.d.comb += Assert(delayed == taken)
+            m.d.sync += taken.eq(taken + 1)
+        return m
+
+
 LINK_PROPERTIES: dict[str, Property] = {
     p.name: p
     for p in (
@@ -108,6 +140,25 @@ LINK_PROPERTIES: dict[str, Property] = {
             40,
             "bounded: every byte sequence and core timing of 40 clocks, a START frame and a "
             "run of up to three samples of six words (the store's), with or without an ABORT",
+        ),
+        Property(
+            "link-runs-its-count-latency2",
+            lambda unit: LinkRunsItsCount(unit or HostLink, store_latency=2),
+            "bmc",
+            44,
+            "the same with the ECP5 boards' store, read in two clocks (a word the core does "
+            "not take read again), any load.ready: 44 clocks, a clock more a sample",
+        ),
+        *(
+            Property(
+                f"link-streams-in-order{suffix}",
+                lambda unit, latency=latency: LinkStreamsInOrder(unit or HostLink, latency),
+                "bmc",
+                36,
+                f"bounded: 36 clocks, a START frame and the words of two samples, the store "
+                f"read in {latency} clock(s), the core taking or refusing any word",
+            )
+            for latency, suffix in ((1, ""), (2, "-latency2"))
         ),
     )
 }

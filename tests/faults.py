@@ -55,6 +55,18 @@ class UncheckedLink(HostLink):
         return Const(1)
 
 
+class StaleReadLink(HostLink):
+    """A host link whose run reads its store as if it answered in one clock while it takes
+    two (the ECP5 boards' store): the core is handed each word a clock early."""
+
+    def elaborate(self, platform):
+        latency, self.store.latency = self.store.latency, 1
+        try:
+            return super().elaborate(platform)
+        finally:
+            self.store.latency = latency  # the store itself elaborates after the link
+
+
 class OneMoreSampleLink(HostLink):
     """A host link whose run starts one sample more than its START asked for."""
 

@@ -11,6 +11,7 @@ from sim.sequencer_formal import SEQUENCER_PROPERTIES, SwappedWordsSequencer
 from tests.faults import (
     OneMoreSampleLink,
     SilentStep,
+    StaleReadLink,
     TruncatingLfsr,
     UncheckedLink,
     WrappingStep,
@@ -45,7 +46,11 @@ def test_the_host_links_property_is_proved(name, tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "broken"),
-    [("link-writes-in-range", UncheckedLink), ("link-runs-its-count", OneMoreSampleLink)],
+    [
+        ("link-writes-in-range", UncheckedLink),
+        ("link-runs-its-count", OneMoreSampleLink),
+        ("link-streams-in-order-latency2", StaleReadLink),
+    ],
 )
 def test_the_host_links_property_fails_on_a_broken_link(name, broken, tmp_path):
     result = prove(name, broken, tmp_path, LINK_PROPERTIES)
