@@ -69,8 +69,14 @@ def stress_config() -> Config:
 #: The configurations ``--variant`` names.
 CONFIGS = {"xor": lambda: default_config("xor"), "stress": stress_config}
 #: The netlist every mutation applies to: processes lowered, one flat module, memories as
-#: single cells (a mutation never lands in a memory's initial contents).
-PREPARE = ["hierarchy -top {top}", "proc", "flatten", "memory_collect", "opt_clean"]
+#: single cells (a mutation never lands in a memory's initial contents), and the read-only
+#: ones (the micro-code, the group and debug ROMs) as logic with their constants propagated,
+#: as synthesis leaves them: logic only a word the ROM does not hold would reach is gone
+#: before it is mutated.
+PREPARE = [
+    "hierarchy -top {top}", "proc", "flatten", "memory_collect",
+    "memory_map t:$mem_v2 r:WR_PORTS=0 %i", "opt -full", "opt_clean",
+]  # fmt: skip
 
 
 @dataclass
