@@ -62,10 +62,6 @@ def expected_slots(words: list[Word], lanes: int) -> tuple[list[dict], list[int]
     return slots, ticks
 
 
-def _program(cfg: Config, lanes: int) -> list[Word]:
-    return encode(compile_program(compile_backprop(cfg), lanes), cfg)[0]
-
-
 class SequencerIssuesTheProgram(Elaboratable):
     """The sequencer of ``cfg``'s micro-code at ``lanes``, its issued slots watched against
     :func:`expected_slots`; ``start`` and ``hold`` free."""
@@ -77,7 +73,8 @@ class SequencerIssuesTheProgram(Elaboratable):
         sequencer: type[MicroSequencer] = MicroSequencer,
     ) -> None:
         cfg = cfg or Config(layers=(2, 1))
-        self.words = _program(cfg, lanes)
+        schedule = compile_backprop(cfg)
+        self.words = encode(compile_program(schedule, lanes), cfg)[0]
         self.lanes = lanes
         rows = max(
             max(w.plus, w.minus, w.drow, w.mask, *(r for r, _ in w.parts)) + w.count + 1
@@ -85,7 +82,7 @@ class SequencerIssuesTheProgram(Elaboratable):
         )
         weights = max(w.wbase + w.count * max(w.inner, 1) * max(w.stride, 1) for w in self.words)
         self.seq = sequencer(
-            self.words, lanes, 8, max(rows, weights).bit_length() + 1,
+            self.words, lanes, len(schedule.groups), max(rows, weights).bit_length() + 1,
             state_rows=rows, weight_words=weights + 1, buffer_rows=rows,
         )  # fmt: skip
         self.start, self.hold = Signal(name="start"), Signal(name="hold")
