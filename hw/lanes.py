@@ -137,13 +137,20 @@ class LanePipeline(wiring.Component):
         width.
     rules : set of str
         The learning rules the micro-code uses (``"hebbian"``, ``"covariance"``).
+    simd : int, optional
+        Multipliers (a multiple of ``lanes``; ``lanes`` unless given): a sweep by rows
+        multiplies ``simd`` weights by ``simd`` source elements into one adder tree, a
+        learning rule updates ``simd`` weights a clock; the element-wise slots (gathers,
+        steps, sweeps by columns) use the first ``lanes``, a sweep by columns takes its
+        weights from part ``slot.part`` of the word.
 
     Attributes
     ----------
     slot : In(slot_layout)
         The slot the sequencer issues (stage 0).
-    state_data, src_data, post_data : In(ArrayLayout(signed(current_width), lanes))
-    weight_data : In(ArrayLayout(signed(weight_width), lanes))
+    state_data, post_data : In(ArrayLayout(signed(current_width), lanes))
+    src_data : In(ArrayLayout(signed(current_width), simd))
+    weight_data : In(ArrayLayout(signed(weight_width), simd))
     state_zero : In(1)
         ``state_data`` reads as zero (its group's flag): the multipliers' other operand is
         then zero, so the flag's lookup stays off the data's path.
@@ -156,15 +163,17 @@ class LanePipeline(wiring.Component):
         The mask word of the slot in stage 4.
     state_write_row, state_write_data, state_write_lanes : Out
     weight_write_addr, weight_write_data, weight_write_lanes : Out
+        ``simd`` weights.
     buffer_write_addr, buffer_write_data, buffer_write_lanes : Out, buffer_post : Out(1)
-        A gathered block into the source buffer, or the post-synaptic one.
+        A gathered block into the source buffer (``simd`` elements a row: the block in its
+        part), or into the post-synaptic one (its first ``lanes``).
     mask_write_addr, mask_write_data, mask_write : Out
     output : Out(ArrayLayout(signed(current_width + 1), output_size))
     samples : In(32)
         Samples completed (the covariance rule's rate).
-    random : In(ArrayLayout(unsigned(32), lanes)), random_advance : Out(range(lanes + 1))
-        The LFSR states 1 to ``lanes`` steps on; the steps a rule's word draws.
-    current_events : Out(2 * lanes), weight_events, copy_events : Out(lanes)
+    random : In(ArrayLayout(unsigned(32), simd)), random_advance : Out(range(simd + 1))
+        The LFSR states 1 to ``simd`` steps on; the steps a rule's word draws.
+    current_events : Out(2 * lanes), weight_events, copy_events : Out(simd)
         Saturation events, registered: a step's two clocks after its write; a rule's a
         clock after its word's write.
     """
@@ -178,19 +187,24 @@ class LanePipeline(wiring.Component):
         output_size: int,
         widest: int,
         rules: set[str],
+        simd: int | None = None,
     ) -> None:
         self.cfg, self.lanes, self.output_size, self.rules = cfg, lanes, output_size, rules
+        self.simd = simd = lanes if simd is None else simd
+        if simd < lanes or simd % lanes:
+            raise ValueError(f"simd must be a multiple of lanes ({lanes}), got {simd}")
         cw, ww = cfg.current_width, cfg.weight_width
         self.a_width = max(cw, ww)  # +-1.0, a weight or a current: one 16 x 16 iCE40 DSP
         self.acc_width = self.a_width + cw + ceil_log2(widest + 1) + 2
         currents = data.ArrayLayout(signed(cw), lanes)
-        weights = data.ArrayLayout(signed(ww), lanes)
+        sources = data.ArrayLayout(signed(cw), simd)
+        weights = data.ArrayLayout(signed(ww), simd)
         super().__init__(
             {
-                "slot": In(slot_layout(lanes, row_bits)),
+                "slot": In(slot_layout(lanes, row_bits, simd)),
                 "state_data": In(currents),
                 "state_zero": In(1),
-                "src_data": In(currents),
+                "src_data": In(sources),
                 "post_data": In(currents),
                 "weight_data": In(weights),
                 "mask_data": In(lanes),
@@ -202,29 +216,29 @@ class LanePipeline(wiring.Component):
                 "state_write_lanes": Out(lanes),
                 "weight_write_addr": Out(row_bits),
                 "weight_write_data": Out(weights),
-                "weight_write_lanes": Out(lanes),
+                "weight_write_lanes": Out(simd),
                 "buffer_write_addr": Out(row_bits),
-                "buffer_write_data": Out(currents),
-                "buffer_write_lanes": Out(lanes),
+                "buffer_write_data": Out(sources),
+                "buffer_write_lanes": Out(simd),
                 "buffer_post": Out(1),
                 "mask_write_addr": Out(row_bits),
                 "mask_write_data": Out(lanes),
                 "mask_write": Out(1),
                 "output": Out(data.ArrayLayout(signed(cw + 1), max(output_size, 1))),
                 "samples": In(32),
-                "random": In(data.ArrayLayout(unsigned(32), lanes)),
-                "random_advance": Out(range(lanes + 1)),
+                "random": In(data.ArrayLayout(unsigned(32), simd)),
+                "random_advance": Out(range(simd + 1)),
                 "current_events": Out(2 * lanes),
-                "weight_events": Out(lanes),
-                "copy_events": Out(lanes),
+                "weight_events": Out(simd),
+                "copy_events": Out(simd),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
-        cfg, lanes = self.cfg, self.lanes
+        cfg, lanes, simd = self.cfg, self.lanes, self.simd
         cw = cfg.current_width
-        stages = pipeline_depth(lanes)
+        stages = pipeline_depth(simd)
         split = stages > STAGES  # a stage 2b: the row's adder tree cut by a register
         tags = [self.slot] + [
             Signal.like(self.slot, name=f"stage{n}") for n in range(1, stages + 1)
@@ -251,24 +265,32 @@ class LanePipeline(wiring.Component):
         # One signal a lane, without reset: only so does Yosys move these registers (and the
         # products') into the iCE40 DSP's own (a shared or reset register stays in logic).
         mul_a = [
-            Signal(signed(self.a_width), name=f"mul_a{k}", reset_less=True) for k in range(lanes)
+            Signal(signed(self.a_width), name=f"mul_a{k}", reset_less=True) for k in range(simd)
         ]
-        mul_b = [Signal(signed(cw), name=f"mul_b{k}", reset_less=True) for k in range(lanes)]
+        mul_b = [Signal(signed(cw), name=f"mul_b{k}", reset_less=True) for k in range(simd)]
         one = 1 << cfg.weight_frac
         src, state, zero = self.src_data, self.state_data, self.state_zero
-        src_element = Array(src[k] for k in range(lanes))[t1.lane]
+        src_element = Array(src[k] for k in range(simd))[t1.lane]
         post_element = Array(self.post_data[k] for k in range(lanes))[t1.lane]
-        for k in range(lanes):
+        fold = simd // lanes
+
+        def column_weight(k: int) -> Value:  # a sweep by columns: lane k's of the slot's part
+            if fold == 1:
+                return self.weight_data[k]
+            return Array(self.weight_data[p * lanes + k] for p in range(fold))[t1.part]
+
+        for k in range(simd):
             with m.Switch(t1.op):
-                with m.Case(Slot.GATHER):
-                    sign = Mux(t1.neg, -one, one)
-                    m.d.sync += [mul_a[k].eq(Mux(zero, 0, sign)), mul_b[k].eq(state[k])]
-                with m.Case(Slot.STEP):
-                    m.d.sync += [mul_a[k].eq(Mux(zero, 0, one)), mul_b[k].eq(state[k])]
+                if k < lanes:  # the element-wise slots take the first ``lanes``
+                    with m.Case(Slot.GATHER):
+                        sign = Mux(t1.neg, -one, one)
+                        m.d.sync += [mul_a[k].eq(Mux(zero, 0, sign)), mul_b[k].eq(state[k])]
+                    with m.Case(Slot.STEP):
+                        m.d.sync += [mul_a[k].eq(Mux(zero, 0, one)), mul_b[k].eq(state[k])]
+                    with m.Case(Slot.COLS):
+                        m.d.sync += [mul_a[k].eq(column_weight(k)), mul_b[k].eq(src_element)]
                 with m.Case(Slot.ROWS):
                     m.d.sync += [mul_a[k].eq(self.weight_data[k]), mul_b[k].eq(src[k])]
-                with m.Case(Slot.COLS):
-                    m.d.sync += [mul_a[k].eq(self.weight_data[k]), mul_b[k].eq(src_element)]
                 with m.Case(Slot.LEARN):
                     m.d.sync += [mul_a[k].eq(post_element), mul_b[k].eq(src[k])]
                 with m.Default():  # registered every clock, no enable: the DSP's own registers
@@ -277,15 +299,15 @@ class LanePipeline(wiring.Component):
         # stage 2: products
         products = [
             Signal(signed(self.a_width + cw), name=f"product{k}", reset_less=True)
-            for k in range(lanes)
+            for k in range(simd)
         ]
-        for k in range(lanes):
+        for k in range(simd):
             m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
-        row_terms = [products[k] for k in range(lanes)]
+        row_terms = [products[k] for k in range(simd)]
         if split:  # stage 2b: a row's products in groups of eight; the rest a clock later
             delayed = [Signal.like(p, name=f"delayed{k}") for k, p in enumerate(products)]
             m.d.sync += [d.eq(p) for d, p in zip(delayed, products, strict=True)]
-            groups = [row_terms[g : g + TREE_GROUP] for g in range(0, lanes, TREE_GROUP)]
+            groups = [row_terms[g : g + TREE_GROUP] for g in range(0, simd, TREE_GROUP)]
             width = self.a_width + cw + ceil_log2(TREE_GROUP)
             partial = [Signal(signed(width), name=f"partial{n}") for n in range(len(groups))]
             for sums, group in zip(partial, groups, strict=True):
@@ -335,7 +357,7 @@ class LanePipeline(wiring.Component):
         K 2**align) >> (align + rate_shift))``, the rate halving at every power of two of the
         sample count. Stochastic rounding takes lane ``k``'s addend from the LFSR state ``k + 1``
         steps on, and steps it once per weight of the word (its valid lanes: a prefix)."""
-        cfg, lanes, ww = self.cfg, self.lanes, self.cfg.weight_width
+        cfg, lanes, ww = self.cfg, self.simd, self.cfg.weight_width  # a rule a multiplier
         stochastic = cfg.rounding == Rounding.STOCHASTIC
         covariance, hebbian = "covariance" in self.rules, "hebbian" in self.rules
         shift = cfg.update_shift
@@ -465,7 +487,7 @@ class LanePipeline(wiring.Component):
             with m.Case(Slot.COLS):
                 with m.If(t5.last):
                     m.d.sync += zbuf.eq(value)
-                    m.d.comb += events.eq(saturated & t5.valid)
+                    m.d.comb += events.eq(saturated & t5.valid[:lanes])
         step_events = self._state_write(
             m, t5, stepping, to_state, step_current, step_z, state_block
         )
@@ -527,24 +549,31 @@ class LanePipeline(wiring.Component):
         ]
 
     def _gather_out(self, m: Module, t5, out, value, saturated, positive, zbuf, events) -> None:
-        """A gathered block to its destination."""
-        lanes = self.lanes
+        """A gathered block to its destination (into the source buffer: part ``t5.part`` of
+        its row of ``simd`` elements)."""
+        lanes, simd = self.lanes, self.simd
+        valid = t5.valid[:lanes]
+        if simd == lanes:
+            block = valid
+        else:
+            block = Cat(*(Mux(t5.part == p, valid, 0) for p in range(simd // lanes)))
         with m.Switch(t5.dest):
             with m.Case(Dest.SRC, Dest.POST):
                 m.d.comb += [
                     self.buffer_post.eq(t5.dest == Dest.POST),
                     self.buffer_write_addr.eq(t5.row),
-                    self.buffer_write_lanes.eq(Mux(t5.single, 1 << t5.lane, t5.valid)),
-                    events.eq(saturated & t5.valid),
+                    self.buffer_write_lanes.eq(Mux(t5.single, 1 << t5.lane, block)),
+                    events.eq(saturated & valid),
                 ]
-                for k in range(lanes):
-                    m.d.comb += self.buffer_write_data[k].eq(Mux(t5.single, value[0], value[k]))
+                for k in range(simd):
+                    element = Mux(t5.single, value[0], value[k % lanes])
+                    m.d.comb += self.buffer_write_data[k].eq(element)
             with m.Case(Dest.MASK):
                 m.d.comb += [
                     self.mask_write_addr.eq(t5.row),
-                    self.mask_write_data.eq(positive & t5.valid),
+                    self.mask_write_data.eq(positive & valid),
                     self.mask_write.eq(1),
                 ]
             with m.Case(Dest.STEP):  # z of a relay (a fresh one steps it at once)
                 m.d.sync += zbuf.eq(value)
-                m.d.comb += events.eq(saturated & t5.valid)
+                m.d.comb += events.eq(saturated & valid)

@@ -33,7 +33,7 @@ from golden_model.trace import StateLayout
 
 from .cores import core_ports
 from .fixedpoint import balanced_sum, clamp_unsigned
-from .host_port import HostPort, WordLaneDecoder
+from .host_port import HostPort, WordLaneDecoder, word_lane_spots
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
 from .microcode import Dest, Kind, encode, sample_clocks
@@ -64,7 +64,12 @@ class MemoryCore(wiring.Component):
         Widths, shifts, rounding (half up, or stochastic from the seeded LFSR in the golden
         model's row-major order) and learning rules (Hebbian, covariance).
     lanes : int
-        Multiply-accumulates per clock, and the banks of the state memory.
+        Element lanes (FINN's PE): the banks of the state memory, the elements a gather, a
+        step or a sweep by columns moves a clock.
+    simd : int, optional
+        Multipliers (FINN's SIMD; a multiple of ``lanes``, ``lanes`` unless given): the
+        weights of a word, the multiply-accumulates a clock of a sweep by rows and of a
+        learning rule (:func:`hw.microprogram.compile_program`).
     debug : bool
         The debug read port (simulation and bring-up).
     host_port : bool
@@ -114,15 +119,17 @@ class MemoryCore(wiring.Component):
         observe_ticks: bool | None = None,
         input_banks: int = 2,
         rom_style: str | None = None,
+        simd: int | None = None,
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
         self.schedule, self.cfg, self.lanes, self.debug = schedule, cfg, lanes, debug
         self.host_port, self.ram_style, self.rom_style = host_port, ram_style, rom_style
-        self.program = compile_program(schedule, lanes)
+        self.program = compile_program(schedule, lanes, simd)
+        self.simd = self.program.simd
         self.observe_ticks = debug if observe_ticks is None else observe_ticks
         self.words, self.where = encode(self.program, cfg, observe_ticks=self.observe_ticks)
-        self.clocks_per_sample = sample_clocks(self.words, lanes)
+        self.clocks_per_sample = sample_clocks(self.words, lanes, self.simd)
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
         self.input_groups = list(schedule.inputs)
@@ -167,8 +174,8 @@ class MemoryCore(wiring.Component):
 
     def _weight_words(self, golden: Circuit) -> list[list[int]]:
         """The weight memory (:class:`hw.microcode.MemoryMap`): each primary as its stored
-        rows, words of ``lanes`` elements."""
-        lanes, where = self.lanes, self.where
+        rows, words of ``simd`` elements."""
+        lanes, where = self.simd, self.where
         words: list[list[int]] = []
         for name in where.primaries:
             blocks = where.words[name]
@@ -194,20 +201,16 @@ class MemoryCore(wiring.Component):
         for name, size in self.schedule.masks:
             for j in range(size):
                 entries.append((_MASK, 0, where.masks[name] + j // lanes, j % lanes))
-        for mat in self.schedule.matrices:
-            base, blocks = where.weights[mat.name], where.words[mat.name]
-            for r in range(mat.rows):
-                for c in range(mat.cols):
-                    if mat.transpose_of or mat.name in where.transposed:  # read by columns
-                        entries.append((_WEIGHT, 0, base + c * blocks + r // lanes, r % lanes))
-                    else:
-                        entries.append((_WEIGHT, 0, base + r * blocks + c // lanes, c % lanes))
+        spots = word_lane_spots(
+            self.schedule.matrices, where.weights, where.words, where.transposed, self.simd
+        )
+        entries += [(_WEIGHT, 0, address, lane) for address, lane in spots]
         entries += [(_COUNTER, k, 0, 0) for k in range(5)]
         self._debug_fields = (
             2,
             3,
             max(ceil_log2(max(e[2] for e in entries) + 1), 1),
-            ceil_log2(max(lanes, 2)),
+            ceil_log2(max(lanes, self.simd, 2)),
         )
         kb, ub, ab, lb = self._debug_fields
         return [k | u << kb | a << (kb + ub) | ln << (kb + ub + ab) for k, u, a, ln in entries]
@@ -216,7 +219,8 @@ class MemoryCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        s, cfg, lanes, where = self.schedule, self.cfg, self.lanes, self.where
+        s, cfg, lanes, where, simd = self.schedule, self.cfg, self.lanes, self.where, self.simd
+        fold = simd // lanes
         cw, ww = cfg.current_width, cfg.weight_width
         golden = Circuit(s, cfg, FIXED)
         state_map = self.program.state
@@ -243,19 +247,20 @@ class MemoryCore(wiring.Component):
         )
         weights = self._weight_words(golden)
         m.submodules.weights = self.w_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(ww), lanes), depth=max(len(weights), 2), init=weights
+            shape=data.ArrayLayout(signed(ww), simd), depth=max(len(weights), 2), init=weights
         )
-        buffers = (Dest.SRC, Dest.POST)
-        buffer_rows = max([w.drow + w.count for w in self.words
-                           if w.kind == Kind.GATHER and w.dest in buffers]
+        gathers = [w for w in self.words if w.kind == Kind.GATHER]
+        buffer_rows = max([w.drow + (w.dpart + w.count - 1) // fold + 1 for w in gathers
+                           if w.dest == Dest.SRC]
+                          + [w.drow + w.count for w in gathers if w.dest == Dest.POST]
                           + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
-                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
+                          + [-(-w.inner // simd) for w in self.words if w.kind == Kind.COLS]
                           + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
                           + [2])  # fmt: skip
         self.buffers = {}
-        for name in ("src", "post"):
+        for name, width in (("src", simd), ("post", lanes)):  # a row: a word's sources
             mem = memory.Memory(
-                shape=data.ArrayLayout(signed(cw), lanes),
+                shape=data.ArrayLayout(signed(cw), width),
                 depth=buffer_rows,
                 init=[],
                 attrs={"ram_style": self.ram_style} if self.ram_style else None,
@@ -273,7 +278,7 @@ class MemoryCore(wiring.Component):
             self.buffers["post"].write_port(granularity=1),
         )
         mask_read, mask_write = self.mask_mem.read_port(), self.mask_mem.write_port()
-        m.submodules.lfsr = self.lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
+        m.submodules.lfsr = self.lfsr = MultiStepLfsr(cfg.lfsr_seed, simd)
 
         # -- the sequencer and the lanes
         row_bits = max(
@@ -289,11 +294,18 @@ class MemoryCore(wiring.Component):
             buffer_rows=buffer_rows,
             entries=(0, len(self.words)) if self.words_b else (0,),
             rom_style=self.rom_style,
+            simd=simd,
         )
         widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
         rules = {ln.rule for ph in s.phases for ln in ph.learns}
         m.submodules.lanes = self.pipe = pipe = LanePipeline(
-            cfg, lanes, row_bits, output_size=self.output_size, widest=widest, rules=rules
+            cfg,
+            lanes,
+            row_bits,
+            output_size=self.output_size,
+            widest=widest,
+            rules=rules,
+            simd=simd,
         )
         self.run_bank_next = Signal()  # the bank a start in this clock runs (set in _load)
         m.d.comb += [
@@ -352,12 +364,13 @@ class MemoryCore(wiring.Component):
                 pipe.state_data.eq(self.st.read_word),
                 pipe.state_zero.eq(self.st.read_zero),
             ]
-        for port, post in ((src_write, 0), (post_write, 1)):
+        for port, post, width in ((src_write, 0, simd), (post_write, 1, lanes)):
             m.d.comb += [
                 port.addr.eq(pipe.buffer_write_addr),
-                port.data.eq(pipe.buffer_write_data),
-                port.en.eq(Mux(pipe.buffer_post == post, pipe.buffer_write_lanes, 0)),
+                port.en.eq(Mux(pipe.buffer_post == post, pipe.buffer_write_lanes[:width], 0)),
             ]
+            for k in range(width):
+                m.d.comb += port.data[k].eq(pipe.buffer_write_data[k])
         # The weights' read port: the host's access, a rule's stage-2 read, or a sweep's.
         self.host_addr, self.host_busy = Signal(range(max(where.depth, 2))), Signal()
         m.d.comb += self.w_read.addr.eq(
@@ -392,7 +405,7 @@ class MemoryCore(wiring.Component):
         decoded to a word and lane a subtraction a clock (:class:`hw.host_port.WordLaneDecoder`),
         then one access to the weight memory. A transposed copy is its primary, so a write to
         either reaches both."""
-        lanes, ww, where = self.lanes, self.cfg.weight_width, self.where
+        lanes, ww, where = self.simd, self.cfg.weight_width, self.where  # weights a word
         m.submodules.host_decoder = decoder = WordLaneDecoder(
             self.schedule.matrices, where.weights, where.words, where.transposed, lanes,
             where.depth,
@@ -542,7 +555,7 @@ class MemoryCore(wiring.Component):
         m.d.comb += mask_debug.addr.eq(address)
         weight_port = self.w_mem.read_port()
         m.d.comb += weight_port.addr.eq(address)
-        weight = Array(weight_port.data[k] for k in range(self.lanes))[lane_r]
+        weight = Array(weight_port.data[k] for k in range(self.simd))[lane_r]
         counters = Array(
             [
                 self.sat_current,

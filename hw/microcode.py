@@ -8,16 +8,20 @@ the lanes' pipeline (read -> multiply -> accumulate -> step -> write back):
   as ``+-1 x part``, summed per lane), then send the block to its destination: a source buffer,
   the state memory (a copy or a leak), the mask memory (a capture: ``plus - minus > 0``), the
   output registers, or the step of a relay (``STEP``: then one or two step slots follow);
-* ``ROWS``: a matrix row by row, a word of ``lanes`` weights times ``lanes`` source elements a
+* ``ROWS``: a matrix row by row, a word of ``simd`` weights times ``simd`` source elements a
   clock into one adder tree, its ``z`` into the lane of its row; after each block of ``lanes``
   rows, the step slots of that block of targets;
 * ``COLS``: a transposed copy, ``lanes`` targets at a time, one broadcast source element a
   clock into ``lanes`` accumulators; then the block's step slots;
-* ``LEARN``: the Hebbian rule over a matrix and its copy, a word a clock;
+* ``LEARN``: the Hebbian rule over a matrix and its copy, a word of ``simd`` weights a clock;
 * ``FLAGS``: set zero flags (clears, the leak of ``alpha = 1``), one clock; before a word
   that issues slots it is folded into that word (``preset``: set in its first clock);
 * ``TICK``: set the flags of the tick's leaks, wait for the pipeline to drain, then hold the
   tick's state for the testbench.
+
+``lanes`` is the element lanes (FINN's PE), ``simd`` the multipliers and the weights of a word
+(FINN's SIMD): a multiple of ``lanes``, equal to it unless a program is folded wider
+(:func:`~hw.microprogram.compile_program`).
 
 Nothing in an instruction's kind depends on the network: its sizes and addresses are fields.
 The compiler knows the clock of every read and write (:func:`timeline`), so each word carries
@@ -75,7 +79,8 @@ TREE_LANES = 4
 
 
 def pipeline_depth(lanes: int) -> int:
-    """Stages behind the issuing one at ``lanes``: :data:`DEPTH`, and one more for a split
+    """Stages behind the issuing one where a row's adder tree sums ``lanes`` products (the
+    multipliers: ``simd`` of a folded program): :data:`DEPTH`, and one more for a split
     adder tree (:data:`TREE_LANES`). The other writes land a stage earlier (:data:`WRITE`),
     and a step reads its mask word a stage before them."""
     return DEPTH + (lanes > TREE_LANES)
@@ -128,6 +133,7 @@ class Word:
     parts: tuple[tuple[int, bool], ...] = ()  # GATHER: (first state row, negated)
     dest: Dest = Dest.SRC
     drow: int = 0  # GATHER: the destination's first row
+    dpart: int = 0  # GATHER into the source buffer: the first block's part of its row
     dlane: int = 0  # GATHER: the one element of an unaligned single-element source
     single: bool = False
     steps: int = 0  # step slots a block: 0, 1 (plus), 2 (plus and minus)
@@ -158,12 +164,12 @@ class Word:
 class MemoryMap:
     """Where everything sits: state rows, mask rows, and every matrix in one weight memory.
 
-    A primary is stored row by row (a word: ``lanes`` columns of a row) or, when that takes
-    fewer words and it has no transposed copy, column by column (a word: ``lanes`` rows of a
-    column). A transposed copy has no memory of its own: it is its primary read the other way
-    (the golden model's copy starts equal and receives the same changes with the same
-    saturation, so it stays equal; its saturation events are its primary's within its
-    rows)."""
+    A primary is stored row by row (a word: ``simd`` columns of a row) or, when its sweep and
+    its rule take fewer clocks so and it has no transposed copy, column by column (a word:
+    ``simd`` rows of a column; its sweep by columns takes ``lanes`` targets a clock). A
+    transposed copy has no memory of its own: it is its primary read the other way (the golden
+    model's copy starts equal and receives the same changes with the same saturation, so it
+    stays equal; its saturation events are its primary's within its rows)."""
 
     lanes: int
     state: Mapping[str, int]  # group -> first row
@@ -175,31 +181,43 @@ class MemoryMap:
     primaries: tuple[str, ...]  # in address order
     transposed: frozenset[str]  # primaries stored by columns
     depth: int  # words of the weight memory
+    simd: int = 0  # weights a word (``lanes`` unless the program folds wider)
+
+    def __post_init__(self) -> None:
+        if not self.simd:
+            object.__setattr__(self, "simd", self.lanes)
 
     @classmethod
     def of(cls, program: Program, row_major: bool = False) -> MemoryMap:
         """``row_major``: every primary by rows (stochastic rounding draws in the golden
         model's row-major order)."""
-        s, lanes = program.schedule, program.lanes
+        s, lanes, simd = program.schedule, program.lanes, program.simd
         masks, row = {}, 0
         for name, size in s.masks:
             masks[name] = row
             row += -(-size // lanes)
         copies = {mat.transpose_of: mat.name for mat in s.matrices if mat.transpose_of}
         primaries = [mat for mat in s.matrices if mat.transpose_of is None]
+
+        def by_rows_clocks(rows: int, cols: int) -> int:  # its sweep by rows and its rule
+            return 2 * rows * -(-cols // simd)
+
+        def by_columns_clocks(rows: int, cols: int) -> int:  # by columns, and its rule
+            return -(-rows // lanes) * cols + cols * -(-rows // simd)
+
         by_columns = {
             mat.name
             for mat in primaries
             if mat.name not in copies
             and not row_major
-            and mat.cols * -(-mat.rows // lanes) < mat.rows * -(-mat.cols // lanes)
+            and by_columns_clocks(mat.rows, mat.cols) < by_rows_clocks(mat.rows, mat.cols)
         }
         weights, words, address = {}, {}, 0
         for mat in primaries:
             stored_rows, stored_cols = (mat.cols, mat.rows) if mat.name in by_columns else (
                 mat.rows, mat.cols)  # fmt: skip
             weights[mat.name] = address
-            words[mat.name] = -(-stored_cols // lanes)
+            words[mat.name] = -(-stored_cols // simd)
             address += stored_rows * words[mat.name]
         for primary, copy in copies.items():
             weights[copy], words[copy] = weights[primary], words[primary]
@@ -214,6 +232,7 @@ class MemoryMap:
             tuple(mat.name for mat in primaries),
             frozenset(by_columns),
             address,
+            simd,
         )
 
     def blocks(self, group: str) -> int:
@@ -229,8 +248,13 @@ def _primary(schedule: Schedule, matrix: str) -> str:
 
 
 def _gathers(where: MemoryMap, sources, dest: Dest) -> list[Word]:
-    """``GATHER`` words writing signed source vectors into a buffer at their columns."""
+    """``GATHER`` words writing signed source vectors into a buffer at their columns.
+
+    The source buffer's rows hold ``simd`` elements (a word of weights' sources), the
+    post-synaptic buffer's ``lanes`` (one is read at a time): a block of ``lanes`` elements
+    is part ``dpart`` of its source buffer row."""
     lanes, words = where.lanes, []
+    width = where.simd if dest == Dest.SRC else lanes  # elements a buffer row
     for col0, parts in sources:
         group = parts[0][0]
         size = where.sizes[group]
@@ -244,8 +268,9 @@ def _gathers(where: MemoryMap, sources, dest: Dest) -> list[Word]:
                 size=size,
                 parts=tuple((where.state[g], sign < 0) for g, sign in parts),
                 dest=dest,
-                drow=col0 // lanes,
-                dlane=col0 % lanes,
+                drow=col0 // width,
+                dpart=col0 % width // lanes,
+                dlane=col0 % width,
                 single=bool(col0 % lanes),
             )
         )
@@ -438,9 +463,9 @@ def encode(
         words.append(_readout(where, schedule))
     words.append(Word(Kind.TICK, last=True))
     words = _fold_flags(_mark_fresh(_merge_flags(words), where))
-    delays, _ = timeline(words, program.lanes)
+    delays, _ = timeline(words, program.lanes, program.simd)
     words = [replace(w, delay=d) for w, d in zip(words, delays, strict=True)]
-    spans = lengths(words, program.lanes)
+    spans = lengths(words, program.lanes, program.simd)
     return [replace(w, length=n) for w, n in zip(words, spans, strict=True)], where
 
 
@@ -473,6 +498,7 @@ def word_layout(words: list[Word], parts: int, groups: int) -> data.StructLayout
             "part_neg": unsigned(parts),
             "dest": unsigned(3),
             "drow": bits(*rows),
+            "dpart": bits(*(w.dpart for w in words)),
             "dlane": bits(*(w.dlane for w in words)),
             "single": unsigned(1),
             "steps": unsigned(2),
@@ -513,6 +539,7 @@ def rom_value(word: Word, parts: int) -> dict:
         "part_neg": negs,
         "dest": int(word.dest),
         "drow": word.drow,
+        "dpart": word.dpart,
         "dlane": word.dlane,
         "single": int(word.single),
         "steps": word.steps,
@@ -528,11 +555,18 @@ def rom_value(word: Word, parts: int) -> dict:
     }
 
 
-def _slot_accesses(w: Word, lanes: int):
+def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
     """Every slot of ``w`` in issue order: ``(reads, writes)``, each a list of ``(memory,
     address, stage)`` (the stage the address is presented in; a write lands at its clock's
-    end). The sequencer's loops, clock for clock."""
-    depth = pipeline_depth(lanes)
+    end). The sequencer's loops, clock for clock.
+
+    ``simd`` (``lanes`` unless given): weights a word. The source buffer's rows are then
+    ``simd`` elements, written a block of ``lanes`` at a time: block ``q`` of a vector's
+    columns is row ``q // (simd // lanes)``; a sweep by columns takes its ``lanes`` targets
+    from part ``b % (simd // lanes)`` of a word."""
+    simd = lanes if simd is None else simd
+    fold = simd // lanes
+    depth = pipeline_depth(simd)
     write = depth - 1  # every write but the state memory's
 
     def steps(block):
@@ -545,10 +579,11 @@ def _slot_accesses(w: Word, lanes: int):
         out = {Dest.SRC: "SRC", Dest.POST: "POST", Dest.MASK: "mask", Dest.OUT: None}
         memory = out.get(w.dest, "state")
         for b in range(w.count):
+            drow = w.drow + (w.dpart + b) // fold if memory == "SRC" else w.drow + b
             for n, (row, _) in enumerate(w.parts):
                 reads, writes = [("state", row + b, 0)], []
                 if n == len(w.parts) - 1 and memory is not None and w.dest != Dest.STEP:
-                    writes.append((memory, w.drow + b, depth if memory == "state" else write))
+                    writes.append((memory, drow, depth if memory == "state" else write))
                 if n == len(w.parts) - 1 and w.fresh:
                     writes.append(("state", w.drow + b, depth))
                     reads += [("mask", w.mask + b, write - 1)] if w.gated else []
@@ -563,8 +598,8 @@ def _slot_accesses(w: Word, lanes: int):
     elif w.kind == Kind.COLS:
         for b in range(w.count):
             for j in range(w.inner):
-                address = w.wbase + j * w.stride + b
-                yield [("W", address, 0), ("SRC", j // lanes, 0), ("port", 0, 0)], []
+                address = w.wbase + j * w.stride + b // fold
+                yield [("W", address, 0), ("SRC", j // simd, 0), ("port", 0, 0)], []
             yield from steps(b)
     elif w.kind == Kind.LEARN:
         for i in range(w.count):
@@ -574,18 +609,21 @@ def _slot_accesses(w: Word, lanes: int):
                 yield reads, [("W", address, write)]
 
 
-def _walk(words: list[Word], lanes: int) -> tuple[list[int], list[int], int]:
+def _walk(
+    words: list[Word], lanes: int, simd: int | None = None
+) -> tuple[list[int], list[int], int]:
     """Every word's wait and its length in clocks, and the clocks of a sample: the one walk
     :func:`timeline` and :func:`lengths` report from."""
+    simd = lanes if simd is None else simd
     clock = 1  # the start clock; the first word is presented in the next
     landed: dict[tuple[str, int], int] = {}  # the first clock a read sees the last write
-    depth = pipeline_depth(lanes)
+    depth = pipeline_depth(simd)
     last_issue = -depth - 1
     delays, spans = [], []
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            valid = tick_valid(clock, last_issue, lanes)
+            valid = tick_valid(clock, last_issue, simd)
             spans.append(valid - clock + 1)
             clock = valid + 1
             continue
@@ -594,7 +632,7 @@ def _walk(words: list[Word], lanes: int) -> tuple[list[int], list[int], int]:
             spans.append(1)
             clock += 1
             continue
-        slots = list(_slot_accesses(w, lanes))
+        slots = list(_slot_accesses(w, lanes, simd))
         start = clock
         for i, (reads, _) in enumerate(slots):
             for memory, address, stage in reads:
@@ -612,30 +650,30 @@ def _walk(words: list[Word], lanes: int) -> tuple[list[int], list[int], int]:
     return delays, spans, clock
 
 
-def timeline(words: list[Word], lanes: int) -> tuple[list[int], int]:
+def timeline(words: list[Word], lanes: int, simd: int | None = None) -> tuple[list[int], int]:
     """The clocks each word waits before its first slot (no read before the write it needs
     has landed; the weights' read port used by one word at a time), and the clocks of a
     sample as the testbenches count them: the ``start`` clock, and for every tick the clocks
     until its state is valid and the valid clock (no ``hold``)."""
-    delays, _, clocks = _walk(words, lanes)
+    delays, _, clocks = _walk(words, lanes, simd)
     return delays, clocks
 
 
 def tick_valid(clock: int, last_issue: int, lanes: int) -> int:
     """The clock a ``TICK`` presented at ``clock`` holds its state valid: its flags' clock
     first, then until the slot issued at ``last_issue`` has written back and its saturation
-    events are counted."""
+    events are counted (``lanes``: the multipliers a row's tree sums)."""
     return max(clock + 1, last_issue + ISSUE + pipeline_depth(lanes) + COUNT + 1)
 
 
-def lengths(words: list[Word], lanes: int) -> list[int]:
+def lengths(words: list[Word], lanes: int, simd: int | None = None) -> list[int]:
     """Clocks each word of :func:`timeline`'s words takes from its first clock to its last:
     its wait and its slots; a ``FLAGS`` word one; a ``TICK`` to its valid clock (without
     ``hold``). The sequencer counts them down, so that a word's end is a register, not a
     decision on the ROM's output."""
-    return _walk(words, lanes)[1]
+    return _walk(words, lanes, simd)[1]
 
 
-def sample_clocks(words: list[Word], lanes: int) -> int:
+def sample_clocks(words: list[Word], lanes: int, simd: int | None = None) -> int:
     """Clocks of one sample (:func:`timeline`)."""
-    return timeline(words, lanes)[1]
+    return timeline(words, lanes, simd)[1]

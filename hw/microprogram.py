@@ -165,6 +165,14 @@ class Program:
     state: StateMap
     phase_start: tuple[tuple[Instruction, ...], ...]  # per phase
     every_tick: tuple[tuple[Instruction, ...], ...]  # per phase
+    #: Multipliers, and weights a word of the weight memory (FINN's SIMD; ``lanes`` is its
+    #: PE): the sweeps by rows and the learning rules take ``simd`` weights a clock, the
+    #: element-wise work (gathers, steps, sweeps by columns) ``lanes`` elements.
+    simd: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.simd:
+            object.__setattr__(self, "simd", self.lanes)
 
     def ticks(self):
         """``(phase index, first tick of the phase, instructions)`` for every tick of a
@@ -195,10 +203,14 @@ def _ordered_copies(copies) -> tuple[Copy, ...]:
     return tuple(ordered)
 
 
-def compile_program(schedule: Schedule, lanes: int = 1) -> Program:
-    """The micro-program of ``schedule`` at ``lanes`` lanes."""
+def compile_program(schedule: Schedule, lanes: int = 1, simd: int | None = None) -> Program:
+    """The micro-program of ``schedule`` at ``lanes`` element lanes and ``simd`` multipliers
+    (weights a word; ``lanes`` unless given, and a multiple of it)."""
     if lanes < 1:
         raise ValueError(f"lanes must be >= 1, got {lanes}")
+    simd = lanes if simd is None else simd
+    if simd < lanes or simd % lanes:
+        raise ValueError(f"simd must be a multiple of lanes ({lanes}), got {simd}")
     pops = [g.name for g in schedule.groups if g.kind == POP]
     phase_start, every_tick = [], []
     for phase in schedule.phases:
@@ -249,7 +261,12 @@ def compile_program(schedule: Schedule, lanes: int = 1) -> Program:
         phase_start.append(tuple(start))
         every_tick.append(tuple(body))
     return Program(
-        schedule, lanes, StateMap.of(schedule, lanes), tuple(phase_start), tuple(every_tick)
+        schedule,
+        lanes,
+        StateMap.of(schedule, lanes),
+        tuple(phase_start),
+        tuple(every_tick),
+        simd,
     )
 
 

@@ -10,7 +10,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .microcode import Kind, Word, rom_value, word_layout
+from .microcode import Dest, Kind, Word, rom_value, word_layout
 
 __all__ = ["Slot", "slot_layout", "MicroSequencer"]
 
@@ -26,8 +26,10 @@ class Slot(IntEnum):
     STEP = 5
 
 
-def slot_layout(lanes: int, row_bits: int) -> data.StructLayout:
-    """A slot as it travels down the pipeline: what it does and where its result goes."""
+def slot_layout(lanes: int, row_bits: int, simd: int | None = None) -> data.StructLayout:
+    """A slot as it travels down the pipeline: what it does and where its result goes
+    (``simd``: the multipliers, a multiple of ``lanes``; ``lanes`` unless given)."""
+    simd = lanes if simd is None else simd
     return data.StructLayout(
         {
             "op": unsigned(3),  # Slot
@@ -37,10 +39,11 @@ def slot_layout(lanes: int, row_bits: int) -> data.StructLayout:
             "dest": unsigned(3),  # microcode.Dest of a gather
             "row": unsigned(row_bits),  # where it is written (a learning rule: the word)
             "mrow": unsigned(row_bits),  # the mask word of a step
-            "lane": unsigned(max(ceil_log2(lanes), 1)),  # a broadcast element, a row's z
+            "lane": unsigned(max(ceil_log2(simd), 1)),  # a broadcast element, a row's z
+            "part": unsigned(max(ceil_log2(simd // lanes), 1)),  # a block's part of a word
             "single": unsigned(1),  # one element into lane ``lane`` of a buffer word
-            "valid": unsigned(lanes),  # lanes that hold an element of the vector written
-            "valid2": unsigned(lanes),  # a rule: lanes within the transposed copy
+            "valid": unsigned(simd),  # lanes that hold an element of the vector written
+            "valid2": unsigned(simd),  # a rule: lanes within the transposed copy
             "half": unsigned(1),  # a step of the minus half
             "held": unsigned(1),  # the held gain
             "gated": unsigned(1),  # a mask gates the step
@@ -59,6 +62,7 @@ class MicroSequencer(wiring.Component):
         The ROM's contents (every tick of a sample, unrolled; one program a bank of inputs,
         one after the other).
     lanes : int
+        Element lanes: a block of a gather, a step or a sweep by columns.
     groups : int
         Zero flags of the state memory.
     row_bits : int
@@ -70,6 +74,11 @@ class MicroSequencer(wiring.Component):
     rom_style : str, optional
         Yosys's ``ram_style`` for the ROM (``"distributed"``: ECP5 LUT RAM, whose output
         leaves a register sooner than a DP16KD's; the ROM's word picks the next address).
+    simd : int, optional
+        Multipliers: the weights of a word, and the elements of a source buffer row; a
+        multiple of ``lanes`` (``lanes`` unless given). A block gathered into the source
+        buffer is a part of its row; a sweep by columns takes its targets from a part of a
+        word (:func:`hw.microcode._slot_accesses`).
 
     Attributes
     ----------
@@ -108,12 +117,16 @@ class MicroSequencer(wiring.Component):
         buffer_rows: int,
         entries: tuple[int, ...] = (0,),
         rom_style: str | None = None,
+        simd: int | None = None,
     ) -> None:
         self.words, self.lanes, self.entries = list(words), lanes, tuple(entries)
+        self.simd = lanes if simd is None else simd
+        if self.simd % lanes:
+            raise ValueError(f"simd must be a multiple of lanes ({lanes}), got {self.simd}")
         self.rom_style = rom_style
         self.parts = max(max(len(w.parts) for w in self.words), 1)
         self.layout = word_layout(self.words, self.parts, groups)
-        self.weight_words = weight_words
+        self.weight_words, self.buffer_rows = weight_words, buffer_rows
         super().__init__(
             {
                 "start": In(1),
@@ -123,7 +136,7 @@ class MicroSequencer(wiring.Component):
                 "state_valid": Out(1),
                 "sample_done": Out(1),
                 "samples": Out(32),
-                "slot": Out(slot_layout(lanes, row_bits)),
+                "slot": Out(slot_layout(lanes, row_bits, self.simd)),
                 "state_row": Out(range(max(state_rows, 2))),
                 "weight_addr": Out(range(max(weight_words, 2))),
                 "src_addr": Out(range(max(buffer_rows, 2))),
@@ -135,7 +148,8 @@ class MicroSequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes, words = self.lanes, self.words
+        lanes, words, simd = self.lanes, self.words, self.simd
+        fold = simd // lanes
         m.submodules.rom = rom = memory.Memory(
             shape=self.layout,
             depth=len(words),
@@ -202,16 +216,26 @@ class MicroSequencer(wiring.Component):
                 row_last.eq(ins.count_one),
             ]
         woff = Signal(range(max(self.weight_words, 2) + 1))
-        eoff = Signal(range((counts + 1) * lanes + 1))  # first element of the block
+        eoff = Signal(range((counts + 1) * simd + 1))  # first element of the block
         erow = Signal(range(counts + 1))  # a buffered element: its word ...
-        elane = Signal(range(max(lanes, 2)))  # ... and its lane
+        elane = Signal(range(max(simd, 2)))  # ... and its lane
+        # Folded wider (simd > lanes): a block's part of a source buffer row or of a word
+        # of weights, and that row or word. A gather's start from the ROM in its first
+        # clock (its first slot may issue then), counted from there on.
+        part = Signal(range(max(fold, 2)))
+        prow = Signal(range(max(counts, self.buffer_rows) + 2))
+        cur_part = Mux(fresh, ins.dpart, part)
+        cur_prow = Mux(fresh, ins.drow, prow)
+        if fold > 1:
+            with m.If(fresh):
+                m.d.sync += [part.eq(ins.dpart), prow.eq(ins.drow)]
         # The ROM's address depends on no decision: the next word's (or, while idle, the
         # entry's); a word's end only enables the read (it was one path from the ROM's
         # output through the decision to finish into the ROM's address decode).
         m.d.comb += [fetch.addr.eq(following), fetch.en.eq(0)]
         m.d.comb += [
-            slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(lanes)))),
-            slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(lanes)))),
+            slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(simd)))),
+            slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(simd)))),
         ]
 
         # A word's length in clocks (its wait and its slots; a tick's drain) is known to the
@@ -231,18 +255,29 @@ class MicroSequencer(wiring.Component):
             m.d.sync += [following.eq(following + 1), fresh.eq(1)]
             for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
                 m.d.sync += counter.eq(0)
+            if fold > 1:
+                m.d.sync += [part.eq(0), prow.eq(0)]
             clears = (ins.kind == Kind.GATHER) | (ins.kind == Kind.ROWS) | (ins.kind == Kind.COLS)
             m.d.comb += flags_clear.eq(Mux(clears, ins.flags, 0))
 
-        def next_element():
-            with m.If(elane == lanes - 1):
+        def next_element(width: int = lanes):
+            with m.If(elane == width - 1):
                 m.d.sync += [elane.eq(0), erow.eq(erow + 1)]
             with m.Else():
                 m.d.sync += elane.eq(elane + 1)
 
+        def next_part(part_now, row_now):
+            """The next block's part of a row (or word) and its row."""
+            with m.If(part_now == fold - 1):
+                m.d.sync += [part.eq(0), prow.eq(row_now + 1)]
+            with m.Else():
+                m.d.sync += [part.eq(part_now + 1), prow.eq(row_now)]
+
         def next_block():  # the last block's end is the word's (``end_now``)
             with m.If(~blk_end):
                 m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
+                if fold > 1:
+                    next_part(cur_part, cur_prow)
 
         def step_slot(block, after_block):
             """The step of ``block`` of the targets, the plus then the minus half."""
@@ -270,7 +305,12 @@ class MicroSequencer(wiring.Component):
 
         def after_cols():
             with m.If(~blk_end):
-                m.d.sync += [*blk_next(), eoff.eq(eoff + lanes), woff.eq(blk + 1)]
+                m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
+                if fold > 1:  # the next block of targets: the next part of the same words
+                    next_part(part, prow)
+                    m.d.sync += woff.eq(Mux(part == fold - 1, prow + 1, prow))
+                else:
+                    m.d.sync += woff.eq(blk + 1)
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
@@ -308,6 +348,9 @@ class MicroSequencer(wiring.Component):
                                 slot.held.eq(ins.held),
                                 slot.gated.eq(ins.gated),
                             ]
+                            if fold > 1:  # the source buffer's rows hold ``fold`` blocks
+                                with m.If(ins.dest == Dest.SRC):
+                                    m.d.comb += [slot.row.eq(cur_prow), slot.part.eq(cur_part)]
                             with m.If(last):
                                 m.d.sync += inner_restart()
                                 with m.If(ins.steps != 0):
@@ -350,13 +393,14 @@ class MicroSequencer(wiring.Component):
                                 slot.first.eq(inner == 0),
                                 slot.last.eq(last),
                                 slot.lane.eq(elane),
+                                slot.part.eq(part),
                             ]
                             with m.If(last):
                                 m.d.sync += inner_restart()
                                 m.d.sync += [erow.eq(0), elane.eq(0), in_tail.eq(1)]
                             with m.Else():
                                 m.d.sync += [*inner_next(), woff.eq(woff + ins.stride)]
-                                next_element()
+                                next_element(simd)
                         with m.Elif(in_tail):
                             step_slot(blk, after_cols)
                     with m.Case(Kind.LEARN):
@@ -376,7 +420,7 @@ class MicroSequencer(wiring.Component):
                                 with m.If(~row_end):
                                     m.d.sync += row_next()
                             with m.Else():
-                                m.d.sync += [*inner_next(), eoff.eq(eoff + lanes)]
+                                m.d.sync += [*inner_next(), eoff.eq(eoff + simd)]
                     with m.Case(Kind.FLAGS):
                         m.d.comb += flags_set.eq(ins.flags)
                     with m.Case(Kind.TICK):

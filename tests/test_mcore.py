@@ -34,12 +34,12 @@ from sim.amaranth_run import run_core
 from .networks import SATURATING
 
 
-def compare(cfg, samples, lanes, schedule=None, observe_ticks=True):
+def compare(cfg, samples, lanes, schedule=None, observe_ticks=True, simd=None):
     """The core's trace and the golden model's: the first mismatch (or None), and clocks.
     ``schedule``: the backprop circuit's unless given. Without ``observe_ticks`` the core
     drains only at a sample's end, and the comparison is at the samples' last ticks."""
     schedule = schedule or compile_backprop(cfg)
-    core = MemoryCore(schedule, cfg, lanes, observe_ticks=observe_ticks)
+    core = MemoryCore(schedule, cfg, lanes, observe_ticks=observe_ticks, simd=simd)
     trace, clocks = run_core(core, samples, via_port=True)
     golden = Circuit(schedule, cfg, FIXED)
     recorder = golden.recorder()
@@ -199,6 +199,89 @@ def test_without_tick_drains_every_sample_ends_bit_exact(name, changes, lanes):
     assert sum(w.kind == Kind.TICK for w in words) == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "lanes", "simd"),
+    [
+        ("xor", 1, 2),
+        ("stochastic", 2, 4),
+        ("iris", 2, 8),
+        ("leaky-iris", 3, 9),  # a fold of three: no power of two
+        ("three-layers", 1, 3),
+        ("ar2", 2, 4),
+        ("split-tree", 2, 16),  # a row's tree cut by a register (TREE_LANES)
+        pytest.param("digits", 2, 8, marks=pytest.mark.slow),
+    ],
+)
+def test_folded_wider_every_tick_is_bit_exact_in_the_clocks_counted(name, lanes, simd):
+    """PE x SIMD: ``simd`` multipliers (a word of weights, a source buffer row) beside
+    ``lanes`` element lanes. Sweeps by rows and learning rules take a word a clock, gathers,
+    steps and sweeps by columns ``lanes`` elements (the latter from a part of a word), every
+    tick the golden model's, in exactly the micro-code's clocks."""
+    from golden_model.schedule import compile_ar2
+    from golden_model.tasks import ar2_data
+
+    schedule = None
+    if name == "ar2":
+        cfg = default_config("ar2")
+        samples, schedule = [{"x": x} for x in ar2_data(cfg, 5)[0]], compile_ar2(cfg)
+    elif name in ("iris", "leaky-iris", "split-tree", "digits"):
+        dataset = "digits" if name == "digits" else "iris"
+        cfg = dataset_config(dataset)
+        if name == "leaky-iris":
+            cfg = cfg.replace(ticks_per_window=2, leak_shift=1)
+        samples = training_samples(cfg, load_dataset(dataset), 1, 1)
+    else:
+        changes = {
+            "xor": {},
+            "stochastic": {"rounding": "stochastic"},
+            "three-layers": {"layers": (2, 5, 4, 1)},
+        }[name]
+        cfg, samples = default_config("xor").replace(**changes), XOR[:3]
+    mismatch, clocks = compare(cfg, samples, lanes, schedule, simd=simd)
+    assert mismatch is None, str(mismatch)
+    words, _ = encode(compile_program(schedule or compile_backprop(cfg), lanes, simd), cfg)
+    assert clocks == len(samples) * sample_clocks(words, lanes, simd)
+
+
+def test_a_fold_must_be_a_multiple_of_the_lanes():
+    schedule = compile_backprop(default_config("xor"))
+    with pytest.raises(ValueError, match="simd must be a multiple of lanes"):
+        compile_program(schedule, 2, 3)
+    with pytest.raises(ValueError, match="simd must be a multiple of lanes"):
+        compile_program(schedule, 4, 2)
+
+
+def test_a_gathered_block_lands_in_its_part_of_a_source_row():
+    """The source buffer's layout folded wider: block ``q`` of a vector gathered ``lanes``
+    elements at a time is part ``q % (simd // lanes)`` of row ``q // (simd // lanes)``, and a
+    source that starts inside a row (the bias at column 64, 2 lanes, 8 a row) starts there."""
+    from hw.microcode import Dest, MemoryMap, _gathers, _slot_accesses
+
+    cfg = dataset_config("digits")
+    program = compile_program(compile_backprop(cfg), 2, 8)
+    where = MemoryMap.of(program)
+    x, bias = "x+", "one"  # the input's plus half, the bias population
+    words = _gathers(where, [(0, ((x, 1),)), (64, ((bias, 1),))], Dest.SRC)
+    assert [(w.drow, w.dpart, w.count) for w in words] == [(0, 0, 32), (8, 0, 1)]
+    rows = [writes[0][1] for w in words for _, writes in _slot_accesses(w, 2, 8) if writes]
+    assert rows == [q // 4 for q in range(32)] + [8]
+    inside = _gathers(where, [(6, ((bias, 1),))], Dest.SRC)[0]
+    assert (inside.drow, inside.dpart, inside.single) == (0, 3, False)
+    single = _gathers(where, [(13, ((bias, 1),))], Dest.SRC)[0]  # one element, lane 5 of row 1
+    assert (single.drow, single.dlane, single.single) == (1, 5, True)
+
+
+def test_folded_wider_the_weights_are_stored_by_rows_where_that_is_faster():
+    """Digits at 2 lanes: W1 is stored by columns at 2 multipliers (its sweep by columns and
+    its rule at two a clock), by rows at 8 (a row's 65 sources in 9 words of 8)."""
+    from hw.microcode import MemoryMap
+
+    schedule = compile_backprop(dataset_config("digits"))
+    assert MemoryMap.of(compile_program(schedule, 2)).transposed == {"W1"}
+    folded = MemoryMap.of(compile_program(schedule, 2, 8))
+    assert folded.transposed == frozenset() and folded.words["W1"] == 9
+
+
 def test_the_timeline_waits_only_for_what_a_word_reads():
     """A word's first slot waits until the rows it reads have landed, and no longer (the
     timing the exact-clock test holds the gateware to)."""
@@ -238,8 +321,11 @@ def test_the_memory_cores_logic_stays_near_its_baselines_and_independent_of_the_
     assert cells["digits", 8] <= 1.5 * cells["xor", 8]
 
 
-@pytest.mark.parametrize(("dataset", "lanes"), [("xor", 4), ("iris", 8), ("iris", 3)])
-def test_the_host_port_reads_and_writes_every_weight(dataset, lanes):
+@pytest.mark.parametrize(
+    ("dataset", "lanes", "simd"),
+    [("xor", 4, None), ("iris", 8, None), ("iris", 3, None), ("iris", 2, 8)],
+)
+def test_the_host_port_reads_and_writes_every_weight(dataset, lanes, simd):
     """Writes through the host port by trace index land where the debug port and the host
     read them back; a write to a transposed copy is a write to its primary (one memory)."""
     from amaranth.sim import Simulator
@@ -248,7 +334,7 @@ def test_the_host_port_reads_and_writes_every_weight(dataset, lanes):
 
     cfg = default_config("xor") if dataset == "xor" else dataset_config(dataset)
     schedule = compile_backprop(cfg)
-    core = MemoryCore(schedule, cfg, lanes, host_port=True)
+    core = MemoryCore(schedule, cfg, lanes, host_port=True, simd=simd)
     layout = StateLayout.of(schedule)
     weights = {name: w.copy() for name, w in Circuit(schedule, cfg, FIXED).weights.items()}
     copy_of = {m.transpose_of: m.name for m in schedule.matrices if m.transpose_of}
