@@ -188,10 +188,12 @@ def lane_plans(
     return kept
 
 
-def core_resources(board: Board | str, cfg: Config, lanes, core: str = "spatial"):
-    """The network core (debug port off; the spatial core with its host port) at ``lanes``,
-    synthesized by Yosys for ``board``'s family: a :class:`boards.synth.Resources`.
-    ``core``: :class:`hw.cores.CoreKind`."""
+def core_resources(
+    board: Board | str, cfg: Config, lanes, core: str = "spatial", simd: int | None = None
+):
+    """The network core (debug port off; the spatial core with its host port) at ``lanes``
+    (and the memory core's ``simd``), synthesized by Yosys for ``board``'s family: a
+    :class:`boards.synth.Resources`. ``core``: :class:`hw.cores.CoreKind`."""
     from hw.cores import CoreKind, make_core
 
     from .synth import synthesize
@@ -200,6 +202,8 @@ def core_resources(board: Board | str, cfg: Config, lanes, core: str = "spatial"
     options = {}
     if CoreKind(core) == CoreKind.SPATIAL:
         options = {"host_port": True, "word_registers": WORD_REGISTERS[board.family]}
+    if simd is not None:
+        options["simd"] = simd
     network = make_core(core, compile_backprop(cfg), cfg, lanes, debug=False, **options)
     return synthesize(network, "core", board.family)
 

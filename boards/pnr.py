@@ -236,6 +236,7 @@ def build(
     clock_mhz: float | None = None,
     slots: int | None = None,
     placement_seed: int | None = None,
+    simd: int | None = None,
 ) -> dict:
     """Synthesize, place and route ``cfg``'s system for ``board`` (its network core of kind
     ``core``, :class:`hw.cores.CoreKind`), its core clock from the board's PLL at
@@ -264,6 +265,7 @@ def build(
         family=board.family,
         pll_pad=board.pll_pad,
         slots=slots,
+        simd=simd,
     )
     started = time.perf_counter()
     plan = platform.prepare(
@@ -306,6 +308,7 @@ def build(
         "family": board.family,
         "network": "-".join(str(n) for n in cfg.layers),
         "lanes": lanes,
+        **({"simd": simd} if simd is not None else {}),
         "core": str(core),
         "router": router,
         "placement_seed": placement_seed,

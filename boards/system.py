@@ -50,6 +50,8 @@ class PulsegateSystem(wiring.Component):
         Yosys's ``ram_style`` for the memory core's instruction ROM.
     ram_style : str, optional
         Yosys's ``ram_style`` for the memory core's state memory and source buffers.
+    simd : int, optional
+        The memory core's multipliers, a multiple of ``lanes`` (:class:`~hw.mcore.MemoryCore`).
 
     Attributes
     ----------
@@ -77,6 +79,7 @@ class PulsegateSystem(wiring.Component):
         rom_style: str | None = None,
         ram_style: str | None = None,
         store_latency: int = 1,
+        simd: int | None = None,
     ) -> None:
         self.cfg, self.lanes = cfg, lanes
         spatial = CoreKind(core) == CoreKind.SPATIAL
@@ -98,6 +101,7 @@ class PulsegateSystem(wiring.Component):
                     "input_banks": input_banks,
                     "rom_style": rom_style,
                     "ram_style": ram_style,
+                    "simd": simd,
                 }
             ),
         )

@@ -41,6 +41,7 @@ def board_system(
     word_registers: bool = False,
     core: str = "spatial",
     store: StoreKind = "auto",
+    simd: int | None = None,
 ) -> PulsegateSystem:
     """The system a board of ``family`` carries (core, host link, UART, sample store): what
     :class:`BoardTop` puts between the pins, and what the virtual board simulates
@@ -53,6 +54,7 @@ def board_system(
         store=store,
         word_registers=word_registers,
         core=core,
+        simd=simd,
         # iCE40: logic is what limits, and a load is a few % of a sample at the lanes
         # they hold; elsewhere the next sample loads while one runs
         input_banks=1 if family == "ice40" else 2,
@@ -94,8 +96,10 @@ class BoardTop(Elaboratable):
         clock_mhz: float | None = None,
         family: str = "ice40",
         pll_pad: bool = False,
+        simd: int | None = None,
     ) -> None:
         self.cfg, self.baud, self.lanes, self.slots = cfg, baud, lanes, slots
+        self.simd = simd
         self.word_registers, self.core = word_registers, core
         self.clock_mhz, self.family, self.pll_pad = clock_mhz, family, pll_pad
         self.system: PulsegateSystem | None = None
@@ -116,6 +120,7 @@ class BoardTop(Elaboratable):
             lanes=self.lanes,
             word_registers=self.word_registers,
             core=self.core,
+            simd=self.simd,
         )
         m.submodules.system = system
         uart = platform.request("uart", 0)

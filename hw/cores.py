@@ -64,14 +64,14 @@ def make_core(
     input_banks: int = 2,
     rom_style: str | None = None,
     ram_style: str | None = None,
+    simd: int | None = None,
     **options,
 ):
     """The core of ``kind`` for ``schedule``; ``options`` go to the spatial core only, and
-    ``observe_ticks``, ``input_banks``, ``rom_style`` and ``ram_style``
-    (:class:`hw.mcore.MemoryCore`) to
-    the memory core only: the spatial core's ticks are always observable and it loads only
-    while idle. ``kind`` may be a core class (a subclass of either core), built with the
-    options of the core it derives from."""
+    ``observe_ticks``, ``input_banks``, ``rom_style``, ``ram_style`` and ``simd``
+    (:class:`hw.mcore.MemoryCore`) to the memory core only: the spatial core's ticks are
+    always observable and it loads only while idle. ``kind`` may be a core class (a
+    subclass of either core), built with the options of the core it derives from."""
     from .mcore import MemoryCore
 
     memory = isinstance(kind, type) and issubclass(kind, MemoryCore)
@@ -83,8 +83,10 @@ def make_core(
         return kind(
             schedule, cfg, lanes, debug=debug, host_port=host_port,
             observe_ticks=observe_ticks, input_banks=input_banks, rom_style=rom_style,
-            ram_style=ram_style,
+            ram_style=ram_style, simd=simd,
         )  # fmt: skip
+    if simd is not None:
+        raise NotImplementedError("the spatial core has no fold (simd): use the memory core")
     if not isinstance(kind, type):
         from .network import NetworkCore
 

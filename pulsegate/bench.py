@@ -444,13 +444,19 @@ def boards_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def bench_cores(lanes: tuple[int, ...] = (1, 8), synth: bool = True) -> dict:
-    """The memory-centric core beside the spatial core for XOR (the board's 12-bit one), iris
-    and digits: clocks per training sample (the memory core's are exactly its micro-code's,
-    :func:`hw.microcode.sample_clocks`, which the tests hold the gateware to; the spatial
-    core's are its sweeps plus 4 control clocks a tick), multiplier use, and with ``synth``
-    the memory core's Yosys counts on the iCE40 and the ECP5 (the core alone, no host link)
-    with each network's logic cells over XOR's."""
+def bench_cores(
+    lanes: tuple[int | tuple[int, int], ...] = (1, 8),
+    synth: bool = True,
+    networks: tuple[str, ...] = ("xor", "iris", "digits"),
+) -> dict:
+    """The memory-centric core beside the spatial core for XOR (the board's 12-bit one), iris and
+    digits (and ``digits20``, 400-400-10, if named in ``networks``) at each plan of ``lanes``:
+    a lane count, or ``(lanes, simd)`` for the memory core folded wider (the spatial core's
+    figures are then at ``simd`` lanes): clocks per training sample (the memory core's are
+    exactly its micro-code's, :func:`hw.microcode.sample_clocks`, which the tests hold the
+    gateware to; the spatial core's are its sweeps plus 4 control clocks a tick), multiplier
+    use, and with ``synth`` the memory core's Yosys counts on the iCE40 and the ECP5 (the core
+    alone, no host link) with each network's logic cells over XOR's."""
     from boards.catalogue import board_config
     from boards.plans import logic_cells
     from boards.synth import synthesize
@@ -463,27 +469,30 @@ def bench_cores(lanes: tuple[int, ...] = (1, 8), synth: bool = True) -> dict:
 
     from .progress import Progress
 
-    networks = {
-        "xor": board_config(),
-        "iris": dataset_config("iris"),
-        "digits": dataset_config("digits"),
+    known = {
+        "xor": board_config,
+        "iris": lambda: dataset_config("iris"),
+        "digits": lambda: dataset_config("digits"),
+        "digits20": lambda: dataset_config("digits20"),
     }
+    configs = {name: known[name]() for name in networks}
     families = ("ice40", "ecp5") if synth else ()
+    plans = [(p, p) if isinstance(p, int) else tuple(p) for p in lanes]
     rows = []
-    progress, total = Progress("cores", unit="cores"), len(networks) * len(lanes)
+    progress, total = Progress("cores", unit="cores"), len(configs) * len(plans)
     try:
-        for name, cfg in networks.items():
+        for name, cfg in configs.items():
             schedule = compile_backprop(cfg)
             macs = macs_per_sample(schedule, cfg)
-            for n in lanes:
-                program = compile_program(schedule, n)
+            for n, simd in plans:
+                program = compile_program(schedule, n, simd)
                 # a board's micro-code drains only at a sample's end; the per-tick checks'
                 # drains at every tick
-                clocks = sample_clocks(encode(program, cfg, observe_ticks=False)[0], n)
-                observed = sample_clocks(encode(program, cfg)[0], n)
-                spatial = sum(sweep_depths(schedule, cfg, n)) + 4 * schedule.ticks_per_sample
+                clocks = sample_clocks(encode(program, cfg, observe_ticks=False)[0], n, simd)
+                observed = sample_clocks(encode(program, cfg)[0], n, simd)
+                spatial = sum(sweep_depths(schedule, cfg, simd)) + 4 * schedule.ticks_per_sample
                 # on a board: the spatial core loads while idle, the memory core during a run
-                core = MemoryCore(schedule, cfg, n, debug=False)
+                core = MemoryCore(schedule, cfg, n, debug=False, simd=simd)
                 core._MustUse__silence = True  # built for its clocks only
                 inputs = sum(schedule.group(g).size for g in schedule.inputs)
                 board = {
@@ -493,15 +502,16 @@ def bench_cores(lanes: tuple[int, ...] = (1, 8), synth: bool = True) -> dict:
                 row = {
                     "network": f"{name} {'-'.join(map(str, cfg.layers))}",
                     "lanes": n,
+                    "simd": simd,
                     "macs": macs,
                     "memory_clocks": clocks,
                     "memory_clocks_observed": observed,
                     "spatial_clocks": spatial,
                     "board_clocks": board,
-                    "multiplier_use": macs / (n * clocks),
+                    "multiplier_use": macs / (simd * clocks),
                 }
                 for family in families:
-                    fresh = MemoryCore(schedule, cfg, n, debug=False)  # one elaboration each
+                    fresh = MemoryCore(schedule, cfg, n, debug=False, simd=simd)  # one each
                     res = synthesize(fresh, "core", family)
                     row[family] = dict(res.counts, cells=logic_cells(family, res.counts))
                 rows.append(row)
@@ -509,19 +519,23 @@ def bench_cores(lanes: tuple[int, ...] = (1, 8), synth: bool = True) -> dict:
     finally:
         progress.close()
     for row in rows:
-        xor = [r for r in rows if r["network"].startswith("xor") and r["lanes"] == row["lanes"]]
-        base = xor[0]
+        plan = (row["lanes"], row["simd"])
+        xor = [
+            r for r in rows if r["network"].startswith("xor") and (r["lanes"], r["simd"]) == plan
+        ]
         for family in families:
-            row[family]["over_xor"] = row[family]["cells"] / base[family]["cells"]
+            row[family]["over_xor"] = (
+                row[family]["cells"] / xor[0][family]["cells"] if xor else float("nan")
+            )
     print(
-        "| network | lanes | MACs | memory core clocks (drained every tick) "
+        "| network | lanes x simd | MACs | memory core clocks (drained every tick) "
         "| spatial core clocks | on a board: memory / spatial | multiplier use |"
         + "".join(f" {f} LUT / FF / BRAM | {f} cells (/ XOR) |" for f in families)
     )
     print("|---|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(families))
     for r in rows:
         cells = [
-            r["network"], r["lanes"], f"{r['macs']:,}",
+            r["network"], f"{r['lanes']} x {r['simd']}", f"{r['macs']:,}",
             f"{r['memory_clocks']:,} ({r['memory_clocks_observed']:,})",
             f"{r['spatial_clocks']:,}",
             f"{r['board_clocks']['memory']:,} / {r['board_clocks']['spatial']:,}",

@@ -114,6 +114,7 @@ def build_harness(
     population_lanes: int | None = None,
     threads: int = 1,
     core: CoreChoice = "spatial",
+    simd: int | None = None,
 ) -> Path:
     """Generate the core's Verilog (a network core of kind ``core``,
     :class:`hw.cores.CoreKind`) and build the harness around it (cached by the Verilog's and
@@ -127,6 +128,7 @@ def build_harness(
         population_lanes=population_lanes,
         core=core,
         observe_ticks=False,  # compared at sample boundaries: the production clocks
+        simd=simd,
     )
     golden = Circuit(schedule_for(cfg, circuit), cfg, FIXED)
     return verilate_core(paths["verilog"], golden, work, "harness", threads)
@@ -227,6 +229,7 @@ def run_fast(
     threads: int = 1,
     progress: Callable[[int, int], None] | None = None,
     core: CoreChoice = "spatial",
+    simd: int | None = None,
 ) -> dict:
     """Train the RTL on ``samples`` under the native harness and compare its complete state
     with the golden model after every ``read_every``-th sample (and the last).
@@ -245,6 +248,7 @@ def run_fast(
         population_lanes=population_lanes,
         threads=threads,
         core=core,
+        simd=simd,
     )
     build_seconds = time.perf_counter() - started
     golden = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)

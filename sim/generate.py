@@ -32,12 +32,14 @@ def core_for(
     population_lanes: int | None = None,
     core: CoreChoice = CoreKind.SPATIAL,
     observe_ticks: bool | None = None,
+    simd: int | None = None,
 ):
     """The network core of ``circuit`` (``core``: :class:`hw.cores.CoreKind`, or a core class
-    such as the tests' broken ones; ``observe_ticks``: :class:`hw.mcore.MemoryCore`)."""
+    such as the tests' broken ones; ``observe_ticks`` and ``simd``:
+    :class:`hw.mcore.MemoryCore`)."""
     options = {"population_lanes": population_lanes}
     if core == CoreKind.MEMORY:
-        options = {"observe_ticks": observe_ticks}
+        options = {"observe_ticks": observe_ticks, "simd": simd}
     return make_core(core, schedule_for(cfg, circuit), cfg, lanes, debug=debug, **options)
 
 
@@ -50,6 +52,7 @@ def generate(
     population_lanes: int | None = None,
     core: CoreChoice = CoreKind.SPATIAL,
     observe_ticks: bool | None = None,
+    simd: int | None = None,
 ) -> dict[str, Path]:
     """Write ``pulsegate_core.v``, the configuration and the schedule table into ``out``.
     ``population_lanes``: see :class:`hw.network.NetworkCore`; ``core``: see
@@ -63,6 +66,7 @@ def generate(
         population_lanes=population_lanes,
         core=core,
         observe_ticks=observe_ticks,
+        simd=simd,
     )
     paths = {
         "verilog": out / f"{TOP}.v",

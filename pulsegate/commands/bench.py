@@ -76,11 +76,25 @@ def run_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def fold_plan(text: str) -> int | tuple[int, int]:
+    """``8`` (lanes) or ``2x8`` (2 element lanes, 8 multipliers; a multiple of the lanes)."""
+    lanes, x, simd = text.partition("x")
+    if not (lanes.isdigit() and int(lanes) >= 1 and (not x or (simd.isdigit() and int(simd) >= 1))):
+        raise argparse.ArgumentTypeError(f"must be N or NxK (e.g. 8 or 2x8), got {text!r}")
+    if not x:
+        return int(lanes)
+    if int(simd) % int(lanes):
+        raise argparse.ArgumentTypeError(f"{text}: K must be a multiple of N")
+    return int(lanes), int(simd)
+
+
 def run_cores(args: argparse.Namespace) -> int:
     from ..bench import bench_cores
 
     check_outputs(args, directories=())
-    write_json(args.json, bench_cores(tuple(args.lanes or (1, 8)), synth=not args.no_synth))
+    networks = tuple(args.network or ("xor", "iris", "digits"))
+    plans = tuple(args.lanes or (1, 8))
+    write_json(args.json, bench_cores(plans, synth=not args.no_synth, networks=networks))
     return 0
 
 
@@ -174,7 +188,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run_cores,
     )
     p.add_argument(
-        "--lanes", type=positive_int, action="append", help="a lane count (repeat; 1 and 8)"
+        "--lanes",
+        type=fold_plan,
+        action="append",
+        help="a plan: N lanes, or NxK (N element lanes, K multipliers: the memory core "
+        "folded wider) (repeat; 1 and 8)",
+    )
+    p.add_argument(
+        "--network",
+        action="append",
+        choices=("xor", "iris", "digits", "digits20"),
+        help="a network (repeat; xor, iris and digits)",
     )
     p.add_argument("--no-synth", action="store_true", help="clocks only, no Yosys")
     p.add_argument("--json", help="write the table as JSON")

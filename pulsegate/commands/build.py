@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = board_config(args)
     schedule = compile_backprop(cfg)
     check_lanes(args.lanes, schedule)
+    if args.simd is not None and (args.lanes == "auto" or args.core == "spatial"):
+        raise UsageError("--simd", "folds a memory core at a given --lanes (not auto)")
     if args.core != "spatial" and args.lanes != "auto":
         check_core(args, cfg, schedule)
     check_outputs(args)
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 "time_limit": args.time_limit * 60 if args.time_limit else None,
                 "slots": args.slots,
                 "placement_seed": args.placement_seed,
+                "simd": args.simd,
             }
             if args.clock_mhz == "auto":  # on the plan --lanes auto chose, if it chose
                 result = build_at_best_clock(name, cfg, out / "clock", **options)
@@ -115,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from boards.catalogue import BOARDS
     from boards.pnr import ROUTERS, Router
 
-    from .sim import add_core_option
+    from .sim import add_core_option, add_simd_option
 
     p = add_command(
         subparsers,
@@ -168,5 +171,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "few %%, so compare two designs at a few seeds",
     )
     add_core_option(p)
+    add_simd_option(p)
     p.add_argument("--out", help="build directory (build/boards/NAME)")
     p.add_argument("--json", help="write the report as JSON")

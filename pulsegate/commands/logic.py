@@ -8,6 +8,7 @@ import sys
 from .common import (
     CONFIG_HELP,
     LANES_HELP,
+    UsageError,
     add_command,
     board_config,
     check_lanes,
@@ -15,7 +16,7 @@ from .common import (
     lanes_or_auto,
     write_json,
 )
-from .sim import add_core_option, check_core
+from .sim import add_core_option, add_simd_option, check_core
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     schedule = compile_backprop(cfg)
     check_lanes(args.lanes, schedule)
     check_outputs(args, directories=())
+    if args.simd is not None and (args.lanes == "auto" or args.core == "spatial"):
+        raise UsageError("--simd", "folds a memory core at a given --lanes (not auto)")
     if args.core != "spatial" and args.lanes != "auto":
         check_core(args, cfg, schedule)
     if args.lanes == "auto":
@@ -36,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"synthesizing the {'-'.join(map(str, cfg.layers))} {args.core} core for {board.device} ..."
     )
-    res = core_resources(board, cfg, args.lanes, core=args.core)
+    res = core_resources(board, cfg, args.lanes, core=args.core, simd=args.simd)
     cells, device = logic_cells(board.family, res.counts), LOGIC_CELLS[board.device]
     verdict = "within" if fits_logic(cells, device) else "over"
     print(
-        f"lanes {lanes_label(args.lanes)}: "
+        f"lanes {lanes_label(args.lanes)}{f' x simd {args.simd}' if args.simd else ''}: "
         + ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
     )
     print(
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             "board": board.name,
             "device": board.device,
             "lanes": lanes_label(args.lanes),
+            **({"simd": args.simd} if args.simd else {}),
             "core": str(args.core),
             "counts": res.counts,
             "cells": res.cells,
@@ -128,4 +132,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         + ", or 'auto': search for the fastest plan within the logic limit (1)",
     )
     add_core_option(p)
+    add_simd_option(p)
     p.add_argument("--json", help="write the counts as JSON")

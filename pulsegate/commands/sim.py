@@ -214,11 +214,16 @@ def check_core(args: argparse.Namespace, cfg, schedule) -> None:
     """Refuse, in one line, what the chosen core cannot run (before any build)."""
     from hw.cores import make_core
 
+    simd = getattr(args, "simd", None)
     try:
-        core = make_core(args.core, schedule, cfg, args.lanes, debug=False)
+        core = make_core(args.core, schedule, cfg, args.lanes, debug=False, simd=simd)
         core._MustUse__silence = True  # built only to hear what it refuses
     except NotImplementedError as exc:
-        raise UsageError("--core", f"{args.core}: {exc}") from None
+        raise UsageError("--simd" if simd else "--core", f"{args.core}: {exc}") from None
+    except ValueError as exc:
+        if simd is None:
+            raise
+        raise UsageError("--simd", str(exc)) from None
 
 
 def add_core_option(parser: argparse.ArgumentParser) -> None:
@@ -231,6 +236,18 @@ def add_core_option(parser: argparse.ArgumentParser) -> None:
         default=CoreKind.SPATIAL,
         help="the network core: spatial (every configuration) or memory (group state in "
         "memory; one lane count for every matrix) (spatial)",
+    )
+
+
+def add_simd_option(parser: argparse.ArgumentParser) -> None:
+    """``--simd``: the memory core's multipliers beside its element lanes."""
+    parser.add_argument(
+        "--simd",
+        type=positive_int,
+        metavar="N",
+        help="memory core: N multipliers beside the --lanes element lanes (FINN's SIMD x PE): "
+        "sweeps by rows and learning rules take N weights a clock; a multiple of --lanes "
+        "(default: --lanes)",
     )
 
 

@@ -23,7 +23,7 @@ from .common import (
     positive_int,
     write_json,
 )
-from .sim import add_core_option, check_core
+from .sim import add_core_option, add_simd_option, check_core
 
 
 def train_rtl(
@@ -34,6 +34,7 @@ def train_rtl(
     lanes: int | dict[str, int],
     threads: int = 1,
     core: str = "spatial",
+    simd: int | None = None,
 ) -> dict:
     """Train the core under the native Verilator harness on the samples
     :func:`~golden_model.classify.train_classifier` uses, in the same order; its complete
@@ -51,13 +52,21 @@ def train_rtl(
         "takes minutes) ...",
         flush=True,
     )
-    work = Path("build") / "train-rtl" / f"{data.name}-{core}-lanes{lanes_label(lanes)}"
+    fold = f"x{simd}" if simd else ""
+    work = Path("build") / "train-rtl" / f"{data.name}-{core}-lanes{lanes_label(lanes)}{fold}"
 
     def progress(done: int, total: int) -> None:
         print(f"RTL: {done:,} of {total:,} samples", flush=True)
 
     return run_fast(
-        cfg, samples, lanes=lanes, work=work, threads=threads, progress=progress, core=core
+        cfg,
+        samples,
+        lanes=lanes,
+        work=work,
+        threads=threads,
+        progress=progress,
+        core=core,
+        simd=simd,
     )
 
 
@@ -74,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--data-dir", "reads MNIST's IDX files for digits20 only")
         name = "mnist20"
     cfg = load_config(args, dataset_config(name), name)
+    if args.simd is not None and not (args.rtl and args.core == "memory"):
+        raise UsageError("--simd", "folds the memory core's RTL: add --rtl --core memory")
     if args.rtl and args.float:
         raise UsageError("--rtl", "trains the fixed-point model's RTL; leave out --float")
     if args.rtl:
@@ -107,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
     limit = args.samples
     if args.rtl:
-        verdict = train_rtl(cfg, data, epochs, limit, args.lanes, args.threads, args.core)
+        verdict = train_rtl(
+            cfg, data, epochs, limit, args.lanes, args.threads, args.core, args.simd
+        )
         if not verdict["bit_exact"]:
             print(f"RTL differs from the golden model: {verdict['first_mismatch']}")
             return 1
@@ -178,5 +191,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "faster, a one-lane core slower)",
     )
     add_core_option(p)
+    add_simd_option(p)
     p.add_argument("--out", help="directory for accuracy.png and confusion.png")
     p.add_argument("--json", help="write the result as JSON")
