@@ -145,6 +145,33 @@ def test_train_refuses_bad_counts_in_one_line(capsys):
         assert "error: --lanes: must be a whole number >= 1" in capsys.readouterr().err
 
 
+def test_a_fold_is_refused_where_it_does_not_apply_in_one_line(capsys):
+    """``--simd`` folds the memory core only, at a given lane count it divides."""
+    cases = [
+        (["train", "iris", "--simd", "8"], "--simd: folds the memory core's RTL"),
+        (["train", "iris", "--rtl", "--core", "memory", "--lanes", "2", "--simd", "3"],
+         "--simd: simd must be a multiple of lanes (2), got 3"),
+        (["logic", "--board", "icebreaker", "--simd", "4"], "--simd: folds a memory core"),
+        (["build", "--board", "icebreaker", "--core", "memory", "--lanes", "auto",
+          "--simd", "4"], "--simd: folds a memory core at a given --lanes"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"pulsegate: error: {message}") and err.count("\n") == 1, err
+
+
+def test_bench_cores_takes_folded_plans():
+    import argparse
+
+    from pulsegate.commands.bench import fold_plan
+
+    assert fold_plan("8") == 8 and fold_plan("2x8") == (2, 8)
+    for bad in ("2x3", "x8", "0", "2x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            fold_plan(bad)
+
+
 def test_a_lane_plan_naming_no_matrix_is_refused_in_one_line(capsys, tmp_path):
     assert main(["generate", "--lanes", "W1=2,W7=3", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -125,6 +125,31 @@ def test_the_memory_core_trains_iris_under_the_native_harness(tmp_path):
     assert verdict["cycles_per_sample"] < sample_clocks(encode(program, cfg)[0], 4) - 1
 
 
+@pytest.mark.parametrize(
+    ("dataset", "lanes", "simd", "count"),
+    [("digits", 2, 8, 30), pytest.param("digits", 16, 128, 30, marks=pytest.mark.slow)],
+)
+def test_the_memory_core_folded_wider_trains_digits_bit_exactly(
+    tmp_path, dataset, lanes, simd, count
+):
+    """PE x SIMD under the native harness: digits at 2 element lanes and 8 multipliers (the
+    UP5K's DSPs), every state word after every sample, in the micro-code's clocks."""
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    data, cfg = load_dataset(dataset), dataset_config(dataset)
+    order = epoch_order(cfg, len(data.x_train), 1)[0][:count]
+    targets = data.targets(data.y_train)
+    samples = [{"x": data.x_train[i], "t": targets[i]} for i in order]
+    work = tmp_path / dataset
+    verdict = run_fast(cfg, samples, lanes=lanes, work=work, core="memory", simd=simd)
+    assert verdict["bit_exact"], verdict["first_mismatch"]
+    assert verdict["samples_compared"] == count
+    program = compile_program(compile_backprop(cfg), lanes, simd)
+    words, _ = encode(program, cfg, observe_ticks=False)
+    assert verdict["cycles_per_sample"] == sample_clocks(words, lanes, simd) - 1
+
+
 # The seed's leaky windows on real data: N = 2 ticks a window with alpha = 1/2 (a leak pass
 # over every undriven group), N = 3 with alpha = 1/4.
 LEAKY = {

@@ -47,7 +47,8 @@ def train_rtl(
     samples = training_samples(cfg, data, epochs, limit)
     layers = "-".join(map(str, cfg.layers))
     print(
-        f"RTL: building the {layers} {core} core at {lanes_label(lanes)} lane(s) and "
+        f"RTL: building the {layers} {core} core at {lanes_label(lanes)} lane(s)"
+        f"{f' x {simd} multipliers' if simd else ''} and "
         f"training {len(samples)} samples under Verilator (the first build of a large core "
         "takes minutes) ...",
         flush=True,
