@@ -2,9 +2,10 @@
 
 Every group's currents live in a :class:`~hw.state_memory.StateMemory` of ``lanes`` banks,
 masks in a memory of ``lanes``-bit words, every matrix in one weight memory of words of
-``lanes`` weights (a transposed copy is its primary read the other way: by columns, one
-broadcast source element a clock into ``lanes`` accumulators), gathered source vectors in two
-buffers. :class:`~hw.microsequencer.MicroSequencer` steps through the instruction ROM
+``simd`` weights (``lanes`` unless folded wider; a transposed copy is its primary read the
+other way: by columns, one broadcast source element a clock into ``lanes`` accumulators),
+gathered source vectors in two buffers (the source buffer's rows ``simd`` elements).
+:class:`~hw.microsequencer.MicroSequencer` steps through the instruction ROM
 (:mod:`hw.microcode`) and issues one slot a clock into :class:`~hw.lanes.LanePipeline` (its
 stages are listed there); this module holds the memories and joins them to both, with the
 rounding LFSR, the saturation counters, the load stream, the host port and the debug port.

@@ -3,11 +3,12 @@
 The memory-centric core keeps every group's currents in one state memory of ``lanes`` banks
 (each group starts on a fresh row: element ``j`` of a group sits in bank ``j % lanes`` of row
 ``base + j // lanes``), masks in a mask memory of ``lanes``-bit words, and each matrix in a
-weight memory whose word holds ``lanes`` weights of one row (row-major, a row's last word
-partly idle). A transposed copy ``W^T`` lives at the same addresses as ``W``, transposed in
-the word: the word of ``W[r, c0 .. c0+lanes-1]`` has ``W^T[c0 .. c0+lanes-1, r]`` beside it,
-so one learning pass updates both with the same changes, in the golden model's row-major
-order (the stochastic-rounding draws follow it). Hence two sweep shapes:
+weight memory whose word holds ``simd`` weights of one row (row-major, a row's last word partly
+idle; ``simd`` is ``lanes`` unless the program is folded wider: :attr:`Program.simd`). A
+transposed copy ``W^T`` lives at the same addresses as ``W``, transposed in the word: the word
+of ``W[r, c0 .. c0+lanes-1]`` has ``W^T[c0 .. c0+lanes-1, r]`` beside it, so one learning pass
+updates both with the same changes, in the golden model's row-major order (the stochastic-
+rounding draws follow it). Hence two sweep shapes:
 
 * ``by rows`` (``W``, lanes over sources): one target row at a time, a word of ``lanes``
   weights times ``lanes`` source elements per clock, summed in an adder tree;
