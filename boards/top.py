@@ -63,10 +63,11 @@ def board_system(
         # address): the ROM in logic costs a few LUTs and flip-flops there
         rom_style="logic" if family == "ecp5" else None,
         # a wide plan's state and buffer banks are a few rows each: a DP16KD apiece would
-        # take the block RAM its weights need (400-400-10 at 101 lanes: 303 more)
+        # take the block RAM its weights need (400-400-10 at 101 lanes: 303 more; folded
+        # wider, the source buffer has a bank a multiplier)
         ram_style=(
             "distributed"
-            if family == "ecp5" and isinstance(lanes, int) and lanes > WIDE_PLAN
+            if family == "ecp5" and isinstance(lanes, int) and max(lanes, simd or 0) > WIDE_PLAN
             else None
         ),
     )
