@@ -72,6 +72,7 @@ module {FAST_TOP}(
   input [{addr_width - 1}:0] debug_addr,
   output load_ready,
   output sample_done,
+  output state_valid,
   output running,
   output [31:0] samples,
   output [63:0] debug_data
@@ -98,6 +99,7 @@ module {FAST_TOP}(
     .sample_done(sample_done),
     .running(running),
     .samples(samples),
+    .state_valid(state_valid),
 {mutant_wire}{out_wire}    .debug_addr(addr_r),
     .debug_data(debug_data)
   );

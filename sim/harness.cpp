@@ -16,6 +16,11 @@
 // simulated (int64).
 // Progress: "progress DONE TOTAL" on stderr after every twentieth of the samples.
 //
+// A core that takes input words while it runs (the memory core's two input banks: load_ready
+// while running) gets the next sample's words then, a word a clock, as a board's link streams
+// them. Every sample must show state_valid (its ticks' state, or its last tick's), as many
+// clocks of it as the first sample did, and none in its first clock.
+//
 // Built with PULSEGATE_MUTANTS (sim/mutation.py), the top has a mutsel input that picks one
 // mutation of the core (0: none): argv[3] is that number and argv[4] the most clocks a sample
 // may take before the run counts as hung (exit 3).
@@ -85,20 +90,36 @@ int main(int argc, char** argv) {
     cycles.reserve(n_samples);
     const int32_t report_every = n_samples >= 20 ? n_samples / 20 : 1;
     std::vector<int64_t> state(state_words + outputs);
+    int32_t loaded = 0;  // words of sample k (the next to run) already taken
+    int64_t valid_clocks = -1;  // clocks of state_valid in a sample (the first sample's)
+    auto present = [&](int32_t k, int32_t w) {
+        top->load_payload = static_cast<uint32_t>(inputs[static_cast<size_t>(k) * words + w]) & mask;
+        top->load_valid = 1;
+    };
     for (int32_t k = 0; k < n_samples; ++k) {
-        for (int32_t w = 0; w < words; ++w) {
-            top->load_payload = static_cast<uint32_t>(inputs[static_cast<size_t>(k) * words + w]) & mask;
-            top->load_valid = 1;
+        for (int32_t w = loaded; w < words; ++w) {
+            present(k, w);
             if (!top->load_ready) fail("load not ready between samples");
             tick();
         }
+        loaded = 0;
         top->load_valid = 0;
         top->start = 1;
         tick();  // the core takes the last word; the wrapper takes start
         top->start = 0;
         tick();  // the core takes start
-        int64_t started = clocks;
+        int64_t started = clocks, valid = 0;
+        if (top->state_valid) fail("state_valid in a sample's first clock");
         while (!top->sample_done) {  // outputs are settled after every tick()
+            valid += top->state_valid;
+            // the next sample's words while this one runs, where the core takes them
+            const bool streams = top->running && top->load_ready && k + 1 < n_samples;
+            if (streams && loaded < words) {
+                present(k + 1, loaded);
+                ++loaded;
+            } else {
+                top->load_valid = 0;
+            }
             tick();
             if (clocks - started > max_clocks) {
                 std::fprintf(stderr, "harness: no sample_done after %lld clocks\n",
@@ -106,6 +127,11 @@ int main(int argc, char** argv) {
                 std::exit(3);
             }
         }
+        top->load_valid = 0;
+        valid += top->state_valid;
+        if (valid == 0) fail("no state_valid in a sample");
+        if (valid_clocks < 0) valid_clocks = valid;
+        if (valid != valid_clocks) fail("state_valid for another count of clocks than before");
         tick();  // the clock of sample_done: the last updates land
         cycles.push_back(clocks - started);
         // the core's own account of the run: idle again, and this sample counted
