@@ -321,6 +321,22 @@ def test_the_memory_cores_logic_stays_near_its_baselines_and_independent_of_the_
     assert cells["digits", 8] <= 1.5 * cells["xor", 8]
 
 
+# The fold's baseline (ECP5, Yosys, the core alone; BENCHMARKS.md, "folded wider"): a
+# multiplier's cost, so that it cannot grow unnoticed either.
+FOLD_BASELINE = {("digits", 8, 64): 20_876}
+
+
+@pytest.mark.slow
+def test_the_folded_cores_logic_stays_near_its_baseline():
+    from boards.plans import core_resources, logic_cells
+
+    for (name, lanes, simd), baseline in FOLD_BASELINE.items():
+        counts = core_resources("ulx3s-85f", dataset_config(name), lanes, "memory", simd).counts
+        cells = logic_cells("ecp5", counts)
+        assert abs(cells - baseline) <= TOLERANCE * baseline, (name, lanes, simd, cells)
+        assert counts["DSP"] == simd
+
+
 @pytest.mark.parametrize(
     ("dataset", "lanes", "simd"),
     [("xor", 4, None), ("iris", 8, None), ("iris", 3, None), ("iris", 2, 8)],
