@@ -270,7 +270,6 @@ class LanePipeline(wiring.Component):
         mul_b = [Signal(signed(cw), name=f"mul_b{k}", reset_less=True) for k in range(simd)]
         one = 1 << cfg.weight_frac
         src, state, zero = self.src_data, self.state_data, self.state_zero
-        src_element = Array(src[k] for k in range(simd))[t1.lane]
         post_element = Array(self.post_data[k] for k in range(lanes))[t1.lane]
         fold = simd // lanes
 
@@ -288,7 +287,7 @@ class LanePipeline(wiring.Component):
                     with m.Case(Slot.STEP):
                         m.d.sync += [mul_a[k].eq(Mux(zero, 0, one)), mul_b[k].eq(state[k])]
                     with m.Case(Slot.COLS):
-                        m.d.sync += [mul_a[k].eq(column_weight(k)), mul_b[k].eq(src_element)]
+                        m.d.sync += [mul_a[k].eq(column_weight(k)), mul_b[k].eq(post_element)]
                 with m.Case(Slot.ROWS):
                     m.d.sync += [mul_a[k].eq(self.weight_data[k]), mul_b[k].eq(src[k])]
                 with m.Case(Slot.LEARN):

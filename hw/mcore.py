@@ -255,7 +255,7 @@ class MemoryCore(wiring.Component):
                            if w.dest == Dest.SRC]
                           + [w.drow + w.count for w in gathers if w.dest == Dest.POST]
                           + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
-                          + [-(-w.inner // simd) for w in self.words if w.kind == Kind.COLS]
+                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
                           + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
                           + [2])  # fmt: skip
         self.buffers = {}

@@ -12,7 +12,8 @@ the lanes' pipeline (read -> multiply -> accumulate -> step -> write back):
   clock into one adder tree, its ``z`` into the lane of its row; after each block of ``lanes``
   rows, the step slots of that block of targets;
 * ``COLS``: a transposed copy, ``lanes`` targets at a time, one broadcast source element a
-  clock into ``lanes`` accumulators; then the block's step slots;
+  clock (from the post-synaptic buffer) into ``lanes`` accumulators; then the block's step
+  slots;
 * ``LEARN``: the Hebbian rule over a matrix and its copy, a word of ``simd`` weights a clock;
 * ``FLAGS``: set zero flags (clears, the leak of ``alpha = 1``), one clock; before a word
   that issues slots it is folded into that word (``preset``: set in its first clock);
@@ -368,7 +369,11 @@ def _words_of(op, where: MemoryMap, schedule: Schedule, cfg: Config) -> list[Wor
         stride=where.words[primary],
         **_step_fields(where, op.plus, op.minus, op.mask, op.held),
     )
-    return [*_gathers(where, op.sources, Dest.SRC), sweep]
+    # A sweep by columns broadcasts one source element a clock: from the post-synaptic
+    # buffer, ``lanes`` elements a row, so the element is picked from ``lanes`` (a row of the
+    # source buffer holds ``simd``: a multiplexer that wide sat on every lane's operand).
+    into = Dest.SRC if by_rows else Dest.POST
+    return [*_gathers(where, op.sources, into), sweep]
 
 
 def _readout(where: MemoryMap, schedule: Schedule) -> Word:
@@ -599,7 +604,7 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
         for b in range(w.count):
             for j in range(w.inner):
                 address = w.wbase + j * w.stride + b // fold
-                yield [("W", address, 0), ("SRC", j // simd, 0), ("port", 0, 0)], []
+                yield [("W", address, 0), ("POST", j // lanes, 0), ("port", 0, 0)], []
             yield from steps(b)
     elif w.kind == Kind.LEARN:
         for i in range(w.count):

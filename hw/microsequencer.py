@@ -218,7 +218,7 @@ class MicroSequencer(wiring.Component):
         woff = Signal(range(max(self.weight_words, 2) + 1))
         eoff = Signal(range((counts + 1) * simd + 1))  # first element of the block
         erow = Signal(range(counts + 1))  # a buffered element: its word ...
-        elane = Signal(range(max(simd, 2)))  # ... and its lane
+        elane = Signal(range(max(lanes, 2)))  # ... and its lane
         # Folded wider (simd > lanes): a block's part of a source buffer row or of a word
         # of weights, and that row or word. A gather's start from the ROM in its first
         # clock (its first slot may issue then), counted from there on.
@@ -388,7 +388,7 @@ class MicroSequencer(wiring.Component):
                             last = inner_end
                             m.d.comb += [
                                 weight_addr.eq(ins.wbase + woff),
-                                src_addr.eq(erow),
+                                post_addr.eq(erow),
                                 slot.op.eq(Slot.COLS),
                                 slot.first.eq(inner == 0),
                                 slot.last.eq(last),
@@ -400,7 +400,7 @@ class MicroSequencer(wiring.Component):
                                 m.d.sync += [erow.eq(0), elane.eq(0), in_tail.eq(1)]
                             with m.Else():
                                 m.d.sync += [*inner_next(), woff.eq(woff + ins.stride)]
-                                next_element(simd)
+                                next_element()
                         with m.Elif(in_tail):
                             step_slot(blk, after_cols)
                     with m.Case(Kind.LEARN):
