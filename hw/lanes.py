@@ -18,10 +18,11 @@ stage  what happens to a slot
 6      the state memory's write-back: the two terms summed and saturated
 ====== ======================================================================================
 
-Above :data:`hw.microcode.TREE_LANES` lanes a stage 2b sits between 2 and 3: a row's products
-summed in groups of eight (registered), the other slots' products passed through a
-register, so that a wide plan's adder tree is two short ones; stages 3 to 5 are then a clock
-later (:func:`hw.microcode.pipeline_depth`).
+Above :data:`hw.microcode.TREE_LANES` multipliers a stage 2b sits between 2 and 3: a row's
+products summed in groups of eight (registered), the other slots' products passed through a
+register, so that a wide plan's adder tree is two short ones; above 32 a stage 2c sums the
+group sums in eights again (:func:`hw.microcode.tree_levels`), and stages 3 to 5 are a clock
+later a level (:func:`hw.microcode.pipeline_depth`).
 
 A step was one path at stage 5 (z's sign, the mask, the gain's adders, the leak, the
 saturating sum, the state memory's write data): the critical one on both families. Split at
@@ -41,7 +42,7 @@ from golden_model.config import Config
 from golden_model.fixed import max_code
 
 from .fixedpoint import balanced_sum, saturate, shift_round_nearest, shift_round_stochastic
-from .microcode import DEPTH, Dest, pipeline_depth
+from .microcode import DEPTH, TREE_GROUP, Dest, pipeline_depth
 from .microsequencer import Slot, slot_layout
 from .population import drive_term, leak_term
 
@@ -49,8 +50,6 @@ __all__ = ["LanePipeline", "STAGES"]
 
 #: Stages behind the issuing one without a split tree (:data:`hw.microcode.DEPTH`).
 STAGES = DEPTH
-#: Products a register of a split adder tree sums.
-TREE_GROUP = 8
 
 
 class _SplitAccumulator:
@@ -239,7 +238,7 @@ class LanePipeline(wiring.Component):
         cfg, lanes, simd = self.cfg, self.lanes, self.simd
         cw = cfg.current_width
         stages = pipeline_depth(simd)
-        split = stages > STAGES  # a stage 2b: the row's adder tree cut by a register
+        levels = stages - STAGES  # stages 2b, 2c, ...: the row's adder tree cut by registers
         tags = [self.slot] + [
             Signal.like(self.slot, name=f"stage{n}") for n in range(1, stages + 1)
         ]
@@ -253,11 +252,12 @@ class LanePipeline(wiring.Component):
         # micro-code keeps sweeps off the weights' port meanwhile).
         m.d.comb += [self.weight_learn.eq(t1.op == Slot.LEARN), self.weight_learn_addr.eq(t1.row)]
         self.held_word = Signal.like(self.weight_data)
-        if split:  # the rule is a stage later: the word waits a clock more
-            waiting = Signal.like(self.weight_data)
-            m.d.sync += [waiting.eq(self.weight_data), self.held_word.eq(waiting)]
-        else:
-            m.d.sync += self.held_word.eq(self.weight_data)
+        word = self.weight_data
+        for level in range(levels):  # the rule is a stage later a level: the word waits
+            waiting = Signal.like(self.weight_data, name=f"waiting{level}")
+            m.d.sync += waiting.eq(word)
+            word = waiting
+        m.d.sync += self.held_word.eq(word)
 
         # stage 1: operands. Currents pass the multipliers as 1.0 in weight units: every
         # block then leaves the accumulators through one rounding (exact for them) and one
@@ -303,12 +303,14 @@ class LanePipeline(wiring.Component):
         for k in range(simd):
             m.d.sync += products[k].eq(mul_a[k] * mul_b[k])
         row_terms = [products[k] for k in range(simd)]
-        if split:  # stage 2b: a row's products in groups of eight; the rest a clock later
-            delayed = [Signal.like(p, name=f"delayed{k}") for k, p in enumerate(products)]
+        for level in range(levels):  # a level: groups of eight summed; the rest a clock later
+            delayed = [Signal.like(p, name=f"delayed{level}_{k}") for k, p in enumerate(products)]
             m.d.sync += [d.eq(p) for d, p in zip(delayed, products, strict=True)]
-            groups = [row_terms[g : g + TREE_GROUP] for g in range(0, simd, TREE_GROUP)]
-            width = self.a_width + cw + ceil_log2(TREE_GROUP)
-            partial = [Signal(signed(width), name=f"partial{n}") for n in range(len(groups))]
+            groups = [row_terms[g : g + TREE_GROUP] for g in range(0, len(row_terms), TREE_GROUP)]
+            width = max(len(Value.cast(t)) for t in row_terms) + ceil_log2(TREE_GROUP)
+            partial = [
+                Signal(signed(width), name=f"partial{level}_{n}") for n in range(len(groups))
+            ]
             for sums, group in zip(partial, groups, strict=True):
                 m.d.sync += sums.eq(balanced_sum(group))
             products, row_terms = delayed, partial

@@ -37,7 +37,7 @@ from .fixedpoint import balanced_sum, clamp_unsigned
 from .host_port import HostPort, WordLaneDecoder, word_lane_spots
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
-from .microcode import Dest, Kind, encode, sample_clocks
+from .microcode import TREE_GROUP, Dest, Kind, encode, sample_clocks
 from .microprogram import compile_program
 from .microsequencer import MicroSequencer
 from .population import COUNTER_WIDTH
@@ -383,13 +383,22 @@ class MemoryCore(wiring.Component):
         )
         # A clock's events are summed and registered, then counted: off the learning rule's
         # and the steps' paths, and the sum off the counter's carry chain (the iCE40's path).
+        # A rule's events (one a multiplier) are summed by eights into registers first where
+        # there are many: a wide fold's sum of 128 in one stage was a deep adder tree. They
+        # have the clock: a rule's events come two clocks before a step's, which the tick
+        # waits for (hw.microcode.COUNT).
         for counter, events in (
             (self.sat_current, pipe.current_events),
             (self.sat_weight, pipe.weight_events),
             (self.sat_copy, pipe.copy_events),
         ):
+            terms = list(events)
+            if len(terms) > 2 * TREE_GROUP and events is not pipe.current_events:
+                groups = [terms[g : g + TREE_GROUP] for g in range(0, len(terms), TREE_GROUP)]
+                terms = [Signal(range(len(g) + 1), name=f"{counter.name}_part") for g in groups]
+                m.d.sync += [t.eq(balanced_sum(g)) for t, g in zip(terms, groups, strict=True)]
             total = Signal(range(len(events) + 1), name=f"{counter.name}_events")
-            m.d.sync += total.eq(balanced_sum(list(events)))
+            m.d.sync += total.eq(balanced_sum(terms))
             m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
 
         self._load(m)

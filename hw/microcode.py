@@ -77,14 +77,28 @@ WRITE = DEPTH - 1
 #: ns), but cut at 2 lanes the iCEBreaker's digits system took 4,855 cells (92 %) for no
 #: faster clock.
 TREE_LANES = 4
+#: Terms a registered level of a split tree sums (each level a stage).
+TREE_GROUP = 8
+
+
+def tree_levels(lanes: int) -> int:
+    """Registered levels of a row's adder tree over ``lanes`` products: none up to
+    :data:`TREE_LANES`, then groups of :data:`TREE_GROUP` summed into registers, level after
+    level, until at most :data:`TREE_LANES` sums are left for the accumulator's stage (16
+    group sums of a 128-multiplier fold in that stage, four levels of carry chains, placed a
+    digits system on the ECP5 at 41.6 MHz)."""
+    levels, terms = 0, lanes
+    while terms > TREE_LANES:
+        terms, levels = -(-terms // TREE_GROUP), levels + 1
+    return levels
 
 
 def pipeline_depth(lanes: int) -> int:
     """Stages behind the issuing one where a row's adder tree sums ``lanes`` products (the
-    multipliers: ``simd`` of a folded program): :data:`DEPTH`, and one more for a split
-    adder tree (:data:`TREE_LANES`). The other writes land a stage earlier (:data:`WRITE`),
-    and a step reads its mask word a stage before them."""
-    return DEPTH + (lanes > TREE_LANES)
+    multipliers: ``simd`` of a folded program): :data:`DEPTH`, and one more for each
+    registered level of its tree (:func:`tree_levels`). The other writes land a stage
+    earlier (:data:`WRITE`), and a step reads its mask word a stage before them."""
+    return DEPTH + tree_levels(lanes)
 
 
 #: Clocks from a slot's write-back to its saturation events in the counters (a step's event

@@ -209,6 +209,8 @@ def test_without_tick_drains_every_sample_ends_bit_exact(name, changes, lanes):
         ("three-layers", 1, 3),
         ("ar2", 2, 4),
         ("split-tree", 2, 16),  # a row's tree cut by a register (TREE_LANES)
+        ("two-levels", 2, 40),  # and its group sums by another (tree_levels)
+        ("saturating", 2, 24),  # a rule's events summed by eights first (24 of them)
         pytest.param("digits", 2, 8, marks=pytest.mark.slow),
     ],
 )
@@ -224,12 +226,15 @@ def test_folded_wider_every_tick_is_bit_exact_in_the_clocks_counted(name, lanes,
     if name == "ar2":
         cfg = default_config("ar2")
         samples, schedule = [{"x": x} for x in ar2_data(cfg, 5)[0]], compile_ar2(cfg)
-    elif name in ("iris", "leaky-iris", "split-tree", "digits"):
+    elif name in ("iris", "leaky-iris", "split-tree", "two-levels", "digits"):
         dataset = "digits" if name == "digits" else "iris"
         cfg = dataset_config(dataset)
         if name == "leaky-iris":
             cfg = cfg.replace(ticks_per_window=2, leak_shift=1)
         samples = training_samples(cfg, load_dataset(dataset), 1, 1)
+    elif name == "saturating":
+        cfg = SATURATING
+        samples = [xor_sample(int(k)) for k in np.random.default_rng(1).integers(0, 4, 8)]
     else:
         changes = {
             "xor": {},
@@ -241,6 +246,15 @@ def test_folded_wider_every_tick_is_bit_exact_in_the_clocks_counted(name, lanes,
     assert mismatch is None, str(mismatch)
     words, _ = encode(compile_program(schedule or compile_backprop(cfg), lanes, simd), cfg)
     assert clocks == len(samples) * sample_clocks(words, lanes, simd)
+
+
+def test_a_wide_tree_is_cut_into_levels_of_eight():
+    from hw.microcode import tree_levels
+
+    assert [tree_levels(n) for n in (1, 4, 5, 8, 32, 33, 128, 136, 1024)] == [
+        0, 0, 1, 1, 1, 2, 2, 2, 3
+    ]  # fmt: skip
+    assert pipeline_depth(128) == DEPTH + 2
 
 
 def test_a_fold_must_be_a_multiple_of_the_lanes():
