@@ -255,13 +255,11 @@ class MicroSequencer(wiring.Component):
             m.d.sync += [following.eq(following + 1), fresh.eq(1)]
             for counter in (blk, row, inner, st, in_tail, final, woff, eoff, erow, elane):
                 m.d.sync += counter.eq(0)
-            if fold > 1:
-                m.d.sync += [part.eq(0), prow.eq(0)]
             clears = (ins.kind == Kind.GATHER) | (ins.kind == Kind.ROWS) | (ins.kind == Kind.COLS)
             m.d.comb += flags_clear.eq(Mux(clears, ins.flags, 0))
 
-        def next_element(width: int = lanes):
-            with m.If(elane == width - 1):
+        def next_element():
+            with m.If(elane == lanes - 1):
                 m.d.sync += [elane.eq(0), erow.eq(erow + 1)]
             with m.Else():
                 m.d.sync += elane.eq(elane + 1)
