@@ -18,6 +18,10 @@ stage  what happens to a slot
 6      the state memory's write-back: the two terms summed and saturated
 ====== ======================================================================================
 
+Above :data:`hw.microcode.OPERAND_LANES` multipliers a stage 1b sits between 1 and 2: the
+memories' words registered as they arrive, and the operands chosen from those registers (an
+ECP5 block RAM's clock-to-out and a wide word's multiplexers were one path).
+
 Above :data:`hw.microcode.TREE_LANES` multipliers a stage 2b sits between 2 and 3: a row's
 products summed in groups of eight (registered), the other slots' products passed through a
 register, so that a wide plan's adder tree is two short ones; above 32 a stage 2c sums the
@@ -42,7 +46,7 @@ from golden_model.config import Config
 from golden_model.fixed import max_code
 
 from .fixedpoint import balanced_sum, saturate, shift_round_nearest, shift_round_stochastic
-from .microcode import DEPTH, TREE_GROUP, Dest, pipeline_depth
+from .microcode import DEPTH, TREE_GROUP, Dest, operand_stages, pipeline_depth, tree_levels
 from .microsequencer import Slot, slot_layout
 from .population import drive_term, leak_term
 
@@ -238,22 +242,27 @@ class LanePipeline(wiring.Component):
         cfg, lanes, simd = self.cfg, self.lanes, self.simd
         cw = cfg.current_width
         stages = pipeline_depth(simd)
-        levels = stages - STAGES  # stages 2b, 2c, ...: the row's adder tree cut by registers
+        early = operand_stages(simd)  # stage 1b: the memories' words registered
+        levels = tree_levels(simd)  # stages 2b, 2c, ...: the row's adder tree cut by registers
         tags = [self.slot] + [
             Signal.like(self.slot, name=f"stage{n}") for n in range(1, stages + 1)
         ]
         for n in range(stages):
             m.d.sync += tags[n + 1].eq(tags[n])
         self.tags = tags
-        t1, t2 = tags[1:3]
+        t1 = tags[1 + early]  # the operands' stage
         t3, t4, t5 = tags[-4:-1]  # accumulate, round, write back (stage 6: the state's)
         # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
         # arithmetic at stage 3 starts from a register, not from the memory's output (the
         # micro-code keeps sweeps off the weights' port meanwhile).
-        m.d.comb += [self.weight_learn.eq(t1.op == Slot.LEARN), self.weight_learn_addr.eq(t1.row)]
+        read = tags[1]
+        m.d.comb += [
+            self.weight_learn.eq(read.op == Slot.LEARN),
+            self.weight_learn_addr.eq(read.row),
+        ]
         self.held_word = Signal.like(self.weight_data)
         word = self.weight_data
-        for level in range(levels):  # the rule is a stage later a level: the word waits
+        for level in range(early + levels):  # the rule a stage later a stage: the word waits
             waiting = Signal.like(self.weight_data, name=f"waiting{level}")
             m.d.sync += waiting.eq(word)
             word = waiting
@@ -270,13 +279,25 @@ class LanePipeline(wiring.Component):
         mul_b = [Signal(signed(cw), name=f"mul_b{k}", reset_less=True) for k in range(simd)]
         one = 1 << cfg.weight_frac
         src, state, zero = self.src_data, self.state_data, self.state_zero
-        post_element = Array(self.post_data[k] for k in range(lanes))[t1.lane]
+        post, weights = self.post_data, self.weight_data
+        if early:  # the words registered as they leave the memories (stage 1b)
+            src, state, zero, post, weights = (
+                self._registered(m, value, name)
+                for value, name in (
+                    (src, "src"),
+                    (state, "state"),
+                    (zero, "zero"),
+                    (post, "post"),
+                    (weights, "weights"),
+                )
+            )
+        post_element = Array(post[k] for k in range(lanes))[t1.lane]
         fold = simd // lanes
 
         def column_weight(k: int) -> Value:  # a sweep by columns: lane k's of the slot's part
             if fold == 1:
-                return self.weight_data[k]
-            return Array(self.weight_data[p * lanes + k] for p in range(fold))[t1.part]
+                return weights[k]
+            return Array(weights[p * lanes + k] for p in range(fold))[t1.part]
 
         for k in range(simd):
             with m.Switch(t1.op):
@@ -289,7 +310,7 @@ class LanePipeline(wiring.Component):
                     with m.Case(Slot.COLS):
                         m.d.sync += [mul_a[k].eq(column_weight(k)), mul_b[k].eq(post_element)]
                 with m.Case(Slot.ROWS):
-                    m.d.sync += [mul_a[k].eq(self.weight_data[k]), mul_b[k].eq(src[k])]
+                    m.d.sync += [mul_a[k].eq(weights[k]), mul_b[k].eq(src[k])]
                 with m.Case(Slot.LEARN):
                     m.d.sync += [mul_a[k].eq(post_element), mul_b[k].eq(src[k])]
                 with m.Default():  # registered every clock, no enable: the DSP's own registers
@@ -350,6 +371,13 @@ class LanePipeline(wiring.Component):
         # stages 5 and 6: write back
         self._write_back(m, t5, out, value, saturated, positive)
         return m
+
+    @staticmethod
+    def _registered(m: Module, value, name: str):
+        """``value`` a clock later, in a register without reset (a memory's word)."""
+        held = Signal.like(value, name=f"{name}_held", reset_less=True)
+        m.d.sync += held.eq(value)
+        return held
 
     def _learn(self, m: Module, t3, products) -> None:
         """Stage 3 of a learning slot: the rule on a word of weights, written back at once.

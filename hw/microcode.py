@@ -55,6 +55,9 @@ __all__ = [
     "WRITE",
     "ISSUE",
     "TREE_LANES",
+    "OPERAND_LANES",
+    "operand_stages",
+    "tree_levels",
     "pipeline_depth",
     "encode",
     "word_layout",
@@ -93,12 +96,26 @@ def tree_levels(lanes: int) -> int:
     return levels
 
 
+#: Above this many multipliers the memories' words are registered before the operand
+#: multiplexers (a stage more for every slot): an ECP5 block RAM's output has a 5.8 ns
+#: clock-to-out, and with a folded word's part pick and the slot's kind behind it, it was the
+#: critical path of digits at 8 x 32 (12.77 ns, 78.3 MHz); 8 x 8 met 100 MHz without it.
+OPERAND_LANES = 8
+
+
+def operand_stages(lanes: int) -> int:
+    """Registered stages between the memories' words and the multipliers' operand
+    multiplexers where ``lanes`` multipliers take them: one above :data:`OPERAND_LANES`."""
+    return int(lanes > OPERAND_LANES)
+
+
 def pipeline_depth(lanes: int) -> int:
     """Stages behind the issuing one where a row's adder tree sums ``lanes`` products (the
-    multipliers: ``simd`` of a folded program): :data:`DEPTH`, and one more for each
-    registered level of its tree (:func:`tree_levels`). The other writes land a stage
-    earlier (:data:`WRITE`), and a step reads its mask word a stage before them."""
-    return DEPTH + tree_levels(lanes)
+    multipliers: ``simd`` of a folded program): :data:`DEPTH`, one more where the operands
+    are registered (:func:`operand_stages`) and one for each registered level of its tree
+    (:func:`tree_levels`). The other writes land a stage earlier (:data:`WRITE`), and a step
+    reads its mask word a stage before them."""
+    return DEPTH + operand_stages(lanes) + tree_levels(lanes)
 
 
 #: Clocks from a slot's write-back to its saturation events in the counters (a step's event
