@@ -24,9 +24,9 @@ ECP5 block RAM's clock-to-out and a wide word's multiplexers were one path).
 
 Above :data:`hw.microcode.TREE_LANES` multipliers a stage 2b sits between 2 and 3: a row's
 products summed in groups of eight (registered), the other slots' products passed through a
-register, so that a wide plan's adder tree is two short ones; above 32 a stage 2c sums the
-group sums in eights again (:func:`hw.microcode.tree_levels`), and stages 3 to 5 are a clock
-later a level (:func:`hw.microcode.pipeline_depth`).
+register, so that a wide plan's adder tree is two short ones; above 8 a stage 2c sums the
+group sums in eights again, and so on until one sum is left (:func:`hw.microcode.tree_levels`);
+stages 3 to 5 are a clock later a level (:func:`hw.microcode.pipeline_depth`).
 
 A step was one path at stage 5 (z's sign, the mask, the gain's adders, the leak, the
 saturating sum, the state memory's write data): the critical one on both families. Split at

@@ -73,12 +73,12 @@ DEPTH = 6
 #: The stage of every other write: the buffers, the masks, the output, a learning rule's
 #: weights (a stage before the state memory's).
 WRITE = DEPTH - 1
-#: Above this many lanes a row's adder tree is cut by a register (a stage more for every slot):
-#: a tree over 65 products in one stage held a digits system on the ECP5 near 38 MHz, one over
-#: 8 with the accumulator's adder was the ECP5's critical path at 8 lanes (94.9 MHz). Two
-#: products' sum ahead of the accumulator's split chains is the iCE40's path at 2 lanes (28.4
-#: ns), but cut at 2 lanes the iCEBreaker's digits system took 4,855 cells (92 %) for no
-#: faster clock.
+#: Above this many lanes a row's adder tree is cut by registers (a stage more for every slot
+#: a level): a tree over 65 products in one stage held a digits system on the ECP5 near 38
+#: MHz, one over 8 with the accumulator's adder was the ECP5's critical path at 8 lanes (94.9
+#: MHz). Two products' sum ahead of the accumulator's split chains is the iCE40's path at 2
+#: lanes (28.4 ns), but cut at 2 lanes the iCEBreaker's digits system took 4,855 cells (92 %)
+#: for no faster clock.
 TREE_LANES = 4
 #: Terms a registered level of a split tree sums (each level a stage).
 TREE_GROUP = 8
@@ -86,12 +86,15 @@ TREE_GROUP = 8
 
 def tree_levels(lanes: int) -> int:
     """Registered levels of a row's adder tree over ``lanes`` products: none up to
-    :data:`TREE_LANES`, then groups of :data:`TREE_GROUP` summed into registers, level after
-    level, until at most :data:`TREE_LANES` sums are left for the accumulator's stage (16
-    group sums of a 128-multiplier fold in that stage, four levels of carry chains, placed a
-    digits system on the ECP5 at 41.6 MHz)."""
+    :data:`TREE_LANES`; above, groups of :data:`TREE_GROUP` summed into registers, level
+    after level, until one sum is left for the accumulator. Stopping at four sums left them
+    in the accumulator's stage: 16 of them (a 128-multiplier fold) placed a digits system on
+    the ECP5 at 41.6 MHz, 4 of them (32 multipliers) were 8 x 32's critical path at 91.2
+    MHz."""
+    if lanes <= TREE_LANES:
+        return 0
     levels, terms = 0, lanes
-    while terms > TREE_LANES:
+    while terms > 1:
         terms, levels = -(-terms // TREE_GROUP), levels + 1
     return levels
 

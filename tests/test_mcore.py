@@ -252,10 +252,10 @@ def test_a_wide_tree_is_cut_into_levels_of_eight():
     from hw.microcode import tree_levels
 
     assert [tree_levels(n) for n in (1, 4, 5, 8, 32, 33, 128, 136, 1024)] == [
-        0, 0, 1, 1, 1, 2, 2, 2, 3
+        0, 0, 1, 1, 2, 2, 3, 3, 4
     ]  # fmt: skip
     assert pipeline_depth(8) == DEPTH + 1  # a level
-    assert pipeline_depth(128) == DEPTH + 1 + 2  # the operands registered, two levels
+    assert pipeline_depth(128) == DEPTH + 1 + 3  # the operands registered, three levels
 
 
 def test_a_wide_folds_words_are_registered_before_its_operand_multiplexers():
