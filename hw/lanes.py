@@ -165,8 +165,9 @@ class LanePipeline(wiring.Component):
     mask_addr : Out
         The mask word of the slot in stage 4.
     state_write_row, state_write_data, state_write_lanes : Out
-    weight_write_addr, weight_write_data, weight_write_lanes : Out
-        ``simd`` weights.
+    weight_write_addr, weight_write_data, weight_write_lanes, weight_write : Out
+        ``simd`` weights; the lanes of the rule's row (its events') and the word's write
+        (the other lanes written back as they were read).
     buffer_write_addr, buffer_write_data, buffer_write_lanes : Out, buffer_post : Out(1)
         A gathered block into the source buffer (``simd`` elements a row: the block in its
         part), or into the post-synaptic one (its first ``lanes``).
@@ -220,6 +221,7 @@ class LanePipeline(wiring.Component):
                 "weight_write_addr": Out(row_bits),
                 "weight_write_data": Out(weights),
                 "weight_write_lanes": Out(simd),
+                "weight_write": Out(1),
                 "buffer_write_addr": Out(row_bits),
                 "buffer_write_data": Out(sources),
                 "buffer_write_lanes": Out(simd),
@@ -416,23 +418,26 @@ class LanePipeline(wiring.Component):
         changes = [Signal(signed(wide), name=f"change{k}") for k in range(lanes)]
         with m.If(t3.op == Slot.LEARN):
             for k in range(lanes):
-                if hebbian:
-                    if stochastic:
-                        change = shift_round_stochastic(products[k], shift, ahead[k])
-                    else:
-                        change = shift_round_nearest(products[k], shift)
-                    m.d.sync += changes[k].eq(saturate(change, wide)[0])
-                if covariance:
-                    width = max(2 * cfg.current_width, ww + align) + 2
-                    error = Signal(signed(width), name=f"error{k}")
-                    m.d.comb += error.eq(products[k] - (self.held_word[k] << align))
-                    if stochastic:
-                        addend = ahead[k] & ((Const(1, 33) << amount) - 1)
-                    else:
-                        addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
-                    with m.If(t3.covariance):
-                        change = ((error + addend) >> amount).as_signed()
+                # a lane past the row's end changes nothing: its weight is written back
+                m.d.sync += changes[k].eq(0)
+                with m.If(t3.valid[k]):
+                    if hebbian:
+                        if stochastic:
+                            change = shift_round_stochastic(products[k], shift, ahead[k])
+                        else:
+                            change = shift_round_nearest(products[k], shift)
                         m.d.sync += changes[k].eq(saturate(change, wide)[0])
+                    if covariance:
+                        width = max(2 * cfg.current_width, ww + align) + 2
+                        error = Signal(signed(width), name=f"error{k}")
+                        m.d.comb += error.eq(products[k] - (self.held_word[k] << align))
+                        if stochastic:
+                            addend = ahead[k] & ((Const(1, 33) << amount) - 1)
+                        else:
+                            addend = Mux(amount == 0, 0, (Const(1, 33) << amount) >> 1)
+                        with m.If(t3.covariance):
+                            change = ((error + addend) >> amount).as_signed()
+                            m.d.sync += changes[k].eq(saturate(change, wide)[0])
             if stochastic:
                 m.d.comb += self.random_advance.eq(Mux(draws, balanced_sum(list(t3.valid)), 0))
         # The new weight before its saturation is registered at stage 4 and saturated on its
@@ -440,11 +445,12 @@ class LanePipeline(wiring.Component):
         # iCE40's critical one) into the word's register and the events'.
         sums = [Signal(signed(wide + 1), name=f"unclamped{k}") for k in range(lanes)]
         valid2 = Signal(lanes)
-        m.d.sync += self.weight_write_lanes.eq(0)
+        m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write.eq(0)]
         with m.If(t4.op == Slot.LEARN):
             m.d.sync += [
                 self.weight_write_addr.eq(t4.row),
                 self.weight_write_lanes.eq(t4.valid),
+                self.weight_write.eq(t4.valid[0]),  # a prefix: any lane, the first
                 valid2.eq(t4.valid2),
             ]
             for k in range(lanes):

@@ -37,7 +37,7 @@ from .fixedpoint import balanced_sum, clamp_unsigned
 from .host_port import HostPort, WordLaneDecoder, word_lane_spots
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
-from .microcode import TREE_GROUP, Dest, Kind, encode, sample_clocks
+from .microcode import OPERAND_LANES, TREE_GROUP, Dest, Kind, encode, sample_clocks
 from .microprogram import compile_program
 from .microsequencer import MicroSequencer
 from .population import COUNTER_WIDTH
@@ -269,7 +269,13 @@ class MemoryCore(wiring.Component):
             m.submodules[f"buf_{name}"] = mem
             self.buffers[name] = mem
         self.w_read = self.w_mem.read_port()
-        self.w_write = self.w_mem.write_port(granularity=1)
+        # A wide word has one write enable: a rule writes its padding lanes back unchanged
+        # and the host a word it has read. Per-weight enables cost the ECP5 a DP16KD for
+        # every two weights (its byte enables are 9 bits); one enable lets Yosys pack a word's
+        # 16-bit weights into 36-bit blocks. A narrow word keeps them: the iCE40's blocks
+        # mask by the bit, and the host's read-modify-write would cost LUTs.
+        self.whole_words = simd > OPERAND_LANES
+        self.w_write = self.w_mem.write_port(granularity=None if self.whole_words else 1)
         src_read, src_write = (
             self.buffers["src"].read_port(),
             self.buffers["src"].write_port(granularity=1),
@@ -339,7 +345,7 @@ class MemoryCore(wiring.Component):
             self.st.write_lanes.eq(pipe.state_write_lanes),
             self.w_write.addr.eq(pipe.weight_write_addr),
             self.w_write.data.eq(pipe.weight_write_data),
-            self.w_write.en.eq(pipe.weight_write_lanes),
+            self.w_write.en.eq(pipe.weight_write if self.whole_words else pipe.weight_write_lanes),
             mask_write.addr.eq(pipe.mask_write_addr),
             mask_write.data.eq(pipe.mask_write_data),
             mask_write.en.eq(pipe.mask_write),
@@ -422,7 +428,8 @@ class MemoryCore(wiring.Component):
         )  # fmt: skip
         host = self.host
         value, writing = Signal(signed(ww)), Signal()
-        access, answer = Signal(), Signal()
+        accessing, answer, picking = Signal(), Signal(), Signal()
+
         m.d.comb += [
             host.ready.eq(~self.running & ~self.host_busy & ~self.start),
             decoder.addr.eq(host.addr),
@@ -441,26 +448,38 @@ class MemoryCore(wiring.Component):
                 m.d.comb += self.host_busy.eq(1)
                 with m.If(decoder.valid):
                     m.next = "access"
-            with m.State("access"):  # the read port takes the address; a write happens now
-                m.d.comb += [self.host_busy.eq(1), access.eq(1)]
+            with m.State("access"):  # the read port takes the address (a narrow word's
+                # write happens now)
+                m.d.comb += [self.host_busy.eq(1), accessing.eq(1)]
                 m.next = "data"
             with m.State("data"):  # the word is on the read port: registered whole
                 m.d.comb += [self.host_busy.eq(1), answer.eq(1)]
                 m.next = "pick"
             with m.State("pick"):  # then its lane picked (the memory's output, routed to
-                # every lane's multiplier, and the pick were one path into host.rdata)
-                m.d.comb += self.host_busy.eq(1)
+                # every lane's multiplier, and the pick were one path into host.rdata); a
+                # wide word's write writes it back
+                m.d.comb += [self.host_busy.eq(1), picking.eq(1)]
                 m.d.sync += host.done.eq(1)
                 m.next = "idle"
         address = decoder.address
         m.d.comb += self.host_addr.eq(address)
-        with m.If(access & writing):
-            m.d.comb += [self.w_write.addr.eq(address), self.w_write.en.eq(1 << decoder.lane)]
-            for k in range(lanes):
-                m.d.comb += self.w_write.data[k].eq(value)
         fetched = Signal.like(self.w_read.data)
         with m.If(answer):
             m.d.sync += fetched.eq(self.w_read.data)
+        if self.whole_words:
+            with m.If(picking & writing):  # the word read back with its one weight replaced
+                m.d.comb += [self.w_write.addr.eq(address), self.w_write.en.eq(1)]
+                for k in range(lanes):
+                    replaced = Mux(decoder.lane == k, value, fetched[k])
+                    m.d.comb += self.w_write.data[k].eq(replaced)
+        else:
+            with m.If(accessing & writing):  # the one weight, by its lane's enable
+                m.d.comb += [
+                    self.w_write.addr.eq(address),
+                    self.w_write.en.eq(1 << decoder.lane),
+                ]
+                for k in range(lanes):
+                    m.d.comb += self.w_write.data[k].eq(value)
         word = Array(fetched[k] for k in range(lanes))
         m.d.sync += host.rdata.eq(word[decoder.lane])
 

@@ -361,7 +361,7 @@ def test_the_folded_cores_logic_stays_near_its_baseline():
 
 @pytest.mark.parametrize(
     ("dataset", "lanes", "simd"),
-    [("xor", 4, None), ("iris", 8, None), ("iris", 3, None), ("iris", 2, 8)],
+    [("xor", 4, None), ("iris", 8, None), ("iris", 3, None), ("iris", 2, 8), ("iris", 2, 16)],
 )
 def test_the_host_port_reads_and_writes_every_weight(dataset, lanes, simd):
     """Writes through the host port by trace index land where the debug port and the host
