@@ -62,9 +62,10 @@ def board_system(
         # a DP16KD's slow output would sit in the sequencer's loop (ROM word -> next
         # address): the ROM in logic costs a few LUTs and flip-flops there
         rom_style="logic" if family == "ecp5" else None,
-        # a wide plan's state and buffer banks are a few rows each: a DP16KD apiece would
-        # take the block RAM its weights need (400-400-10 at 101 lanes: 303 more; folded
-        # wider, the source buffer has a bank a multiplier)
+        # a wide plan's buffer banks are a few rows each: a DP16KD apiece would take the
+        # block RAM its weights need (400-400-10 at 101 lanes: 303 more; folded wider, the
+        # source buffer has a bank a multiplier); so are its state banks but where they
+        # are deep (hw.mcore.DISTRIBUTED_ROWS: 400-400-10's stay in block RAM)
         ram_style=(
             "distributed"
             if family == "ecp5" and isinstance(lanes, int) and max(lanes, simd or 0) > WIDE_PLAN

@@ -43,7 +43,10 @@ from .microsequencer import MicroSequencer
 from .population import COUNTER_WIDTH
 from .state_memory import StateMemory, debug_address
 
-__all__ = ["MemoryCore"]
+__all__ = ["MemoryCore", "DISTRIBUTED_ROWS"]
+
+#: Rows a bank above which the state memory stays in block RAM whatever ``ram_style`` asks.
+DISTRIBUTED_ROWS = 128
 
 # Debug ROM entry kinds.
 _CURRENT, _MASK, _WEIGHT, _COUNTER = range(4)
@@ -78,9 +81,13 @@ class MemoryCore(wiring.Component):
         between samples, by its trace index; the rounding LFSR's state (reseeded by the host,
         stepping only under stochastic rounding).
     ram_style : str, optional
-        Yosys's ``ram_style`` for the state memory and the source buffers:
-        ``"distributed"`` puts them in ECP5 LUT RAM, so that a wide plan leaves the block RAM
-        to its weights (400-400-10 at 64 lanes: 192 of 208 DP16KD instead of 256).
+        Yosys's ``ram_style`` for the buffers, the input banks and a state memory of at most
+        :data:`DISTRIBUTED_ROWS` rows: ``"distributed"`` puts them in ECP5 LUT RAM, so that
+        a wide plan leaves the block RAM to its weights (400-400-10 at 64 lanes: 192 of 208
+        DP16KD instead of 256). A deeper state memory stays in block RAM, a block a lane:
+        400-400-10's (301 rows at 17 x 136) in LUT RAM packed its system to 93 % of the
+        ECP5-85F's logic cells.
+
     observe_ticks : bool, optional
         Drain the pipeline at every tick and hold its state for the debug port (the per-tick
         comparisons); without, only the sample's last tick drains, which saves 4 to 16 % of
@@ -234,8 +241,11 @@ class MemoryCore(wiring.Component):
                 contents[row, bank] = v
         row_groups = [where.group_index[g.name] for g in s.groups
                       for _ in range(state_map.blocks(g.name))]  # fmt: skip
+        # a deep state memory stays in block RAM even so: a DP16KD a lane, where LUT RAM
+        # costs a slice a 16 rows of 4 bits and a read multiplexer as deep
+        deep = state_map.rows > DISTRIBUTED_ROWS
         m.submodules.state = self.st = StateMemory(
-            lanes, cw, row_groups, contents, ram_style=self.ram_style
+            lanes, cw, row_groups, contents, ram_style=None if deep else self.ram_style
         )
         if self.loads_while_running:  # two banks of the input groups' rows, no flags
             self.inputs = StateMemory(

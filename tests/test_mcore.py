@@ -14,7 +14,7 @@ from golden_model.config import default_config
 from golden_model.datasets import dataset_config, load_dataset
 from golden_model.schedule import compile_backprop
 from golden_model.tasks import xor_sample
-from hw.mcore import MemoryCore
+from hw.mcore import DISTRIBUTED_ROWS, MemoryCore
 from hw.microcode import (
     COUNT,
     DEPTH,
@@ -440,6 +440,13 @@ def test_ram_style_reaches_the_state_memory_and_the_buffers():
     core = MemoryCore(compile_backprop(cfg), cfg, 4, debug=False, ram_style="distributed")
     text = rtlil.convert(core, name="core")
     assert text.count('attribute \\ram_style "distributed"') == 4 + 4 + 2
+    # a state memory deeper than DISTRIBUTED_ROWS a bank stays in block RAM (digits at 2
+    # lanes: 309 rows); its input banks and buffers go
+    cfg = dataset_config("digits")
+    core = MemoryCore(compile_backprop(cfg), cfg, 2, debug=False, ram_style="distributed")
+    text = rtlil.convert(core, name="core")
+    assert core.program.state.rows > DISTRIBUTED_ROWS
+    assert text.count('attribute \\ram_style "distributed"') == 2 + 2
 
 
 def test_the_memory_map_stores_a_primary_by_columns_only_where_that_is_shorter():
