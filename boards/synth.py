@@ -82,12 +82,21 @@ class Resources:
     cells: dict[str, int]  # every cell type -> count
 
 
+@dataclass(frozen=True)
+class FamilyOnly:
+    """What a component's ``elaborate`` may ask of a platform without a board: its family."""
+
+    family: str
+
+
 def synthesize(component, top: str, family: str) -> Resources:
     """Synthesize ``component`` for ``family`` ("ice40" or "ecp5") and count its cells."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
     command, device, groups = FAMILIES[family]
-    text = rtlil.convert(component, name=top)
+    # elaborated for the family as a board build would (the ECP5's multipliers then keep
+    # their registers in the MULT18X18D: hw.multipliers.RegisteredMultiplier)
+    text = rtlil.convert(component, name=top, platform=FamilyOnly(family))
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / f"{top}.il"
         source.write_text(text)

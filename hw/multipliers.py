@@ -117,9 +117,12 @@ class RegisteredMultiplier(wiring.Component):
         if getattr(platform, "family", None) == "ecp5" and max(self.a_width, self.b_width) <= 18:
             self._mult18x18d(m)
             return m
+        # registers without reset: only those does Yosys move into the iCE40 DSP's own
         a = Signal.like(self.a, name="a_reg", reset_less=True)
         b = Signal.like(self.b, name="b_reg", reset_less=True)
-        m.d.sync += [a.eq(self.a), b.eq(self.b), self.p.eq(a * b)]
+        p = Signal.like(self.p, name="p_reg", reset_less=True)
+        m.d.sync += [a.eq(self.a), b.eq(self.b), p.eq(a * b)]
+        m.d.comb += self.p.eq(p)
         return m
 
     def _mult18x18d(self, m: Module) -> None:

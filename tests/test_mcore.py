@@ -323,7 +323,10 @@ def test_the_timeline_waits_only_for_what_a_word_reads():
 
 # Yosys counts of the memory core at 8 lanes (iCE40, no host link; BENCHMARKS.md), kept as
 # baselines with a tolerance, so that its logic cannot grow with the network again unnoticed.
-LOGIC_BASELINES = {("xor", 8): 6_953, ("digits", 8): 8_122}
+# Moved on 2026-12-05 from 6,953 and 8,122 (2026-12-04): the timing work between (registered
+# events, the split step, the decoded readout, ...) had grown both by 12 %, past the
+# tolerance, in a slow test nobody ran meanwhile.
+LOGIC_BASELINES = {("xor", 8): 7_795, ("digits", 8): 9_137}
 TOLERANCE = 0.10
 
 
@@ -344,8 +347,9 @@ def test_the_memory_cores_logic_stays_near_its_baselines_and_independent_of_the_
 
 # The fold's baseline (ECP5, Yosys, the core alone; BENCHMARKS.md, "folded wider"): a
 # multiplier's cost, so that it cannot grow unnoticed either. 20,127 before its operands
-# were registered (stage 1b: about 2,300 flip-flops at 8 x 64).
-FOLD_BASELINE = {("digits", 8, 64): 23_099}
+# were registered (stage 1b: about 2,300 flip-flops at 8 x 64), 23,099 with them, 21,955
+# with the multipliers' registers in the MULT18X18D.
+FOLD_BASELINE = {("digits", 8, 64): 21_955}
 
 
 @pytest.mark.slow
