@@ -11,6 +11,7 @@ from pathlib import Path
 
 from golden_model.config import Config
 from golden_model.schedule import compile_backprop
+from hw.cores import Fold
 from hw.network import POOLS, lanes_label, multiplier_count, resolve_lanes, sweep_depths
 from hw.synapse import matrix_layout
 
@@ -40,6 +41,10 @@ __all__ = [
     "first_that_works",
     "fastest_fitting_plan",
     "build_auto",
+    "memory_plans",
+    "FOLDS",
+    "LANE_CELLS",
+    "MULTIPLIER_CELLS",
 ]
 
 #: Seconds one ``--lanes auto`` attempt may take (the digits system builds in 20-40 min here
@@ -234,7 +239,10 @@ def core_logic(board: Board | str, cfg: Config, lanes, core: str = "spatial") ->
     core whose memories want more block RAMs than the device has beside the sample store
     counts as filling the device."""
     board = board_named(board) if isinstance(board, str) else board
-    counts = core_resources(board, cfg, lanes, core=core).counts
+    if isinstance(lanes, Fold):
+        counts = core_resources(board, cfg, lanes.lanes, core, lanes.simd).counts
+    else:
+        counts = core_resources(board, cfg, lanes, core=core).counts
     cells, device = logic_cells(board.family, counts), LOGIC_CELLS[board.device]
     if core != "spatial" and counts["BRAM"] > BLOCK_RAMS[board.device] - _store_blocks(board, cfg):
         cells = max(cells, device + 1)
@@ -272,6 +280,61 @@ def memory_lane_counts(board: Board | str, cfg: Config) -> list[int]:
     return kept[::-1]
 
 
+#: Folds ``--lanes auto`` weighs for the memory core: multipliers a lane (powers of two).
+FOLDS = (2, 4, 8, 16)
+#: What an element lane and a multiplier cost the memory core, in ECP5 logic cells by Yosys
+#: (digits: 16 x 16 12,271 cells, 8 x 32 13,917, 32 x 32 21,253; BENCHMARKS.md): the weights
+#: :func:`memory_plans` compares plans of different shapes by.
+LANE_CELLS, MULTIPLIER_CELLS = 306, 256
+
+
+def memory_plans(board: Board | str, cfg: Config) -> list[int | Fold]:
+    """Plans worth trying for the memory-centric core on ``board``, fastest first: the lane
+    counts of :func:`memory_lane_counts` and folds (:class:`~hw.cores.Fold`: ``lanes`` a
+    power of two, :data:`FOLDS` multipliers a lane, within the device's multipliers). A plan
+    is kept only when it takes fewer clocks a sample than every plan that costs as much or
+    less (:data:`LANE_CELLS` a lane, :data:`MULTIPLIER_CELLS` a multiplier): so the list,
+    fastest first, runs from the costliest plan to the cheapest, which the halving searches
+    of ``--lanes auto`` assume. A fold is kept where it is the cheaper way to its clocks:
+    digits on the ECP5-85F keeps 8 x 16, 4 x 16, 4 x 8 and 2 x 8 between the full counts
+    (16 full lanes take about the clocks of 8 x 32 for less)."""
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    board = board_named(board) if isinstance(board, str) else board
+    schedule = compile_backprop(cfg)
+    budget = MULTIPLIERS.get(board.device, 0) if board.dsp else None
+    counts = memory_lane_counts(board, cfg)
+    widest = max(d for m in schedule.matrices for d in (m.rows, m.cols))
+    candidates: list[int | Fold] = list(counts)
+    lanes = 1
+    while lanes <= max(counts):
+        for fold in FOLDS:
+            simd = lanes * fold
+            if (budget is None or simd <= budget) and simd < 2 * widest:
+                candidates.append(Fold(lanes, simd))
+        lanes *= 2
+
+    def shape(plan: int | Fold) -> tuple[int, int]:
+        return (plan.lanes, plan.simd) if isinstance(plan, Fold) else (plan, plan)
+
+    def cost(plan: int | Fold) -> int:
+        lanes, simd = shape(plan)
+        return lanes * LANE_CELLS + simd * MULTIPLIER_CELLS
+
+    def clocks(plan: int | Fold) -> int:
+        lanes, simd = shape(plan)
+        return sample_clocks(encode(compile_program(schedule, lanes, simd), cfg)[0], lanes, simd)
+
+    measured = sorted((cost(p), clocks(p), shape(p), p) for p in candidates)
+    kept, best = [], None
+    for _, taken, _, plan in measured:
+        if best is None or taken < best:
+            kept.append(plan)
+            best = taken
+    return kept[::-1]
+
+
 def first_that_works(count: int, works: Callable[[int], bool]) -> int | None:
     """The first index in ``range(count)`` for which ``works`` holds, when it holds for every
     index past the first that does (plans ordered fastest first; slower ones are smaller):
@@ -305,7 +368,7 @@ def fastest_fitting_plan(
     if core == "spatial":
         plans = lane_plans(board, cfg, frontier="lanes")
     else:
-        plans = memory_lane_counts(board, cfg)
+        plans = memory_plans(board, cfg)
     checked: dict[str, tuple[int, int]] = {}
 
     def fits(index: int) -> bool:
@@ -350,7 +413,7 @@ def build_auto(
     if core == "spatial":
         plans = lane_plans(board, cfg, frontier="lanes" if check_logic else "multipliers")
     else:
-        plans = memory_lane_counts(board, cfg)
+        plans = memory_plans(board, cfg)
     tried: list[dict[str, str]] = []
     if check_logic:
 
@@ -374,14 +437,16 @@ def build_auto(
             )
         plans = plans[plans.index(fastest) :]
 
-    def attempt(plan: dict[str, int] | int) -> dict | None:
+    def attempt(plan: dict[str, int] | int | Fold) -> dict | None:
         label = lanes_label(plan)
+        lanes, simd = plan if isinstance(plan, Fold) else (plan, None)
         try:
             report = build(
                 board,
                 cfg,
                 Path(out) / f"lanes-{label}",
-                lanes=plan,
+                lanes=lanes,
+                simd=simd,
                 baud=baud,
                 router=router,
                 time_limit=time_limit,

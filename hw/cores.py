@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import NamedTuple
 
 from amaranth.hdl import signed
 from amaranth.lib import data, stream
@@ -17,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from golden_model.config import Config
 from golden_model.schedule import Schedule
 
-__all__ = ["CoreKind", "CoreChoice", "make_core", "core_ports"]
+__all__ = ["CoreKind", "CoreChoice", "Fold", "make_core", "core_ports"]
 
 
 def core_ports(current_width: int, output_size: int, state_words: int, debug: bool) -> dict:
@@ -40,6 +41,17 @@ def core_ports(current_width: int, output_size: int, state_words: int, debug: bo
         "hold": In(1),
         **({"debug_addr": In(range(state_words)), "debug_data": Out(signed(64))} if debug else {}),
     }
+
+
+class Fold(NamedTuple):
+    """A memory core's plan folded wider (FINN's PE x SIMD): ``lanes`` element lanes beside
+    ``simd`` multipliers (:class:`hw.mcore.MemoryCore`'s ``simd``)."""
+
+    lanes: int
+    simd: int
+
+    def __str__(self) -> str:
+        return f"{self.lanes}x{self.simd}"
 
 
 class CoreKind(StrEnum):

@@ -106,7 +106,7 @@ def resolve_lanes(schedule: Schedule, lanes: int | Mapping[str, int]) -> dict[st
 def lanes_label(lanes: int | Mapping[str, int]) -> str:
     """``22``, ``W1=33,W2=17`` or ``W1=65,W2=132,pool=core``: a lane setting as the
     command line takes it."""
-    if isinstance(lanes, int):
+    if isinstance(lanes, int | tuple):  # a count, or a memory core's Fold ("8x32")
         return str(lanes)
     return ",".join(f"{name}={n}" for name, n in lanes.items())
 

@@ -846,6 +846,61 @@ def test_memory_core_plans_each_save_clocks():
     assert memory_lane_counts("icebreaker", board_config()) == [4, 3, 2, 1]  # XOR: no wider
 
 
+def test_memory_core_auto_plans_weigh_folds_by_cost_and_clocks():
+    """``--lanes auto`` on the memory core weighs folds beside full lane counts: each plan
+    takes fewer clocks than every plan that costs as much or less, fastest (costliest)
+    first."""
+    from boards.plans import LANE_CELLS, MULTIPLIER_CELLS, memory_plans
+    from golden_model.datasets import dataset_config
+    from golden_model.schedule import compile_backprop
+    from hw.cores import Fold
+    from hw.microcode import encode, sample_clocks
+    from hw.microprogram import compile_program
+
+    digits = dataset_config("digits")
+    plans = memory_plans("ulx3s-85f", digits)
+    assert any(isinstance(p, Fold) for p in plans) and plans[-1] == 1
+    schedule = compile_backprop(digits)
+
+    def shape(plan):
+        return (plan.lanes, plan.simd) if isinstance(plan, Fold) else (plan, plan)
+
+    def clocks(plan):
+        lanes, simd = shape(plan)
+        return sample_clocks(encode(compile_program(schedule, lanes, simd), digits)[0], lanes, simd)
+
+    def cost(plan):
+        lanes, simd = shape(plan)
+        return lanes * LANE_CELLS + simd * MULTIPLIER_CELLS
+
+    taken = [clocks(p) for p in plans]
+    assert taken == sorted(set(taken))  # fastest first, each faster than the next
+    assert [cost(p) for p in plans] == sorted({cost(p) for p in plans}, reverse=True)
+    assert all(shape(p)[1] <= 156 for p in plans)  # the ECP5-85F's multipliers
+
+
+def test_auto_lanes_build_a_fold_with_its_multipliers(monkeypatch, tmp_path):
+    """A fold ``--lanes auto`` picks is built as ``lanes`` element lanes beside ``simd``
+    multipliers, and reported by its label (``8x32``)."""
+    import boards.plans as planner
+    from hw.cores import Fold
+
+    built = []
+
+    def fake_build(board, cfg, out, lanes, simd=None, **_):
+        built.append((lanes, simd))
+        ok = simd is None
+        return {"board": board.name, "lanes": lanes, "timing_met": ok, "fmax_mhz": 50}
+
+    monkeypatch.setattr(planner, "build", fake_build)
+    monkeypatch.setattr(planner, "memory_plans", lambda *_: [Fold(8, 32), 8, 4])
+    report = planner.build_auto(
+        "ulx3s-85f", board_config(), tmp_path, core="memory", check_logic=False
+    )
+    assert built[0] == (8, 32) and report["lanes"] == 8
+    assert report["lanes_tried"][0] == {"lanes": "8x32", "result": "timing not met (50 MHz)"}
+
+
 def test_a_wide_ecp5_plan_keeps_state_and_buffers_in_lut_ram():
     """Past 32 lanes an ECP5 system's state memory and buffers are LUT RAM (their banks are
     a few rows each: block RAM is the weights'); narrower plans and the iCE40 leave the choice

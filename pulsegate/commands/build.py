@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
                 )
                 for attempt in result["lanes_tried"]:
                     print(f"  lanes {attempt['lanes']}: {attempt['result']}")
-                lanes = result["lanes"]
+                lanes, simd = result["lanes"], result.get("simd")  # a fold: its multipliers
             else:
-                lanes = args.lanes
+                lanes, simd = args.lanes, args.simd
             options = {
                 "lanes": lanes,
                 "baud": args.baud,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 "time_limit": args.time_limit * 60 if args.time_limit else None,
                 "slots": args.slots,
                 "placement_seed": args.placement_seed,
-                "simd": args.simd,
+                "simd": simd,
             }
             if args.clock_mhz == "auto":  # on the plan --lanes auto chose, if it chose
                 result = build_at_best_clock(name, cfg, out / "clock", **options)
