@@ -268,7 +268,7 @@ class LanePipeline(wiring.Component):
         ]
         self.held_word = Signal.like(self.weight_data)
         word = self.weight_data
-        for level in range(early + levels):  # the rule a stage later a stage: the word waits
+        for level in range(early):  # the rule a stage later: the word waits
             waiting = Signal.like(self.weight_data, name=f"waiting{level}")
             m.d.sync += waiting.eq(word)
             word = waiting
@@ -350,7 +350,13 @@ class LanePipeline(wiring.Component):
             m.d.comb += [multiplier.a.eq(mul_a[k]), multiplier.b.eq(mul_b[k])]
             products.append(multiplier.p)
 
-        row_terms = [products[k] for k in range(simd)]
+        # A learning rule takes its products as they leave the multipliers (stage 3 of a
+        # pipeline without tree levels: hw.microcode.learn_write): only the element lanes'
+        # products wait for the row's tree (at 16 x 128 the waiting words were 18,000
+        # flip-flops).
+        learned = products
+        products = products[:lanes]
+        row_terms = list(learned)
         for level in range(levels):  # a level: groups of eight summed; the rest a clock later
             delayed = [Signal.like(p, name=f"delayed{level}_{k}") for k, p in enumerate(products)]
             m.d.sync += [d.eq(p) for d, p in zip(delayed, products, strict=True)]
@@ -375,7 +381,7 @@ class LanePipeline(wiring.Component):
                     accumulators[k].add(m, products[k], t3.first)
             with m.Case(Slot.ROWS):
                 accumulators[0].add(m, balanced_sum(row_terms), t3.first)
-        self._learn(m, t3, products)
+        self._learn(m, tags[3 + early], tags[4 + early], learned)
 
         # stage 4: round and saturate, registered (the accumulators' carry chains and the
         # steps' would otherwise be one path into the state memory)
@@ -406,7 +412,7 @@ class LanePipeline(wiring.Component):
         m.d.sync += held.eq(value)
         return held
 
-    def _learn(self, m: Module, t3, products) -> None:
+    def _learn(self, m: Module, t3, t4, products) -> None:
         """Stage 3 of a learning slot: the rule on a word of weights, written back at once.
 
         Hebbian: ``W - round(post pre >> update_shift)``; covariance: ``K + round((post pre -
@@ -436,7 +442,6 @@ class LanePipeline(wiring.Component):
         # stage 5: the products' rounding and the saturating add would otherwise be one path
         # (two carry chains) from the multiplier into the weights. The change is clamped to
         # two bits more than a weight first: any larger one saturates the weight all the same.
-        t4 = self.tags[-3]
         old = Signal.like(self.held_word)  # the word the rule read, a stage on
         m.d.sync += old.eq(self.held_word)
         wide = ww + 2

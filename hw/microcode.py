@@ -59,6 +59,7 @@ __all__ = [
     "operand_stages",
     "tree_levels",
     "pipeline_depth",
+    "learn_write",
     "encode",
     "word_layout",
     "sample_clocks",
@@ -119,6 +120,14 @@ def pipeline_depth(lanes: int) -> int:
     (:func:`tree_levels`). The other writes land a stage earlier (:data:`WRITE`), and a step
     reads its mask word a stage before them."""
     return DEPTH + operand_stages(lanes) + tree_levels(lanes)
+
+
+def learn_write(lanes: int) -> int:
+    """The stage a learning rule writes its word of weights in, where ``lanes`` multipliers
+    sum a row: :data:`WRITE` and the operands' stage (:func:`operand_stages`), not the tree's
+    levels, which a rule does not wait for (its products go to it as they leave the
+    multipliers)."""
+    return WRITE + operand_stages(lanes)
 
 
 #: Clocks from a slot's write-back to its saturation events in the counters (a step's event
@@ -606,7 +615,8 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
     simd = lanes if simd is None else simd
     fold = simd // lanes
     depth = pipeline_depth(simd)
-    write = depth - 1  # every write but the state memory's
+    write = depth - 1  # every write but the state memory's and a rule's
+    learned = learn_write(simd)
 
     def steps(block):
         for st in range(w.steps):
@@ -645,7 +655,7 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
             for c in range(w.inner):
                 address = w.wbase + i * w.inner + c
                 reads = [("SRC", c, 0), ("POST", i // lanes, 0), ("port", 0, 1), ("W", address, 1)]
-                yield reads, [("W", address, write)]
+                yield reads, [("W", address, learned)]
 
 
 def _walk(
