@@ -293,7 +293,7 @@ endmodule
 """
 VENDOR_CELLS = {
     "ice40": ["SB_PLL40_PAD", "SB_PLL40_CORE", "SB_SPRAM256KA"],
-    "ecp5": ["EHXPLLL"],
+    "ecp5": ["EHXPLLL", "MULT18X18D"],
 }
 
 
