@@ -26,7 +26,9 @@ Above :data:`hw.microcode.TREE_LANES` multipliers a stage 2b sits between 2 and 
 products summed in groups of eight (registered), the other slots' products passed through a
 register, so that a wide plan's adder tree is two short ones; above 8 a stage 2c sums the
 group sums in eights again, and so on until one sum is left (:func:`hw.microcode.tree_levels`);
-stages 3 to 5 are a clock later a level (:func:`hw.microcode.pipeline_depth`).
+stages 3 to 5 are a clock later a level (:func:`hw.microcode.pipeline_depth`), but for a
+learning rule's: it takes its products as they leave the multipliers and writes its word at
+:func:`hw.microcode.learn_write`, so that only the element lanes' products wait for the tree.
 
 A step was one path at stage 5 (z's sign, the mask, the gain's adders, the leak, the
 saturating sum, the state memory's write data): the critical one on both families. Split at
