@@ -258,7 +258,6 @@ class LanePipeline(wiring.Component):
         for n in range(stages):
             m.d.sync += tags[n + 1].eq(tags[n])
         self.tags = tags
-        t1 = tags[1 + early]  # the operands' stage
         t3, t4, t5 = tags[-4:-1]  # accumulate, round, write back (stage 6: the state's)
         # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
         # arithmetic at stage 3 starts from a register, not from the memory's output (the
@@ -286,18 +285,23 @@ class LanePipeline(wiring.Component):
         one = 1 << cfg.weight_frac
         src, state, zero = self.src_data, self.state_data, self.state_zero
         post, weights = self.post_data, self.weight_data
-        if early:  # the words registered as they leave the memories (stage 1b)
-            src, state, zero, post, weights = (
+        # the broadcast element (a sweep by columns' source, a rule's post-synaptic factor)
+        post_element = Array(post[k] for k in range(lanes))[tags[1].lane]
+        if early:  # the words registered as they leave the memories (stage 1b); the
+            # broadcast element picked before its register, so that the register drives
+            # all the multipliers (the pick behind it, routed to 32 of them, was 8 x 32's
+            # path at 85 MHz: 11.27 ns, 9.25 of it routing)
+            src, state, zero, post_element, weights = (
                 self._registered(m, value, name)
                 for value, name in (
                     (src, "src"),
                     (state, "state"),
                     (zero, "zero"),
-                    (post, "post"),
+                    (post_element, "post_element"),
                     (weights, "weights"),
                 )
             )
-        post_element = Array(post[k] for k in range(lanes))[t1.lane]
+
         fold = simd // lanes
         # The slot's kind (and a sweep by columns' part) decoded a stage ahead into one-hot
         # selects: the operands are then an AND-OR of registered bits and the words. Decoded
