@@ -87,7 +87,6 @@ class MemoryCore(wiring.Component):
         DP16KD instead of 256). A deeper state memory stays in block RAM, a block a lane:
         400-400-10's (301 rows at 17 x 136) in LUT RAM packed its system to 93 % of the
         ECP5-85F's logic cells.
-
     observe_ticks : bool, optional
         Drain the pipeline at every tick and hold its state for the debug port (the per-tick
         comparisons); without, only the sample's last tick drains, which saves 4 to 16 % of
@@ -439,7 +438,6 @@ class MemoryCore(wiring.Component):
         host = self.host
         value, writing = Signal(signed(ww)), Signal()
         accessing, answer, picking = Signal(), Signal(), Signal()
-
         m.d.comb += [
             host.ready.eq(~self.running & ~self.host_busy & ~self.start),
             decoder.addr.eq(host.addr),
