@@ -14,6 +14,7 @@ __all__ = [
     "named",
     "saturate",
     "clamp_unsigned",
+    "prefix_mask",
     "is_positive",
     "is_negative",
     "scale_round_nearest",
@@ -66,6 +67,26 @@ def clamp_unsigned(value: Value, width: int) -> Value:
     if len(value) <= width:
         return value
     return Mux(value[width:].any(), Const((1 << width) - 1, width), value[:width])
+
+
+def prefix_mask(value: Value, n: int) -> Value:
+    """An ``n``-bit mask with bit ``k`` set where ``k < value`` (``value`` unsigned): built bit
+    by bit of ``value`` as a thermometer code, not from ``n`` comparisons with constants (each
+    a carry chain in Yosys: a sequencer's 2 x 32 valid lanes took 540 CCU2C so)."""
+    value = Value.cast(value)
+    mask = Const(0, 1)  # the mask of the value's low 0 bits (which are 0)
+    bits = 0
+    while 1 << bits < n:
+        if bits < len(value):
+            top = value[bits].replicate(1 << bits)
+            mask = Cat(mask | top, mask & top)
+        else:
+            mask = Cat(mask, Const(0, 1 << bits))
+        bits += 1
+    mask = mask[:n]
+    if len(value) > bits:  # a value of 2**bits or more: every bit
+        mask = Mux(value[bits:].any(), Const((1 << n) - 1, n), mask)
+    return mask
 
 
 def is_positive(value: Value) -> Value:

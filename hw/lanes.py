@@ -50,7 +50,12 @@ from golden_model.choices import Rounding
 from golden_model.config import Config
 from golden_model.fixed import max_code
 
-from .fixedpoint import balanced_sum, saturate, shift_round_nearest, shift_round_stochastic
+from .fixedpoint import (
+    adder_tree,
+    balanced_sum,
+    saturate,
+    shift_round_nearest,
+)
 from .microcode import DEPTH, TREE_GROUP, Dest, operand_stages, pipeline_depth, tree_levels
 from .microsequencer import Slot, slot_layout
 from .multipliers import RegisteredMultiplier
@@ -60,6 +65,12 @@ __all__ = ["LanePipeline", "STAGES"]
 
 #: Stages behind the issuing one without a split tree (:data:`hw.microcode.DEPTH`).
 STAGES = DEPTH
+
+
+def _extended(value, width: int) -> Value:
+    """A signed ``value`` sign-extended to ``width`` bits (as plain bits)."""
+    value = Value.cast(value).as_signed()
+    return Cat(value, value[-1].replicate(width - len(value)))
 
 
 class _SplitAccumulator:
@@ -370,8 +381,8 @@ class LanePipeline(wiring.Component):
             partial = [
                 Signal(signed(width), name=f"partial{level}_{n}") for n in range(len(groups))
             ]
-            for sums, group in zip(partial, groups, strict=True):
-                m.d.sync += sums.eq(balanced_sum(group))
+            for n, (sums, group) in enumerate(zip(partial, groups, strict=True)):
+                m.d.sync += sums.eq(adder_tree(m, group, f"tree{level}_{n}"))
             products, row_terms = delayed, partial
 
         # stage 3: accumulate; learn; a step's mask word. An accumulator starts from half an
@@ -385,7 +396,7 @@ class LanePipeline(wiring.Component):
                 for k in range(lanes):
                     accumulators[k].add(m, products[k], t3.first)
             with m.Case(Slot.ROWS):
-                accumulators[0].add(m, balanced_sum(row_terms), t3.first)
+                accumulators[0].add(m, adder_tree(m, row_terms, "row_sum"), t3.first)
         self._learn(m, tags[3 + early], tags[4 + early], learned)
 
         # stage 4: round and saturate, registered (the accumulators' carry chains and the
@@ -451,20 +462,33 @@ class LanePipeline(wiring.Component):
         m.d.sync += old.eq(self.held_word)
         wide = ww + 2
         changes = [Signal(signed(wide), name=f"change{k}") for k in range(lanes)]
+        # Hebbian: the product's shifted bits and its rounding's carry (registered), so that
+        # ``old - round(p >> shift)`` is one carry chain at stage 4 with the carry as its
+        # carry-in, not a rounding adder, a clamp and a subtraction (a rule a multiplier:
+        # the largest logic of a wide fold).
+        width = len(Value.cast(products[0])) - shift
+        shifted = [Signal(signed(width), name=f"shifted{k}") for k in range(lanes)]
+        carries = Signal(lanes, name="round_carries")
         with m.If(t3.op == Slot.LEARN):
             for k in range(lanes):
                 # a lane past the row's end changes nothing: its weight is written back
-                m.d.sync += changes[k].eq(0)
+                if covariance:
+                    m.d.sync += changes[k].eq(0)
+                if hebbian:
+                    m.d.sync += [shifted[k].eq(0), carries[k].eq(0)]
                 with m.If(t3.valid[k]):
                     if hebbian:
-                        if stochastic:
-                            change = shift_round_stochastic(products[k], shift, ahead[k])
-                        else:
-                            change = shift_round_nearest(products[k], shift)
-                        m.d.sync += changes[k].eq(saturate(change, wide)[0])
+                        product = Value.cast(products[k])
+                        if not shift:
+                            carry = Const(0, 1)
+                        elif stochastic:  # floor((p + r) / 2**s): p's low bits' carry
+                            carry = (product[:shift] + ahead[k][:shift])[shift]
+                        else:  # floor((p + 2**(s-1)) / 2**s): the bit below the shift
+                            carry = product[shift - 1]
+                        m.d.sync += [shifted[k].eq(product[shift:]), carries[k].eq(carry)]
                     if covariance:
-                        width = max(2 * cfg.current_width, ww + align) + 2
-                        error = Signal(signed(width), name=f"error{k}")
+                        error_width = max(2 * cfg.current_width, ww + align) + 2
+                        error = Signal(signed(error_width), name=f"error{k}")
                         m.d.comb += error.eq(products[k] - (self.held_word[k] << align))
                         if stochastic:
                             addend = ahead[k] & ((Const(1, 33) << amount) - 1)
@@ -478,7 +502,7 @@ class LanePipeline(wiring.Component):
         # The new weight before its saturation is registered at stage 4 and saturated on its
         # way into the memory at stage 5: the subtraction and the clamp were one path (the
         # iCE40's critical one) into the word's register and the events'.
-        sums = [Signal(signed(wide + 1), name=f"unclamped{k}") for k in range(lanes)]
+        sums = [Signal(signed(max(wide, width) + 2), name=f"unclamped{k}") for k in range(lanes)]
         valid2 = Signal(lanes)
         m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write.eq(0)]
         with m.If(t4.op == Slot.LEARN):
@@ -489,8 +513,12 @@ class LanePipeline(wiring.Component):
                 valid2.eq(t4.valid2),
             ]
             for k in range(lanes):
-                if hebbian:
-                    m.d.sync += sums[k].eq(old[k] - changes[k])
+                if hebbian:  # (2 old - (2 q + c)) >> 1 = old - q - c: c as the borrow in
+                    n = len(sums[k]) + 1
+                    total = Cat(Const(0, 1), _extended(old[k], n - 1)) - Cat(
+                        carries[k], _extended(shifted[k], n - 1)
+                    )
+                    m.d.sync += sums[k].eq(total[1:n])
                 if covariance:
                     with m.If(t4.covariance):
                         m.d.sync += sums[k].eq(old[k] + changes[k])

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .fixedpoint import prefix_mask
 from .microcode import Dest, Kind, Word, rom_value, word_layout
 
 __all__ = ["Slot", "slot_layout", "MicroSequencer"]
@@ -233,10 +234,16 @@ class MicroSequencer(wiring.Component):
         # entry's); a word's end only enables the read (it was one path from the ROM's
         # output through the decision to finish into the ROM's address decode).
         m.d.comb += [fetch.addr.eq(following), fetch.en.eq(0)]
-        m.d.comb += [
-            slot.valid.eq(Cat(*((eoff + k) < ins.size for k in range(simd)))),
-            slot.valid2.eq(Cat(*((eoff + k) < ins.size2 for k in range(simd)))),
-        ]
+        # The valid lanes, a prefix: the elements left from the block's first, as a mask
+        for name, valid, size in (
+            ("elements_left", slot.valid, ins.size),
+            ("elements_left2", slot.valid2, ins.size2),
+        ):
+            remaining = Signal(signed(max(len(size), len(eoff)) + 1), name=name)
+            m.d.comb += [
+                remaining.eq(size - eoff),
+                valid.eq(Mux(remaining[-1], 0, prefix_mask(remaining[:-1], simd))),
+            ]
 
         # A word's length in clocks (its wait and its slots; a tick's drain) is known to the
         # compiler and counts down here: its end, which enables the ROM's read, is a register
