@@ -327,6 +327,7 @@ class LanePipeline(wiring.Component):
                     "rows": 1,
                     "learn": 1,
                     "part": fold,  # a sweep by columns: its part of the word
+                    "no_src": 1,  # neither rows nor a rule: the source operands are zero
                 }
             ),
             name="select",
@@ -336,6 +337,7 @@ class LanePipeline(wiring.Component):
             select.negate.eq((ahead.op == Slot.GATHER) & ahead.neg),
             select.rows.eq(ahead.op == Slot.ROWS),
             select.learn.eq(ahead.op == Slot.LEARN),
+            select.no_src.eq((ahead.op != Slot.ROWS) & (ahead.op != Slot.LEARN)),
             select.part.eq(Mux(ahead.op == Slot.COLS, 1 << ahead.part, 0)),
         ]
         unit = Mux(zero, 0, Mux(select.negate, -one, one))  # an element's factor
@@ -355,16 +357,19 @@ class LanePipeline(wiring.Component):
                 a_terms += [(select.part[p], weights[p * lanes + k]) for p in range(1, fold)]
                 a_terms.append((select.element, unit))
                 b_terms += [(select.element, state[k]), (select.part.any(), post_element)]
-            m.d.comb += [
-                mul_a[k].eq(any_of(self.a_width, a_terms)),
-                mul_b[k].eq(any_of(cw, b_terms)),
-            ]
+            m.d.comb += mul_a[k].eq(any_of(self.a_width, a_terms))
+            if k < lanes:
+                m.d.comb += mul_b[k].eq(any_of(cw, b_terms))
+            else:  # the source or zero: the multiplier's register clears (no AND)
+                m.d.comb += mul_b[k].eq(src[k])
 
         # stage 2: products
         products = []
         for k in range(simd):
             m.submodules[f"multiplier{k}"] = multiplier = RegisteredMultiplier(self.a_width, cw)
             m.d.comb += [multiplier.a.eq(mul_a[k]), multiplier.b.eq(mul_b[k])]
+            if k >= lanes:
+                m.d.comb += multiplier.clear_b.eq(select.no_src)
             products.append(multiplier.p)
 
         # A learning rule takes its products as they leave the multipliers (stage 3 of a

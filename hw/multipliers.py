@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import ClockSignal, Instance, Module, Signal, signed
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,6 +98,9 @@ class RegisteredMultiplier(wiring.Component):
     ----------
     a : In(signed(a_width)), b : In(signed(b_width))
         The operands, registered at the clock's edge.
+    clear_b : In(1)
+        ``b``'s register takes zero instead (the ECP5 block's synchronous reset of its B
+        register: a multiplier idle on one side needs no AND in front of it).
     p : Out(signed(a_width + b_width))
         Their product, registered a clock later.
     """
@@ -108,6 +111,7 @@ class RegisteredMultiplier(wiring.Component):
             {
                 "a": In(signed(a_width)),
                 "b": In(signed(b_width)),
+                "clear_b": In(1),
                 "p": Out(signed(a_width + b_width)),
             }
         )
@@ -121,17 +125,19 @@ class RegisteredMultiplier(wiring.Component):
         a = Signal.like(self.a, name="a_reg", reset_less=True)
         b = Signal.like(self.b, name="b_reg", reset_less=True)
         p = Signal.like(self.p, name="p_reg", reset_less=True)
-        m.d.sync += [a.eq(self.a), b.eq(self.b), p.eq(a * b)]
+        m.d.sync += [a.eq(self.a), b.eq(Mux(self.clear_b, 0, self.b)), p.eq(a * b)]
         m.d.comb += self.p.eq(p)
         return m
 
     def _mult18x18d(self, m: Module) -> None:
-        """The ECP5's block, its A, B and output registers on (no pipeline register)."""
+        """The ECP5's block, its A, B and output registers on (no pipeline register); B's
+        register reset (synchronous) by ``clear_b``."""
         a, b, p = Signal(signed(18), name="a18"), Signal(signed(18), name="b18"), Signal(36)
         m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(p[: len(self.p)])]
         ports = {"i_SIGNEDA": 1, "i_SIGNEDB": 1, "i_SOURCEA": 0, "i_SOURCEB": 0}
-        ports |= {"i_CLK0": ClockSignal(), "i_CE0": 1, "i_RST0": 0}
-        for n in (1, 2, 3):
+        ports |= {"i_CLK0": ClockSignal(), "i_CE0": 1, "i_RST0": 0, "i_RST1": self.clear_b}
+        ports |= {"i_CLK1": 0, "i_CE1": 0}
+        for n in (2, 3):
             ports |= {f"i_CLK{n}": 0, f"i_CE{n}": 0, f"i_RST{n}": 0}
         for bit in range(18):
             ports |= {f"i_A{bit}": a[bit], f"i_B{bit}": b[bit], f"i_C{bit}": 0}
@@ -139,7 +145,7 @@ class RegisteredMultiplier(wiring.Component):
         registers = {"p_REG_INPUTC_CLK": "NONE", "p_REG_PIPELINE_CLK": "NONE"}
         for reg in ("INPUTA", "INPUTB", "OUTPUT"):
             registers |= {f"p_REG_{reg}_CLK": "CLK0", f"p_REG_{reg}_CE": "CE0"}
-            registers[f"p_REG_{reg}_RST"] = "RST0"
+            registers[f"p_REG_{reg}_RST"] = "RST1" if reg == "INPUTB" else "RST0"
         m.submodules.block = Instance(
             "MULT18X18D", p_GSR="DISABLED", p_RESETMODE="SYNC", **registers, **ports
         )
