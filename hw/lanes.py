@@ -8,10 +8,10 @@ stage  what happens to a slot
        and a source element; a post- and a pre-synaptic element; or 1.0 and a current, so
        that gathers, relays and steps pass the same multipliers)
 2      the products are registered (with stage 1's, the iCE40 DSP's own registers)
-3      accumulate (per lane, or one adder tree for a row); a learning rule rounds its
-       changes (registered)
-4      round and saturate what leaves the accumulators (registered); a learning rule adds its
-       changes to its word of weights (registered); a step's mask word is read
+3      accumulate (per lane, or one adder tree for a row); a learning rule registers its
+       products shifted and their rounding carries (a covariance rule: its changes)
+4      round and saturate what leaves the accumulators (registered); a learning rule takes
+       its changes from its word of weights (registered); a step's mask word is read
 5      write back: a buffer block, a mask word, the output, a learning rule's word; a
        population step's two terms (the leaked current, the gated drive times the gain) or a
        copy's or a leak's block are registered for the state memory
