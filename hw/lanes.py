@@ -53,6 +53,7 @@ from golden_model.fixed import max_code
 from .fixedpoint import (
     adder_tree,
     balanced_sum,
+    prefix_mask,
     saturate,
     shift_round_nearest,
 )
@@ -268,6 +269,11 @@ class LanePipeline(wiring.Component):
         ]
         for n in range(stages):
             m.d.sync += tags[n + 1].eq(tags[n])
+        # the valid lanes' masks from the sequencer's counts, entering stage 2 (read from 3)
+        m.d.sync += [
+            tags[2].valid.eq(prefix_mask(tags[1].left, simd)),
+            tags[2].valid2.eq(prefix_mask(tags[1].left2, simd)),
+        ]
         self.tags = tags
         t3, t4, t5 = tags[-4:-1]  # accumulate, round, write back (stage 6: the state's)
         # A learning rule reads its weights at stage 1 and holds the word a clock, so that its
