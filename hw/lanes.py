@@ -59,10 +59,14 @@ from .fixedpoint import (
 )
 from .microcode import DEPTH, TREE_GROUP, Dest, operand_stages, pipeline_depth, tree_levels
 from .microsequencer import Slot, slot_layout
-from .multipliers import RegisteredMultiplier
+from .multipliers import RegisteredMultiplier, register_copies
 from .population import drive_term, leak_term
 
-__all__ = ["LanePipeline", "STAGES"]
+__all__ = ["LanePipeline", "REPLICA_GROUP", "STAGES"]
+
+#: Multipliers that share a copy of the operand selects and the broadcast element (above
+#: stage 1b).
+REPLICA_GROUP = 8
 
 #: Stages behind the issuing one without a split tree (:data:`hw.microcode.DEPTH`).
 STAGES = DEPTH
@@ -304,20 +308,28 @@ class LanePipeline(wiring.Component):
         post, weights = self.post_data, self.weight_data
         # the broadcast element (a sweep by columns' source, a rule's post-synaptic factor)
         post_element = Array(post[k] for k in range(lanes))[tags[1].lane]
+        # What every multiplier reads (the selects below, the broadcast element) is
+        # registered once a group of eight multipliers above stage 1b: one flip-flop had
+        # driven 16 LUTs a multiplier (hw.multipliers.register_copies).
+        copies = -(-simd // REPLICA_GROUP) if early else 1
+        post_elements = [post_element]
         if early:  # the words registered as they leave the memories (stage 1b); the
-            # broadcast element picked before its register, so that the register drives
-            # all the multipliers (the pick behind it, routed to 32 of them, was 8 x 32's
-            # path at 85 MHz: 11.27 ns, 9.25 of it routing)
-            src, state, zero, post_element, weights = (
+            # broadcast element picked before its registers, so that they drive the
+            # multipliers (the pick behind one, routed to 32 of them, was 8 x 32's path at
+            # 85 MHz: 11.27 ns, 9.25 of it routing)
+            src, state, zero, weights = (
                 self._registered(m, value, name)
                 for value, name in (
                     (src, "src"),
                     (state, "state"),
                     (zero, "zero"),
-                    (post_element, "post_element"),
                     (weights, "weights"),
                 )
             )
+            post_elements = [
+                copy.as_signed()
+                for copy in register_copies(m, platform, post_element, copies, "post_element")
+            ]
 
         fold = simd // lanes
         # The slot's kind (and a sweep by columns' part) decoded a stage ahead into one-hot
@@ -325,28 +337,31 @@ class LanePipeline(wiring.Component):
         # at this stage, the kind was six LUTs ahead of the route to all the multipliers
         # (digits at 8 x 32 with the ECP5's registered multipliers: 11.37 ns, 88 MHz).
         ahead = tags[early]
-        select = Signal(
-            data.StructLayout(
-                {
-                    "element": 1,  # a gather or a step: +-1.0 (or 0) times a current
-                    "negate": 1,  # a gathered part enters negated
-                    "rows": 1,
-                    "learn": 1,
-                    "part": fold,  # a sweep by columns: its part of the word
-                    "no_src": 1,  # neither rows nor a rule: the source operands are zero
-                }
-            ),
-            name="select",
+        selects = data.StructLayout(
+            {
+                "element": 1,  # a gather or a step: +-1.0 (or 0) times a current
+                "negate": 1,  # a gathered part enters negated
+                "rows": 1,
+                "learn": 1,
+                "part": fold,  # a sweep by columns: its part of the word
+                "no_src": 1,  # neither rows nor a rule: the source operands are zero
+            }
         )
-        m.d.sync += [
-            select.element.eq((ahead.op == Slot.GATHER) | (ahead.op == Slot.STEP)),
-            select.negate.eq((ahead.op == Slot.GATHER) & ahead.neg),
-            select.rows.eq(ahead.op == Slot.ROWS),
-            select.learn.eq(ahead.op == Slot.LEARN),
-            select.no_src.eq((ahead.op != Slot.ROWS) & (ahead.op != Slot.LEARN)),
-            select.part.eq(Mux(ahead.op == Slot.COLS, 1 << ahead.part, 0)),
+        decoded = Signal(selects, name="decoded")
+        m.d.comb += [
+            decoded.element.eq((ahead.op == Slot.GATHER) | (ahead.op == Slot.STEP)),
+            decoded.negate.eq((ahead.op == Slot.GATHER) & ahead.neg),
+            decoded.rows.eq(ahead.op == Slot.ROWS),
+            decoded.learn.eq(ahead.op == Slot.LEARN),
+            decoded.no_src.eq((ahead.op != Slot.ROWS) & (ahead.op != Slot.LEARN)),
+            decoded.part.eq(Mux(ahead.op == Slot.COLS, 1 << ahead.part, 0)),
         ]
-        unit = Mux(zero, 0, Mux(select.negate, -one, one))  # an element's factor
+        select_copies = [
+            data.View(selects, copy)
+            for copy in register_copies(m, platform, decoded, copies, "select")
+        ]
+        # an element's factor (the element lanes: the first group's selects)
+        unit = Mux(zero, 0, Mux(select_copies[0].negate, -one, one))
 
         def any_of(width: int, terms: list[tuple[Value, Value]]) -> Value:
             """The value of the one term whose select is high (zero if none)."""
@@ -356,6 +371,8 @@ class LanePipeline(wiring.Component):
             return total
 
         for k in range(simd):
+            group = k // REPLICA_GROUP if early else 0
+            select, post_element = select_copies[group], post_elements[group]
             word = select.rows | select.part[0] if k < lanes else select.rows
             a_terms = [(word, weights[k]), (select.learn, post_element)]
             b_terms = [(select.rows | select.learn, src[k])]
@@ -375,7 +392,7 @@ class LanePipeline(wiring.Component):
             m.submodules[f"multiplier{k}"] = multiplier = RegisteredMultiplier(self.a_width, cw)
             m.d.comb += [multiplier.a.eq(mul_a[k]), multiplier.b.eq(mul_b[k])]
             if k >= lanes:
-                m.d.comb += multiplier.clear_b.eq(select.no_src)
+                m.d.comb += multiplier.clear_b.eq(select_copies[k // REPLICA_GROUP].no_src)
             products.append(multiplier.p)
 
         # A learning rule takes its products as they leave the multipliers (stage 3 of a

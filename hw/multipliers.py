@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import (
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+    signed,
+)
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MultiplierPool", "RegisteredMultiplier"]
+__all__ = ["MultiplierPool", "RegisteredMultiplier", "register_copies"]
 
 
 class MultiplierPool(wiring.Component):
@@ -149,3 +159,31 @@ class RegisteredMultiplier(wiring.Component):
         m.submodules.block = Instance(
             "MULT18X18D", p_GSR="DISABLED", p_RESETMODE="SYNC", **registers, **ports
         )
+
+
+def register_copies(m: Module, platform, value, count: int, name: str) -> list[Signal]:
+    """``value`` registered ``count`` times over (reset to zero with the domain), so that
+    each copy drives a group of multipliers rather than one flip-flop all of them.
+
+    Yosys merges flip-flops with the same input, ``keep`` or not; on the ECP5 the copies are
+    ``TRELLIS_FF`` instances, which it leaves alone. Elsewhere they are plain registers (and
+    merge): the simulators see the same values either way."""
+    value = Value.cast(value)
+    copies = [Signal(len(value), name=f"{name}_copy{c}") for c in range(count)]
+    if count == 1 or getattr(platform, "family", None) != "ecp5":
+        m.d.sync += [copy.eq(value) for copy in copies]
+        return copies
+    flop = {"p_GSR": "DISABLED", "p_CEMUX": "1", "p_CLKMUX": "CLK", "p_LSRMUX": "LSR"}
+    flop |= {"p_REGSET": "RESET", "p_SRMODE": "LSR_OVER_CE"}
+    for c, copy in enumerate(copies):
+        for bit in range(len(value)):
+            m.submodules[f"{name}_copy{c}_{bit}"] = Instance(
+                "TRELLIS_FF",
+                **flop,
+                i_CLK=ClockSignal(),
+                i_CE=Const(1),
+                i_LSR=ResetSignal(),
+                i_DI=value[bit],
+                o_Q=copy[bit],
+            )
+    return copies
