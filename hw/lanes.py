@@ -424,7 +424,10 @@ class LanePipeline(wiring.Component):
                 for k in range(lanes):
                     accumulators[k].add(m, products[k], t3.first)
             with m.Case(Slot.ROWS):
-                accumulators[0].add(m, adder_tree(m, row_terms, "row_sum"), t3.first)
+                # a few products (no tree levels) merge with the accumulator's add; the
+                # group sums of a wide tree are kept adds (carry chains, not full adders)
+                row_sum = adder_tree(m, row_terms, "row_sum") if levels else balanced_sum(row_terms)
+                accumulators[0].add(m, row_sum, t3.first)
         self._learn(m, tags[3 + early], tags[4 + early], learned)
 
         # stage 4: round and saturate, registered (the accumulators' carry chains and the
