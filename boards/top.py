@@ -22,6 +22,10 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
 
 #: Lanes above which an ECP5 system keeps the memory core's state and buffers in LUT RAM.
 WIDE_PLAN = 32
+#: Weight bits above which it does so at any plan: the weights then need most of the block
+#: RAM (400-400-10: 2.7 Mbit of the ECP5-85F's 3.8; at 8 x 32 its state, input and buffer
+#: banks in DP16KD made 210 blocks of 208, in LUT RAM 182).
+LARGE_WEIGHTS = 1 << 20
 
 
 def store_latency_of(family: str) -> int:
@@ -66,12 +70,23 @@ def board_system(
         # block RAM its weights need (400-400-10 at 101 lanes: 303 more; folded wider, the
         # source buffer has a bank a multiplier); so are its state banks but where they
         # are deep (hw.mcore.DISTRIBUTED_ROWS: 400-400-10's stay in block RAM)
-        ram_style=(
-            "distributed"
-            if family == "ecp5" and isinstance(lanes, int) and max(lanes, simd or 0) > WIDE_PLAN
-            else None
-        ),
+        ram_style="distributed"
+        if family == "ecp5" and _small_memories_in_luts(cfg, lanes, simd)
+        else None,
     )
+
+
+def _small_memories_in_luts(cfg: Config, lanes, simd: int | None) -> bool:
+    """Whether an ECP5 memory core keeps its state (where shallow), buffer and input banks in
+    LUT RAM: a wide plan's banks are a few rows each (a DP16KD apiece would take the block RAM
+    its weights need), and so does a network whose weights fill the block RAM."""
+    if not isinstance(lanes, int):
+        return False
+    if max(lanes, simd or 0) > WIDE_PLAN:
+        return True
+    layers = cfg.layers  # each layer's weights and its bias
+    weights = sum((n_in + 1) * n_out for n_in, n_out in zip(layers[:-1], layers[1:], strict=True))
+    return weights * cfg.weight_width > LARGE_WEIGHTS
 
 
 class BoardTop(Elaboratable):

@@ -903,21 +903,23 @@ def test_auto_lanes_build_a_fold_with_its_multipliers(monkeypatch, tmp_path):
 
 def test_a_wide_ecp5_plan_keeps_state_and_buffers_in_lut_ram():
     """Past 32 lanes an ECP5 system's state memory and buffers are LUT RAM (their banks are
-    a few rows each: block RAM is the weights'); narrower plans and the iCE40 leave the choice
-    to Yosys."""
-    from boards.top import WIDE_PLAN, board_system
+    a few rows each: block RAM is the weights'), and so at any plan where the weights fill
+    the block RAM (400-400-10); narrower plans of smaller networks and the iCE40 leave the
+    choice to Yosys."""
+    from boards.top import LARGE_WEIGHTS, WIDE_PLAN, board_system
     from golden_model.datasets import dataset_config
 
     digits = dataset_config("digits")
 
-    def style(family, lanes):
-        system = board_system(
-            digits, family=family, divisor=200, slots=2, lanes=lanes, core="memory"
-        )
+    def style(family, lanes, cfg=digits):
+        system = board_system(cfg, family=family, divisor=200, slots=2, lanes=lanes, core="memory")
         return system.core.ram_style
 
     assert style("ecp5", WIDE_PLAN + 1) == "distributed"
     assert style("ecp5", WIDE_PLAN) is None and style("ice40", 65) is None
+    large = digits.replace(layers=(400, 160, 10))  # 66,170 weights: 1.06 Mbit
+    assert (401 * 160 + 161 * 10) * large.weight_width > LARGE_WEIGHTS
+    assert style("ecp5", 8, large) == "distributed" and style("ice40", 8, large) is None
 
 
 def test_a_load_longer_than_the_run_sets_the_memory_cores_pace(tmp_path):
