@@ -99,11 +99,12 @@ def numpy_minibatch_rate(cfg: Config, batch: int, seconds: float) -> float:
     return batch * _rate(step, seconds)
 
 
-def bench_loihi(seconds: float = 2.0) -> dict:
+def bench_loihi(seconds: float = 2.0, builds: list[dict] | None = None) -> dict:
     """The 400-400-10 network a training sample at a time: Loihi's published figure beside
-    numpy float32 backprop on this CPU at batch 1 and 32, and the memory core's clocks a
-    sample (exact, from its micro-code) at the lane counts the ECP5-85F could hold; no
-    bitstream of it is routed yet, so no rate at a clock is claimed for it."""
+    numpy float32 backprop on this CPU at batch 1 and 32, the memory core's clocks a sample
+    (exact, from its micro-code) at the lane counts the ECP5-85F could hold, and a row for
+    each routed build given (``pulsegate build --json`` reports of the 400-400-10 network:
+    its samples/s at the clock its PLL runs, and whether timing met there)."""
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
     from hw.microcode import encode, sample_clocks
@@ -116,6 +117,23 @@ def bench_loihi(seconds: float = 2.0) -> dict:
     for batch in (1, 32):
         rate = numpy_minibatch_rate(cfg, batch, seconds)
         rows.append({"system": f"numpy float32, batch {batch} (this CPU)", "samples_per_s": rate})
+    for build in builds or []:
+        plan = build.get("lanes")
+        if build.get("simd") and build["simd"] != plan:
+            plan = f"{plan}x{build['simd']}"
+        met = "timing met" if build.get("timing_met") else "timing NOT met"
+        rows.append(
+            {
+                "system": (
+                    f"pulsegate on the {build['device']}, memory core {plan}, "
+                    f"{build['clock_mhz']:g} MHz ({met})"
+                ),
+                "samples_per_s": float(build["samples_per_s"]),
+                "cycles_per_sample": build["cycles_per_sample"],
+                "clock_mhz": build["clock_mhz"],
+                "timing_met": bool(build.get("timing_met")),
+            }
+        )
     schedule = compile_backprop(cfg)
     clocks = {}
     for lanes in (16, 32, 64, 128):

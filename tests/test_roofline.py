@@ -132,3 +132,35 @@ def test_bench_loihi_sets_numpy_at_two_batch_sizes_beside_loihi(capsys):
     fewest = macs_per_sample(compile_backprop(cfg), cfg) // 128  # every multiplier busy
     assert clocks[16] > clocks[32] > clocks[64] > clocks[128] > fewest
     assert "at 50 us a" in capsys.readouterr().out
+
+
+def test_bench_loihi_sets_a_routed_build_beside_loihi(tmp_path, capsys):
+    """``--build`` adds a routed 400-400-10 build's row (its samples/s at its PLL clock and
+    whether timing met); a file that is no build report, or one of another network, is
+    refused by the option's name."""
+    import json
+
+    from pulsegate.cli import main
+
+    report = {
+        "network": "400-400-10", "device": "LFE5U-85F", "lanes": 8, "simd": 32,
+        "clock_mhz": 60.0, "timing_met": True, "cycles_per_sample": 12282,
+        "samples_per_s": 4885,
+    }  # fmt: skip
+    good = tmp_path / "built.json"
+    good.write_text(json.dumps(report))
+    out = tmp_path / "loihi.json"
+    assert (
+        main(["bench", "loihi", "--seconds", "0.02", "--build", str(good), "--json", str(out)]) == 0
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[-1]["system"] == "pulsegate on the LFE5U-85F, memory core 8x32, 60 MHz (timing met)"
+    assert rows[-1]["samples_per_s"] == 4885 and rows[-1]["us_per_sample"] == 1e6 / 4885
+    assert "8x32, 60 MHz (timing met) | 4,885 |" in capsys.readouterr().out
+    other = tmp_path / "digits.json"
+    other.write_text(json.dumps(report | {"network": "64-32-10"}))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"network": "400-400-10"}))
+    for path in (other, broken, tmp_path / "missing.json"):
+        assert main(["bench", "loihi", "--seconds", "0.02", "--build", str(path)]) == 2
+        assert "--build" in capsys.readouterr().err

@@ -1,8 +1,10 @@
-"""``pulsegate bench [roofline|golden|rtl|boards|cores|clocks|blocks]``: each a table."""
+"""``pulsegate bench [roofline|golden|loihi|rtl|boards|cores|clocks|blocks]``: each a table."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from .common import (
     UsageError,
@@ -43,8 +45,25 @@ def run_loihi(args: argparse.Namespace) -> int:
     from ..bench import bench_loihi
 
     check_outputs(args, directories=())
-    write_json(args.json, bench_loihi(seconds=args.seconds))
+    builds = []
+    for path in args.build:
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError("--build", f"cannot read a build report from {path}: {exc}") from exc
+        missing = [k for k in BUILD_KEYS if k not in report]
+        if missing:
+            raise UsageError("--build", f"{path} is not a build report (no {missing[0]!r})")
+        if report["network"] != "400-400-10":
+            raise UsageError("--build", f"{path} built {report['network']}, not 400-400-10")
+        builds.append(report)
+    write_json(args.json, bench_loihi(seconds=args.seconds, builds=builds))
     return 0
+
+
+#: What a ``pulsegate build --json`` report must hold for ``bench loihi --build``.
+BUILD_KEYS = ("network", "device", "lanes", "clock_mhz", "timing_met", "cycles_per_sample",
+              "samples_per_s")  # fmt: skip
 
 
 def run_rtl(args: argparse.Namespace) -> int:
@@ -158,6 +177,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run_loihi,
     )
     p.add_argument("--seconds", type=positive_float, default=2.0, help="time per measurement (2.0)")
+    p.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="a routed 400-400-10 build's report (pulsegate build --json) as a row; repeatable",
+    )
     p.add_argument("--json", help="write the table as JSON")
     p = add_command(
         bench,
