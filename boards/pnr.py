@@ -8,6 +8,7 @@ delays), so iCE40 Fmax with DSPs in use is optimistic about the multipliers them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -202,22 +203,27 @@ def run_script(
     )
     deadline = None if time_limit is None else time.monotonic() + time_limit
     shown = None
-    while True:
-        wait = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
-        try:
-            code = process.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            if deadline is not None and time.monotonic() >= deadline:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                raise
-        if progress is not None:
-            log = out / "top.tim"
-            stage = build_stage(log.read_text(errors="replace") if log.exists() else None)
-            if stage != shown:
-                progress(stage)
-                shown = stage
+    try:
+        while True:
+            wait = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
+            try:
+                code = process.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            if progress is not None:
+                log = out / "top.tim"
+                stage = build_stage(log.read_text(errors="replace") if log.exists() else None)
+                if stage != shown:
+                    progress(stage)
+                    shown = stage
+    except BaseException:  # past the limit, Ctrl-C or a terminated build: its tools go too
+        # (in a session of their own, no signal to this process reaches them)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     if code:
         raise subprocess.CalledProcessError(code, f"{plan.script}.sh")
 

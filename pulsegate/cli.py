@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from golden_model.config import ConfigError
 
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad option (2, its line already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    # a terminated command unwinds as an exit does, so that a build stops the tools it runs
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         return args.func(args)
     except (ConfigError, UsageError) as exc:

@@ -536,6 +536,35 @@ def test_a_build_past_its_time_limit_is_stopped_with_its_tools(tmp_path):
     assert not (tmp_path / "child_alive").exists()  # the background child died too
 
 
+def test_a_terminated_build_stops_its_tools(tmp_path):
+    """``pulsegate build`` killed (SIGTERM) or interrupted stops the tools it started: they
+    run in a session of their own, which no signal to the command reaches (a stopped build's
+    nextpnr had kept running for 25 minutes beside the next one)."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "build_top.sh"
+    script.write_text(f"(sleep 1; touch {tmp_path / 'child_alive'}) & sleep 30\n")
+    runner = tmp_path / "runner.py"
+    runner.write_text(
+        "import signal, sys\n"
+        "from pathlib import Path\n"
+        "from boards.pnr import run_script\n"
+        "class Plan:\n"
+        "    script = 'build_top'\n"
+        "    def extract(self, root): pass\n"
+        "signal.signal(signal.SIGTERM, lambda n, f: sys.exit(128 + n))  # as pulsegate.cli does\n"
+        f"run_script(Plan(), Path({str(tmp_path)!r}), time_limit=None, poll=0.05)\n"
+    )
+    command = subprocess.Popen([sys.executable, str(runner)])
+    time.sleep(0.5)
+    command.terminate()
+    assert command.wait(timeout=5) == 128 + 15
+    time.sleep(1.5)
+    assert not (tmp_path / "child_alive").exists()  # the script's background child died too
+
+
 NEXTPNR_LOG = """Info: Packing IOs..
 Info: Running main analytical placer, max placement attempts per cell = 194020834.
 Info:     at iteration #1, type ALL: wirelen solved = 32718, spread = 3603993, legal = 3796684
