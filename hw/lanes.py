@@ -495,7 +495,7 @@ class LanePipeline(wiring.Component):
         changes = [Signal(signed(wide), name=f"change{k}") for k in range(lanes)]
         # Hebbian: the product's shifted bits and its rounding's carry (registered), so that
         # ``old - round(p >> shift)`` is one carry chain at stage 4 with the carry as its
-        # carry-in, not a rounding adder, a clamp and a subtraction (a rule a multiplier:
+        # borrow, not a rounding adder, a clamp and a subtraction (a rule a multiplier:
         # the largest logic of a wide fold).
         width = len(Value.cast(products[0])) - shift
         shifted = [Signal(signed(width), name=f"shifted{k}") for k in range(lanes)]
