@@ -258,7 +258,7 @@ def memory_lane_counts(board: Board | str, cfg: Config) -> list[int]:
     words, as it is at 100). A count is kept only when it takes fewer clocks a sample
     (:func:`hw.microcode.sample_clocks`) than every smaller one: digits at 65 lanes takes
     the clocks it takes at 128."""
-    from hw.microcode import encode, sample_clocks
+    from hw.microcode import program_clocks
     from hw.microprogram import compile_program
 
     board = board_named(board) if isinstance(board, str) else board
@@ -273,7 +273,7 @@ def memory_lane_counts(board: Board | str, cfg: Config) -> list[int]:
     counts = sorted({n for n in powers} | {-(-d // -(-d // n)) for n in powers for d in dims})
     kept, best = [], None
     for n in counts:
-        clocks = sample_clocks(encode(compile_program(schedule, n), cfg)[0], n)
+        clocks = program_clocks(compile_program(schedule, n), cfg)
         if best is None or clocks < best:
             kept.append(n)
             best = clocks
@@ -298,7 +298,7 @@ def memory_plans(board: Board | str, cfg: Config) -> list[int | Fold]:
     of ``--lanes auto`` assume. A fold is kept where it is the cheaper way to its clocks:
     digits on the ECP5-85F keeps 8 x 16, 4 x 16, 4 x 8 and 2 x 8 between the full counts
     (16 full lanes take about the clocks of 8 x 32 for less)."""
-    from hw.microcode import encode, sample_clocks
+    from hw.microcode import program_clocks
     from hw.microprogram import compile_program
 
     board = board_named(board) if isinstance(board, str) else board
@@ -324,7 +324,7 @@ def memory_plans(board: Board | str, cfg: Config) -> list[int | Fold]:
 
     def clocks(plan: int | Fold) -> int:
         lanes, simd = shape(plan)
-        return sample_clocks(encode(compile_program(schedule, lanes, simd), cfg)[0], lanes, simd)
+        return program_clocks(compile_program(schedule, lanes, simd), cfg)
 
     measured = sorted((cost(p), clocks(p), shape(p), p) for p in candidates)
     kept, best = [], None

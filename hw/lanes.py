@@ -168,6 +168,10 @@ class LanePipeline(wiring.Component):
         learning rule updates ``simd`` weights a clock; the element-wise slots (gathers,
         steps, sweeps by columns) use the first ``lanes``, a sweep by columns takes its
         weights from part ``slot.part`` of the word.
+    banked : bool
+        The weights come from banks (:class:`hw.weight_memory.WeightMemory`), a clock after
+        the other memories' words: those wait a register for them, and every stage from the
+        operands on is a clock later (:func:`hw.microcode.operand_stages`).
 
     Attributes
     ----------
@@ -214,8 +218,10 @@ class LanePipeline(wiring.Component):
         widest: int,
         rules: set[str],
         simd: int | None = None,
+        banked: bool = False,
     ) -> None:
         self.cfg, self.lanes, self.output_size, self.rules = cfg, lanes, output_size, rules
+        self.banked = banked
         self.simd = simd = lanes if simd is None else simd
         if simd < lanes or simd % lanes:
             raise ValueError(f"simd must be a multiple of lanes ({lanes}), got {simd}")
@@ -265,8 +271,9 @@ class LanePipeline(wiring.Component):
         m = Module()
         cfg, lanes, simd = self.cfg, self.lanes, self.simd
         cw = cfg.current_width
-        stages = pipeline_depth(simd)
-        early = operand_stages(simd)  # stage 1b: the memories' words registered
+        banked = int(self.banked)  # the weights' extra clock (their banks' registers)
+        stages = pipeline_depth(simd, self.banked)
+        early = operand_stages(simd, self.banked)  # stage 1b (1c): the words registered
         levels = tree_levels(simd)  # stages 2b, 2c, ...: the row's adder tree cut by registers
         tags = [self.slot] + [
             Signal.like(self.slot, name=f"stage{n}") for n in range(1, stages + 1)
@@ -290,7 +297,7 @@ class LanePipeline(wiring.Component):
         ]
         self.held_word = Signal.like(self.weight_data)
         word = self.weight_data
-        for level in range(early):  # the rule a stage later: the word waits
+        for level in range(early - banked):  # the rule a stage later: the word waits
             waiting = Signal.like(self.weight_data, name=f"waiting{level}")
             m.d.sync += waiting.eq(word)
             word = waiting
@@ -306,8 +313,11 @@ class LanePipeline(wiring.Component):
         one = 1 << cfg.weight_frac
         src, state, zero = self.src_data, self.state_data, self.state_zero
         post, weights = self.post_data, self.weight_data
-        # the broadcast element (a sweep by columns' source, a rule's post-synaptic factor)
-        post_element = Array(post[k] for k in range(lanes))[tags[1].lane]
+        # the broadcast element (a sweep by columns' source, a rule's post-synaptic factor),
+        # picked where the other words wait for banked weights
+        for level in range(early - 1):
+            post = self._registered(m, post, f"post{level}")
+        post_element = Array(post[k] for k in range(lanes))[tags[max(early, 1)].lane]
         # What every multiplier reads (the selects below, the broadcast element) is
         # registered once a group of eight multipliers above stage 1b: one flip-flop had
         # driven 16 LUTs a multiplier (hw.multipliers.register_copies).
@@ -317,15 +327,13 @@ class LanePipeline(wiring.Component):
             # broadcast element picked before its registers, so that they drive the
             # multipliers (the pick behind one, routed to 32 of them, was 8 x 32's path at
             # 85 MHz: 11.27 ns, 9.25 of it routing)
-            src, state, zero, weights = (
-                self._registered(m, value, name)
-                for value, name in (
-                    (src, "src"),
-                    (state, "state"),
-                    (zero, "zero"),
-                    (weights, "weights"),
+            for level in range(early):
+                src, state, zero = (
+                    self._registered(m, value, f"{name}{level or ''}")
+                    for value, name in ((src, "src"), (state, "state"), (zero, "zero"))
                 )
-            )
+            for level in range(early - banked):
+                weights = self._registered(m, weights, f"weights{level or ''}")
             post_elements = [
                 copy.as_signed()
                 for copy in register_copies(m, platform, post_element, copies, "post_element")

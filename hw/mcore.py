@@ -42,6 +42,7 @@ from .microprogram import compile_program
 from .microsequencer import MicroSequencer
 from .population import COUNTER_WIDTH
 from .state_memory import StateMemory, debug_address
+from .weight_memory import WeightMemory
 
 __all__ = ["MemoryCore", "DISTRIBUTED_ROWS"]
 
@@ -127,6 +128,7 @@ class MemoryCore(wiring.Component):
         input_banks: int = 2,
         rom_style: str | None = None,
         simd: int | None = None,
+        weight_bank_rows: int | None = None,
     ):
         if 1 << cfg.weight_frac > (1 << (max(cfg.current_width, cfg.weight_width) - 1)) - 1:
             raise NotImplementedError("the memory-centric core needs 1.0 in a weight's width")
@@ -135,8 +137,11 @@ class MemoryCore(wiring.Component):
         self.program = compile_program(schedule, lanes, simd)
         self.simd = self.program.simd
         self.observe_ticks = debug if observe_ticks is None else observe_ticks
-        self.words, self.where = encode(self.program, cfg, observe_ticks=self.observe_ticks)
-        self.clocks_per_sample = sample_clocks(self.words, lanes, self.simd)
+        self.words, self.where = encode(
+            self.program, cfg, observe_ticks=self.observe_ticks, bank_rows=weight_bank_rows
+        )
+        self.banked = self.where.banked
+        self.clocks_per_sample = sample_clocks(self.words, lanes, self.simd, self.banked)
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
         self.input_groups = list(schedule.inputs)
@@ -166,7 +171,11 @@ class MemoryCore(wiring.Component):
             self.second_bank = {g: state.bases[g] + (1 << self.bank_bit) for g in self.input_groups}
             self.state_rows = (1 << self.bank_bit) + (1 << self.input_bits)  # rows addressed
             self.words_b, _ = encode(
-                self.program, cfg, observe_ticks=self.observe_ticks, state_bases=self.second_bank
+                self.program,
+                cfg,
+                observe_ticks=self.observe_ticks,
+                state_bases=self.second_bank,
+                bank_rows=weight_bank_rows,
             )
             assert [w.delay for w in self.words_b] == [w.delay for w in self.words]
         self.input_size = sum(schedule.group(n).size for n in self.input_groups)
@@ -255,9 +264,19 @@ class MemoryCore(wiring.Component):
         m.submodules.masks = self.mask_mem = memory.Memory(
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
-        weights = self._weight_words(golden)
-        m.submodules.weights = self.w_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(ww), simd), depth=max(len(weights), 2), init=weights
+        # A wide word has one write enable: a rule writes its padding lanes back unchanged
+        # and the host a word it has read. Per-weight enables cost the ECP5 a DP16KD for
+        # every two weights (its byte enables are 9 bits); one enable lets Yosys pack a word's
+        # 16-bit weights into 36-bit blocks. A narrow word keeps them: the iCE40's blocks
+        # mask by the bit, and the host's read-modify-write would cost LUTs.
+        self.whole_words = simd > OPERAND_LANES
+        m.submodules.weights = self.w_mem = WeightMemory(
+            simd,
+            ww,
+            self._weight_words(golden),
+            bank_rows=self.where.bank_rows,
+            granularity=None if self.whole_words else 1,
+            debug=self.debug,
         )
         gathers = [w for w in self.words if w.kind == Kind.GATHER]
         buffer_rows = max([w.drow + (w.dpart + w.count - 1) // fold + 1 for w in gathers
@@ -277,14 +296,6 @@ class MemoryCore(wiring.Component):
             )
             m.submodules[f"buf_{name}"] = mem
             self.buffers[name] = mem
-        self.w_read = self.w_mem.read_port()
-        # A wide word has one write enable: a rule writes its padding lanes back unchanged
-        # and the host a word it has read. Per-weight enables cost the ECP5 a DP16KD for
-        # every two weights (its byte enables are 9 bits); one enable lets Yosys pack a word's
-        # 16-bit weights into 36-bit blocks. A narrow word keeps them: the iCE40's blocks
-        # mask by the bit, and the host's read-modify-write would cost LUTs.
-        self.whole_words = simd > OPERAND_LANES
-        self.w_write = self.w_mem.write_port(granularity=None if self.whole_words else 1)
         src_read, src_write = (
             self.buffers["src"].read_port(),
             self.buffers["src"].write_port(granularity=1),
@@ -322,6 +333,7 @@ class MemoryCore(wiring.Component):
             widest=widest,
             rules=rules,
             simd=simd,
+            banked=self.banked,
         )
         self.run_bank_next = Signal()  # the bank a start in this clock runs (set in _load)
         m.d.comb += [
@@ -344,7 +356,7 @@ class MemoryCore(wiring.Component):
             mask_read.addr.eq(pipe.mask_addr),
             pipe.src_data.eq(src_read.data),
             pipe.post_data.eq(post_read.data),
-            pipe.weight_data.eq(self.w_read.data),
+            pipe.weight_data.eq(self.w_mem.read_data),
             pipe.mask_data.eq(mask_read.data),
             pipe.random.eq(self.lfsr.ahead),
             self.lfsr.advance.eq(pipe.random_advance),
@@ -352,9 +364,11 @@ class MemoryCore(wiring.Component):
             self.st.write_row.eq(pipe.state_write_row),
             self.st.write_data.eq(pipe.state_write_data),
             self.st.write_lanes.eq(pipe.state_write_lanes),
-            self.w_write.addr.eq(pipe.weight_write_addr),
-            self.w_write.data.eq(pipe.weight_write_data),
-            self.w_write.en.eq(pipe.weight_write if self.whole_words else pipe.weight_write_lanes),
+            self.w_mem.write_addr.eq(pipe.weight_write_addr),
+            self.w_mem.write_data.eq(pipe.weight_write_data),
+            self.w_mem.write_en.eq(
+                pipe.weight_write if self.whole_words else pipe.weight_write_lanes
+            ),
             mask_write.addr.eq(pipe.mask_write_addr),
             mask_write.data.eq(pipe.mask_write_data),
             mask_write.en.eq(pipe.mask_write),
@@ -389,7 +403,7 @@ class MemoryCore(wiring.Component):
                 m.d.comb += port.data[k].eq(pipe.buffer_write_data[k])
         # The weights' read port: the host's access, a rule's stage-2 read, or a sweep's.
         self.host_addr, self.host_busy = Signal(range(max(where.depth, 2))), Signal()
-        m.d.comb += self.w_read.addr.eq(
+        m.d.comb += self.w_mem.read_addr.eq(
             Mux(
                 self.host_busy,
                 self.host_addr,
@@ -459,6 +473,9 @@ class MemoryCore(wiring.Component):
             with m.State("access"):  # the read port takes the address (a narrow word's
                 # write happens now)
                 m.d.comb += [self.host_busy.eq(1), accessing.eq(1)]
+                m.next = "bank" if self.w_mem.latency > 1 else "data"
+            with m.State("bank"):  # banks: each bank's word is registered before their pick
+                m.d.comb += self.host_busy.eq(1)
                 m.next = "data"
             with m.State("data"):  # the word is on the read port: registered whole
                 m.d.comb += [self.host_busy.eq(1), answer.eq(1)]
@@ -471,23 +488,23 @@ class MemoryCore(wiring.Component):
                 m.next = "idle"
         address = decoder.address
         m.d.comb += self.host_addr.eq(address)
-        fetched = Signal.like(self.w_read.data)
+        fetched = Signal.like(self.w_mem.read_data)
         with m.If(answer):
-            m.d.sync += fetched.eq(self.w_read.data)
+            m.d.sync += fetched.eq(self.w_mem.read_data)
         if self.whole_words:
             with m.If(picking & writing):  # the word read back with its one weight replaced
-                m.d.comb += [self.w_write.addr.eq(address), self.w_write.en.eq(1)]
+                m.d.comb += [self.w_mem.write_addr.eq(address), self.w_mem.write_en.eq(1)]
                 for k in range(lanes):
                     replaced = Mux(decoder.lane == k, value, fetched[k])
-                    m.d.comb += self.w_write.data[k].eq(replaced)
+                    m.d.comb += self.w_mem.write_data[k].eq(replaced)
         else:
             with m.If(accessing & writing):  # the one weight, by its lane's enable
                 m.d.comb += [
-                    self.w_write.addr.eq(address),
-                    self.w_write.en.eq(1 << decoder.lane),
+                    self.w_mem.write_addr.eq(address),
+                    self.w_mem.write_en.eq(1 << decoder.lane),
                 ]
                 for k in range(lanes):
-                    m.d.comb += self.w_write.data[k].eq(value)
+                    m.d.comb += self.w_mem.write_data[k].eq(value)
         word = Array(fetched[k] for k in range(lanes))
         m.d.sync += host.rdata.eq(word[decoder.lane])
 
@@ -590,9 +607,8 @@ class MemoryCore(wiring.Component):
             m.d.comb += self.inputs.debug_addr.eq(address + Mux(self.run_bank, bank_rows, 0))
         mask_debug = self.mask_mem.read_port()
         m.d.comb += mask_debug.addr.eq(address)
-        weight_port = self.w_mem.read_port()
-        m.d.comb += weight_port.addr.eq(address)
-        weight = Array(weight_port.data[k] for k in range(self.simd))[lane_r]
+        m.d.comb += self.w_mem.debug_addr.eq(address)
+        weight = Array(self.w_mem.debug_data[k] for k in range(self.simd))[lane_r]
         counters = Array(
             [
                 self.sat_current,

@@ -57,12 +57,15 @@ __all__ = [
     "TREE_LANES",
     "OPERAND_LANES",
     "operand_stages",
+    "BANK_ROWS",
+    "weight_bank_rows",
     "tree_levels",
     "pipeline_depth",
     "learn_write",
     "encode",
     "word_layout",
     "sample_clocks",
+    "program_clocks",
     "lengths",
     "MemoryMap",
 ]
@@ -107,27 +110,45 @@ def tree_levels(lanes: int) -> int:
 OPERAND_LANES = 8
 
 
-def operand_stages(lanes: int) -> int:
+def operand_stages(lanes: int, banked: bool = False) -> int:
     """Registered stages between the memories' words and the multipliers' operand
-    multiplexers where ``lanes`` multipliers take them: one above :data:`OPERAND_LANES`."""
-    return int(lanes > OPERAND_LANES)
+    multiplexers where ``lanes`` multipliers take them: one above :data:`OPERAND_LANES`, and
+    one more where the weights are read from banks (:class:`hw.weight_memory.WeightMemory`:
+    each bank's word registered before the bank multiplexer; the other memories' words wait
+    for it)."""
+    return int(lanes > OPERAND_LANES) + int(banked)
 
 
-def pipeline_depth(lanes: int) -> int:
+def pipeline_depth(lanes: int, banked: bool = False) -> int:
     """Stages behind the issuing one where a row's adder tree sums ``lanes`` products (the
-    multipliers: ``simd`` of a folded program): :data:`DEPTH`, one more where the operands
-    are registered (:func:`operand_stages`) and one for each registered level of its tree
-    (:func:`tree_levels`). The other writes land a stage earlier (:data:`WRITE`), and a step
-    reads its mask word a stage before them."""
-    return DEPTH + operand_stages(lanes) + tree_levels(lanes)
+    multipliers: ``simd`` of a folded program): :data:`DEPTH`, one more for each registered
+    stage of the operands (:func:`operand_stages`) and one for each registered level of its
+    tree (:func:`tree_levels`). The other writes land a stage earlier (:data:`WRITE`), and a
+    step reads its mask word a stage before them."""
+    return DEPTH + operand_stages(lanes, banked) + tree_levels(lanes)
 
 
-def learn_write(lanes: int) -> int:
+def learn_write(lanes: int, banked: bool = False) -> int:
     """The stage a learning rule writes its word of weights in, where ``lanes`` multipliers
-    sum a row: :data:`WRITE` and the operands' stage (:func:`operand_stages`), not the tree's
+    sum a row: :data:`WRITE` and the operands' stages (:func:`operand_stages`), not the tree's
     levels, which a rule does not wait for (its products go to it as they leave the
     multipliers)."""
-    return WRITE + operand_stages(lanes)
+    return WRITE + operand_stages(lanes, banked)
+
+
+#: Words of a bank of the weight memory where a plan of more than :data:`OPERAND_LANES`
+#: multipliers reads it from banks (:class:`hw.weight_memory.WeightMemory`): an ECP5 DP16KD
+#: holds 1,024 words of 18 bits, so a bank is one block RAM deep.
+BANK_ROWS = 1024
+
+
+def weight_bank_rows(simd: int, bank_rows: int | None = None) -> int:
+    """Words a bank of the weight memory of a plan of ``simd`` multipliers (0: not banked):
+    ``bank_rows`` if given, else :data:`BANK_ROWS` above :data:`OPERAND_LANES` multipliers
+    (a narrow word is a few block RAMs, whose multiplexer is short)."""
+    if bank_rows is not None:
+        return bank_rows
+    return BANK_ROWS if simd > OPERAND_LANES else 0
 
 
 #: Clocks from a slot's write-back to its saturation events in the counters (a step's event
@@ -226,10 +247,17 @@ class MemoryMap:
     transposed: frozenset[str]  # primaries stored by columns
     depth: int  # words of the weight memory
     simd: int = 0  # weights a word (``lanes`` unless the program folds wider)
+    bank_rows: int = 0  # words a bank of the weight memory (0: one memory)
 
     def __post_init__(self) -> None:
         if not self.simd:
             object.__setattr__(self, "simd", self.lanes)
+
+    @property
+    def banked(self) -> bool:
+        """Whether the weights are read from more than one bank (a clock more a read:
+        :func:`operand_stages`)."""
+        return 0 < self.bank_rows < max(self.depth, 2)
 
     @classmethod
     def of(cls, program: Program, row_major: bool = False) -> MemoryMap:
@@ -482,6 +510,7 @@ def encode(
     *,
     observe_ticks: bool = True,
     state_bases: Mapping[str, int] | None = None,
+    bank_rows: int | None = None,
 ) -> tuple[list[Word], MemoryMap]:
     """The ROM words of one sample, every tick unrolled, and the memory map they address.
 
@@ -491,9 +520,14 @@ def encode(
     ``observe_ticks``: every tick drains the pipeline and holds its state for the debug port
     (the per-tick comparisons); without it only the sample's last tick does, and the others
     only set their flags (a ``FLAGS`` word, merged with its neighbours): nothing in a tick's
-    end needs the pipeline empty, since every read already waits for the write it needs."""
+    end needs the pipeline empty, since every read already waits for the write it needs.
+
+    ``bank_rows``: words a bank of the weight memory (:func:`weight_bank_rows`'s default for
+    the program's multipliers if not given); the map's :attr:`MemoryMap.banked` says whether
+    the words' timing counts the banks' clock."""
     schedule = program.schedule
     where = MemoryMap.of(program, row_major=cfg.rounding == Rounding.STOCHASTIC)
+    where = replace(where, bank_rows=weight_bank_rows(program.simd, bank_rows))
     if state_bases:
         where = replace(where, state={**where.state, **state_bases})
     readout_at = schedule.readout.phase if schedule.readout else None
@@ -511,9 +545,10 @@ def encode(
         words.append(_readout(where, schedule))
     words.append(Word(Kind.TICK, last=True))
     words = _fold_flags(_mark_fresh(_merge_flags(words), where))
-    delays, _ = timeline(words, program.lanes, program.simd)
+    banked = where.banked
+    delays, _ = timeline(words, program.lanes, program.simd, banked=banked)
     words = [replace(w, delay=d) for w, d in zip(words, delays, strict=True)]
-    spans = lengths(words, program.lanes, program.simd)
+    spans = lengths(words, program.lanes, program.simd, banked=banked)
     return [replace(w, length=n) for w, n in zip(words, spans, strict=True)], where
 
 
@@ -603,7 +638,7 @@ def rom_value(word: Word, parts: int) -> dict:
     }
 
 
-def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
+def _slot_accesses(w: Word, lanes: int, simd: int | None = None, banked: bool = False):
     """Every slot of ``w`` in issue order: ``(reads, writes)``, each a list of ``(memory,
     address, stage)`` (the stage the address is presented in; a write lands at its clock's
     end). The sequencer's loops, clock for clock.
@@ -614,9 +649,9 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
     from part ``b % (simd // lanes)`` of a word."""
     simd = lanes if simd is None else simd
     fold = simd // lanes
-    depth = pipeline_depth(simd)
+    depth = pipeline_depth(simd, banked)
     write = depth - 1  # every write but the state memory's and a rule's
-    learned = learn_write(simd)
+    learned = learn_write(simd, banked)
 
     def steps(block):
         for st in range(w.steps):
@@ -659,20 +694,20 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None):
 
 
 def _walk(
-    words: list[Word], lanes: int, simd: int | None = None
+    words: list[Word], lanes: int, simd: int | None = None, banked: bool = False
 ) -> tuple[list[int], list[int], int]:
     """Every word's wait and its length in clocks, and the clocks of a sample: the one walk
     :func:`timeline` and :func:`lengths` report from."""
     simd = lanes if simd is None else simd
     clock = 1  # the start clock; the first word is presented in the next
     landed: dict[tuple[str, int], int] = {}  # the first clock a read sees the last write
-    depth = pipeline_depth(simd)
+    depth = pipeline_depth(simd, banked)
     last_issue = -depth - 1
     delays, spans = [], []
     for w in words:
         if w.kind == Kind.TICK:  # flags, then valid once drained, then the next word
             delays.append(0)
-            valid = tick_valid(clock, last_issue, simd)
+            valid = tick_valid(clock, last_issue, simd, banked)
             spans.append(valid - clock + 1)
             clock = valid + 1
             continue
@@ -681,7 +716,7 @@ def _walk(
             spans.append(1)
             clock += 1
             continue
-        slots = list(_slot_accesses(w, lanes, simd))
+        slots = list(_slot_accesses(w, lanes, simd, banked))
         start = clock
         for i, (reads, _) in enumerate(slots):
             for memory, address, stage in reads:
@@ -699,30 +734,46 @@ def _walk(
     return delays, spans, clock
 
 
-def timeline(words: list[Word], lanes: int, simd: int | None = None) -> tuple[list[int], int]:
+def timeline(
+    words: list[Word], lanes: int, simd: int | None = None, banked: bool = False
+) -> tuple[list[int], int]:
     """The clocks each word waits before its first slot (no read before the write it needs
     has landed; the weights' read port used by one word at a time), and the clocks of a
     sample as the testbenches count them: the ``start`` clock, and for every tick the clocks
-    until its state is valid and the valid clock (no ``hold``)."""
-    delays, _, clocks = _walk(words, lanes, simd)
+    until its state is valid and the valid clock (no ``hold``). ``banked``: the weights are
+    read from banks (:attr:`MemoryMap.banked`)."""
+    delays, _, clocks = _walk(words, lanes, simd, banked)
     return delays, clocks
 
 
-def tick_valid(clock: int, last_issue: int, lanes: int) -> int:
+def tick_valid(clock: int, last_issue: int, lanes: int, banked: bool = False) -> int:
     """The clock a ``TICK`` presented at ``clock`` holds its state valid: its flags' clock
     first, then until the slot issued at ``last_issue`` has written back and its saturation
     events are counted (``lanes``: the multipliers a row's tree sums)."""
-    return max(clock + 1, last_issue + ISSUE + pipeline_depth(lanes) + COUNT + 1)
+    return max(clock + 1, last_issue + ISSUE + pipeline_depth(lanes, banked) + COUNT + 1)
 
 
-def lengths(words: list[Word], lanes: int, simd: int | None = None) -> list[int]:
+def lengths(
+    words: list[Word], lanes: int, simd: int | None = None, banked: bool = False
+) -> list[int]:
     """Clocks each word of :func:`timeline`'s words takes from its first clock to its last:
     its wait and its slots; a ``FLAGS`` word one; a ``TICK`` to its valid clock (without
     ``hold``). The sequencer counts them down, so that a word's end is a register, not a
     decision on the ROM's output."""
-    return _walk(words, lanes, simd)[1]
+    return _walk(words, lanes, simd, banked)[1]
 
 
-def sample_clocks(words: list[Word], lanes: int, simd: int | None = None) -> int:
+def sample_clocks(
+    words: list[Word], lanes: int, simd: int | None = None, banked: bool = False
+) -> int:
     """Clocks of one sample (:func:`timeline`)."""
-    return timeline(words, lanes, simd)[1]
+    return timeline(words, lanes, simd, banked)[1]
+
+
+def program_clocks(
+    program: Program, cfg: Config, *, observe_ticks: bool = True, bank_rows: int | None = None
+) -> int:
+    """Clocks of one sample of ``program`` as the core built from it runs it (:func:`encode`
+    and :func:`sample_clocks` with the weight memory's banks)."""
+    words, where = encode(program, cfg, observe_ticks=observe_ticks, bank_rows=bank_rows)
+    return sample_clocks(words, program.lanes, program.simd, where.banked)

@@ -107,7 +107,7 @@ def bench_loihi(seconds: float = 2.0, builds: list[dict] | None = None) -> dict:
     its samples/s at the clock its PLL runs, and whether timing met there)."""
     from golden_model.datasets import dataset_config
     from golden_model.schedule import compile_backprop
-    from hw.microcode import encode, sample_clocks
+    from hw.microcode import program_clocks
     from hw.microprogram import compile_program
 
     from .roofline import LOIHI
@@ -137,8 +137,7 @@ def bench_loihi(seconds: float = 2.0, builds: list[dict] | None = None) -> dict:
     schedule = compile_backprop(cfg)
     clocks = {}
     for lanes in (16, 32, 64, 128):
-        words, _ = encode(compile_program(schedule, lanes), cfg, observe_ticks=False)
-        clocks[lanes] = sample_clocks(words, lanes)
+        clocks[lanes] = program_clocks(compile_program(schedule, lanes), cfg, observe_ticks=False)
     print("| system | samples/s | us a sample |")
     print("|---|---:|---:|")
     for r in rows:
@@ -481,7 +480,7 @@ def bench_cores(
     from boards.system import board_cycles_per_sample
     from golden_model.datasets import dataset_config
     from hw.mcore import MemoryCore
-    from hw.microcode import encode, sample_clocks
+    from hw.microcode import program_clocks
     from hw.microprogram import compile_program
     from hw.network import sweep_depths
 
@@ -506,8 +505,8 @@ def bench_cores(
                 program = compile_program(schedule, n, simd)
                 # a board's micro-code drains only at a sample's end; the per-tick checks'
                 # drains at every tick
-                clocks = sample_clocks(encode(program, cfg, observe_ticks=False)[0], n, simd)
-                observed = sample_clocks(encode(program, cfg)[0], n, simd)
+                clocks = program_clocks(program, cfg, observe_ticks=False)
+                observed = program_clocks(program, cfg)
                 spatial = sum(sweep_depths(schedule, cfg, simd)) + 4 * schedule.ticks_per_sample
                 # on a board: the spatial core loads while idle, the memory core during a run
                 core = MemoryCore(schedule, cfg, n, debug=False, simd=simd)

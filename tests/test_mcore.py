@@ -25,21 +25,26 @@ from hw.microcode import (
     Word,
     encode,
     pipeline_depth,
+    program_clocks,
     sample_clocks,
     timeline,
 )
 from hw.microprogram import compile_program
+from hw.weight_memory import weight_banks
 from sim.amaranth_run import run_core
 
 from .networks import SATURATING
 
 
-def compare(cfg, samples, lanes, schedule=None, observe_ticks=True, simd=None):
+def compare(cfg, samples, lanes, schedule=None, observe_ticks=True, simd=None, bank_rows=None):
     """The core's trace and the golden model's: the first mismatch (or None), and clocks.
     ``schedule``: the backprop circuit's unless given. Without ``observe_ticks`` the core
-    drains only at a sample's end, and the comparison is at the samples' last ticks."""
+    drains only at a sample's end, and the comparison is at the samples' last ticks.
+    ``bank_rows``: the weight memory's banks (the core's default if None)."""
     schedule = schedule or compile_backprop(cfg)
-    core = MemoryCore(schedule, cfg, lanes, observe_ticks=observe_ticks, simd=simd)
+    core = MemoryCore(
+        schedule, cfg, lanes, observe_ticks=observe_ticks, simd=simd, weight_bank_rows=bank_rows
+    )
     trace, clocks = run_core(core, samples, via_port=True)
     golden = Circuit(schedule, cfg, FIXED)
     recorder = golden.recorder()
@@ -248,6 +253,58 @@ def test_folded_wider_every_tick_is_bit_exact_in_the_clocks_counted(name, lanes,
     assert clocks == len(samples) * sample_clocks(words, lanes, simd)
 
 
+@pytest.mark.parametrize(
+    ("name", "lanes", "simd", "bank_rows"),
+    [
+        ("xor", 1, 1, 2),  # one multiplier: the other words wait a register for the weights
+        ("stochastic", 2, 4, 2),
+        ("iris", 2, 16, 2),  # and a registered stage 1b besides
+        ("leaky-iris", 3, 9, 4),  # a last bank shorter than the others
+        pytest.param("digits", 8, 32, 16, marks=pytest.mark.slow),
+    ],
+)
+def test_weights_read_from_banks_are_bit_exact_at_every_tick(name, lanes, simd, bank_rows):
+    """A weight memory in banks (each bank's word registered before their multiplexer) reads a
+    clock later; every other word waits for it, and every tick is still the golden model's in
+    the micro-code's clocks, which count the clock."""
+    if name in ("iris", "leaky-iris", "digits"):
+        dataset = "digits" if name == "digits" else "iris"
+        cfg = dataset_config(dataset)
+        if name == "leaky-iris":
+            cfg = cfg.replace(ticks_per_window=2, leak_shift=1)
+        samples = training_samples(cfg, load_dataset(dataset), 1, 1)
+    else:
+        changes = {"stochastic": {"rounding": "stochastic"}}.get(name, {})
+        cfg, samples = default_config("xor").replace(**changes), XOR[:3]
+    program = compile_program(compile_backprop(cfg), lanes, simd)
+    _, where = encode(program, cfg, bank_rows=bank_rows)
+    assert where.banked and weight_banks(where.depth, bank_rows) > 1
+    mismatch, clocks = compare(cfg, samples, lanes, simd=simd, bank_rows=bank_rows)
+    assert mismatch is None, str(mismatch)
+    assert clocks == len(samples) * program_clocks(program, cfg, bank_rows=bank_rows)
+    assert program_clocks(program, cfg, bank_rows=bank_rows) > program_clocks(
+        program, cfg, bank_rows=0
+    )
+
+
+def test_a_wide_plans_deep_weights_are_banked_and_a_narrow_ones_are_not():
+    from hw.microcode import BANK_ROWS, weight_bank_rows
+
+    assert weight_bank_rows(32) == BANK_ROWS and weight_bank_rows(8) == 0
+    assert weight_bank_rows(8, 16) == 16  # asked for
+    assert [weight_banks(d, 1024) for d in (1, 1024, 1025, 5330)] == [1, 1, 2, 6]
+    assert weight_banks(5330, 0) == 1
+    with pytest.raises(ValueError, match="bank_rows"):
+        weight_banks(10, -1)
+    digits20 = dataset_config("digits20")
+    program = compile_program(compile_backprop(digits20), 8, 32)
+    _, where = encode(program, digits20, observe_ticks=False)
+    assert where.banked and where.bank_rows == BANK_ROWS  # 5,330 words: six banks
+    digits = dataset_config("digits")
+    _, where = encode(compile_program(compile_backprop(digits), 8, 32), digits)
+    assert not where.banked  # 75 words: one block RAM deep
+
+
 def test_a_wide_tree_is_cut_into_levels_of_eight():
     from hw.microcode import tree_levels
 
@@ -366,10 +423,17 @@ def test_the_folded_cores_logic_stays_near_its_baseline():
 
 
 @pytest.mark.parametrize(
-    ("dataset", "lanes", "simd"),
-    [("xor", 4, None), ("iris", 8, None), ("iris", 3, None), ("iris", 2, 8), ("iris", 2, 16)],
+    ("dataset", "lanes", "simd", "bank_rows"),
+    [
+        ("xor", 4, None, None),
+        ("iris", 8, None, None),
+        ("iris", 3, None, None),
+        ("iris", 2, 8, None),
+        ("iris", 2, 16, None),
+        ("iris", 2, 16, 2),  # the weights in banks: the host waits their clock
+    ],
 )
-def test_the_host_port_reads_and_writes_every_weight(dataset, lanes, simd):
+def test_the_host_port_reads_and_writes_every_weight(dataset, lanes, simd, bank_rows):
     """Writes through the host port by trace index land where the debug port and the host
     read them back; a write to a transposed copy is a write to its primary (one memory)."""
     from amaranth.sim import Simulator
@@ -378,7 +442,7 @@ def test_the_host_port_reads_and_writes_every_weight(dataset, lanes, simd):
 
     cfg = default_config("xor") if dataset == "xor" else dataset_config(dataset)
     schedule = compile_backprop(cfg)
-    core = MemoryCore(schedule, cfg, lanes, host_port=True, simd=simd)
+    core = MemoryCore(schedule, cfg, lanes, host_port=True, simd=simd, weight_bank_rows=bank_rows)
     layout = StateLayout.of(schedule)
     weights = {name: w.copy() for name, w in Circuit(schedule, cfg, FIXED).weights.items()}
     copy_of = {m.transpose_of: m.name for m in schedule.matrices if m.transpose_of}
