@@ -69,6 +69,7 @@ module {FAST_TOP}(
   input load_valid,
   input [{payload_width - 1}:0] load_payload,
   input start,
+  input hold,
   input [{addr_width - 1}:0] debug_addr,
   output load_ready,
   output sample_done,
@@ -78,7 +79,7 @@ module {FAST_TOP}(
   output [63:0] debug_data
 );
 {out_logic}  reg [1:0] por = 2'd0;
-  reg valid_r = 1'b0, start_r = 1'b0;
+  reg valid_r = 1'b0, start_r = 1'b0, hold_r = 1'b0;
   reg [{payload_width - 1}:0] payload_r = {payload_width}'d0;
   reg [{addr_width - 1}:0] addr_r = {addr_width}'d0;
   always @(posedge clk) begin
@@ -86,6 +87,7 @@ module {FAST_TOP}(
     valid_r <= load_valid;
     payload_r <= load_payload;
     start_r <= start;
+    hold_r <= hold;
     addr_r <= debug_addr;
   end
   {TOP} core(
@@ -95,7 +97,7 @@ module {FAST_TOP}(
     .load__payload(payload_r),
     .load__ready(load_ready),
     .start(start_r),
-    .hold(1'b0),
+    .hold(hold_r),
     .sample_done(sample_done),
     .running(running),
     .samples(samples),

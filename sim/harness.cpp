@@ -21,6 +21,13 @@
 // them. Every sample must show state_valid (its ticks' state, or its last tick's), as many
 // clocks of it as the first sample did, and none in its first clock.
 //
+// As a host would, the harness waits between samples (0 to 2 idle clocks before a start, by
+// the sample's number) and holds some samples' state (every fourth from the second: `hold`
+// from the start until state_valid has shown for 1 to 3 clocks): the core must keep its
+// state valid while held and resume after. A held sample's cycles leave out the clocks it
+// was held (the clocks of state_valid beyond the first sample's), so they stay the
+// micro-code's.
+//
 // Built with PULSEGATE_MUTANTS (sim/mutation.py), the top has a mutsel input that picks one
 // mutation of the core (0: none): argv[3] is that number and argv[4] the most clocks a sample
 // may take before the run counts as hung (exit 3).
@@ -83,6 +90,7 @@ int main(int argc, char** argv) {
 #endif
     top->load_valid = 0;
     top->start = 0;
+    top->hold = 0;
     top->debug_addr = 0;
     for (int i = 0; i < 4; ++i) tick();  // the wrapper holds the core in reset for two clocks
 
@@ -104,6 +112,10 @@ int main(int argc, char** argv) {
         }
         loaded = 0;
         top->load_valid = 0;
+        for (int32_t idle = 0; idle < k % 3; ++idle) tick();  // a host's pause
+        const bool held = k % 4 == 1;
+        int32_t hold_for = 1 + k % 3;  // clocks of state_valid before hold is let go
+        top->hold = held;  // the wrapper passes it a clock later: set from the start
         top->start = 1;
         tick();  // the core takes the last word; the wrapper takes start
         top->start = 0;
@@ -112,6 +124,7 @@ int main(int argc, char** argv) {
         if (top->state_valid) fail("state_valid in a sample's first clock");
         while (!top->sample_done) {  // outputs are settled after every tick()
             valid += top->state_valid;
+            if (top->hold && top->state_valid && --hold_for == 0) top->hold = 0;
             // the next sample's words while this one runs, where the core takes them
             const bool streams = top->running && top->load_ready && k + 1 < n_samples;
             if (streams && loaded < words) {
@@ -128,12 +141,17 @@ int main(int argc, char** argv) {
             }
         }
         top->load_valid = 0;
+        top->hold = 0;
         valid += top->state_valid;
         if (valid == 0) fail("no state_valid in a sample");
         if (valid_clocks < 0) valid_clocks = valid;
-        if (valid != valid_clocks) fail("state_valid for another count of clocks than before");
+        const int64_t extra = valid - valid_clocks;  // clocks held
+        if (held ? extra <= 0 : extra != 0) {
+            fail(held ? "hold did not keep the state valid"
+                      : "state_valid for another count of clocks than before");
+        }
         tick();  // the clock of sample_done: the last updates land
-        cycles.push_back(clocks - started);
+        cycles.push_back(clocks - started - extra);
         // the core's own account of the run: idle again, and this sample counted
         if (top->running) fail("running after sample_done");
         if (top->samples != static_cast<uint32_t>(k + 1)) fail("the samples counter is wrong");

@@ -182,9 +182,17 @@ def _cfg_of(source: Path) -> Config:
     return Config.from_json(source.with_name("config.json").read_text())
 
 
+#: Clocks back ``equiv_simple`` looks for a pair's proof before the induction: with it a
+#: flip-flop whose clock a mutant inverts (its value never read) is proved equivalent in
+#: 34 s; ``equiv_induct`` alone ran out of 60 s.
+SIMPLE_DEPTH = 4
+
+
 def equivalent(source: Path, mutation: str, timeout: float) -> bool | None:
     """Whether ``mutation`` provably changes nothing: Yosys's ``equiv_make`` pairs every
-    signal of the design and the mutant, and ``equiv_induct`` proves them equal by induction
+    signal of the design and the mutant, ``equiv_simple`` proves the pairs it can from their
+    own input cones a few clocks back (quick, where a mutation is local: a bit no one reads,
+    a register whose value never matters), and ``equiv_induct`` proves the rest by induction
     (equal before a clock, equal after it; sound from equal initial states). ``False`` when
     some pair is left unproven (a real difference, or one induction cannot see through: the
     mutant then counts as non-equivalent, the cautious side), ``None`` after ``timeout``
@@ -195,7 +203,7 @@ def equivalent(source: Path, mutation: str, timeout: float) -> bool | None:
         f"read_rtlil {source.name}", *prepare,
         f"rename {TOP} gold", "copy gold gate", gate,
         "memory_map", "opt_clean", "equiv_make gold gate equiv", "hierarchy -top equiv",
-        "equiv_induct -seq 1", "equiv_status -assert",
+        f"equiv_simple -seq {SIMPLE_DEPTH}", "equiv_induct -seq 1", "equiv_status -assert",
     ]  # fmt: skip
     try:
         proc = subprocess.run(
