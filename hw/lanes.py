@@ -171,7 +171,8 @@ class LanePipeline(wiring.Component):
     banked : bool
         The weights come from banks (:class:`hw.weight_memory.WeightMemory`), a clock after
         the other memories' words: those wait a register for them, and every stage from the
-        operands on is a clock later (:func:`hw.microcode.operand_stages`).
+        operands on is a clock later (:func:`hw.microcode.operand_stages`). ``state_zero``
+        then comes a clock after ``state_data`` too (the state memory's ``late_zero``).
 
     Attributes
     ----------
@@ -328,10 +329,12 @@ class LanePipeline(wiring.Component):
             # multipliers (the pick behind one, routed to 32 of them, was 8 x 32's path at
             # 85 MHz: 11.27 ns, 9.25 of it routing)
             for level in range(early):
-                src, state, zero = (
+                src, state = (
                     self._registered(m, value, f"{name}{level or ''}")
-                    for value, name in ((src, "src"), (state, "state"), (zero, "zero"))
+                    for value, name in ((src, "src"), (state, "state"))
                 )
+            for level in range(early - banked):  # banked: the flag comes a clock later
+                zero = self._registered(m, zero, f"zero{level or ''}")
             for level in range(early - banked):
                 weights = self._registered(m, weights, f"weights{level or ''}")
             post_elements = [

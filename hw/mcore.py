@@ -253,7 +253,12 @@ class MemoryCore(wiring.Component):
         # costs a slice a 16 rows of 4 bits and a read multiplexer as deep
         deep = state_map.rows > DISTRIBUTED_ROWS
         m.submodules.state = self.st = StateMemory(
-            lanes, cw, row_groups, contents, ram_style=None if deep else self.ram_style
+            lanes,
+            cw,
+            row_groups,
+            contents,
+            ram_style=None if deep else self.ram_style,
+            late_zero=self.banked,  # the lanes wait a clock for banked weights anyway
         )
         if self.loads_while_running:  # two banks of the input groups' rows, no flags
             self.inputs = StateMemory(
@@ -385,9 +390,13 @@ class MemoryCore(wiring.Component):
             )
             from_inputs = Signal()
             m.d.sync += from_inputs.eq((row < self.input_rows) | row[self.bank_bit])
+            zero_from_inputs = from_inputs  # with the state memory's flag (late_zero: later)
+            if self.banked:
+                zero_from_inputs = Signal()
+                m.d.sync += zero_from_inputs.eq(from_inputs)
             m.d.comb += [
                 pipe.state_data.eq(Mux(from_inputs, self.inputs.read_data, self.st.read_word)),
-                pipe.state_zero.eq(~from_inputs & self.st.read_zero),
+                pipe.state_zero.eq(~zero_from_inputs & self.st.read_zero),
             ]
         else:
             m.d.comb += [

@@ -40,6 +40,10 @@ class StateMemory(wiring.Component):
     ram_style : str, optional
         Yosys's ``ram_style`` for the banks (``"distributed"``: ECP5 LUT RAM, so that a wide
         plan leaves the block RAM to its weights).
+    late_zero : bool
+        ``read_zero`` a clock after ``read_word`` (the row's group and the flags registered
+        before the flag is picked), for a user that registers the word first anyway: a deep
+        group ROM's block RAM clock-to-out and the pick among many groups were one path.
 
     Attributes
     ----------
@@ -47,9 +51,9 @@ class StateMemory(wiring.Component):
         Row to read; ``read_data`` holds it a clock later (zeros if its group is flagged).
     read_data : Out(ArrayLayout(signed(width), lanes))
     read_word : Out(ArrayLayout(signed(width), lanes)), read_zero : Out(1)
-        The same row as it is stored, and whether its group reads as zero: a user that can
-        apply the flag later (the lanes, by a zero multiplier) keeps the flag's lookup off
-        the data's path.
+        The same row as it is stored, and whether its group reads as zero (a clock later
+        with ``late_zero``): a user that can apply the flag later (the lanes, by a zero
+        multiplier) keeps the flag's lookup off the data's path.
     write_row : In(range(rows)), write_data : In(ArrayLayout(signed(width), lanes))
     write_lanes : In(lanes)
         Banks written this clock.
@@ -74,10 +78,11 @@ class StateMemory(wiring.Component):
         init=None,
         *,
         ram_style: str | None = None,
+        late_zero: bool = False,
     ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
-        self.lanes, self.width = lanes, width
+        self.lanes, self.width, self.late_zero = lanes, width, late_zero
         self.row_groups = list(row_groups)
         self.rows = len(self.row_groups)
         self.groups = max(self.row_groups, default=0) + 1
@@ -132,7 +137,12 @@ class StateMemory(wiring.Component):
         read_flags = Signal.like(flags)
         m.d.sync += read_flags.eq(flags | self.flags_set)
         read_zero = (read_flags >> group_read.data)[0]
-        m.d.comb += self.read_zero.eq(read_zero)
+        if self.late_zero:
+            group_held, flags_held = Signal.like(group_read.data), Signal.like(read_flags)
+            m.d.sync += [group_held.eq(group_read.data), flags_held.eq(read_flags)]
+            m.d.comb += self.read_zero.eq((flags_held >> group_held)[0])
+        else:
+            m.d.comb += self.read_zero.eq(read_zero)
 
         debug_group = self.group_rom.read_port()
         debug_row = self.debug_addr >> self.bank_bits
