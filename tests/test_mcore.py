@@ -260,6 +260,7 @@ def test_folded_wider_every_tick_is_bit_exact_in_the_clocks_counted(name, lanes,
         ("stochastic", 2, 4, 2),
         ("iris", 2, 16, 2),  # and a registered stage 1b besides
         ("leaky-iris", 3, 9, 4),  # a last bank shorter than the others
+        ("leaky-N3", 2, 2, 2),  # cleared groups read as zero: their late flag
         pytest.param("digits", 8, 32, 16, marks=pytest.mark.slow),
     ],
 )
@@ -274,7 +275,10 @@ def test_weights_read_from_banks_are_bit_exact_at_every_tick(name, lanes, simd, 
             cfg = cfg.replace(ticks_per_window=2, leak_shift=1)
         samples = training_samples(cfg, load_dataset(dataset), 1, 1)
     else:
-        changes = {"stochastic": {"rounding": "stochastic"}}.get(name, {})
+        changes = {
+            "stochastic": {"rounding": "stochastic"},
+            "leaky-N3": {"ticks_per_window": 3, "leak_shift": 2},
+        }.get(name, {})
         cfg, samples = default_config("xor").replace(**changes), XOR[:3]
     program = compile_program(compile_backprop(cfg), lanes, simd)
     _, where = encode(program, cfg, bank_rows=bank_rows)
