@@ -137,9 +137,11 @@ def learn_write(lanes: int, banked: bool = False) -> int:
 
 
 #: Words of a bank of the weight memory where a plan of more than :data:`OPERAND_LANES`
-#: multipliers reads it from banks (:class:`hw.weight_memory.WeightMemory`): an ECP5 DP16KD
-#: holds 1,024 words of 18 bits, so a bank is one block RAM deep.
-BANK_ROWS = 1024
+#: multipliers reads it from banks (:class:`hw.weight_memory.WeightMemory`): Yosys packs a
+#: wide word's whole-word writes into PDPW16KD blocks of 512 x 36 bits, so a bank is one block
+#: deep and nothing stands between a block's output and its bank's register (banks of 1,024
+#: put a multiplexer of two blocks there: 400-400-10 at 8 x 32's critical path, 77.9 MHz).
+BANK_ROWS = 512
 
 
 def weight_bank_rows(simd: int, bank_rows: int | None = None) -> int:

@@ -303,7 +303,7 @@ def test_a_wide_plans_deep_weights_are_banked_and_a_narrow_ones_are_not():
     digits20 = dataset_config("digits20")
     program = compile_program(compile_backprop(digits20), 8, 32)
     _, where = encode(program, digits20, observe_ticks=False)
-    assert where.banked and where.bank_rows == BANK_ROWS  # 5,330 words: six banks
+    assert where.banked and where.bank_rows == BANK_ROWS  # 5,330 words: eleven banks
     digits = dataset_config("digits")
     _, where = encode(compile_program(compile_backprop(digits), 8, 32), digits)
     assert not where.banked  # 75 words: one block RAM deep
