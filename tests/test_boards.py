@@ -545,7 +545,8 @@ def test_a_terminated_build_stops_its_tools(tmp_path):
     import time
 
     script = tmp_path / "build_top.sh"
-    script.write_text(f"(sleep 1; touch {tmp_path / 'child_alive'}) & sleep 30\n")
+    started = tmp_path / "started"  # the script runs: the runner's handler is in place
+    script.write_text(f"touch {started}; (sleep 1; touch {tmp_path / 'child_alive'}) & sleep 30\n")
     runner = tmp_path / "runner.py"
     runner.write_text(
         "import signal, sys\n"
@@ -558,7 +559,10 @@ def test_a_terminated_build_stops_its_tools(tmp_path):
         f"run_script(Plan(), Path({str(tmp_path)!r}), time_limit=None, poll=0.05)\n"
     )
     command = subprocess.Popen([sys.executable, str(runner)])
-    time.sleep(0.5)
+    deadline = time.monotonic() + 60  # a loaded machine imports slowly: wait, not guess
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the build script never started"
     command.terminate()
     assert command.wait(timeout=5) == 128 + 15
     time.sleep(1.5)
