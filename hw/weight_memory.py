@@ -94,38 +94,27 @@ class WeightMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word = data.ArrayLayout(signed(self.width), self.simd)
-        if self.banks == 1:
-            m.submodules.bank0 = mem = memory.Memory(shape=word, depth=self.depth, init=self._init)
-            read, write = mem.read_port(), mem.write_port(granularity=self.granularity)
-            m.d.comb += [
-                read.addr.eq(self.read_addr),
-                self.read_data.eq(read.data),
-                write.addr.eq(self.write_addr),
-                write.data.eq(self.write_data),
-                write.en.eq(self.write_en),
-            ]
-            if self.debug:
-                port = mem.read_port()
-                m.d.comb += [port.addr.eq(self.debug_addr), self.debug_data.eq(port.data)]
-            return m
-
-        row_bits = ceil_log2(self.bank_rows)
+        banked = self.banks > 1
+        row_bits = ceil_log2(self.bank_rows)  # one memory: the whole address
         # the bank a read chose, a clock on (the memory's read) and two on (its register)
         chosen, picked = Signal(range(self.banks)), Signal(range(self.banks))
         m.d.sync += [chosen.eq(self.read_addr[row_bits:]), picked.eq(chosen)]
         debug_chosen = Signal(range(self.banks))
         if self.debug:
             m.d.sync += debug_chosen.eq(self.debug_addr[row_bits:])
-        registered, debug_words = [], []
+        words, debug_words = [], []
         for b in range(self.banks):
             contents = self._init[b * self.bank_rows : (b + 1) * self.bank_rows]
             rows = min(self.bank_rows, self.depth - b * self.bank_rows)
             mem = memory.Memory(shape=word, depth=max(rows, 2), init=contents)
             m.submodules[f"bank{b}"] = mem
             read, write = mem.read_port(), mem.write_port(granularity=self.granularity)
-            held = Signal(word, name=f"bank{b}_word")
-            m.d.sync += held.eq(read.data)
-            registered.append(held)
+            if banked:  # registered where it leaves the bank's blocks
+                held = Signal(word, name=f"bank{b}_word")
+                m.d.sync += held.eq(read.data)
+                words.append(held)
+            else:
+                words.append(read.data)
             here = self.write_addr[row_bits:] == b
             m.d.comb += [
                 read.addr.eq(self.read_addr[:row_bits]),
@@ -137,7 +126,7 @@ class WeightMemory(wiring.Component):
                 port = mem.read_port()
                 m.d.comb += port.addr.eq(self.debug_addr[:row_bits])
                 debug_words.append(port.data)
-        m.d.comb += self.read_data.eq(Array(Value.cast(h) for h in registered)[picked])
+        m.d.comb += self.read_data.eq(Array(Value.cast(w) for w in words)[picked])
         if self.debug:
             m.d.comb += self.debug_data.eq(Array(Value.cast(d) for d in debug_words)[debug_chosen])
         return m
