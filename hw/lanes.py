@@ -78,7 +78,25 @@ def _extended(value, width: int) -> Value:
     return Cat(value, value[-1].replicate(width - len(value)))
 
 
-class _SplitAccumulator:
+def saturating_sum(m: Module, base, addend, width: int, name: str) -> tuple[Value, Value]:
+    """``base + addend`` saturated to ``width`` bits (:func:`~hw.fixedpoint.saturate`) in
+    this clock, and whether it clamped **a clock later**: the event is decided from
+    registered bits (the sum's top, whether its low bits are zero), as after the sum's carry
+    chain its bit tests were the iCE40's critical path (:data:`hw.microcode.COUNT` counts the
+    clock). A population step's write-back (stage 6); ``sim.formal``'s
+    ``step-sum-saturates`` proves both against the exact sum."""
+    base, addend = Value.cast(base), Value.cast(addend)
+    total = Signal(signed(max(len(base), len(addend)) + 2), name=name)
+    m.d.comb += total.eq(base + addend)
+    clamped, _ = saturate(total, width)
+    top = Signal(len(total) - width + 1, name=f"{name}_top")
+    low = Signal(name=f"{name}_low")
+    m.d.sync += [top.eq(total[width - 1 :]), low.eq(total[: width - 1].any())]
+    event = saturate(Cat(Const(0, width - 2), low, top).as_signed(), width)[1]
+    return clamped, event
+
+
+class SplitAccumulator:
     """An accumulator ``width`` bits wide in two halves, the low half's carry registered into
     the high half's next addition: two carry chains of half the length (a 41-bit chain was the
     iCE40's critical path).
@@ -429,7 +447,7 @@ class LanePipeline(wiring.Component):
         # there (floor((sum + half) / 2**weight_frac) either way).
         wf = cfg.weight_frac
         half = (1 << (wf - 1)) if wf else 0
-        accumulators = [_SplitAccumulator(self.acc_width, half, wf, cw) for _ in range(lanes)]
+        accumulators = [SplitAccumulator(self.acc_width, half, wf, cw) for _ in range(lanes)]
         with m.Switch(t3.op):
             with m.Case(Slot.GATHER, Slot.COLS, Slot.STEP):
                 for k in range(lanes):
@@ -660,17 +678,9 @@ class LanePipeline(wiring.Component):
                 m.d.sync += [base.eq(leaked), addend.eq(scaled)]
             with m.Else():
                 m.d.sync += [base.eq(block[k]), addend.eq(0)]
-            total = Signal(signed(max(len(base), len(addend)) + 2), name=f"total{k}")
-            m.d.comb += total.eq(base + addend)
-            clamped, _ = saturate(total, cw)
+            clamped, event = saturating_sum(m, base, addend, cw, f"total{k}")
             m.d.comb += self.state_write_data[k].eq(clamped)
-            # The saturation event is decided a clock later from registered bits (the sum's
-            # top, whether its low bits are zero): after the sum's carry chain its bit tests
-            # were the iCE40's critical path (hw.microcode.COUNT counts the clock).
-            top = Signal(len(total) - cw + 1, name=f"top{k}")
-            low = Signal(name=f"low{k}")
-            m.d.sync += [top.eq(total[cw - 1 :]), low.eq(total[: cw - 1].any())]
-            flags.append(saturate(Cat(Const(0, cw - 2), low, top).as_signed(), cw)[1])
+            flags.append(event)
         with m.If(write):
             m.d.comb += [self.state_write_row.eq(row), self.state_write_lanes.eq(valid)]
         events, counting = Signal(lanes), Signal(lanes)

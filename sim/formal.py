@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal, signed, unsigned
 
 from golden_model.config import Config
 from golden_model.dynamics import gain_word
 from hw.fixedpoint import max_code, scale_round_nearest, shift_round_nearest
+from hw.lanes import SplitAccumulator, saturating_sum
 from hw.lfsr import MultiStepLfsr
-from hw.population import PopulationStep
+from hw.population import PopulationStep, drive_term, leak_term
 from toolchain import tool_env
 
 __all__ = ["PROPERTIES", "Property", "prove", "run_sby", "FormalResult"]
@@ -84,6 +85,98 @@ class StepSaturates(Elaboratable):
                 Assert(step.next == clamped),
                 Assert(step.saturated == (over | under)),
             ]
+        return m
+
+
+class AccumulatorRounds(Elaboratable):
+    """The memory core's lane accumulator (:class:`hw.lanes.SplitAccumulator`: two halves,
+    the low half's carry pending into the high half's next addition) against one wide exact
+    sum kept beside it: after any sequence of additions and restarts, the halves and the
+    pending carry hold the exact sum, and the rounded output is the exact sum shifted right
+    by ``shift`` (floor; the half a step the accumulator starts from makes it round half up)
+    clamped to ``+-(2**(width_out-1) - 1)``, ``saturated`` exactly when that clamps,
+    ``positive`` exactly when it is above zero, ``out`` its low ``width_out + 1`` bits. The
+    environment's one promise, which the lanes' width gives (``acc_width``: two bits over
+    the widest sum of a program): the exact sum fits in ``width - 1`` bits."""
+
+    def __init__(
+        self,
+        width: int = 41,
+        shift: int = 12,
+        width_out: int = 16,
+        accumulator: type[SplitAccumulator] = SplitAccumulator,
+    ) -> None:
+        self.width, self.shift, self.width_out = width, shift, width_out
+        self.start = 1 << (shift - 1)
+        self.acc = accumulator(width, self.start, shift, width_out)
+        self.addend = Signal(signed(width - 2), name="addend")
+        self.first, self.add = Signal(name="first"), Signal(name="add")
+
+    def ports(self) -> list[Signal]:
+        return [self.addend, self.first, self.add]
+
+    def elaborate(self, platform):
+        m = Module()
+        acc, width, shift, cw = self.acc, self.width, self.shift, self.width_out
+        exact = Signal(signed(width + 2), name="exact")  # the sum, kept without a split
+        following = Signal(signed(width + 2), name="following")
+        m.d.comb += following.eq(Mux(self.first, self.start, exact) + self.addend)
+        with m.If(self.add):
+            acc.add(m, self.addend, self.first)
+            m.d.sync += exact.eq(following)
+            m.d.comb += Assume(following < (1 << (width - 2)))
+            m.d.comb += Assume(following >= -(1 << (width - 2)))
+        # the halves and the pending carry hold the exact sum (the induction's invariant)
+        held = Signal(signed(width + 2), name="held")
+        m.d.comb += held.eq(
+            (acc.high.as_signed() << acc.low_width) + (acc.carry << acc.low_width) + acc.low
+        )
+        m.d.comb += Assert(held == exact)
+        result = Signal(signed(width + 2 - shift), name="result")
+        m.d.comb += result.eq(exact >> shift)
+        top = max_code(cw)
+        over, under = result > top, result < -top
+        out, value, saturated, positive = acc.rounded()
+        m.d.comb += [
+            Assert(value == Mux(over, top, Mux(under, -top, result))),
+            Assert(saturated == (over | under)),
+            Assert(positive == (result > 0)),
+            Assert(out == result[: cw + 1].as_signed()),
+        ]
+        return m
+
+
+class StepSumSaturates(Elaboratable):
+    """The memory core's population step at its write-back (stage 6,
+    :func:`hw.lanes.saturating_sum`): for every leaked current and gained drive of ``cfg``'s
+    widths (:func:`hw.population.leak_term`, :func:`hw.population.drive_term`, whose
+    arithmetic ``step-saturates`` proves), the state memory's word is the exact sum clamped
+    to ``+-(2**(w-1) - 1)``, and the event that follows a clock later is set exactly when
+    that clamp acted."""
+
+    def __init__(self, cfg: Config, sum_function: Callable = saturating_sum) -> None:
+        self.cfg, self.sum_function = cfg, sum_function
+        cw = cfg.current_width
+        leaked = leak_term(cfg, Signal(signed(cw)))
+        scaled = drive_term(cfg, Signal(unsigned(cw - 1)), Signal(), Signal())
+        self.base = Signal(signed(max(len(leaked), cw)), name="base")
+        self.addend = Signal(scaled.shape(), name="addend")
+
+    def ports(self) -> list[Signal]:
+        return [self.base, self.addend]
+
+    def elaborate(self, platform):
+        m = Module()
+        cw = self.cfg.current_width
+        clamped, event = self.sum_function(m, self.base, self.addend, cw, "total")
+        exact = Signal(signed(max(len(self.base), len(self.addend)) + 2), name="exact")
+        m.d.comb += exact.eq(self.base + self.addend)
+        top = max_code(cw)
+        over, under = exact > top, exact < -top
+        m.d.comb += Assert(clamped == Mux(over, top, Mux(under, -top, exact)))
+        clamped_before = Signal(name="clamped_before")  # the event's clock: a clock later
+        m.d.sync += clamped_before.eq(over | under)
+        m.d.comb += Assert(event == clamped_before)
         return m
 
 
@@ -152,6 +245,22 @@ PROPERTIES: dict[str, Property] = {
             "bmc",
             1,
             "combinational, every input; leak 1/4, 2 ticks a window",
+        ),
+        Property(
+            "step-sum-saturates",
+            lambda unit: StepSumSaturates(_leaky(1, 4), unit or saturating_sum),
+            "prove",
+            2,
+            "k-induction at depth 2 (the event register holds the previous sum's bits); "
+            "every leaked current and gained drive of leak 1/2, 4 ticks a window",
+        ),
+        Property(
+            "accumulator-rounds",
+            lambda unit: AccumulatorRounds(accumulator=unit or SplitAccumulator),
+            "prove",
+            2,
+            "k-induction (the halves and the pending carry hold the exact sum: closes at "
+            "depth 2); digits' widths: a 41-bit sum, 12 fraction bits, 16-bit currents",
         ),
         Property(
             "lfsr-never-zero",

@@ -10,7 +10,9 @@ from __future__ import annotations
 from amaranth.hdl import Const
 
 from boards.link import HostLink
+from hw.fixedpoint import saturate
 from hw.hebbian import HebbianUnit
+from hw.lanes import SplitAccumulator, saturating_sum
 from hw.lfsr import MultiStepLfsr
 from hw.network import NetworkCore
 from hw.population import PopulationAccumulator, PopulationStep
@@ -18,6 +20,9 @@ from hw.synapse import SynapseUnit
 
 __all__ = [
     "WrappingStep",
+    "CarrylessAccumulator",
+    "wrapping_sum",
+    "early_event_sum",
     "WrappingAccumulator",
     "FlooringSynapse",
     "WrappingHebbian",
@@ -37,6 +42,30 @@ class SilentStep(PopulationStep):
 
     def saturate(self, total, width):
         return super().saturate(total, width)[0], Const(0)
+
+
+class CarrylessAccumulator(SplitAccumulator):
+    """A lane accumulator that rounds its sum as if no carry were pending from the low half
+    (wrong just after an addition that carried across the split)."""
+
+    def rounded(self):
+        carry, self.carry = self.carry, Const(0, 1)
+        try:
+            return super().rounded()
+        finally:
+            self.carry = carry
+
+
+def wrapping_sum(m, base, addend, width: int, name: str):
+    """The step's write-back sum wrapping to ``width`` bits (its event still counted)."""
+    _, event = saturating_sum(m, base, addend, width, name)
+    return (base + addend)[:width].as_signed(), event
+
+
+def early_event_sum(m, base, addend, width: int, name: str):
+    """The step's write-back sum with its event a clock early (the clock the sum's)."""
+    clamped, _ = saturating_sum(m, base, addend, width, name)
+    return clamped, saturate(base + addend, width)[1]
 
 
 class TruncatingLfsr(MultiStepLfsr):

@@ -9,12 +9,15 @@ from boards.link_formal import LINK_PROPERTIES
 from sim.formal import PROPERTIES, prove
 from sim.sequencer_formal import SEQUENCER_PROPERTIES, SwappedWordsSequencer
 from tests.faults import (
+    CarrylessAccumulator,
     OneMoreSampleLink,
     SilentStep,
     StaleReadLink,
     TruncatingLfsr,
     UncheckedLink,
     WrappingStep,
+    early_event_sum,
+    wrapping_sum,
 )
 
 
@@ -31,6 +34,9 @@ def test_the_property_is_proved(name, tmp_path):
         ("step-saturates", SilentStep),
         ("step-saturates-n2", WrappingStep),
         ("lfsr-never-zero", TruncatingLfsr),
+        ("accumulator-rounds", CarrylessAccumulator),
+        ("step-sum-saturates", wrapping_sum),
+        ("step-sum-saturates", early_event_sum),
     ],
 )
 def test_the_property_fails_on_a_broken_unit(name, broken, tmp_path):

@@ -742,7 +742,7 @@ def test_the_split_accumulator_rounds_and_saturates_like_one_wide_sum():
     from amaranth.hdl import signed
     from amaranth.lib.wiring import In, Out
 
-    from hw.lanes import _SplitAccumulator
+    from hw.lanes import SplitAccumulator
 
     width, shift, cw, addend_width = 30, 4, 8, 24
     start = 1 << (shift - 1)
@@ -764,7 +764,7 @@ def test_the_split_accumulator_rounds_and_saturates_like_one_wide_sum():
 
         def elaborate(self, platform):
             m = Module()
-            acc = _SplitAccumulator(width, start, shift, cw)
+            acc = SplitAccumulator(width, start, shift, cw)
             with m.If(self.add):
                 acc.add(m, self.addend, self.first)
             out, value, saturated, positive = acc.rounded()
