@@ -78,22 +78,25 @@ def _extended(value, width: int) -> Value:
     return Cat(value, value[-1].replicate(width - len(value)))
 
 
-def saturating_sum(m: Module, base, addend, width: int, name: str) -> tuple[Value, Value]:
-    """``base + addend`` saturated to ``width`` bits (:func:`~hw.fixedpoint.saturate`) in
-    this clock, and whether it clamped **a clock later**: the event is decided from
-    registered bits (the sum's top, whether its low bits are zero), as after the sum's carry
-    chain its bit tests were the iCE40's critical path (:data:`hw.microcode.COUNT` counts the
-    clock). A population step's write-back (stage 6); ``sim.formal``'s
-    ``step-sum-saturates`` proves both against the exact sum."""
+def step_sum(m: Module, base, addend, width: int, name: str) -> tuple[Value, Value]:
+    """A population step's write-back (stage 6): ``base + addend`` saturated to ``width``
+    bits in this clock, and whether it clamped **a clock later**, decided from the sum's
+    registered top bits (after the sum's carry chain its bit tests were the iCE40's critical
+    path; :data:`hw.microcode.COUNT` counts the clock).
+
+    ``base`` is a current, leaked or not (within ``+-(2**(width-1) - 1)``: every current is
+    written saturated, and a leak keeps its sign and shrinks it), ``addend`` a gained drive
+    (never negative) or zero: the sum is never below the range, so only its top clamps and
+    no test looks at the bottom. ``sim.formal``'s ``step-sum-saturates`` proves the clamp
+    and the event against the exact sum, both sides, for every current and drive."""
     base, addend = Value.cast(base), Value.cast(addend)
     total = Signal(signed(max(len(base), len(addend)) + 2), name=name)
     m.d.comb += total.eq(base + addend)
-    clamped, _ = saturate(total, width)
+    over = ~total[-1] & total[width - 1 : -1].any()
+    clamped = Mux(over, Const(max_code(width), signed(width)), total[:width].as_signed())
     top = Signal(len(total) - width + 1, name=f"{name}_top")
-    low = Signal(name=f"{name}_low")
-    m.d.sync += [top.eq(total[width - 1 :]), low.eq(total[: width - 1].any())]
-    event = saturate(Cat(Const(0, width - 2), low, top).as_signed(), width)[1]
-    return clamped, event
+    m.d.sync += top.eq(total[width - 1 :])
+    return clamped.as_signed(), ~top[-1] & top[:-1].any()
 
 
 class SplitAccumulator:
@@ -678,7 +681,7 @@ class LanePipeline(wiring.Component):
                 m.d.sync += [base.eq(leaked), addend.eq(scaled)]
             with m.Else():
                 m.d.sync += [base.eq(block[k]), addend.eq(0)]
-            clamped, event = saturating_sum(m, base, addend, cw, f"total{k}")
+            clamped, event = step_sum(m, base, addend, cw, f"total{k}")
             m.d.comb += self.state_write_data[k].eq(clamped)
             flags.append(event)
         with m.If(write):

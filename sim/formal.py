@@ -26,7 +26,7 @@ from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal, sign
 from golden_model.config import Config
 from golden_model.dynamics import gain_word
 from hw.fixedpoint import max_code, scale_round_nearest, shift_round_nearest
-from hw.lanes import SplitAccumulator, saturating_sum
+from hw.lanes import SplitAccumulator, step_sum
 from hw.lfsr import MultiStepLfsr
 from hw.population import PopulationStep, drive_term, leak_term
 from toolchain import tool_env
@@ -147,31 +147,40 @@ class AccumulatorRounds(Elaboratable):
 
 
 class StepSumSaturates(Elaboratable):
-    """The memory core's population step at its write-back (stage 6,
-    :func:`hw.lanes.saturating_sum`): for every leaked current and gained drive of ``cfg``'s
-    widths (:func:`hw.population.leak_term`, :func:`hw.population.drive_term`, whose
-    arithmetic ``step-saturates`` proves), the state memory's word is the exact sum clamped
-    to ``+-(2**(w-1) - 1)``, and the event that follows a clock later is set exactly when
-    that clamp acted."""
+    """The memory core's population step at its write-back (stage 6, :func:`hw.lanes.step_sum`)
+    as the lanes feed it: a step's leaked current and gained drive
+    (:func:`hw.population.leak_term`, :func:`hw.population.drive_term`), or a copy's current
+    and zero. For every current (within the symmetric range every write keeps), drive, gate
+    and gain, the state memory's word is the exact sum clamped to ``+-(2**(w-1) - 1)`` (both
+    sides, though only the top is tested), and the event that follows a clock later is set
+    exactly when that clamp acted."""
 
-    def __init__(self, cfg: Config, sum_function: Callable = saturating_sum) -> None:
+    def __init__(self, cfg: Config, sum_function: Callable = step_sum) -> None:
         self.cfg, self.sum_function = cfg, sum_function
         cw = cfg.current_width
-        leaked = leak_term(cfg, Signal(signed(cw)))
-        scaled = drive_term(cfg, Signal(unsigned(cw - 1)), Signal(), Signal())
-        self.base = Signal(signed(max(len(leaked), cw)), name="base")
-        self.addend = Signal(scaled.shape(), name="addend")
+        self.current = Signal(signed(cw), name="current")
+        self.drive = Signal(unsigned(cw - 1), name="drive")
+        self.gate, self.held, self.stepping = (Signal(name=n) for n in ("gate", "held", "stepping"))
 
     def ports(self) -> list[Signal]:
-        return [self.base, self.addend]
+        return [self.current, self.drive, self.gate, self.held, self.stepping]
 
     def elaborate(self, platform):
         m = Module()
-        cw = self.cfg.current_width
-        clamped, event = self.sum_function(m, self.base, self.addend, cw, "total")
-        exact = Signal(signed(max(len(self.base), len(self.addend)) + 2), name="exact")
-        m.d.comb += exact.eq(self.base + self.addend)
+        cfg, cw = self.cfg, self.cfg.current_width
         top = max_code(cw)
+        m.d.comb += Assume(self.current >= -top)
+        leaked = leak_term(cfg, self.current)
+        scaled = drive_term(cfg, self.drive, self.gate, self.held)
+        base = Signal(signed(max(len(leaked), cw)), name="base")
+        addend = Signal(scaled.shape(), name="addend")
+        m.d.comb += [
+            base.eq(Mux(self.stepping, leaked, self.current)),
+            addend.eq(Mux(self.stepping, scaled, 0)),
+        ]
+        clamped, event = self.sum_function(m, base, addend, cw, "total")
+        exact = Signal(signed(max(len(base), len(addend)) + 2), name="exact")
+        m.d.comb += exact.eq(base + addend)
         over, under = exact > top, exact < -top
         m.d.comb += Assert(clamped == Mux(over, top, Mux(under, -top, exact)))
         clamped_before = Signal(name="clamped_before")  # the event's clock: a clock later
@@ -248,11 +257,18 @@ PROPERTIES: dict[str, Property] = {
         ),
         Property(
             "step-sum-saturates",
-            lambda unit: StepSumSaturates(_leaky(1, 4), unit or saturating_sum),
+            lambda unit: StepSumSaturates(_leaky(1, 4), unit or step_sum),
             "prove",
             2,
             "k-induction at depth 2 (the event register holds the previous sum's bits); "
             "every leaked current and gained drive of leak 1/2, 4 ticks a window",
+        ),
+        Property(
+            "step-sum-saturates-alpha1",
+            lambda unit: StepSumSaturates(_leaky(0, 1), unit or step_sum),
+            "prove",
+            2,
+            "k-induction at depth 2; no leak (alpha = 1: a step's base is zero), one tick a window",
         ),
         Property(
             "accumulator-rounds",

@@ -12,7 +12,7 @@ from amaranth.hdl import Const
 from boards.link import HostLink
 from hw.fixedpoint import saturate
 from hw.hebbian import HebbianUnit
-from hw.lanes import SplitAccumulator, saturating_sum
+from hw.lanes import SplitAccumulator, step_sum
 from hw.lfsr import MultiStepLfsr
 from hw.network import NetworkCore
 from hw.population import PopulationAccumulator, PopulationStep
@@ -58,13 +58,13 @@ class CarrylessAccumulator(SplitAccumulator):
 
 def wrapping_sum(m, base, addend, width: int, name: str):
     """The step's write-back sum wrapping to ``width`` bits (its event still counted)."""
-    _, event = saturating_sum(m, base, addend, width, name)
+    _, event = step_sum(m, base, addend, width, name)
     return (base + addend)[:width].as_signed(), event
 
 
 def early_event_sum(m, base, addend, width: int, name: str):
     """The step's write-back sum with its event a clock early (the clock the sum's)."""
-    clamped, _ = saturating_sum(m, base, addend, width, name)
+    clamped, _ = step_sum(m, base, addend, width, name)
     return clamped, saturate(base + addend, width)[1]
 
 
