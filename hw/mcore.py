@@ -37,7 +37,15 @@ from .fixedpoint import balanced_sum, clamp_unsigned
 from .host_port import HostPort, WordLaneDecoder, word_lane_spots
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
-from .microcode import OPERAND_LANES, TREE_GROUP, Dest, Kind, encode, sample_clocks
+from .microcode import (
+    OPERAND_LANES,
+    TREE_GROUP,
+    Dest,
+    Kind,
+    encode,
+    reads_flagged,
+    sample_clocks,
+)
 from .microprogram import compile_program
 from .microsequencer import MicroSequencer
 from .population import COUNTER_WIDTH
@@ -141,6 +149,12 @@ class MemoryCore(wiring.Component):
             self.program, cfg, observe_ticks=self.observe_ticks, bank_rows=weight_bank_rows
         )
         self.banked = self.where.banked
+        #: Whether a read of the state memory can meet a set zero flag (else the lanes'
+        #: reads skip the flags: :func:`hw.microcode.reads_flagged`).
+        self.reads_flags = reads_flagged(
+            self.words, self._row_groups(), lanes, self.simd, self.banked,
+            leaks=cfg.leak_shift > 0,
+        )  # fmt: skip
         self.clocks_per_sample = sample_clocks(self.words, lanes, self.simd, self.banked)
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
@@ -187,6 +201,11 @@ class MemoryCore(wiring.Component):
         super().__init__(ports)
 
     # -- memory contents -----------------------------------------------------------------------
+
+    def _row_groups(self) -> list[int]:
+        """The group (its zero flag) of every row of the state memory."""
+        state, index = self.program.state, self.where.group_index
+        return [index[g.name] for g in self.schedule.groups for _ in range(state.blocks(g.name))]
 
     def _weight_words(self, golden: Circuit) -> list[list[int]]:
         """The weight memory (:class:`hw.microcode.MemoryMap`): each primary as its stored
@@ -247,8 +266,7 @@ class MemoryCore(wiring.Component):
             for j, v in enumerate(golden.group(name)):
                 row, bank = state_map.address(name, j)
                 contents[row, bank] = v
-        row_groups = [where.group_index[g.name] for g in s.groups
-                      for _ in range(state_map.blocks(g.name))]  # fmt: skip
+        row_groups = self._row_groups()
         # a deep state memory stays in block RAM even so: a DP16KD a lane, where LUT RAM
         # costs a slice a 16 rows of 4 bits and a read multiplexer as deep
         deep = state_map.rows > DISTRIBUTED_ROWS
@@ -258,6 +276,7 @@ class MemoryCore(wiring.Component):
             row_groups,
             contents,
             ram_style=None if deep else self.ram_style,
+            read_flags=self.reads_flags,
             late_zero=self.banked,  # the lanes wait a clock for banked weights anyway
         )
         if self.loads_while_running:  # two banks of the input groups' rows, no flags

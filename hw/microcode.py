@@ -66,6 +66,7 @@ __all__ = [
     "word_layout",
     "sample_clocks",
     "program_clocks",
+    "reads_flagged",
     "lengths",
     "MemoryMap",
 ]
@@ -640,7 +641,9 @@ def rom_value(word: Word, parts: int) -> dict:
     }
 
 
-def _slot_accesses(w: Word, lanes: int, simd: int | None = None, banked: bool = False):
+def _slot_accesses(
+    w: Word, lanes: int, simd: int | None = None, banked: bool = False, step_reads: str = "state"
+):
     """Every slot of ``w`` in issue order: ``(reads, writes)``, each a list of ``(memory,
     address, stage)`` (the stage the address is presented in; a write lands at its clock's
     end). The sequencer's loops, clock for clock.
@@ -648,7 +651,8 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None, banked: bool = 
     ``simd`` (``lanes`` unless given): weights a word. The source buffer's rows are then
     ``simd`` elements, written a block of ``lanes`` at a time: block ``q`` of a vector's
     columns is row ``q // (simd // lanes)``; a sweep by columns takes its ``lanes`` targets
-    from part ``b % (simd // lanes)`` of a word."""
+    from part ``b % (simd // lanes)`` of a word. ``step_reads``: the memory a step's read of
+    its target is listed under (another name tells them apart from the other reads)."""
     simd = lanes if simd is None else simd
     fold = simd // lanes
     depth = pipeline_depth(simd, banked)
@@ -659,7 +663,7 @@ def _slot_accesses(w: Word, lanes: int, simd: int | None = None, banked: bool = 
         for st in range(w.steps):
             row = (w.plus if st == 0 else w.minus) + block
             mask = [("mask", w.mask + block, write - 1)] if w.gated else []
-            yield [("state", row, 0), *mask], [("state", row, depth)]
+            yield [(step_reads, row, 0), *mask], [("state", row, depth)]
 
     if w.kind == Kind.GATHER:
         out = {Dest.SRC: "SRC", Dest.POST: "POST", Dest.MASK: "mask", Dest.OUT: None}
@@ -734,6 +738,45 @@ def _walk(
         last_issue = start + len(slots) - 1
         clock = start + len(slots)
     return delays, spans, clock
+
+
+def reads_flagged(
+    words: list[Word],
+    row_groups: list[int],
+    lanes: int,
+    simd: int | None = None,
+    banked: bool = False,
+    *,
+    leaks: bool = True,
+) -> bool:
+    """Whether any slot of ``words`` reads a state row while its group's zero flag is set, in
+    any sample of a run (the flags a sample ends with are the next one's at its start: the
+    walk repeats from their union until it adds none). ``row_groups``: each state row's
+    group (rows past it: the input memory's, which no word flags). Where none does, the
+    lanes never need the flag of what they read. ``leaks``: a step keeps part of its
+    target's current (``leak_shift > 0``); without a leak (``alpha = 1``) a step's read of its
+    target is not used (:func:`hw.population.leak_term` is zero), so only the other reads
+    count: in the shipped networks a cleared group is then read only by the steps that
+    rewrite it. The debug port applies the flags either way."""
+    start, seen = 0, set()
+    while start not in seen:
+        seen.add(start)
+        flags = start
+        for w in words:
+            if w.kind in (Kind.FLAGS, Kind.TICK):
+                flags |= w.flags
+                continue
+            flags |= w.preset  # set in its first clock, before its first read
+            step_reads = "state" if leaks else "unused"
+            for reads, _ in _slot_accesses(w, lanes, simd, banked, step_reads):
+                for memory, row, _ in reads:
+                    if memory == "state" and row < len(row_groups):
+                        if flags >> row_groups[row] & 1:
+                            return True
+            if w.kind in (Kind.GATHER, Kind.ROWS, Kind.COLS):
+                flags &= ~w.flags  # cleared after its last slot: the groups it wrote
+        start |= flags
+    return False
 
 
 def timeline(

@@ -10,7 +10,7 @@ clears it when a pass has written the whole group again.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -40,6 +40,11 @@ class StateMemory(wiring.Component):
     ram_style : str, optional
         Yosys's ``ram_style`` for the banks (``"distributed"``: ECP5 LUT RAM, so that a wide
         plan leaves the block RAM to its weights).
+    read_flags : bool
+        Whether a read applies the zero flags (``read_data``, ``read_zero``): without, a
+        read returns the row as stored and ``read_zero`` is 0, for a program none of whose
+        reads meets a set flag (:func:`hw.microcode.reads_flagged`); the debug port applies
+        them either way.
     late_zero : bool
         ``read_zero`` a clock after ``read_word`` (the row's group and the flags registered
         before the flag is picked), for a user that registers the word first anyway: a deep
@@ -78,11 +83,13 @@ class StateMemory(wiring.Component):
         init=None,
         *,
         ram_style: str | None = None,
+        read_flags: bool = True,
         late_zero: bool = False,
     ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         self.lanes, self.width, self.late_zero = lanes, width, late_zero
+        self.read_flags = read_flags
         self.row_groups = list(row_groups)
         self.rows = len(self.row_groups)
         self.groups = max(self.row_groups, default=0) + 1
@@ -132,12 +139,15 @@ class StateMemory(wiring.Component):
         # The group of the row read: its flag as it was in the clock of the read, with the
         # flags set in that clock (a word's preset flags apply to its first read).
         m.submodules.group_rom = self.group_rom
-        group_read = self.group_rom.read_port()
-        m.d.comb += group_read.addr.eq(self.read_row)
-        read_flags = Signal.like(flags)
-        m.d.sync += read_flags.eq(flags | self.flags_set)
-        read_zero = (read_flags >> group_read.data)[0]
-        if self.late_zero:
+        if self.read_flags:
+            group_read = self.group_rom.read_port()
+            m.d.comb += group_read.addr.eq(self.read_row)
+            read_flags = Signal.like(flags)
+            m.d.sync += read_flags.eq(flags | self.flags_set)
+            read_zero = (read_flags >> group_read.data)[0]
+        else:
+            read_zero = Const(0, 1)
+        if self.late_zero and self.read_flags:
             group_held, flags_held = Signal.like(group_read.data), Signal.like(read_flags)
             m.d.sync += [group_held.eq(group_read.data), flags_held.eq(read_flags)]
             m.d.comb += self.read_zero.eq((flags_held >> group_held)[0])

@@ -44,7 +44,14 @@ from .fast_run import (
 )
 from .generate import TOP, core_for, schedule_for
 
-__all__ = ["MutationReport", "list_mutations", "build_mutants", "run_mutation", "equivalent"]
+__all__ = [
+    "MutationReport",
+    "list_mutations",
+    "build_mutants",
+    "run_mutation",
+    "equivalent",
+    "place_of",
+]
 
 DEFAULT_WORK = Path("build") / "mutation"
 
@@ -77,6 +84,33 @@ PREPARE = [
     "hierarchy -top {top}", "proc", "flatten", "memory_collect",
     "memory_map t:$mem_v2 r:WR_PORTS=0 %i", "opt -full", "opt_clean",
 ]  # fmt: skip
+
+
+#: Where a mutated signal lives, by its name's first part (the core's submodules, flattened).
+PLACES = {
+    "lanes": "lanes",
+    "sequencer": "sequencer",
+    "state": "state memory",
+    "debug_rom": "debug ROM",
+    "weights": "weight memory",
+    "inputs": "input banks",
+    "sat": "counters",
+    "samples": "counters",
+}
+
+
+def place_of(mutation: str) -> str:
+    """The part of the core a ``mutate`` command changes: its wire's (or else its cell's)
+    name's first part, as :data:`PLACES` names it ("core" for the top level's own logic,
+    "optimizer" for cells Yosys's passes made, which carry no name of the design)."""
+    words = mutation.split()
+    named = dict(zip(words[1::2], words[2::2], strict=False))
+    name = named.get("-wire") or named.get("-cell", "")
+    name = name.removeprefix("$flatten\\").removeprefix("$memory\\").lstrip("\\")
+    if name.startswith("$"):
+        return "optimizer"
+    head = name.split(".")[0].split("$")[0]
+    return PLACES.get(head, PLACES.get(head.split("_")[0], "core"))
 
 
 @dataclass
@@ -112,7 +146,11 @@ class MutationReport:
             "mutants": len(self.mutations),
             "killed": len(self.killed),
             "survived": [
-                {"mutant": k, "mutation": self.mutations[k - 1]}
+                {
+                    "mutant": k,
+                    "place": place_of(self.mutations[k - 1]),
+                    "mutation": self.mutations[k - 1],
+                }
                 for k in self.survived
                 if k not in self.equivalent
             ],
@@ -337,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
     for entry in data["survived"]:
-        print(f"survived: {entry['mutant']}: {entry['mutation']}")
+        print(f"survived: {entry['mutant']} ({entry['place']}): {entry['mutation']}")
     print(
         f"{len(report.killed)} killed, {len(report.survived)} survived: "
         f"{len(report.equivalent)} proved equivalent, {len(report.undecided)} undecided"

@@ -14,6 +14,7 @@ from hw.fixedpoint import saturate
 from hw.hebbian import HebbianUnit
 from hw.lanes import SplitAccumulator, step_sum
 from hw.lfsr import MultiStepLfsr
+from hw.mcore import MemoryCore
 from hw.network import NetworkCore
 from hw.population import PopulationAccumulator, PopulationStep
 from hw.synapse import SynapseUnit
@@ -21,6 +22,7 @@ from hw.synapse import SynapseUnit
 __all__ = [
     "WrappingStep",
     "CarrylessAccumulator",
+    "FlaglessCore",
     "wrapping_sum",
     "early_event_sum",
     "WrappingAccumulator",
@@ -66,6 +68,15 @@ def early_event_sum(m, base, addend, width: int, name: str):
     """The step's write-back sum with its event a clock early (the clock the sum's)."""
     clamped, _ = step_sum(m, base, addend, width, name)
     return clamped, saturate(base + addend, width)[1]
+
+
+class FlaglessCore(MemoryCore):
+    """A memory core whose lanes read the state memory without its zero flags, whatever its
+    program reads (``MemoryCore.reads_flags`` forced off)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads_flags = False
 
 
 class TruncatingLfsr(MultiStepLfsr):

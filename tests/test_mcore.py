@@ -84,6 +84,44 @@ def test_other_shapes_are_bit_exact(changes, lanes):
     assert mismatch is None, str(mismatch)
 
 
+@pytest.mark.parametrize(
+    ("name", "changes", "lanes", "expected"),
+    [
+        ("xor", {}, 1, False),
+        ("xor", {}, 8, False),
+        ("iris", {}, 8, False),
+        ("digits", {}, 8, False),
+        ("xor", {"ticks_per_window": 3, "leak_shift": 2}, 2, True),
+        ("xor", {"ticks_per_window": 1, "leak_shift": 1}, 2, True),
+    ],
+)
+def test_the_lanes_apply_zero_flags_only_where_a_read_meets_one(name, changes, lanes, expected):
+    """Without a leak (alpha = 1) a step does not use its target's current, and no other
+    read of the shipped networks meets a cleared group: their lanes read the state memory
+    without its flags (``StateMemory(read_flags=False)``). A leak keeps part of a cleared
+    group's current, which then must read as zero."""
+    cfg = (default_config("xor") if name == "xor" else dataset_config(name)).replace(**changes)
+    core = MemoryCore(compile_backprop(cfg), cfg, lanes)
+    core._MustUse__silence = True  # not elaborated
+    assert core.reads_flags is expected
+
+
+def test_a_leaky_core_whose_lanes_skip_the_flags_is_not_bit_exact():
+    """The flags the analysis keeps are needed: leaky windows read through them."""
+    from tests.faults import FlaglessCore
+
+    cfg = default_config("xor").replace(ticks_per_window=3, leak_shift=2)
+    schedule = compile_backprop(cfg)
+    trace, _ = run_core(FlaglessCore(schedule, cfg, 2), XOR[:2], via_port=True)
+    golden = Circuit(schedule, cfg, FIXED)
+    recorder = golden.recorder()
+    for sample in XOR[:2]:
+        for base, values in sample.items():
+            golden.load_signed(base, values)
+        golden.run_sample(recorder)
+    assert recorder.finish().first_mismatch(trace) is not None
+
+
 @pytest.mark.parametrize("lanes", [2, 4])
 def test_a_saturating_network_is_bit_exact_at_every_tick(lanes):
     """Currents and weights that clamp (a learning rate of one, relu output, leaky N = 2,
