@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
         int64_t started = clocks, valid = 0;
         if (top->state_valid) fail("state_valid in a sample's first clock");
         while (!top->sample_done) {  // outputs are settled after every tick()
+            if (!top->running) fail("running low before sample_done");
             valid += top->state_valid;
             if (top->hold && top->state_valid && --hold_for == 0) top->hold = 0;
             // the next sample's words while this one runs, where the core takes them
