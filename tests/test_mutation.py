@@ -100,3 +100,19 @@ def test_the_wide_samples_saturate_the_default_configuration_too():
         counts.append([int(v) for v in circuit.counters[:3]])
     assert counts[0] == [0, 0, 0]
     assert all(c > 0 for c in counts[1])
+
+
+def test_a_mutants_place_is_the_part_of_the_core_it_changes():
+    from sim.mutation import place_of
+
+    def mutation(cell: str, wire: str | None = None) -> str:
+        tail = f" -wire {wire} -wirebit 0" if wire else ""
+        return f"mutate -mode const0 -module pulsegate_core -cell {cell} -port Y -portbit 0{tail}"
+
+    assert place_of(mutation("$flatten\\lanes.$814")) == "lanes"
+    assert place_of(mutation("$auto$ff.cc:337:slice$1", "sequencer.row")) == "sequencer"
+    assert place_of(mutation("$auto$ff.cc:337:slice$2", "sat_weight")) == "counters"
+    assert place_of(mutation("$memory\\debug_rom$rdmux[0][4][8]$1729")) == "debug ROM"
+    assert place_of(mutation("$memory\\state$127.group_rom$rdmux[0][4][9]$1545")) == "state memory"
+    assert place_of(mutation("$auto$simple.cc:194:make_patterns_logic$2903")) == "optimizer"
+    assert place_of(mutation("$auto$ff.cc:337:slice$3", "final")) == "core"
