@@ -424,8 +424,9 @@ def test_the_timeline_waits_only_for_what_a_word_reads():
 # baselines with a tolerance, so that its logic cannot grow with the network again unnoticed.
 # Moved on 2026-12-05 from 6,953 and 8,122 (2026-12-04): the timing work between (registered
 # events, the split step, the decoded readout, ...) had grown both by 12 %, past the
-# tolerance, in a slow test nobody ran meanwhile.
-LOGIC_BASELINES = {("xor", 8): 7_795, ("digits", 8): 9_137}
+# tolerance, in a slow test nobody ran meanwhile. Moved on 2026-12-06 from 7,795 and 9,137:
+# a step's one-sided saturation test and the lanes' reads without the zero flags took 10 %.
+LOGIC_BASELINES = {("xor", 8): 7_007, ("digits", 8): 8_310}
 TOLERANCE = 0.10
 
 
