@@ -758,6 +758,7 @@ def reads_flagged(
     target is not used (:func:`hw.population.leak_term` is zero), so only the other reads
     count: in the shipped networks a cleared group is then read only by the steps that
     rewrite it. The debug port applies the flags either way."""
+    step_reads = "state" if leaks else "unused"  # a step's read of its target, if used
     start, seen = 0, set()
     while start not in seen:
         seen.add(start)
@@ -767,7 +768,6 @@ def reads_flagged(
                 flags |= w.flags
                 continue
             flags |= w.preset  # set in its first clock, before its first read
-            step_reads = "state" if leaks else "unused"
             for reads, _ in _slot_accesses(w, lanes, simd, banked, step_reads):
                 for memory, row, _ in reads:
                     if memory == "state" and row < len(row_groups):
