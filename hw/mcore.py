@@ -112,6 +112,8 @@ class MemoryCore(wiring.Component):
     ----------
     load : In(stream.Signature(signed(current_width)))
     start, hold : In(1)
+        ``start`` runs the sample whose words ``load`` took last: each start follows a
+        whole sample's words (with two input banks the last may come in the start's clock).
     running, sample_done, state_valid : Out(1)
     sat_current, sat_weight, sat_copy : Out(64)
     samples : Out(32)
@@ -565,7 +567,7 @@ class MemoryCore(wiring.Component):
                     m.d.sync += element.eq(element + 1)
             return
         bases = Array(Const(self.where.state[g]) for g in groups)  # rows within a bank
-        load_bank, run_bank, loaded = Signal(), Signal(), Signal()
+        load_bank, run_bank = Signal(), Signal()
         self.run_bank = run_bank
         # The input memory's own write port: a word a clock, never waiting, written a clock
         # after it is taken (the store's block RAM output, its bank multiplexer and the
@@ -594,28 +596,14 @@ class MemoryCore(wiring.Component):
                 m.d.sync += [element.eq(0), group.eq(Mux(group == len(groups) - 1, 0, group + 1))]
             with m.Else():
                 m.d.sync += element.eq(element + 1)
-        # Whether the next word taken is a sample's last, registered a clock ahead (the
-        # group and element counters' comparisons reached the ROM's entry address through
-        # the choice of bank below: the ECP5's critical path).
-        words = self.input_size
-        taken = Signal(range(max(words, 2)))
-        final = Signal(init=int(words == 1))
-        with m.If(accept):
-            with m.If(final):
-                m.d.sync += [taken.eq(0), final.eq(words == 1)]
-            with m.Else():
-                m.d.sync += [taken.eq(taken + 1), final.eq(taken + 2 == words)]
-        # A start after a whole sample was loaded runs the bank it went to (its last word
-        # may come in the start's own clock); loads then go to the other bank. A start with
-        # nothing new loaded runs the same inputs again.
-        sample_loaded = loaded | (accept & final)
-        m.d.comb += self.run_bank_next.eq(Mux(sample_loaded, load_bank, run_bank))
-        with m.If(accept & final):
-            m.d.sync += loaded.eq(1)
+        # Every start follows a whole sample's words (the link stages a sample before its
+        # start; its last word may come in the start's own clock): a start runs the bank
+        # they went to, and loads then go to the other. (A count of the words taken, to run
+        # the old bank again after a start with nothing new, was logic no host reaches:
+        # mutation cover found it.)
+        m.d.comb += self.run_bank_next.eq(load_bank)
         with m.If(self.start & ~self.running):
-            m.d.sync += run_bank.eq(self.run_bank_next)
-            with m.If(sample_loaded):
-                m.d.sync += [load_bank.eq(~load_bank), loaded.eq(0)]
+            m.d.sync += [run_bank.eq(load_bank), load_bank.eq(~load_bank)]
 
     def _debug_port(self, m: Module) -> None:
         rom_words = self._debug_rom()

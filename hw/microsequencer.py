@@ -187,7 +187,18 @@ class MicroSequencer(wiring.Component):
         counts = max(max(w.count for w in words), max(w.inner for w in words), 2)
         # the address of the word after this one: the ROM's address is a register
         following = Signal(range(len(words) + 2))
-        blk, row, inner = (Signal(range(counts + 1), name=n) for n in ("blk", "row", "inner"))
+        # Each counter as wide as the largest value it takes (a bit no value reaches is logic
+        # no test can see): blocks of a gather, a sweep by columns, or lanes' worth of rows;
+        # rows of a sweep by rows (one past its last, before the word ends); a word's parts.
+        blocks = max(
+            [w.count for w in words if w.kind in (Kind.GATHER, Kind.COLS)]
+            + [-(-w.count // lanes) for w in words if w.kind == Kind.ROWS]
+            + [1]
+        )
+        rows = max([w.count for w in words if w.kind == Kind.ROWS] + [1])
+        blk = Signal(range(blocks), name="blk")
+        row = Signal(range(rows + 1 if rows > 1 else 1), name="row")
+        inner = Signal(range(max(w.inner for w in words)), name="inner")
         st = Signal(2)  # step slot of a block
         in_tail, final = Signal(), Signal()
         # A word's wait, kept off the ROM's output: a bit says "no wait" (the usual case), and
@@ -201,7 +212,8 @@ class MicroSequencer(wiring.Component):
         inner_last, blk_last, row_last = Signal(), Signal(), Signal()
         inner_end = Mux(fresh, ins.inner_one, inner_last)
         blk_end = Mux(fresh, ins.count_one, blk_last)
-        row_end = Mux(fresh, ins.count_one, row_last)
+        # every sweep by rows one row long: each row is its last
+        row_end = Mux(fresh, ins.count_one, row_last) if rows > 1 else Const(1)
 
         def inner_restart():
             return [inner.eq(0), inner_last.eq(ins.inner_one)]
@@ -213,6 +225,8 @@ class MicroSequencer(wiring.Component):
             return [blk.eq(blk + 1), blk_last.eq(blk + 2 == ins.count)]
 
         def row_next():
+            if rows == 1:
+                return []
             return [row.eq(row + 1), row_last.eq(row + 2 == ins.count)]
 
         with m.If(fresh):  # a counter that moves in this clock overrides (later statements)
@@ -223,7 +237,16 @@ class MicroSequencer(wiring.Component):
             ]
         woff = Signal(range(max(self.weight_words, 2) + 1))
         eoff = Signal(range((counts + 1) * simd + 1))  # first element of the block
-        erow = Signal(range(counts + 1))  # a buffered element: its word ...
+        # a buffered element: its word (a rule's after its last row, too) ...
+        erow = Signal(
+            range(
+                max(
+                    [-(-w.inner // lanes) for w in words if w.kind == Kind.COLS]
+                    + [-(-w.count // lanes) + 1 for w in words if w.kind == Kind.LEARN]
+                    + [1]
+                )
+            )
+        )
         elane = Signal(range(max(lanes, 2)))  # ... and its lane
         # Folded wider (simd > lanes): a block's part of a source buffer row or of a word
         # of weights, and that row or word. A gather's start from the ROM in its first
@@ -428,9 +451,7 @@ class MicroSequencer(wiring.Component):
                             ]
                             with m.If(inner_end):
                                 m.d.sync += [*inner_restart(), eoff.eq(0)]
-                                next_element()
-                                with m.If(~row_end):
-                                    m.d.sync += row_next()
+                                next_element()  # the word's length ends it: no row count
                             with m.Else():
                                 m.d.sync += [*inner_next(), eoff.eq(eoff + simd)]
                     with m.Case(Kind.FLAGS):
