@@ -480,8 +480,12 @@ class MemoryCore(wiring.Component):
             where.depth,
         )  # fmt: skip
         host = self.host
-        value, writing = Signal(signed(ww)), Signal()
-        accessing, answer, picking = Signal(), Signal(), Signal()
+        value, writing = Signal(signed(ww), name="value"), Signal(name="writing")
+        accessing, answer, picking = (
+            Signal(name="accessing"),
+            Signal(name="answer"),
+            Signal(name="picking"),
+        )
         m.d.comb += [
             host.ready.eq(~self.running & ~self.host_busy & ~self.start),
             decoder.addr.eq(host.addr),
@@ -567,7 +571,7 @@ class MemoryCore(wiring.Component):
                     m.d.sync += element.eq(element + 1)
             return
         bases = Array(Const(self.where.state[g]) for g in groups)  # rows within a bank
-        load_bank, run_bank = Signal(), Signal()
+        load_bank, run_bank = Signal(name="load_bank"), Signal(name="run_bank")
         self.run_bank = run_bank
         # The input memory's own write port: a word a clock, never waiting, written a clock
         # after it is taken (the store's block RAM output, its bank multiplexer and the
@@ -575,7 +579,10 @@ class MemoryCore(wiring.Component):
         # clocks after a start at the soonest, so a last word taken with the start is in).
         inputs = self.inputs
         row = bases[group] + element // lanes
-        write_row, write_lanes = Signal.like(inputs.write_row), Signal.like(inputs.write_lanes)
+        write_row, write_lanes = (
+            Signal.like(inputs.write_row, name="write_row"),
+            Signal.like(inputs.write_lanes, name="write_lanes"),
+        )
         payload = Signal.like(self.load.payload)
         m.d.sync += [
             write_row.eq(Cat(row[: self.input_bits], load_bank) if self.input_bits else load_bank),
@@ -615,7 +622,11 @@ class MemoryCore(wiring.Component):
         kind, unit = entry.data[:kb], entry.data[kb : kb + ub]
         address = entry.data[kb + ub : kb + ub + ab]
         lane = entry.data[kb + ub + ab :]
-        kind_r, unit_r, lane_r = Signal.like(kind), Signal.like(unit), Signal.like(lane)
+        kind_r, unit_r, lane_r = (
+            Signal.like(kind, name="kind_r"),
+            Signal.like(unit, name="unit_r"),
+            Signal.like(lane, name="lane_r"),
+        )
         m.d.sync += [kind_r.eq(kind), unit_r.eq(unit), lane_r.eq(lane)]
         m.d.comb += self.st.debug_addr.eq(address)
         if self.loads_while_running:  # an input's words from the bank the last sample ran

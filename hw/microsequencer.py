@@ -168,9 +168,18 @@ class MicroSequencer(wiring.Component):
         # their way out: the memories and the lanes see everything a clock after it is
         # decided, all alike, so no timing between them changes (hw.microcode.ISSUE).
         slot = Signal.like(self.slot)
-        state_row, weight_addr = Signal.like(self.state_row), Signal.like(self.weight_addr)
-        src_addr, post_addr = Signal.like(self.src_addr), Signal.like(self.post_addr)
-        flags_set, flags_clear = Signal.like(self.flags_set), Signal.like(self.flags_clear)
+        state_row, weight_addr = (
+            Signal.like(self.state_row, name="state_row"),
+            Signal.like(self.weight_addr, name="weight_addr"),
+        )
+        src_addr, post_addr = (
+            Signal.like(self.src_addr, name="src_addr"),
+            Signal.like(self.post_addr, name="post_addr"),
+        )
+        flags_set, flags_clear = (
+            Signal.like(self.flags_set, name="flags_set"),
+            Signal.like(self.flags_clear, name="flags_clear"),
+        )
         counted = Signal()  # a sample ended a clock ago: count it now, as a register would
         m.d.sync += [
             self.slot.eq(slot),
@@ -196,20 +205,28 @@ class MicroSequencer(wiring.Component):
             + [1]
         )
         rows = max([w.count for w in words if w.kind == Kind.ROWS] + [1])
+        row_blocks = -(-rows // lanes)
         blk = Signal(range(blocks), name="blk")
         row = Signal(range(rows + 1 if rows > 1 else 1), name="row")
         inner = Signal(range(max(w.inner for w in words)), name="inner")
         st = Signal(2)  # step slot of a block
-        in_tail, final = Signal(), Signal()
+        in_tail, final = Signal(name="in_tail"), Signal(name="final")
         # A word's wait, kept off the ROM's output: a bit says "no wait" (the usual case), and
         # a longer wait counts down in registers from the word's first clock.
-        fresh, waiting = Signal(), Signal()  # the word's first clock; still waiting after it
+        fresh, waiting = (
+            Signal(name="fresh"),
+            Signal(name="waiting"),
+        )  # the word's first clock; still waiting after it
         left = Signal.like(ins.delay)
         m.d.sync += fresh.eq(0)
         # Whether a counter is at its last value, registered a clock ahead (the ROM's bits for
         # a count of one in a word's first clock): the decisions that pick the next ROM
         # address then wait on no adder and no comparison.
-        inner_last, blk_last, row_last = Signal(), Signal(), Signal()
+        inner_last, blk_last, row_last = (
+            Signal(name="inner_last"),
+            Signal(name="blk_last"),
+            Signal(name="row_last"),
+        )
         inner_end = Mux(fresh, ins.inner_one, inner_last)
         blk_end = Mux(fresh, ins.count_one, blk_last)
         # every sweep by rows one row long: each row is its last
@@ -279,7 +296,7 @@ class MicroSequencer(wiring.Component):
         # compiler and counts down here: its end, which enables the ROM's read, is a register
         # (a ROM bit in the word's first clock), not the issue logic's decision, which on the
         # iCE40 reached the ROM's enable through a global buffer.
-        left_clocks, ending = Signal.like(ins.length), Signal()
+        left_clocks, ending = Signal.like(ins.length, name="left_clocks"), Signal(name="ending")
         end_now = Mux(fresh, ins.length_one, ending)
         with m.If(fresh):
             m.d.sync += [left_clocks.eq(ins.length - 2), ending.eq(ins.length_two)]
@@ -335,6 +352,8 @@ class MicroSequencer(wiring.Component):
 
         def after_rows():
             m.d.sync += elane.eq(0)
+            if row_blocks == 1:  # every sweep by rows one block: its tail is its last
+                return
             with m.If(~final):
                 m.d.sync += [*blk_next(), eoff.eq(eoff + lanes)]
 
