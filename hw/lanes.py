@@ -666,7 +666,8 @@ class LanePipeline(wiring.Component):
         write, counted = Signal(name="state_write"), Signal(name="state_counted")
         row, valid = Signal.like(self.state_write_row), Signal(lanes, name="state_valid")
         m.d.sync += [write.eq(stepping | to_state), counted.eq(stepping)]
-        m.d.sync += [row.eq(t5.row), valid.eq(t5.valid)]
+        # a written block's valid lanes are a prefix that is never empty: lane 0 always
+        m.d.sync += [row.eq(t5.row), valid.eq(Cat(Const(1, 1), t5.valid[1:lanes]))]
         flags = []
         for k in range(lanes):
             # [z]+ or [-z]+ by z's sign bit alone (no comparison after the negation)
