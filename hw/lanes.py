@@ -664,10 +664,12 @@ class LanePipeline(wiring.Component):
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
         write, counted = Signal(name="state_write"), Signal(name="state_counted")
-        row, valid = Signal.like(self.state_write_row), Signal(lanes, name="state_valid")
+        row = Signal.like(self.state_write_row)
         m.d.sync += [write.eq(stepping | to_state), counted.eq(stepping)]
-        # a written block's valid lanes are a prefix that is never empty: lane 0 always
-        m.d.sync += [row.eq(t5.row), valid.eq(Cat(Const(1, 1), t5.valid[1:lanes]))]
+        # a written block's valid lanes are a prefix that is never empty: lane 0 always is
+        valid_above = Signal(lanes - 1, name="state_valid_above")
+        m.d.sync += [row.eq(t5.row), valid_above.eq(t5.valid[1:lanes])]
+        valid = Cat(Const(1, 1), valid_above)
         flags = []
         for k in range(lanes):
             # [z]+ or [-z]+ by z's sign bit alone (no comparison after the negation)
