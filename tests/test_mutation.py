@@ -116,3 +116,17 @@ def test_a_mutants_place_is_the_part_of_the_core_it_changes():
     assert place_of(mutation("$memory\\state$127.group_rom$rdmux[0][4][9]$1545")) == "state memory"
     assert place_of(mutation("$auto$simple.cc:194:make_patterns_logic$2903")) == "optimizer"
     assert place_of(mutation("$auto$ff.cc:337:slice$3", "final")) == "core"
+
+
+def test_register_bits_no_one_reads_are_not_mutated(tmp_path):
+    """``splitcells`` in :data:`sim.mutation.PREPARE`: at 2 lanes (as many multipliers as
+    lanes) the decoded "no source" select drives nothing, and synthesis drops its register
+    bit; mutating it only made survivors that no comparison could kill (it was listed twice
+    in 300 mutations before)."""
+    from golden_model.config import default_config
+    from sim.mutation import list_mutations, write_core
+
+    source = write_core(default_config("xor"), 2, tmp_path)
+    mutations = list_mutations(source, 300, 1)
+    assert len(mutations) == 300
+    assert not [m for m in mutations if "no_src" in m]
