@@ -35,7 +35,7 @@ formal: $(STAMP)
 	$(BIN)/python -m sim.sequencer_formal
 
 mutation: $(STAMP)
-	$(BIN)/python -m sim.mutation --json build/mutation/report.json
+	$(BIN)/python -m sim.mutation --per-tick --json build/mutation/report.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

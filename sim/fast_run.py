@@ -29,6 +29,7 @@ from .generate import TOP, generate, schedule_for
 __all__ = [
     "build_harness",
     "golden_states",
+    "golden_tick_states",
     "HarnessFailed",
     "run_fast",
     "run_harness",
@@ -269,12 +270,17 @@ def run_harness(
     progress: Callable[[int, int], None] | None = None,
     args: tuple[str, ...] = (),
     expected: dict[int, np.ndarray] | None = None,
+    expected_ticks: list[np.ndarray] | None = None,
 ) -> dict:
     """Run a built harness ``exe`` (extra command-line ``args``) on ``samples`` in the folder
     ``run`` and compare its dumps with ``golden`` trained on the same samples from its state
     now (or with ``expected``: :func:`golden_states`, computed once for many runs). The keys
     of :func:`run_fast`, without ``build_seconds``; a harness that exits non-zero raises
-    :class:`HarnessFailed` (``returncode``: 3 when a sample hung)."""
+    :class:`HarnessFailed` (``returncode``: 3 when a sample hung).
+
+    ``read_every=0``: the harness also reads the whole state at every tick boundary (the
+    core held there), compared with ``expected_ticks`` (:func:`golden_tick_states`); the
+    first mismatch then names its ``tick``, and a sample's cycles count the reading clocks."""
     words = [golden.input_words(sample) for sample in samples]
     per_sample = len(words[0]) if words else 0
     state_words, outputs = len(golden.state_vector()), readout_size(golden)
@@ -306,10 +312,15 @@ def run_harness(
     if proc.returncode != 0:
         raise HarnessFailed(proc.returncode, f"the harness failed: {''.join(other).strip()}")
     raw = dump.read_bytes()
-    offset, dumps = 0, {}
+    offset, dumps, ticks = 0, {}, []
     while True:
         (k,) = struct.unpack_from("<i", raw, offset)
         offset += 4
+        if k == -2:  # a tick boundary (read_every 0): its number, then the state
+            offset += 4
+            ticks.append(np.frombuffer(raw, dtype="<i8", count=state_words, offset=offset))
+            offset += 8 * state_words
+            continue
         if k < 0:
             break
         dumps[k] = np.frombuffer(raw, dtype="<i8", count=state_words + outputs, offset=offset)
@@ -320,7 +331,26 @@ def run_harness(
         expected = golden_states(golden, samples, sorted(dumps))
     names = state_names(golden) + [f"output[{j}]" for j in range(outputs)]
     first = None
-    for k in sorted(dumps):
+    if read_every == 0:
+        if expected_ticks is None:
+            raise ValueError("a run read every tick needs expected_ticks (golden_tick_states)")
+        per_sample_ticks = len(expected_ticks) // max(len(samples), 1)
+        if len(ticks) != len(expected_ticks):
+            first = {
+                "tick": len(ticks),
+                "sample": len(ticks) // max(per_sample_ticks, 1),
+                "word": "tick boundaries",
+                "golden": len(expected_ticks),
+                "rtl": len(ticks),
+            }
+        for t, (got, want) in enumerate(zip(ticks, expected_ticks, strict=False)):
+            differ = np.flatnonzero(got != want)
+            if differ.size:
+                w = int(differ[0])
+                first = {"tick": t, "sample": t // per_sample_ticks, "word": names[w],
+                         "golden": int(want[w]), "rtl": int(got[w])}  # fmt: skip
+                break
+    for k in sorted(dumps) if first is None else []:
         differ = np.flatnonzero(dumps[k] != expected[k])
         if differ.size:
             w = int(differ[0])
@@ -349,6 +379,19 @@ def run_harness(
         # the RTL's own last dump: runs of different lane counts compare it directly
         "rtl_state": dumps[max(dumps)][:state_words].tolist() if dumps else [],
     }
+
+
+def golden_tick_states(golden: Circuit, samples: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """``golden``'s complete state (:meth:`Circuit.state_vector`'s order) at every tick
+    boundary of ``samples``, trained in order (``golden`` is left after the last)."""
+    recorder = golden.recorder()
+    for sample in samples:
+        for name, values in sample.items():
+            golden.load_signed(name, values)
+        golden.run_sample(recorder)
+    trace = recorder.finish()
+    fields = (trace.currents, trace.masks, trace.weights, trace.counters, trace.lfsr[:, None])
+    return [np.concatenate([f[t] for f in fields]).astype(np.int64) for t in range(len(trace))]
 
 
 class HarnessFailed(RuntimeError):

@@ -8,7 +8,8 @@
 // clock edges. Inputs therefore reach the core one clock after they are set here.
 //
 // Input (little-endian int32): n_samples, words_per_sample, state_words, payload_width,
-// read_every, outputs, then n_samples * words_per_sample input words.
+// read_every, outputs, then n_samples * words_per_sample input words. A read_every of 0
+// reads every tick boundary too (below) and every sample.
 // Output (little-endian): for every sample k with (k + 1) % read_every == 0 or k the last one,
 // int32 k, state_words int64 words and the readout's outputs int64 words (built with
 // PULSEGATE_OUTPUTS: the top picks one on out_word by out_sel); then int32 -1, the compute
@@ -27,6 +28,12 @@
 // state valid while held and resume after. A held sample's cycles leave out the clocks it
 // was held (the clocks of state_valid beyond the first sample's), so they stay the
 // micro-code's.
+//
+// Per tick (read_every 0): `hold` stays high through a sample, so the core stops at each
+// tick boundary with its state valid; the harness reads the whole state there (int32 -2,
+// int32 the tick's number from the first sample's first, state_words int64 words), then
+// lets `hold` down for one clock. No random pauses or holds then, and a sample's cycles
+// count the reading clocks too (the same in every run of a harness).
 //
 // Built with PULSEGATE_MUTANTS (sim/mutation.py), the top has a mutsel input that picks one
 // mutation of the core (0: none): argv[3] is that number and argv[4] the most clocks a sample
@@ -59,8 +66,9 @@ int main(int argc, char** argv) {
     if (std::fread(header, sizeof(int32_t), 6, in) != 6) fail("short header");
     const int32_t n_samples = header[0], words = header[1], state_words = header[2];
     const int32_t width = header[3], read_every = header[4], outputs = header[5];
-    if (n_samples < 0 || words < 1 || state_words < 1 || width < 1 || width > 32 || read_every < 1)
+    if (n_samples < 0 || words < 1 || state_words < 1 || width < 1 || width > 32 || read_every < 0)
         fail("bad header");
+    const bool per_tick = read_every == 0;
 #ifdef PULSEGATE_OUTPUTS
     if (outputs < 1) fail("bad header: a readout is built in");
 #else
@@ -99,6 +107,16 @@ int main(int argc, char** argv) {
     const int32_t report_every = n_samples >= 20 ? n_samples / 20 : 1;
     std::vector<int64_t> state(state_words + outputs);
     int32_t loaded = 0;  // words of sample k (the next to run) already taken
+    int32_t boundary = 0;  // per tick: the next tick boundary's number
+    auto read_state = [&]() {
+        // debug_data shows a word two clocks after its address is set here (the wrapper's
+        // register, then the core's): read word a - 1 while setting a.
+        for (int32_t a = 0; a <= state_words; ++a) {
+            top->debug_addr = a < state_words ? a : 0;  // park at 0 afterwards
+            tick();
+            if (a >= 1) state[a - 1] = static_cast<int64_t>(top->debug_data);
+        }
+    };
     int64_t valid_clocks = -1;  // clocks of state_valid in a sample (the first sample's)
     auto present = [&](int32_t k, int32_t w) {
         top->load_payload = static_cast<uint32_t>(inputs[static_cast<size_t>(k) * words + w]) & mask;
@@ -112,20 +130,36 @@ int main(int argc, char** argv) {
         }
         loaded = 0;
         top->load_valid = 0;
-        for (int32_t idle = 0; idle < k % 3; ++idle) tick();  // a host's pause
-        const bool held = k % 4 == 1;
+        for (int32_t idle = 0; idle < (per_tick ? 0 : k % 3); ++idle) tick();  // a host's pause
+        const bool held = !per_tick && k % 4 == 1;
         int32_t hold_for = 1 + k % 3;  // clocks of state_valid before hold is let go
-        top->hold = held;  // the wrapper passes it a clock later: set from the start
+        top->hold = held || per_tick;  // the wrapper passes it a clock later: set from the start
         top->start = 1;
         tick();  // the core takes the last word; the wrapper takes start
         top->start = 0;
         tick();  // the core takes start
         int64_t started = clocks, valid = 0;
+        bool released = false;  // per tick: the boundary read, its hold let down a clock
         if (top->state_valid) fail("state_valid in a sample's first clock");
         while (!top->sample_done) {  // outputs are settled after every tick()
             if (!top->running) fail("running low before sample_done");
+            if (per_tick && top->state_valid && !released) {
+                top->load_valid = 0;
+                read_state();
+                const int32_t marker = -2;
+                std::fwrite(&marker, sizeof(int32_t), 1, out);
+                std::fwrite(&boundary, sizeof(int32_t), 1, out);
+                std::fwrite(state.data(), sizeof(int64_t), state_words, out);
+                ++boundary;
+                top->hold = 0;
+                tick();  // the wrapper passes hold low: the core sees it in the next clock
+                top->hold = 1;
+                released = true;
+                continue;
+            }
+            released = false;
             valid += top->state_valid;
-            if (top->hold && top->state_valid && --hold_for == 0) top->hold = 0;
+            if (held && top->hold && top->state_valid && --hold_for == 0) top->hold = 0;
             // the next sample's words while this one runs, where the core takes them
             const bool streams = top->running && top->load_ready && k + 1 < n_samples;
             if (streams && loaded < words) {
@@ -147,23 +181,17 @@ int main(int argc, char** argv) {
         if (valid == 0) fail("no state_valid in a sample");
         if (valid_clocks < 0) valid_clocks = valid;
         const int64_t extra = valid - valid_clocks;  // clocks held
-        if (held ? extra <= 0 : extra != 0) {
+        if (per_tick ? false : held ? extra <= 0 : extra != 0) {
             fail(held ? "hold did not keep the state valid"
                       : "state_valid for another count of clocks than before");
         }
         tick();  // the clock of sample_done: the last updates land
-        cycles.push_back(clocks - started - extra);
+        cycles.push_back(clocks - started - (per_tick ? 0 : extra));
         // the core's own account of the run: idle again, and this sample counted
         if (top->running) fail("running after sample_done");
         if (top->samples != static_cast<uint32_t>(k + 1)) fail("the samples counter is wrong");
-        if ((k + 1) % read_every == 0 || k == n_samples - 1) {
-            // debug_data shows a word two clocks after its address is set here (the
-            // wrapper's register, then the core's): read word a - 1 while setting a.
-            for (int32_t a = 0; a <= state_words; ++a) {
-                top->debug_addr = a < state_words ? a : 0;  // park at 0 afterwards
-                tick();
-                if (a >= 1) state[a - 1] = static_cast<int64_t>(top->debug_data);
-            }
+        if (per_tick || (k + 1) % read_every == 0 || k == n_samples - 1) {
+            read_state();
 #ifdef PULSEGATE_OUTPUTS
             // the readout register, each element sign-extended from payload_width + 1 bits
             const int shift = 64 - (width + 1);

@@ -39,6 +39,7 @@ from toolchain import tool_env
 from .fast_run import (
     HarnessFailed,
     golden_states,
+    golden_tick_states,
     run_harness,
     verilate_core,
 )
@@ -179,11 +180,12 @@ def _yosys(script: list[str], cwd: Path) -> None:
         raise RuntimeError(f"yosys failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
 
 
-def write_core(cfg: Config, lanes: int, work: Path) -> Path:
-    """The memory core of XOR at ``lanes`` as production runs it (no drain at a tick), with
-    its debug port, as RTLIL in ``work``."""
+def write_core(cfg: Config, lanes: int, work: Path, observe_ticks: bool = False) -> Path:
+    """The memory core of XOR at ``lanes`` as production runs it (no drain at a tick; or,
+    ``observe_ticks``, drained and held at every tick as the per-tick comparisons run it),
+    with its debug port, as RTLIL in ``work``."""
     work.mkdir(parents=True, exist_ok=True)
-    core = core_for(cfg, "xor", lanes, core="memory", observe_ticks=False)
+    core = core_for(cfg, "xor", lanes, core="memory", observe_ticks=observe_ticks)
     path = work / "core.il"
     path.write_text(rtlil.convert(core, name=TOP, emit_src=False))
     return path
@@ -292,6 +294,7 @@ def run_mutation(
     timeout: float = 600.0,
     work: str | Path = DEFAULT_WORK,
     progress=None,
+    per_tick: bool = False,
 ) -> MutationReport:
     """Build ``count`` mutants of the memory core for XOR at ``lanes`` and run each through
     ``samples`` training samples against the golden model; survivors get the equivalence
@@ -299,28 +302,35 @@ def run_mutation(
     cfg = cfg or default_config("xor")
     work = Path(work).resolve()
     started = time.perf_counter()
-    source = write_core(cfg, lanes, work / "src")
+    source = write_core(cfg, lanes, work / "src", observe_ticks=per_tick)
     (work / "src" / "config.json").write_text(cfg.to_json())
     mutations = list_mutations(source, count, seed)
     exe = build_mutants(source, mutations, work)
     data = training_samples(samples, seed, limit=2.0 ** (cfg.current_width - cfg.current_frac - 1))
     golden = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
     expected = golden_states(golden, data, range(samples))
+    ticks = golden_tick_states(Circuit(schedule_for(cfg, "xor"), cfg, FIXED), data)
     fresh = Circuit(schedule_for(cfg, "xor"), cfg, FIXED)
-    clean = run_harness(exe, fresh, data, work / "run", args=("0", "100000"), expected=expected)
+
+    def run(mutant: int, limit: str) -> dict:  # each sample's state (per_tick: each tick's)
+        return run_harness(
+            exe, fresh, data, work / "run", read_every=0 if per_tick else 1,
+            args=(str(mutant), limit), expected=expected, expected_ticks=ticks,
+        )  # fmt: skip
+
+    clean = run(0, "100000")
     if not clean.get("bit_exact"):
         raise RuntimeError(f"the unmutated netlist is not bit-exact: {clean['first_mismatch']}")
     limit = str(int(4 * clean["cycles_per_sample"]) + 100)
     report = MutationReport(mutations)
     for k in range(1, len(mutations) + 1):
         try:
-            result = run_harness(
-                exe, fresh, data, work / "run", args=(str(k), limit), expected=expected
-            )
+            result = run(k, limit)
             if not result["bit_exact"]:
                 m = result["first_mismatch"]
                 report.killed.append(k)
-                report.reasons[k] = f"sample {m['sample']}: {m['word']}"
+                where = f"tick {m['tick']}" if "tick" in m else f"sample {m['sample']}"
+                report.reasons[k] = f"{where}: {m['word']}"
             elif result["sample_cycles"] != clean["sample_cycles"]:  # the clocks are exact too
                 report.killed.append(k)
                 report.reasons[k] = "clocks a sample"
@@ -361,6 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(DEFAULT_WORK), help="work folder (build/mutation)")
     parser.add_argument("--json", help="write the report as JSON")
+    parser.add_argument(
+        "--per-tick",
+        action="store_true",
+        help="mutate the core as the per-tick comparisons build it (drained at every tick) "
+        "and compare its whole state at every tick boundary, not only after each sample",
+    )
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
@@ -374,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             work=args.out,
             progress=lambda done, total: bar.update(done - bar.n),
+            per_tick=args.per_tick,
         )
     data = report.as_dict()
     if args.json:

@@ -130,3 +130,12 @@ def test_register_bits_no_one_reads_are_not_mutated(tmp_path):
     mutations = list_mutations(source, 300, 1)
     assert len(mutations) == 300
     assert not [m for m in mutations if "no_src" in m]
+
+
+def test_a_per_tick_run_compares_every_tick_boundary(tmp_path):
+    """``--per-tick``: the core drained and held at every tick, its whole state read there
+    by the native harness and compared with the golden model's trace (the unmutated core
+    must match at every boundary, or the run stops); a killed mutant is named by its tick."""
+    report = run_mutation(count=16, samples=6, timeout=0, work=tmp_path, per_tick=True)
+    assert report.killed, "no mutant killed: the comparison sees nothing"
+    assert any(reason.startswith("tick ") for reason in report.reasons.values())
