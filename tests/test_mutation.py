@@ -46,7 +46,7 @@ def test_the_equivalence_check_proves_no_change_and_refuses_a_real_one(tmp_path)
     # check reads as not proved (it had stopped the whole run with an error)
     tied = next(
         m
-        for m in list_mutations(source, 300, 1)
+        for m in list_mutations(source, 1000, 1)
         if "-mode const" in m and "-port Q" in m and "-wire samples" in m
     )
     assert equivalent(source, tied, 900) is False
