@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,14 +293,16 @@ def run_mutation(
     count: int = 300,
     samples: int = 40,
     seed: int = 1,
-    timeout: float = 600.0,
+    timeout: float = 120.0,
     work: str | Path = DEFAULT_WORK,
     progress=None,
     per_tick: bool = False,
+    jobs: int = 1,
 ) -> MutationReport:
     """Build ``count`` mutants of the memory core for XOR at ``lanes`` and run each through
-    ``samples`` training samples against the golden model; survivors get the equivalence
-    check (:func:`equivalent`, ``timeout`` seconds each; 0: none)."""
+    ``samples`` training samples against the golden model (``per_tick``: the core drained
+    at every tick, compared at every tick boundary); survivors get the equivalence check
+    (:func:`equivalent`, ``timeout`` seconds each, ``jobs`` at a time; 0: none)."""
     cfg = cfg or default_config("xor")
     work = Path(work).resolve()
     started = time.perf_counter()
@@ -341,12 +345,15 @@ def run_mutation(
             report.reasons[k] = "hung" if exc.returncode == 3 else f"exit {exc.returncode}"
         if progress is not None:
             progress(k, len(mutations))
-    for k in report.survived if timeout else []:
-        proved = equivalent(source, mutations[k - 1], timeout)
-        if proved:
-            report.equivalent.append(k)
-        elif proved is None:
-            report.undecided.append(k)
+    # the checks are Yosys processes: ``jobs`` of them at a time, recorded in mutant order
+    checked = report.survived if timeout else []
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        verdicts = pool.map(lambda k: equivalent(source, mutations[k - 1], timeout), checked)
+        for k, proved in zip(checked, verdicts, strict=True):
+            if proved:
+                report.equivalent.append(k)
+            elif proved is None:
+                report.undecided.append(k)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -367,7 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=40, help="XOR samples a mutant runs (40)")
     parser.add_argument("--seed", type=int, default=1, help="mutation list and sample order (1)")
     parser.add_argument(
-        "--timeout", type=float, default=600, help="seconds of equivalence check a survivor (600)"
+        "--timeout", type=float, default=120, help="seconds of equivalence check a survivor (120)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="equivalence checks at a time (the machine's cores)",
     )
     parser.add_argument("--out", default=str(DEFAULT_WORK), help="work folder (build/mutation)")
     parser.add_argument("--json", help="write the report as JSON")
@@ -391,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             work=args.out,
             progress=lambda done, total: bar.update(done - bar.n),
             per_tick=args.per_tick,
+            jobs=args.jobs,
         )
     data = report.as_dict()
     if args.json:
