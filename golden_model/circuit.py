@@ -34,7 +34,7 @@ from .dynamics import drive_fixed, exact_gain, gain_word, held_gain
 from .fixed import quantize, saturate, to_float
 from .lfsr import Lfsr
 from .schedule import HELD, POP, Schedule
-from .trace import COUNTERS, StateLayout, TraceRecorder
+from .trace import COUNTERS, StateLayout, Trace, TraceRecorder
 from .units import (
     capture_mask,
     covariance_rate_shift,
@@ -293,6 +293,16 @@ class Circuit:
 
     def recorder(self) -> TraceRecorder:
         return TraceRecorder(self.layout)
+
+    def trace_samples(self, samples: list[dict[str, np.ndarray]]) -> Trace:
+        """Train on ``samples`` in order (each a mapping of signed input names to values)
+        and return the state at every tick boundary they pass."""
+        recorder = self.recorder()
+        for sample in samples:
+            for name, values in sample.items():
+                self.load_signed(name, values)
+            self.run_sample(recorder)
+        return recorder.finish()
 
     def _read_output(self) -> None:
         r = self.schedule.readout

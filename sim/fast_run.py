@@ -384,12 +384,7 @@ def run_harness(
 def golden_tick_states(golden: Circuit, samples: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
     """``golden``'s complete state (:meth:`Circuit.state_vector`'s order) at every tick
     boundary of ``samples``, trained in order (``golden`` is left after the last)."""
-    recorder = golden.recorder()
-    for sample in samples:
-        for name, values in sample.items():
-            golden.load_signed(name, values)
-        golden.run_sample(recorder)
-    trace = recorder.finish()
+    trace = golden.trace_samples(samples)
     fields = (trace.currents, trace.masks, trace.weights, trace.counters, trace.lfsr[:, None])
     return [np.concatenate([f[t] for f in fields]).astype(np.int64) for t in range(len(trace))]
 

@@ -46,13 +46,7 @@ def compare(cfg, samples, lanes, schedule=None, observe_ticks=True, simd=None, b
         schedule, cfg, lanes, observe_ticks=observe_ticks, simd=simd, weight_bank_rows=bank_rows
     )
     trace, clocks = run_core(core, samples, via_port=True)
-    golden = Circuit(schedule, cfg, FIXED)
-    recorder = golden.recorder()
-    for sample in samples:
-        for base, values in sample.items():
-            golden.load_signed(base, values)
-        golden.run_sample(recorder)
-    expected = recorder.finish()
+    expected = Circuit(schedule, cfg, FIXED).trace_samples(samples)
     if not observe_ticks:
         per_sample = schedule.ticks_per_sample
         expected = expected.select(expected.tick % per_sample == per_sample - 1)
@@ -113,13 +107,7 @@ def test_a_leaky_core_whose_lanes_skip_the_flags_is_not_bit_exact():
     cfg = default_config("xor").replace(ticks_per_window=3, leak_shift=2)
     schedule = compile_backprop(cfg)
     trace, _ = run_core(FlaglessCore(schedule, cfg, 2), XOR[:2], via_port=True)
-    golden = Circuit(schedule, cfg, FIXED)
-    recorder = golden.recorder()
-    for sample in XOR[:2]:
-        for base, values in sample.items():
-            golden.load_signed(base, values)
-        golden.run_sample(recorder)
-    assert recorder.finish().first_mismatch(trace) is not None
+    assert Circuit(schedule, cfg, FIXED).trace_samples(XOR[:2]).first_mismatch(trace) is not None
 
 
 @pytest.mark.parametrize("lanes", [2, 4])
@@ -133,13 +121,7 @@ def test_a_saturating_network_is_bit_exact_at_every_tick(lanes):
     samples = [xor_sample(int(k)) for k in np.random.default_rng(1).integers(0, 4, 8)]
     mismatch, _ = compare(cfg, samples, lanes)
     assert mismatch is None, str(mismatch)
-    golden = Circuit(compile_backprop(cfg), cfg, FIXED)
-    recorder = golden.recorder()
-    for sample in samples:
-        for base, values in sample.items():
-            golden.load_signed(base, values)
-        golden.run_sample(recorder)
-    final = recorder.finish().counters[-1]
+    final = Circuit(compile_backprop(cfg), cfg, FIXED).trace_samples(samples).counters[-1]
     assert final[COUNTERS.index("sat_current")] > 0 and final[COUNTERS.index("sat_weight")] > 0
 
 
