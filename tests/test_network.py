@@ -22,13 +22,7 @@ def xor_samples(count: int, seed: int) -> list[dict[str, np.ndarray]]:
 
 
 def golden_trace(cfg, samples):
-    circuit = Circuit(compile_backprop(cfg), cfg)
-    recorder = circuit.recorder()
-    for sample in samples:
-        for name, values in sample.items():
-            circuit.load_signed(name, values)
-        circuit.run_sample(recorder)
-    return recorder.finish()
+    return Circuit(compile_backprop(cfg), cfg).trace_samples(samples)
 
 
 CONFIGS = {
@@ -110,12 +104,7 @@ def test_ar2_core_is_bit_exact():
     x, _ = simulate_ar2(A1_TRUE, A2_TRUE, 40, np.random.default_rng(0))
     samples = [{"x": row} for row in x]
     schedule = compile_ar2(cfg)
-    circuit = Circuit(schedule, cfg)
-    recorder = circuit.recorder()
-    for sample in samples:
-        circuit.load_signed("x", sample["x"])
-        circuit.run_sample(recorder)
-    golden = recorder.finish()
+    golden = Circuit(schedule, cfg).trace_samples(samples)
     trace, _ = run_core(NetworkCore(schedule, cfg, lanes=2), samples)
     mismatch = golden.first_mismatch(trace)
     assert mismatch is None, str(mismatch)
