@@ -16,11 +16,14 @@ demo: $(STAMP)
 	$(BIN)/pulsegate sim xor --out build/out/xor --json build/out/xor/result.json
 	$(BIN)/pulsegate golden ar2 --out build/out/ar2 --json build/out/ar2/result.json
 
+# The suite's tests on every core (pytest-xdist); `TEST_WORKERS=0` runs them in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/pulsegate bench golden --json build/out/bench_golden.json
