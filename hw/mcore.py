@@ -291,7 +291,19 @@ class MemoryCore(wiring.Component):
         cw, ww = cfg.current_width, cfg.weight_width
         golden = Circuit(s, cfg, FIXED)
 
-        # -- the memories
+        # -- the memories (addressed by the slots' row fields, ``row_bits`` wide)
+        gathers = [w for w in self.words if w.kind == Kind.GATHER]
+        buffer_rows = max([w.drow + (w.dpart + w.count - 1) // fold + 1 for w in gathers
+                           if w.dest == Dest.SRC]
+                          + [w.drow + w.count for w in gathers if w.dest == Dest.POST]
+                          + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
+                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
+                          + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
+                          + [2])  # fmt: skip
+        mask_rows = sum(-(-size // lanes) for _, size in s.masks)
+        row_bits = max(
+            ceil_log2(max(self.state_rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
+        )
         contents = np.zeros((self.memory_rows, lanes), np.int64)
         for name, _ in s.constants:
             for j, v in enumerate(golden.group(name)):
@@ -309,13 +321,13 @@ class MemoryCore(wiring.Component):
             ram_style=None if deep else self.ram_style,
             read_flags=self.reads_flags,
             late_zero=self.banked,  # the lanes wait a clock for banked weights anyway
+            row_bits=row_bits,
         )
         if self.loads_while_running:  # two banks of the input groups' rows, no flags
             self.inputs = StateMemory(
                 lanes, cw, [0] * (2 << self.input_bits), ram_style=self.ram_style
             )
             m.submodules.inputs = self.inputs
-        mask_rows = sum(-(-size // lanes) for _, size in s.masks)
         m.submodules.masks = self.mask_mem = memory.Memory(
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
@@ -332,15 +344,8 @@ class MemoryCore(wiring.Component):
             bank_rows=self.where.bank_rows,
             granularity=None if self.whole_words else 1,
             debug=self.debug,
+            addr_bits=row_bits,
         )
-        gathers = [w for w in self.words if w.kind == Kind.GATHER]
-        buffer_rows = max([w.drow + (w.dpart + w.count - 1) // fold + 1 for w in gathers
-                           if w.dest == Dest.SRC]
-                          + [w.drow + w.count for w in gathers if w.dest == Dest.POST]
-                          + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
-                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
-                          + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
-                          + [2])  # fmt: skip
         self.buffers = {}
         for name, width in (("src", simd), ("post", lanes)):  # a row: a word's sources
             mem = memory.Memory(
@@ -363,9 +368,6 @@ class MemoryCore(wiring.Component):
         m.submodules.lfsr = self.lfsr = MultiStepLfsr(cfg.lfsr_seed, simd)
 
         # -- the sequencer and the lanes
-        row_bits = max(
-            ceil_log2(max(self.state_rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
-        )
         m.submodules.sequencer = seq = MicroSequencer(
             self.words + self.words_b,
             lanes,
@@ -388,9 +390,15 @@ class MemoryCore(wiring.Component):
             widest=widest,
             rules=rules,
             simd=simd,
+            whole_words=self.whole_words,
             banked=self.banked,
         )
         self.run_bank_next = Signal()  # the bank a start in this clock runs (set in _load)
+        # the writes from the lanes, and the flags from the sequencer (the host's weight
+        # writes, between samples, take the weights' port over in _host)
+        wiring.connect(m, seq.flags, self.st.flags)
+        wiring.connect(m, pipe.state_write, self.st.write)
+        wiring.connect(m, pipe.weight_write, self.w_mem.write)
         m.d.comb += [
             pipe.slot.eq(seq.slot),
             seq.start.eq(self.start),
@@ -404,8 +412,6 @@ class MemoryCore(wiring.Component):
             self.output.eq(pipe.output),
             # reads: addresses from the sequencer (stage 0), data into the lanes (stage 1)
             self.st.read_row.eq(seq.state_row[: len(self.st.read_row)]),
-            self.st.flags_set.eq(seq.flags_set),
-            self.st.flags_clear.eq(seq.flags_clear),
             src_read.addr.eq(seq.src_addr),
             post_read.addr.eq(seq.post_addr),
             mask_read.addr.eq(pipe.mask_addr),
@@ -415,15 +421,7 @@ class MemoryCore(wiring.Component):
             pipe.mask_data.eq(mask_read.data),
             pipe.random.eq(self.lfsr.ahead),
             self.lfsr.advance.eq(pipe.random_advance),
-            # writes from the lanes (stages 3 and 4)
-            self.st.write_row.eq(pipe.state_write_row),
-            self.st.write_data.eq(pipe.state_write_data),
-            self.st.write_lanes.eq(pipe.state_write_lanes),
-            self.w_mem.write_addr.eq(pipe.weight_write_addr),
-            self.w_mem.write_data.eq(pipe.weight_write_data),
-            self.w_mem.write_en.eq(
-                pipe.weight_write if self.whole_words else pipe.weight_write_lanes
-            ),
+            # the mask memory's port is as wide as its depth, the lanes' row fields wider
             mask_write.addr.eq(pipe.mask_write_addr),
             mask_write.data.eq(pipe.mask_write_data),
             mask_write.en.eq(pipe.mask_write),
@@ -552,18 +550,18 @@ class MemoryCore(wiring.Component):
             m.d.sync += fetched.eq(self.w_mem.read_data)
         if self.whole_words:
             with m.If(picking & writing):  # the word read back with its one weight replaced
-                m.d.comb += [self.w_mem.write_addr.eq(address), self.w_mem.write_en.eq(1)]
+                m.d.comb += [self.w_mem.write.addr.eq(address), self.w_mem.write.en.eq(1)]
                 for k in range(lanes):
                     replaced = Mux(decoder.lane == k, value, fetched[k])
-                    m.d.comb += self.w_mem.write_data[k].eq(replaced)
+                    m.d.comb += self.w_mem.write.data[k].eq(replaced)
         else:
             with m.If(accessing & writing):  # the one weight, by its lane's enable
                 m.d.comb += [
-                    self.w_mem.write_addr.eq(address),
-                    self.w_mem.write_en.eq(1 << decoder.lane),
+                    self.w_mem.write.addr.eq(address),
+                    self.w_mem.write.en.eq(1 << decoder.lane),
                 ]
                 for k in range(lanes):
-                    m.d.comb += self.w_mem.write_data[k].eq(value)
+                    m.d.comb += self.w_mem.write.data[k].eq(value)
         word = Array(fetched[k] for k in range(lanes))
         m.d.sync += host.rdata.eq(word[decoder.lane])
 
@@ -584,11 +582,11 @@ class MemoryCore(wiring.Component):
             m.d.comb += self.load.ready.eq(~self.running)
             with m.If(self.load.valid & self.load.ready):
                 m.d.comb += [
-                    self.st.write_row.eq(bases[group] + element // lanes),
-                    self.st.write_lanes.eq(1 << (element % lanes)),
+                    self.st.write.row.eq(bases[group] + element // lanes),
+                    self.st.write.lanes.eq(1 << (element % lanes)),
                 ]
                 for k in range(lanes):
-                    m.d.comb += self.st.write_data[k].eq(self.load.payload)
+                    m.d.comb += self.st.write.data[k].eq(self.load.payload)
                 with m.If(element == sizes[group] - 1):
                     last_group = group == len(groups) - 1
                     m.d.sync += [element.eq(0), group.eq(Mux(last_group, 0, group + 1))]
@@ -605,8 +603,8 @@ class MemoryCore(wiring.Component):
         inputs = self.inputs
         row = bases[group] + element // lanes
         write_row, write_lanes = (
-            Signal.like(inputs.write_row, name="write_row"),
-            Signal.like(inputs.write_lanes, name="write_lanes"),
+            Signal.like(inputs.write.row, name="write_row"),
+            Signal.like(inputs.write.lanes, name="write_lanes"),
         )
         payload = Signal.like(self.load.payload)
         m.d.sync += [
@@ -616,11 +614,11 @@ class MemoryCore(wiring.Component):
         ]
         m.d.comb += [
             self.load.ready.eq(1),
-            inputs.write_row.eq(write_row),
-            inputs.write_lanes.eq(write_lanes),
+            inputs.write.row.eq(write_row),
+            inputs.write.lanes.eq(write_lanes),
         ]
         for k in range(lanes):
-            m.d.comb += inputs.write_data[k].eq(payload)
+            m.d.comb += inputs.write.data[k].eq(payload)
         last = element == sizes[group] - 1
         accept = self.load.valid & self.load.ready
         with m.If(accept):
