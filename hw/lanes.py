@@ -61,6 +61,7 @@ from .microcode import DEPTH, TREE_GROUP, Dest, operand_stages, pipeline_depth, 
 from .microsequencer import Slot, slot_layout
 from .multipliers import RegisteredMultiplier, register_copies
 from .population import drive_term, leak_term
+from .ports import block_write, word_write
 
 __all__ = ["LanePipeline", "REPLICA_GROUP", "STAGES"]
 
@@ -189,6 +190,8 @@ class LanePipeline(wiring.Component):
         learning rule updates ``simd`` weights a clock; the element-wise slots (gathers,
         steps, sweeps by columns) use the first ``lanes``, a sweep by columns takes its
         weights from part ``slot.part`` of the word.
+    whole_words : bool
+        The weight memory's word has one write enable (:attr:`weight_write`).
     banked : bool
         The weights come from banks (:class:`hw.weight_memory.WeightMemory`), a clock after
         the other memories' words: those wait a register for them, and every stage from the
@@ -212,10 +215,12 @@ class LanePipeline(wiring.Component):
         A learning rule reads its word of weights here at stage 1.
     mask_addr : Out
         The mask word of the slot in stage 4.
-    state_write_row, state_write_data, state_write_lanes : Out
-    weight_write_addr, weight_write_data, weight_write_lanes, weight_write : Out
-        ``simd`` weights; the lanes of the rule's row (its events') and the word's write
-        (the other lanes written back as they were read).
+    state_write : Out(:func:`hw.ports.block_write`)
+        A step's, a copy's or a leak's block into the state memory (stage 6).
+    weight_write : Out(:func:`hw.ports.word_write`)
+        A rule's word of ``simd`` weights (stage 5): one enable for the whole word
+        (``whole_words``: the lanes past the rule's row written back as they were read), or
+        one a weight (the rule's row's).
     buffer_write_addr, buffer_write_data, buffer_write_lanes : Out, buffer_post : Out(1)
         A gathered block into the source buffer (``simd`` elements a row: the block in its
         part), or into the post-synaptic one (its first ``lanes``).
@@ -240,10 +245,11 @@ class LanePipeline(wiring.Component):
         widest: int,
         rules: set[str],
         simd: int | None = None,
+        whole_words: bool = False,
         banked: bool = False,
     ) -> None:
         self.cfg, self.lanes, self.output_size, self.rules = cfg, lanes, output_size, rules
-        self.banked = banked
+        self.banked, self.whole_words = banked, whole_words
         self.simd = simd = lanes if simd is None else simd
         if simd < lanes or simd % lanes:
             raise ValueError(f"simd must be a multiple of lanes ({lanes}), got {simd}")
@@ -265,13 +271,8 @@ class LanePipeline(wiring.Component):
                 "weight_learn_addr": Out(row_bits),
                 "weight_learn": Out(1),
                 "mask_addr": Out(row_bits),
-                "state_write_row": Out(row_bits),
-                "state_write_data": Out(currents),
-                "state_write_lanes": Out(lanes),
-                "weight_write_addr": Out(row_bits),
-                "weight_write_data": Out(weights),
-                "weight_write_lanes": Out(simd),
-                "weight_write": Out(1),
+                "state_write": Out(block_write(row_bits, lanes, cw)),
+                "weight_write": Out(word_write(row_bits, weights, 1 if whole_words else simd)),
                 "buffer_write_addr": Out(row_bits),
                 "buffer_write_data": Out(sources),
                 "buffer_write_lanes": Out(simd),
@@ -567,12 +568,12 @@ class LanePipeline(wiring.Component):
         # iCE40's critical one) into the word's register and the events'.
         sums = [Signal(signed(max(wide, width) + 2), name=f"unclamped{k}") for k in range(lanes)]
         valid2 = Signal(lanes)
-        m.d.sync += [self.weight_write_lanes.eq(0), self.weight_write.eq(0)]
+        written = Signal(lanes, name="weight_written")  # the rule's row's lanes
+        m.d.sync += written.eq(0)
         with m.If(t4.op == Slot.LEARN):
             m.d.sync += [
-                self.weight_write_addr.eq(t4.row),
-                self.weight_write_lanes.eq(t4.valid),
-                self.weight_write.eq(t4.valid[0]),  # a prefix: any lane, the first
+                self.weight_write.addr.eq(t4.row),
+                written.eq(t4.valid),
                 valid2.eq(t4.valid2),
             ]
             for k in range(lanes):
@@ -588,12 +589,13 @@ class LanePipeline(wiring.Component):
         flags = []
         for k in range(lanes):
             new, event = saturate(sums[k], ww)
-            m.d.comb += self.weight_write_data[k].eq(new)
+            m.d.comb += self.weight_write.data[k].eq(new)
             flags.append(event)
+        # one enable: any lane of the rule's row (a prefix), the first
+        m.d.comb += self.weight_write.en.eq(written[0] if self.whole_words else written)
         # the transposed copy's events: its primary's within the copy's rows. Registered:
         # the clamp's tests and the events' sum were one path (the ECP5's, 10 ns); a tick
         # still waits for the steps' events, which come a stage later.
-        written = self.weight_write_lanes
         m.d.sync += [
             self.weight_events.eq(Cat(*flags) & written),
             self.copy_events.eq(Cat(*flags) & valid2 & written),
@@ -664,7 +666,7 @@ class LanePipeline(wiring.Component):
         cfg, lanes = self.cfg, self.lanes
         cw = cfg.current_width
         write, counted = Signal(name="state_write"), Signal(name="state_counted")
-        row = Signal.like(self.state_write_row)
+        row = Signal.like(self.state_write.row)
         m.d.sync += [write.eq(stepping | to_state), counted.eq(stepping)]
         # a written block's valid lanes are a prefix that is never empty: lane 0 always is
         valid_above = Signal(lanes - 1, name="state_valid_above")
@@ -685,10 +687,10 @@ class LanePipeline(wiring.Component):
             with m.Else():
                 m.d.sync += [base.eq(block[k]), addend.eq(0)]
             clamped, event = step_sum(m, base, addend, cw, f"total{k}")
-            m.d.comb += self.state_write_data[k].eq(clamped)
+            m.d.comb += self.state_write.data[k].eq(clamped)
             flags.append(event)
         with m.If(write):
-            m.d.comb += [self.state_write_row.eq(row), self.state_write_lanes.eq(valid)]
+            m.d.comb += [self.state_write.row.eq(row), self.state_write.lanes.eq(valid)]
         events, counting = Signal(lanes), Signal(lanes)
         m.d.sync += counting.eq(valid & counted.replicate(lanes))
         m.d.comb += events.eq(Cat(*flags) & counting)

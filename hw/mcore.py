@@ -147,8 +147,46 @@ class MemoryCore(wiring.Component):
         self.program = compile_program(schedule, lanes, simd)
         self.simd = self.program.simd
         self.observe_ticks = debug if observe_ticks is None else observe_ticks
+        self.input_groups = list(schedule.inputs)
+        if input_banks not in (1, 2):
+            raise ValueError(f"input_banks must be 1 or 2, got {input_banks}")
+        #: ``load`` takes the next sample's inputs while a sample runs (the other input bank).
+        self.loads_while_running = input_banks == 2
+        state = self.program.state
+        self.input_rows = sum(state.blocks(g) for g in self.input_groups)
+        first_rows = itertools.accumulate((state.blocks(g) for g in self.input_groups), initial=0)
+        if [state.bases[g] for g in self.input_groups] != list(first_rows)[:-1]:
+            raise NotImplementedError("the input groups must be the state memory's first rows")
+        self.input_bits = ceil_log2(max(self.input_rows, 1))  # a bank's rows: 2**input_bits
+        # Two banks: the input groups live in an input memory of their own (the program
+        # never writes them nor flags them), so the state memory keeps only the other rows
+        # (from its row 0). The inputs sit above them at the bank bit (a power of two above
+        # every state row): bank A there, bank B 2**input_bits further, so that the input
+        # memory's row is wires of the row (its low bits, with the bank's bit) and a read's
+        # choice of memory is one bit: no adder, no comparison, no write port shared with
+        # the lanes. The program reading bank B is a second program in the ROM (the same
+        # delays).
+        self.bank_bit = 0
+        bases_a: dict[str, int] = {}
+        self.second_bank: dict[str, int] = {}
+        self.state_rows = state.rows  # rows the program addresses
+        self.memory_rows = state.rows  # rows of the state memory
+        if self.loads_while_running:
+            self.memory_rows = state.rows - self.input_rows
+            self.bank_bit = max(ceil_log2(max(self.memory_rows, 1)), self.input_bits + 1)
+            top = 1 << self.bank_bit
+            for g in schedule.groups:
+                base = state.bases[g.name]
+                inside = g.name in self.input_groups
+                bases_a[g.name] = top + base if inside else base - self.input_rows
+            self.second_bank = {g: bases_a[g] + (1 << self.input_bits) for g in self.input_groups}
+            self.state_rows = top + (2 << self.input_bits)
         self.words, self.where = encode(
-            self.program, cfg, observe_ticks=self.observe_ticks, bank_rows=weight_bank_rows
+            self.program,
+            cfg,
+            observe_ticks=self.observe_ticks,
+            state_bases=bases_a,
+            bank_rows=weight_bank_rows,
         )
         self.banked = self.where.banked
         #: Whether a read of the state memory can meet a set zero flag (else the lanes'
@@ -160,37 +198,16 @@ class MemoryCore(wiring.Component):
         self.clocks_per_sample = sample_clocks(self.words, lanes, self.simd, self.banked)
         self.layout = StateLayout.of(schedule)
         self.state_words = self.layout.n_words
-        self.input_groups = list(schedule.inputs)
-        if input_banks not in (1, 2):
-            raise ValueError(f"input_banks must be 1 or 2, got {input_banks}")
-        #: ``load`` takes the next sample's inputs while a sample runs (the other input bank).
-        self.loads_while_running = input_banks == 2
-        # Two banks: the input groups live in an input memory of their own (the program
-        # never writes them nor flags them), bank A at the state rows they have in bank B at
-        # those rows plus a power of two above every state row, so that the input memory's
-        # row is wires of the state row: no adder, and no write port shared with the lanes.
-        # The program reading bank B is a second program in the ROM (the same delays).
-        state = self.program.state
-        self.input_rows = sum(state.blocks(g) for g in self.input_groups)
-        first_rows = itertools.accumulate((state.blocks(g) for g in self.input_groups), initial=0)
-        if [state.bases[g] for g in self.input_groups] != list(first_rows)[:-1]:
-            raise NotImplementedError("the input groups must be the state memory's first rows")
-        self.input_bits = ceil_log2(max(self.input_rows, 1))  # a bank's rows: 2**input_bits
-        self.bank_bit = max(ceil_log2(max(state.rows, 1)), self.input_bits)
-        self.second_bank = {}
         self.words_b = []
-        self.state_rows = state.rows
         if self.loads_while_running:
             inputs = sum(1 << self.where.group_index[g] for g in self.input_groups)
             if any((w.flags | w.preset) & inputs for w in self.words):
                 raise NotImplementedError("two input banks need inputs the program never clears")
-            self.second_bank = {g: state.bases[g] + (1 << self.bank_bit) for g in self.input_groups}
-            self.state_rows = (1 << self.bank_bit) + (1 << self.input_bits)  # rows addressed
             self.words_b, _ = encode(
                 self.program,
                 cfg,
                 observe_ticks=self.observe_ticks,
-                state_bases=self.second_bank,
+                state_bases={**bases_a, **self.second_bank},
                 bank_rows=weight_bank_rows,
             )
             assert [w.delay for w in self.words_b] == [w.delay for w in self.words]
@@ -205,9 +222,23 @@ class MemoryCore(wiring.Component):
     # -- memory contents -----------------------------------------------------------------------
 
     def _row_groups(self) -> list[int]:
-        """The group (its zero flag) of every row of the state memory."""
+        """The group (its zero flag) of every row of the state memory (with two input banks
+        the input groups have none: they are the input memory's)."""
         state, index = self.program.state, self.where.group_index
-        return [index[g.name] for g in self.schedule.groups for _ in range(state.blocks(g.name))]
+        return [
+            index[g.name]
+            for g in self.schedule.groups
+            if g.name not in self.second_bank
+            for _ in range(state.blocks(g.name))
+        ]
+
+    def _element(self, group: str, index: int) -> tuple[int, int, int]:
+        """``(memory, row, bank)`` of element ``index`` of ``group``: memory 0 the state
+        memory, 1 the input memory (its bank A's row)."""
+        row, bank = self.program.state.address(group, index)
+        if group in self.second_bank:
+            return 1, row, bank
+        return 0, row - (self.input_rows if self.second_bank else 0), bank
 
     def _weight_words(self, golden: Circuit) -> list[list[int]]:
         """The weight memory (:class:`hw.microcode.MemoryMap`): each primary as its stored
@@ -232,8 +263,7 @@ class MemoryCore(wiring.Component):
         entries = []
         for g in self.schedule.groups:
             for j in range(g.size):
-                row, bank = self.program.state.address(g.name, j)
-                unit = int(g.name in self.second_bank)  # 1: in the input memory
+                unit, row, bank = self._element(g.name, j)  # unit 1: the input memory
                 entries.append((_CURRENT, unit, debug_address(row, bank, lanes), 0))
         for name, size in self.schedule.masks:
             for j in range(size):
@@ -260,18 +290,29 @@ class MemoryCore(wiring.Component):
         fold = simd // lanes
         cw, ww = cfg.current_width, cfg.weight_width
         golden = Circuit(s, cfg, FIXED)
-        state_map = self.program.state
 
-        # -- the memories
-        contents = np.zeros((state_map.rows, lanes), np.int64)
+        # -- the memories (addressed by the slots' row fields, ``row_bits`` wide)
+        gathers = [w for w in self.words if w.kind == Kind.GATHER]
+        buffer_rows = max([w.drow + (w.dpart + w.count - 1) // fold + 1 for w in gathers
+                           if w.dest == Dest.SRC]
+                          + [w.drow + w.count for w in gathers if w.dest == Dest.POST]
+                          + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
+                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
+                          + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
+                          + [2])  # fmt: skip
+        mask_rows = sum(-(-size // lanes) for _, size in s.masks)
+        row_bits = max(
+            ceil_log2(max(self.state_rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
+        )
+        contents = np.zeros((self.memory_rows, lanes), np.int64)
         for name, _ in s.constants:
             for j, v in enumerate(golden.group(name)):
-                row, bank = state_map.address(name, j)
+                _, row, bank = self._element(name, j)
                 contents[row, bank] = v
         row_groups = self._row_groups()
         # a deep state memory stays in block RAM even so: a DP16KD a lane, where LUT RAM
         # costs a slice a 16 rows of 4 bits and a read multiplexer as deep
-        deep = state_map.rows > DISTRIBUTED_ROWS
+        deep = self.memory_rows > DISTRIBUTED_ROWS
         m.submodules.state = self.st = StateMemory(
             lanes,
             cw,
@@ -280,13 +321,13 @@ class MemoryCore(wiring.Component):
             ram_style=None if deep else self.ram_style,
             read_flags=self.reads_flags,
             late_zero=self.banked,  # the lanes wait a clock for banked weights anyway
+            row_bits=row_bits,
         )
         if self.loads_while_running:  # two banks of the input groups' rows, no flags
             self.inputs = StateMemory(
                 lanes, cw, [0] * (2 << self.input_bits), ram_style=self.ram_style
             )
             m.submodules.inputs = self.inputs
-        mask_rows = sum(-(-size // lanes) for _, size in s.masks)
         m.submodules.masks = self.mask_mem = memory.Memory(
             shape=unsigned(lanes), depth=max(mask_rows, 2), init=[]
         )
@@ -303,15 +344,8 @@ class MemoryCore(wiring.Component):
             bank_rows=self.where.bank_rows,
             granularity=None if self.whole_words else 1,
             debug=self.debug,
+            addr_bits=row_bits,
         )
-        gathers = [w for w in self.words if w.kind == Kind.GATHER]
-        buffer_rows = max([w.drow + (w.dpart + w.count - 1) // fold + 1 for w in gathers
-                           if w.dest == Dest.SRC]
-                          + [w.drow + w.count for w in gathers if w.dest == Dest.POST]
-                          + [w.inner for w in self.words if w.kind in (Kind.ROWS, Kind.LEARN)]
-                          + [-(-w.inner // lanes) for w in self.words if w.kind == Kind.COLS]
-                          + [-(-w.count // lanes) for w in self.words if w.kind == Kind.LEARN]
-                          + [2])  # fmt: skip
         self.buffers = {}
         for name, width in (("src", simd), ("post", lanes)):  # a row: a word's sources
             mem = memory.Memory(
@@ -334,9 +368,6 @@ class MemoryCore(wiring.Component):
         m.submodules.lfsr = self.lfsr = MultiStepLfsr(cfg.lfsr_seed, simd)
 
         # -- the sequencer and the lanes
-        row_bits = max(
-            ceil_log2(max(self.state_rows, buffer_rows, mask_rows, where.depth, 2) + 1), 1
-        )
         m.submodules.sequencer = seq = MicroSequencer(
             self.words + self.words_b,
             lanes,
@@ -359,9 +390,15 @@ class MemoryCore(wiring.Component):
             widest=widest,
             rules=rules,
             simd=simd,
+            whole_words=self.whole_words,
             banked=self.banked,
         )
         self.run_bank_next = Signal()  # the bank a start in this clock runs (set in _load)
+        # the writes from the lanes, and the flags from the sequencer (the host's weight
+        # writes, between samples, take the weights' port over in _host)
+        wiring.connect(m, seq.flags, self.st.flags)
+        wiring.connect(m, pipe.state_write, self.st.write)
+        wiring.connect(m, pipe.weight_write, self.w_mem.write)
         m.d.comb += [
             pipe.slot.eq(seq.slot),
             seq.start.eq(self.start),
@@ -375,8 +412,6 @@ class MemoryCore(wiring.Component):
             self.output.eq(pipe.output),
             # reads: addresses from the sequencer (stage 0), data into the lanes (stage 1)
             self.st.read_row.eq(seq.state_row[: len(self.st.read_row)]),
-            self.st.flags_set.eq(seq.flags_set),
-            self.st.flags_clear.eq(seq.flags_clear),
             src_read.addr.eq(seq.src_addr),
             post_read.addr.eq(seq.post_addr),
             mask_read.addr.eq(pipe.mask_addr),
@@ -386,31 +421,19 @@ class MemoryCore(wiring.Component):
             pipe.mask_data.eq(mask_read.data),
             pipe.random.eq(self.lfsr.ahead),
             self.lfsr.advance.eq(pipe.random_advance),
-            # writes from the lanes (stages 3 and 4)
-            self.st.write_row.eq(pipe.state_write_row),
-            self.st.write_data.eq(pipe.state_write_data),
-            self.st.write_lanes.eq(pipe.state_write_lanes),
-            self.w_mem.write_addr.eq(pipe.weight_write_addr),
-            self.w_mem.write_data.eq(pipe.weight_write_data),
-            self.w_mem.write_en.eq(
-                pipe.weight_write if self.whole_words else pipe.weight_write_lanes
-            ),
+            # the mask memory's port is as wide as its depth, the lanes' row fields wider
             mask_write.addr.eq(pipe.mask_write_addr),
             mask_write.data.eq(pipe.mask_write_data),
             mask_write.en.eq(pipe.mask_write),
         ]
         if self.loads_while_running:
-            # an input row (bank A below the input rows, bank B at the bank bit) reads the
-            # input memory: its row is wires of the state row; the choice is registered
-            # with the read, so the data mux waits on no comparison
+            # an input row (at the bank bit: bank A, then bank B at 2**input_bits above) reads
+            # the input memory: its row is the row's low bits and the bank's; the choice is
+            # registered with the read, so the data mux waits on no comparison
             row = seq.state_row
-            m.d.comb += self.inputs.read_row.eq(
-                Cat(row[: self.input_bits], row[self.bank_bit])
-                if self.input_bits
-                else row[self.bank_bit]
-            )
+            m.d.comb += self.inputs.read_row.eq(row[: self.input_bits + 1])
             from_inputs = Signal()
-            m.d.sync += from_inputs.eq((row < self.input_rows) | row[self.bank_bit])
+            m.d.sync += from_inputs.eq(row[self.bank_bit])
             zero_from_inputs = from_inputs  # with the state memory's flag (late_zero: later)
             if self.banked:
                 zero_from_inputs = Signal()
@@ -527,18 +550,18 @@ class MemoryCore(wiring.Component):
             m.d.sync += fetched.eq(self.w_mem.read_data)
         if self.whole_words:
             with m.If(picking & writing):  # the word read back with its one weight replaced
-                m.d.comb += [self.w_mem.write_addr.eq(address), self.w_mem.write_en.eq(1)]
+                m.d.comb += [self.w_mem.write.addr.eq(address), self.w_mem.write.en.eq(1)]
                 for k in range(lanes):
                     replaced = Mux(decoder.lane == k, value, fetched[k])
-                    m.d.comb += self.w_mem.write_data[k].eq(replaced)
+                    m.d.comb += self.w_mem.write.data[k].eq(replaced)
         else:
             with m.If(accessing & writing):  # the one weight, by its lane's enable
                 m.d.comb += [
-                    self.w_mem.write_addr.eq(address),
-                    self.w_mem.write_en.eq(1 << decoder.lane),
+                    self.w_mem.write.addr.eq(address),
+                    self.w_mem.write.en.eq(1 << decoder.lane),
                 ]
                 for k in range(lanes):
-                    m.d.comb += self.w_mem.write_data[k].eq(value)
+                    m.d.comb += self.w_mem.write.data[k].eq(value)
         word = Array(fetched[k] for k in range(lanes))
         m.d.sync += host.rdata.eq(word[decoder.lane])
 
@@ -559,18 +582,18 @@ class MemoryCore(wiring.Component):
             m.d.comb += self.load.ready.eq(~self.running)
             with m.If(self.load.valid & self.load.ready):
                 m.d.comb += [
-                    self.st.write_row.eq(bases[group] + element // lanes),
-                    self.st.write_lanes.eq(1 << (element % lanes)),
+                    self.st.write.row.eq(bases[group] + element // lanes),
+                    self.st.write.lanes.eq(1 << (element % lanes)),
                 ]
                 for k in range(lanes):
-                    m.d.comb += self.st.write_data[k].eq(self.load.payload)
+                    m.d.comb += self.st.write.data[k].eq(self.load.payload)
                 with m.If(element == sizes[group] - 1):
                     last_group = group == len(groups) - 1
                     m.d.sync += [element.eq(0), group.eq(Mux(last_group, 0, group + 1))]
                 with m.Else():
                     m.d.sync += element.eq(element + 1)
             return
-        bases = Array(Const(self.where.state[g]) for g in groups)  # rows within a bank
+        bases = Array(Const(self.program.state.bases[g]) for g in groups)  # rows within a bank
         load_bank, run_bank = Signal(name="load_bank"), Signal(name="run_bank")
         self.run_bank = run_bank
         # The input memory's own write port: a word a clock, never waiting, written a clock
@@ -580,8 +603,8 @@ class MemoryCore(wiring.Component):
         inputs = self.inputs
         row = bases[group] + element // lanes
         write_row, write_lanes = (
-            Signal.like(inputs.write_row, name="write_row"),
-            Signal.like(inputs.write_lanes, name="write_lanes"),
+            Signal.like(inputs.write.row, name="write_row"),
+            Signal.like(inputs.write.lanes, name="write_lanes"),
         )
         payload = Signal.like(self.load.payload)
         m.d.sync += [
@@ -591,11 +614,11 @@ class MemoryCore(wiring.Component):
         ]
         m.d.comb += [
             self.load.ready.eq(1),
-            inputs.write_row.eq(write_row),
-            inputs.write_lanes.eq(write_lanes),
+            inputs.write.row.eq(write_row),
+            inputs.write.lanes.eq(write_lanes),
         ]
         for k in range(lanes):
-            m.d.comb += inputs.write_data[k].eq(payload)
+            m.d.comb += inputs.write.data[k].eq(payload)
         last = element == sizes[group] - 1
         accept = self.load.valid & self.load.ready
         with m.If(accept):

@@ -12,6 +12,7 @@ from amaranth.utils import ceil_log2
 
 from .fixedpoint import clamp_unsigned
 from .microcode import Dest, Kind, Word, rom_value, word_layout
+from .ports import zero_flags
 
 __all__ = ["Slot", "slot_layout", "MicroSequencer"]
 
@@ -99,7 +100,7 @@ class MicroSequencer(wiring.Component):
         The slot issued this clock (``op = NONE``: none), registered.
     state_row, weight_addr, src_addr, post_addr : Out
         The read addresses of this clock's slot, registered with it.
-    flags_set, flags_clear : Out(groups)
+    flags : Out(:func:`hw.ports.zero_flags`)
         Zero flags to set (clears, leaks of ``alpha = 1``) or clear (groups a word wrote).
 
     Timing: a word is presented a clock after the previous one's last slot; it waits its
@@ -147,8 +148,7 @@ class MicroSequencer(wiring.Component):
                 "weight_addr": Out(range(max(weight_words, 2))),
                 "src_addr": Out(range(max(buffer_rows, 2))),
                 "post_addr": Out(range(max(buffer_rows, 2))),
-                "flags_set": Out(max(groups, 1)),
-                "flags_clear": Out(max(groups, 1)),
+                "flags": Out(zero_flags(max(groups, 1))),
             }
         )
 
@@ -177,8 +177,8 @@ class MicroSequencer(wiring.Component):
             Signal.like(self.post_addr, name="post_addr"),
         )
         flags_set, flags_clear = (
-            Signal.like(self.flags_set, name="flags_set"),
-            Signal.like(self.flags_clear, name="flags_clear"),
+            Signal.like(self.flags.set, name="flags_set"),
+            Signal.like(self.flags.clear, name="flags_clear"),
         )
         counted = Signal()  # a sample ended a clock ago: count it now, as a register would
         m.d.sync += [
@@ -187,8 +187,8 @@ class MicroSequencer(wiring.Component):
             self.weight_addr.eq(weight_addr),
             self.src_addr.eq(src_addr),
             self.post_addr.eq(post_addr),
-            self.flags_set.eq(flags_set),
-            self.flags_clear.eq(flags_clear),
+            self.flags.set.eq(flags_set),
+            self.flags.clear.eq(flags_clear),
             counted.eq(0),
         ]
         with m.If(counted):

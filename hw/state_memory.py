@@ -15,6 +15,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .ports import block_write, zero_flags
+
 __all__ = ["StateMemory", "debug_address"]
 
 
@@ -49,6 +51,9 @@ class StateMemory(wiring.Component):
         ``read_zero`` a clock after ``read_word`` (the row's group and the flags registered
         before the flag is picked), for a user that registers the word first anyway: a deep
         group ROM's block RAM clock-to-out and the pick among many groups were one path.
+    row_bits : int, optional
+        Width of :attr:`write`'s row (its user's row fields; enough for ``rows`` unless
+        given).
 
     Attributes
     ----------
@@ -59,10 +64,10 @@ class StateMemory(wiring.Component):
         The same row as it is stored, and whether its group reads as zero (a clock later
         with ``late_zero``): a user that can apply the flag later (the lanes, by a zero
         multiplier) keeps the flag's lookup off the data's path.
-    write_row : In(range(rows)), write_data : In(ArrayLayout(signed(width), lanes))
-    write_lanes : In(lanes)
-        Banks written this clock.
-    flags_set, flags_clear : In(groups)
+    write : In(:func:`hw.ports.block_write`)
+        A block into a row (``row_bits`` wide; the bits above ``rows`` unused), the banks
+        its ``lanes`` enable.
+    flags : In(:func:`hw.ports.zero_flags`)
         Set or clear groups' zero flags, a bit a group (at the clock's end; a read in the
         same clock sees the flags as they were, and this clock's sets). A group in both is
         cleared: a word's preset flags come before it, its clears after its last slot.
@@ -85,6 +90,7 @@ class StateMemory(wiring.Component):
         ram_style: str | None = None,
         read_flags: bool = True,
         late_zero: bool = False,
+        row_bits: int | None = None,
     ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
@@ -119,11 +125,8 @@ class StateMemory(wiring.Component):
                 "read_data": Out(data.ArrayLayout(signed(width), lanes)),
                 "read_word": Out(data.ArrayLayout(signed(width), lanes)),
                 "read_zero": Out(1),
-                "write_row": In(range(rows)),
-                "write_data": In(data.ArrayLayout(signed(width), lanes)),
-                "write_lanes": In(lanes),
-                "flags_set": In(max(self.groups, 1)),
-                "flags_clear": In(max(self.groups, 1)),
+                "write": In(block_write(row_bits or ceil_log2(rows), lanes, width)),
+                "flags": In(zero_flags(max(self.groups, 1))),
                 "zero": Out(max(self.groups, 1)),
                 "debug_addr": In(range(rows << self.bank_bits)),
                 "debug_data": Out(signed(width)),
@@ -134,7 +137,7 @@ class StateMemory(wiring.Component):
         m = Module()
         flags = Signal(max(self.groups, 1))
         m.d.comb += self.zero.eq(flags)
-        m.d.sync += flags.eq((flags | self.flags_set) & ~self.flags_clear)
+        m.d.sync += flags.eq((flags | self.flags.set) & ~self.flags.clear)
 
         # The group of the row read: its flag as it was in the clock of the read, with the
         # flags set in that clock (a word's preset flags apply to its first read).
@@ -143,7 +146,7 @@ class StateMemory(wiring.Component):
             group_read = self.group_rom.read_port()
             m.d.comb += group_read.addr.eq(self.read_row)
             read_flags = Signal.like(flags)
-            m.d.sync += read_flags.eq(flags | self.flags_set)
+            m.d.sync += read_flags.eq(flags | self.flags.set)
             read_zero = (read_flags >> group_read.data)[0]
         else:
             read_zero = Const(0, 1)
@@ -169,9 +172,9 @@ class StateMemory(wiring.Component):
                 read.addr.eq(self.read_row),
                 self.read_data[bank].eq(Mux(read_zero, 0, read.data)),
                 self.read_word[bank].eq(read.data),
-                write.addr.eq(self.write_row),
-                write.data.eq(self.write_data[bank]),
-                write.en.eq(self.write_lanes[bank]),
+                write.addr.eq(self.write.row),
+                write.data.eq(self.write.data[bank]),
+                write.en.eq(self.write.lanes[bank]),
                 debug.addr.eq(debug_row),
             ]
             debug_words.append(debug.data)

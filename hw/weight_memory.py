@@ -14,6 +14,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .ports import word_write
+
 __all__ = ["WeightMemory", "weight_banks"]
 
 
@@ -44,15 +46,17 @@ class WeightMemory(wiring.Component):
         weight).
     debug : bool
         Whether the debug read port exists.
+    addr_bits : int, optional
+        Width of :attr:`write`'s address (its user's; enough for ``depth`` unless given).
 
     Attributes
     ----------
     read_addr : In(range(depth))
     read_data : Out(ArrayLayout(signed(width), simd))
         The word :attr:`latency` clocks after its address.
-    write_addr : In(range(depth)), write_data : In(ArrayLayout(signed(width), simd))
-    write_en : In(1 or simd)
-        Written at the clock's end (a read of the same word in that clock sees the old one).
+    write : In(:func:`hw.ports.word_write`)
+        ``addr`` (``addr_bits`` wide), ``data``, ``en`` (one, or one a weight): written at the
+        clock's end (a read of the same word in that clock sees the old one).
     debug_addr : In(range(depth)), debug_data : Out(ArrayLayout(signed(width), simd))
         (``debug``) A word a clock after its address, from every bank's second port.
 
@@ -69,6 +73,7 @@ class WeightMemory(wiring.Component):
         bank_rows: int = 0,
         granularity: int | None = None,
         debug: bool = False,
+        addr_bits: int | None = None,
     ) -> None:
         depth = max(len(init), 2)
         if bank_rows and bank_rows & (bank_rows - 1):
@@ -83,9 +88,9 @@ class WeightMemory(wiring.Component):
         ports = {
             "read_addr": In(range(depth)),
             "read_data": Out(word),
-            "write_addr": In(range(depth)),
-            "write_data": In(word),
-            "write_en": In(1 if granularity is None else simd),
+            "write": In(
+                word_write(addr_bits or ceil_log2(depth), word, 1 if granularity is None else simd)
+            ),
         }
         if debug:
             ports |= {"debug_addr": In(range(depth)), "debug_data": Out(word)}
@@ -115,12 +120,12 @@ class WeightMemory(wiring.Component):
                 words.append(held)
             else:
                 words.append(read.data)
-            here = self.write_addr[row_bits:] == b
+            here = self.write.addr[row_bits:] == b
             m.d.comb += [
                 read.addr.eq(self.read_addr[:row_bits]),
-                write.addr.eq(self.write_addr[:row_bits]),
-                write.data.eq(self.write_data),
-                write.en.eq(Mux(here, self.write_en, 0)),
+                write.addr.eq(self.write.addr[:row_bits]),
+                write.data.eq(self.write.data),
+                write.en.eq(Mux(here, self.write.en, 0)),
             ]
             if self.debug:
                 port = mem.read_port()

@@ -36,11 +36,11 @@ def test_blocks_flags_and_debug_reads_follow_the_model(lanes):
             sets = rng.random(len(flags)) < 0.1
             clears = rng.random(len(flags)) < 0.1
             ctx.set(dut.read_row, row)
-            ctx.set(dut.write_row, wrow)
-            ctx.set(dut.write_data, [int(v) for v in words])
-            ctx.set(dut.write_lanes, enables)
-            ctx.set(dut.flags_set, sum(1 << int(g) for g in np.flatnonzero(sets)))
-            ctx.set(dut.flags_clear, sum(1 << int(g) for g in np.flatnonzero(clears)))
+            ctx.set(dut.write.row, wrow)
+            ctx.set(dut.write.data, [int(v) for v in words])
+            ctx.set(dut.write.lanes, enables)
+            ctx.set(dut.flags.set, sum(1 << int(g) for g in np.flatnonzero(sets)))
+            ctx.set(dut.flags.clear, sum(1 << int(g) for g in np.flatnonzero(clears)))
             # a read sees the flags set in its own clock (a word's preset flags)
             zeroed = flags[groups[row]] or sets[groups[row]]
             expected = np.zeros(lanes, np.int64) if zeroed else model[row].copy()
@@ -52,9 +52,9 @@ def test_blocks_flags_and_debug_reads_follow_the_model(lanes):
                 if enables >> b & 1:
                     model[wrow, b] = words[b]
             flags[:] = (flags | sets) & ~clears  # a group in both is cleared
-        ctx.set(dut.write_lanes, 0)
-        ctx.set(dut.flags_set, 0)
-        ctx.set(dut.flags_clear, 0)
+        ctx.set(dut.write.lanes, 0)
+        ctx.set(dut.flags.set, 0)
+        ctx.set(dut.flags.clear, 0)
         for g in schedule.groups:  # every element through the debug port
             for j in range(g.size):
                 row, bank = state.address(g.name, j)
