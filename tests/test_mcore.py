@@ -540,8 +540,45 @@ def test_ram_style_reaches_the_state_memory_and_the_buffers():
     cfg = dataset_config("digits")
     core = MemoryCore(compile_backprop(cfg), cfg, 2, debug=False, ram_style="distributed")
     text = rtlil.convert(core, name="core")
-    assert core.program.state.rows > DISTRIBUTED_ROWS
+    assert core.memory_rows > DISTRIBUTED_ROWS
     assert text.count('attribute \\ram_style "distributed"') == 2 + 2
+
+
+@pytest.mark.parametrize(("dataset", "lanes"), [("xor", 2), ("iris", 1), ("digits", 8)])
+def test_with_two_input_banks_the_state_memory_keeps_no_input_rows(dataset, lanes):
+    """With two input banks every input row is read from the input memory, so the state
+    memory holds only the other groups' rows (from its row 0), and the program addresses
+    the inputs above them: bank A at the bank bit, bank B ``2**input_bits`` above; the input
+    memory's row is the row's low bits and the bank's. With one bank the inputs are the
+    state memory's first rows, loaded while idle."""
+    from hw.microcode import _slot_accesses
+
+    cfg = default_config("xor") if dataset == "xor" else dataset_config(dataset)
+    schedule = compile_backprop(cfg)
+    core = MemoryCore(schedule, cfg, lanes, debug=False)
+    state, inputs = core.program.state, set(schedule.inputs)
+    input_rows = sum(state.blocks(g) for g in inputs)
+    assert 0 < input_rows <= 1 << core.input_bits
+    assert core.memory_rows == state.rows - input_rows == len(core._row_groups())
+    top = 1 << core.bank_bit
+    assert core.memory_rows <= top and core.input_bits < core.bank_bit
+    for words, bank in ((core.words, 0), (core.words_b, 1)):
+        rows = {
+            row
+            for w in words
+            if w.kind in (Kind.GATHER, Kind.ROWS, Kind.COLS, Kind.LEARN)
+            for reads, writes in _slot_accesses(w, lanes)
+            for memory, row, _ in reads + writes
+            if memory == "state"
+        }
+        assert rows, "the program reads the state"
+        outside = {r for r in rows if r >= core.memory_rows}
+        # every row outside the state memory is an input row of this program's bank
+        assert outside and all(r >> core.bank_bit == 1 for r in outside)
+        assert {r - top >> core.input_bits for r in outside} == {bank}
+        assert all((r - top) % (1 << core.input_bits) < input_rows for r in outside)
+    one_bank = MemoryCore(schedule, cfg, lanes, debug=False, input_banks=1)
+    assert one_bank.memory_rows == state.rows and one_bank.words_b == []
 
 
 def test_the_memory_map_stores_a_primary_by_columns_only_where_that_is_shorter():
