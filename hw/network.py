@@ -25,18 +25,24 @@ from golden_model.trace import COUNTERS, StateLayout
 from .cores import core_ports
 from .fixedpoint import (
     balanced_sum,
-    clamp_unsigned,
     is_negative,
     is_positive,
     named,
     saturate,
 )
 from .hebbian import HebbianUnit
-from .host_port import HostPort, WeightAddressDecoder, weight_spots
+from .host_port import HostPort, weight_spots
 from .lfsr import MultiStepLfsr
 from .multipliers import MultiplierPool
 from .population import COUNTER_WIDTH, PopulationAccumulator
 from .sequencer import GatingSequencer, port_name
+from .spatial_control import (
+    DebugPort,
+    HostWeightAccess,
+    InputLoader,
+    SaturationCounter,
+    TickControl,
+)
 from .synapse import SynapseUnit, matrix_layout
 
 __all__ = [
@@ -217,6 +223,63 @@ def _grouped(items, sizes) -> list[tuple[int, int, list[tuple[str, int]]]]:
     for name, sign, col0 in items:
         grouped.setdefault((col0, sizes[name]), []).append((name, sign))
     return [(col0, size, parts) for (col0, size), parts in grouped.items()]
+
+
+class OperandFetch:
+    """The spatial core's operands: saturated signed sums of group elements, picked by index
+    where a unit reads one column a clock, built into ``m`` over the core's registers
+    (``value(group)``: a group's elements). Each sum's saturation flag is kept with the
+    moment it counts (``events``: ``(enable, flag)`` pairs for the current counter)."""
+
+    def __init__(self, m: Module, value, width: int) -> None:
+        self.m, self.value, self.width = m, value, width
+        self.events: list = []
+
+    def signed_sum(self, terms, name: str, enable):
+        """``sat(sum(sign * value))`` of ``(value, sign)`` terms; its saturation is counted
+        when ``enable``."""
+        if len(terms) == 1 and terms[0][1] == 1:
+            return terms[0][0]  # a single positive part cannot leave the range
+        expression = None
+        for value, sign in terms:
+            if expression is None:
+                expression = value if sign > 0 else -value
+            else:
+                expression = expression + value if sign > 0 else expression - value
+        clamped, flag = saturate(named(self.m, expression, name), self.width)
+        self.events.append((enable, flag))
+        return clamped
+
+    def combined(self, parts, j: int, enable):
+        """``sat(sum(sign * part[j]))``; its saturation is counted when ``enable``."""
+        terms = [(self.value(name)[j], sign) for name, sign in parts]
+        return self.signed_sum(terms, f"sum_{port_name(parts[0][0])}_{j}", enable)
+
+    def element(self, ranges, columns, index, enable, label: str):
+        """``sat(sum(sign * part[c]))`` for the column ``c = columns[index]`` (0 where it is
+        ``None``): the parts are picked first, so one subtractor and clamp serve every
+        column. ``ranges`` as from :func:`_grouped`; saturation counted when ``enable``."""
+        cw = self.width
+        pick = Const(0, signed(cw))
+        for col0, size, parts in ranges:
+            member = [c is not None and col0 <= c < col0 + size for c in columns]
+            if not any(member):
+                continue
+            zero = Const(0, signed(cw))
+            terms = [
+                (
+                    Array(
+                        self.value(group)[c - col0] if inside else zero
+                        for c, inside in zip(columns, member, strict=True)
+                    )[index],
+                    sign,
+                )
+                for group, sign in parts
+            ]
+            here = Const(1) if all(member) else Array(Const(inside) for inside in member)[index]
+            value = self.signed_sum(terms, f"fetch_{label}_{port_name(parts[0][0])}", enable & here)
+            pick = value if all(member) else Mux(here, value, pick)
+        return pick
 
 
 class NetworkCore(wiring.Component):
@@ -418,10 +481,7 @@ class NetworkCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        s, cfg = self.schedule, self.cfg
-        cw = cfg.current_width
-        sizes = {g.name: g.size for g in s.groups}
-        m.submodules.sequencer = seq = self.sequencer
+        m.submodules.sequencer = self.sequencer
         m.submodules.lfsr = self.lfsr
         for name, unit in self.populations.items():
             m.submodules[f"pop_{port_name(name)}"] = unit
@@ -430,64 +490,48 @@ class NetworkCore(wiring.Component):
         for name, unit in self.hebbians.items():
             m.submodules[f"learn_{name}"] = unit
         self._multiplier_pools(m)
-        events: list = []  # (enable, flag) pairs counted into sat_current at their moment
+        operands = OperandFetch(m, self.value, self.cfg.current_width)
+        self._inputs(m)
+        # Rules that draw no random bits learn at once, as nothing orders them; with
+        # stochastic rounding they take turns, drawing the shared LFSR's numbers in schedule
+        # order, and so they do on one multiplier pool for the core.
+        together = self.cfg.rounding != "stochastic" and self.pool != "core"
+        m.submodules.tick = tick = TickControl(len(self.learns), in_turns=not together)
+        # Which matrices are swept in the sequencer's phase.
+        phases = range(len(self.schedule.phases))
+        active = {
+            name: Array(Const(self.uses.get(name, (None,))[0] == p) for p in phases)[
+                self.sequencer.phase
+            ]
+            for name in self.synapses
+        }
+        self._sweeps(m, operands, tick, active)
+        self._drives(m, self._identity_transfers(m, operands, tick), tick)
+        learn_enabled, drivers = self._learning(m, operands, tick, together)
+        self._counters(m, operands.events)
+        self._tick_control(m, tick, active, learn_enabled, together)
+        if self.host_port:
+            self._host_port(m, drivers)
+        else:
+            for matrix, port in drivers.items():
+                wiring.connect(m, port, self.synapses[matrix].learn)
+        self._readout(m)
+        if self.debug:
+            self._debug_port(m)
+        return m
 
-        def signed_sum(terms, name, enable):
-            """``sat(sum(sign * value))`` of ``(value, sign)`` terms; its saturation is
-            counted when ``enable``."""
-            if len(terms) == 1 and terms[0][1] == 1:
-                return terms[0][0]  # a single positive part cannot leave the range
-            expression = None
-            for value, sign in terms:
-                if expression is None:
-                    expression = value if sign > 0 else -value
-                else:
-                    expression = expression + value if sign > 0 else expression - value
-            clamped, flag = saturate(named(m, expression, name), cw)
-            events.append((enable, flag))
-            return clamped
-
-        def combined(parts, j, enable):
-            """``sat(sum(sign * part[j]))``; its saturation is counted when ``enable``."""
-            terms = [(self.value(name)[j], sign) for name, sign in parts]
-            return signed_sum(terms, f"sum_{port_name(parts[0][0])}_{j}", enable)
-
-        def fetch_element(ranges, columns, index, enable, label):
-            """``sat(sum(sign * part[c]))`` for the column ``c = columns[index]`` (0 where it
-            is ``None``): the parts are picked first, so one subtractor and clamp serve every
-            column. ``ranges`` as from :func:`_grouped`; saturation counted when ``enable``."""
-            pick = Const(0, signed(cw))
-            for col0, size, parts in ranges:
-                member = [c is not None and col0 <= c < col0 + size for c in columns]
-                if not any(member):
-                    continue
-                zero = Const(0, signed(cw))
-                terms = [
-                    (
-                        Array(
-                            self.value(group)[c - col0] if inside else zero
-                            for c, inside in zip(columns, member, strict=True)
-                        )[index],
-                        sign,
-                    )
-                    for group, sign in parts
-                ]
-                here = Const(1) if all(member) else Array(Const(inside) for inside in member)[index]
-                value = signed_sum(terms, f"fetch_{label}_{port_name(parts[0][0])}", enable & here)
-                pick = value if all(member) else Mux(here, value, pick)
-            return pick
-
+    def _inputs(self, m: Module) -> None:
+        """The load of a sample's input words; the mask captures' inputs."""
+        s, seq = self.schedule, self.sequencer
+        sizes = {g.name: g.size for g in s.groups}
         # Input words stream into the input groups, in order.
-        load_index = Signal(range(max(self.input_size, 2)))
-        m.d.comb += self.load.ready.eq(~self.running)
-        with m.If(self.load.valid & self.load.ready):
-            offset = 0
-            for name in self.input_groups:
-                for j in range(sizes[name]):
-                    with m.If(load_index == offset + j):
-                        m.d.sync += self.held[name][j].eq(self.load.payload)
-                offset += sizes[name]
-            m.d.sync += load_index.eq(Mux(load_index == self.input_size - 1, 0, load_index + 1))
+        m.submodules.loader = loader = InputLoader(self.input_size, self.cfg.current_width)
+        wiring.connect(m, wiring.flipped(self.load), loader.load)
+        m.d.comb += loader.running.eq(self.running)
+        inputs = [(name, j) for name in self.input_groups for j in range(sizes[name])]
+        for k, (name, j) in enumerate(inputs):
+            with m.If(loader.write[k]):
+                m.d.sync += self.held[name][j].eq(loader.word)
 
         # Mask capture inputs.
         for phase in s.phases:
@@ -499,24 +543,10 @@ class NetworkCore(wiring.Component):
                         port.minus[j].eq(self.value(cap.minus)[j]),
                     ]
 
-        # Tick control.
-        first = Signal()
-        step_tick = Signal()  # pulse: every population group steps
-        synapse_start = Signal()
-        learn_index = Signal(range(len(self.learns) + 1))  # the rule learning (in turns)
-        learn_start = Signal()
-        learn_target = Signal.like(learn_index)  # the rule learn_start starts (in turns)
-        control = seq.control
-        phase_index = seq.phase
-
-        # Which matrices are swept in which phase.
-        active = {
-            name: Array(Const(self.uses.get(name, (None,))[0] == p) for p in range(len(s.phases)))[
-                phase_index
-            ]
-            for name in self.synapses
-        }
-
+    def _sweeps(self, m: Module, operands: OperandFetch, tick: TickControl, active) -> None:
+        """Each synapse unit's source elements, gate and start."""
+        sizes = {g.name: g.size for g in self.schedule.groups}
+        seq = self.sequencer
         # Synapse sources and gates.
         for name, unit in self.synapses.items():
             if name not in self.uses:
@@ -528,7 +558,7 @@ class NetworkCore(wiring.Component):
             # saturation is counted at the element's first read of the sweep (the sweep runs
             # once in each tick of its phase, while the sources hold still).
             for lane in range(unit.fetch_lanes):
-                value = fetch_element(
+                value = operands.element(
                     ranges,
                     unit.lane_columns(lane),
                     unit.fetch_inner,
@@ -538,15 +568,21 @@ class NetworkCore(wiring.Component):
                 m.d.comb += unit.fetched[lane].eq(value)
             m.d.comb += [
                 unit.gate.eq(getattr(seq.gates, port_name(tr.plus))),
-                unit.start.eq(synapse_start & active[name]),
+                unit.start.eq(tick.synapse_start & active[name]),
             ]
+
+    def _identity_transfers(self, m: Module, operands: OperandFetch, tick: TickControl) -> dict:
+        """z = sat(sum of signed parts) of every transfer without a matrix, by transfer."""
+        s, cw = self.schedule, self.cfg.current_width
+        sizes = {g.name: g.size for g in s.groups}
+        phase_index = self.sequencer.phase
 
         # Identity transfers: z = sat(sum of signed parts), once per transfer. A sum of
         # several parts is latched when the step starts (its sources hold still until the
         # populations step, a clock later): the sum and its clamp then sit before a register,
         # not in front of the population step.
         def latched(parts, j, enable):
-            value = combined(parts, j, enable)
+            value = operands.combined(parts, j, enable)
             if len(parts) == 1 and parts[0][1] == 1:
                 return value  # a copy of a current: nothing to latch
             z = Signal(signed(cw), name=f"z_{port_name(parts[0][0])}_{j}")
@@ -558,14 +594,21 @@ class NetworkCore(wiring.Component):
         for index, phase in enumerate(s.phases):
             for tr in phase.transfers:
                 if tr.terms[0].matrix is None:
-                    enable = step_tick & (phase_index == index)
+                    enable = tick.step_tick & (phase_index == index)
                     terms = ((t.source, t.sign, t.col0) for t in tr.terms)
                     identity_z[id(tr)] = [
                         latched(parts, j, enable)
                         for _, size, parts in _grouped(terms, sizes)
                         for j in range(size)
                     ]
+        return identity_z
 
+    def _drives(self, m: Module, identity_z: dict, tick: TickControl) -> None:
+        """Each population's drive (the transfer that targets it in the phase), gate, clear
+        and step."""
+        s, cw = self.schedule, self.cfg.current_width
+        sizes = {g.name: g.size for g in s.groups}
+        control, phase_index = self.sequencer.control, self.sequencer.phase
         # Population drives: per group, the transfer that targets it in each phase.
         for name, unit in self.populations.items():
             options = []
@@ -597,32 +640,35 @@ class NetworkCore(wiring.Component):
                     pick = opt[j] if k == 0 else Mux(phase_index == p, opt[j], pick)
                 m.d.comb += unit.drive[j].eq(pick)
             m.d.comb += [
-                unit.gate.eq(getattr(seq.gates, port_name(name))),
-                unit.clear.eq(control.clear[g] & first),
+                unit.gate.eq(getattr(self.sequencer.gates, port_name(name))),
+                unit.clear.eq(control.clear[g] & tick.first),
                 unit.hold.eq(0),
                 unit.held_gain.eq(control.held_gain[g]),
-                unit.tick.eq(step_tick),
+                unit.tick.eq(tick.step_tick),
             ]
 
-        # Learning: post and pre elements, memory ports, the shared LFSR. Rules that draw no
-        # random bits learn at once, as nothing orders them; with stochastic rounding they take
-        # turns, drawing the shared LFSR's numbers in schedule order, and so they do on one
-        # multiplier pool for the core.
-        together = cfg.rounding != "stochastic" and self.pool != "core"
+    def _learning(self, m: Module, operands: OperandFetch, tick: TickControl, together: bool):
+        """Each rule's post and pre elements, start and random numbers; the covariance rule's
+        rate; the LFSR's advance. Returns each rule's enable and ``{matrix: LearnPort}``, the
+        port that writes each learned matrix while the core runs."""
+        s, cfg, seq = self.schedule, self.cfg, self.sequencer
+        sizes = {g.name: g.size for g in s.groups}
+        control = seq.control
+        # Learning: post and pre elements, memory ports, the shared LFSR.
         learn_enabled = [
             control.learn[self.sequencer.word.learns.index(ln.matrix)] for ln in self.learns
         ]
         drivers = {}  # matrix -> the LearnPort that writes it while the core runs
         for k, ln in enumerate(self.learns):
             unit = self.hebbians[ln.matrix]
-            enable = learn_start & (learn_enabled[k] if together else learn_target == k)
+            enable = tick.learn_start & (learn_enabled[k] if together else tick.learn_target == k)
             # post[r] and pre[c] by index, as the synapse units fetch their sources; each
             # element's saturation counted at its first use (chunk 0 of its row, row 0).
             rows = s.matrix(ln.matrix).rows
             post_parts = [(ln.post_plus, 1), (ln.post_minus, -1)]
             for j in range(unit.geometry.span):
                 m.d.comb += unit.fetched_post[j].eq(
-                    fetch_element(
+                    operands.element(
                         [(0, rows, post_parts)],
                         unit.post_rows(j),
                         unit.fetch_row,
@@ -633,7 +679,7 @@ class NetworkCore(wiring.Component):
             pre_ranges = _grouped(((p.source, p.sign, p.col0) for p in ln.pre), sizes)
             for e in range(unit.geometry.segment):
                 m.d.comb += unit.fetched_pre[e].eq(
-                    fetch_element(
+                    operands.element(
                         pre_ranges,
                         unit.lane_columns(e),
                         unit.fetch_chunk,
@@ -668,50 +714,41 @@ class NetworkCore(wiring.Component):
             m.d.comb += self.lfsr.advance.eq(
                 balanced_sum([u.random_advance for u in self.hebbians.values()])
             )
+        return learn_enabled, drivers
 
+    def _counters(self, m: Module, events: list) -> None:
+        """The three saturation counters (:class:`~hw.spatial_control.SaturationCounter`);
+        ``events``: the operand fetch's ``(enable, flag)`` pairs."""
         # Counters: one shared saturating counter per kind sums every block's events of
-        # the clock (cheaper than a counter per block summed afterwards).
-        def registered(values, label):
-            """Each value a clock later, from a flip-flop where it arises."""
-            out = []
-            for k, value in enumerate(values):
-                held = Signal(value.shape(), name=f"{label}{k}")
-                m.d.sync += held.eq(value)
-                out.append(held)
-            return out
-
-        # Events of fetched elements, identity sums, synapse outputs and learning are
-        # registered where they arise, so the chip-wide sums start at flip-flops (on the
-        # routed digits system their routing was the critical path). They all come two clocks
-        # or more before the tick's boundary; the populations' come in the last clock and go
-        # straight in.
+        # the clock (cheaper than a counter per block summed afterwards). Events of fetched
+        # elements, identity sums, synapse outputs and learning are registered where they
+        # arise, so the chip-wide sums start at flip-flops (on the routed digits system their
+        # routing was the critical path). They all come two clocks or more before the tick's
+        # boundary; the populations' come in the last clock and go straight in.
+        learners = list(self.hebbians.values())
         early = [Mux(enable, flag, 0) for enable, flag in events]
         early += [u.sat_events for u in self.synapses.values()]
-        current_events = registered(early, "early_event")
-        current_events += [u.sat_events for u in self.populations.values()]
-        learners = list(self.hebbians.values())
+        late = [u.sat_events for u in self.populations.values()]
         kinds = (
-            (self.sat_current, current_events),
-            (self.sat_weight, registered([u.sat_events for u in learners], "weight_event")),
-            (self.sat_copy, registered([u.sat_copy_events for u in learners], "copy_event")),
+            ("current", self.sat_current, early, late),
+            ("weight", self.sat_weight, [u.sat_events for u in learners], []),
+            ("copy", self.sat_copy, [u.sat_copy_events for u in learners], []),
         )
-        for output, now in kinds:
-            counter = Signal(COUNTER_WIDTH, name=f"{output.name}_counter")
-            if now:
-                # The clock's events are summed into a register and added one clock later:
-                # the counter's carry chain then starts at a flip-flop, not at the end of a
-                # datapath's saturation flag.
-                events_now = balanced_sum(now)
-                pending = Signal(events_now.shape(), name=f"{output.name}_pending")
-                m.d.sync += [
-                    pending.eq(events_now),
-                    counter.eq(clamp_unsigned(counter + pending, COUNTER_WIDTH)),
-                ]
-                # What is read includes the events still pending, so a tick's count is
-                # complete in the clock after its last event (the boundary's).
-                m.d.comb += output.eq(clamp_unsigned(counter + pending, COUNTER_WIDTH))
-            else:
-                m.d.comb += output.eq(counter)
+        for kind, output, arising, last in kinds:
+            widths = [[len(v) for v in values] for values in (arising, last)]
+            counter = SaturationCounter(*widths, COUNTER_WIDTH)
+            m.submodules[f"sat_{kind}"] = counter
+            for port, values in ((counter.early, arising), (counter.late, last)):
+                m.d.comb += [port[f"e{k}"].eq(v) for k, v in enumerate(values)]
+            m.d.comb += output.eq(counter.count)
+
+    def _tick_control(
+        self, m: Module, tick: TickControl, active, learn_enabled: list, together: bool
+    ) -> None:
+        """What the tick control sees of the units and the sequencer; the copies it issues;
+        the rules' turns."""
+        seq, control = self.sequencer, self.sequencer.control
+        learn_index = tick.learn_index
         m.d.comb += [
             self.samples.eq(seq.samples),
             seq.start.eq(self.start),
@@ -733,6 +770,10 @@ class NetworkCore(wiring.Component):
             m.d.comb += copying.eq(
                 seq.first_tick & Cat(control.copy[k] for k in range(len(copies))).any()
             )
+        with m.If(tick.issuing & seq.first_tick):
+            for k, cp in enumerate(copies):
+                with m.If(control.copy[k]):
+                    m.d.sync += self.held[cp.target].eq(self.value(cp.source))
 
         # In turns, each rule starts (and names its first word) in the clock after the one
         # before names its last (the multipliers are free from then on): the first enabled
@@ -745,113 +786,33 @@ class NetworkCore(wiring.Component):
                     m.d.comb += [exists.eq(1), index.eq(j)]
             return exists, index
 
-        chain = [first_enabled(k) for k in range(len(self.learns))] if not together else []
-        start_at = first_enabled(-1)[1] if self.learns and not together else None
-
-        def issue():
-            """Begin the tick the sequencer raises ``tick_valid`` for, in that clock."""
-            m.d.sync += first.eq(seq.first_tick)
-            with m.If(seq.first_tick):
-                for k, cp in enumerate(copies):
-                    with m.If(control.copy[k]):
-                        m.d.sync += self.held[cp.target].eq(self.value(cp.source))
-            # A sweep starts at once (it fetches its first operands a clock after naming the
-            # word, when a copy written now is in its register); learning a clock later, as
-            # a rule fetches in the clock it names a word.
-            with m.If(learns_now):
-                if learn_units:
-                    m.next = "learn"
-                if learn_units and not together:
-                    m.d.sync += learn_index.eq(start_at)
-            with m.Elif(sweeps_now):
-                m.d.comb += synapse_start.eq(1)
-                m.next = "sweeping"
-            with m.Elif(copying):
-                m.next = "step"  # identity sums latch a clock after the copies
-            with m.Else():
-                m.d.comb += step_tick.eq(1)
-                m.next = "stepping"
-
         if learn_units and not together:
             # The next rule names its first word in the clock after the last one's (when the
             # multipliers are free of the rule before); a one-word rule ends in the clock it
             # starts, so this is watched in every state.
+            chain = [first_enabled(k) for k in range(len(self.learns))]
             ending = Array(u.ending for u in learn_units)[learn_index]
             more = Array(exists for exists, _ in chain)[learn_index]
-            after = Array(index for _, index in chain)[learn_index]
-            handoff = Signal()
-            m.d.sync += handoff.eq(ending & more)
-
-        with m.FSM():
-            with m.State("idle"):
-                with m.If(seq.tick_valid):
-                    issue()
-            if learn_units:  # entered only in ticks where some rule learns
-                with m.State("learn"):
-                    m.d.comb += learn_start.eq(1)
-                    if not together:
-                        m.d.comb += learn_target.eq(learn_index)
-                    m.next = "learning"
-                with m.State("learning"):
-                    if not together:
-                        with m.If(handoff):
-                            m.d.comb += [learn_start.eq(1), learn_target.eq(after)]
-                            m.d.sync += learn_index.eq(after)
-                    # On a clock after the last word is written: a sweep reads its first
-                    # word in the clock it starts, so it reads the new weights.
-                    idle = Cat(~u.busy for u in learn_units).all()
-                    naming = Cat(u.issuing for u in learn_units).any() | learn_start
-                    with m.If(sweeps_now):
-                        with m.If(idle & ~learn_start):
-                            m.d.comb += synapse_start.eq(1)
-                            m.next = "sweeping"
-                    with m.Elif(~naming):
-                        # Every operand is in the rules' registers: the populations may step
-                        # while the last words drain (they read no weight), and the boundary
-                        # waits for both.
-                        m.d.comb += step_tick.eq(1)
-                        m.next = "draining"
-                with m.State("draining"):
-                    # A clock after the last write: its saturation events, registered on their
-                    # way to the shared counter, are counted by then.
-                    drained = Cat(~u.busy for u in learn_units).all()
-                    stepped = Cat(~u.busy | u.done for u in self.populations.values()).all()
-                    with m.If(drained & stepped):
-                        m.d.comb += seq.tick_done.eq(1)
-                        m.next = "boundary"
-            with m.State("step"):
-                m.d.comb += step_tick.eq(1)
-                m.next = "stepping"
-            with m.State("sweeping"):
-                # The populations step from the clock after the last z is written.
-                finished = Cat(~u.busy | u.done for u in self.synapses.values()).all()
-                with m.If(finished):
-                    m.d.comb += step_tick.eq(1)
-                    m.next = "stepping"
-            with m.State("stepping"):
-                # The boundary follows the clock the last currents are written.
-                with m.If(Cat(~u.busy | u.done for u in self.populations.values()).all()):
-                    m.d.comb += seq.tick_done.eq(1)
-                    m.next = "boundary"
-            with m.State("boundary"):
-                # Unless the core is held here, the sequencer issues the next tick in this
-                # clock (its mask captures read the boundary's currents) and it begins at
-                # once: nothing of it is written before the clock ends.
-                m.d.comb += [self.state_valid.eq(1), seq.pause.eq(self.hold)]
-                with m.If(~self.hold):
-                    with m.If(seq.tick_valid):
-                        issue()
-                    with m.Else():
-                        m.next = "idle"
-        if self.host_port:
-            self._host_port(m, drivers)
-        else:
-            for matrix, port in drivers.items():
-                wiring.connect(m, port, self.synapses[matrix].learn)
-        self._readout(m)
-        if self.debug:
-            self._debug_port(m)
-        return m
+            m.d.sync += tick.handoff.eq(ending & more)
+            m.d.comb += [
+                tick.start_at.eq(first_enabled(-1)[1]),
+                tick.after.eq(Array(index for _, index in chain)[learn_index]),
+            ]
+        m.d.comb += [
+            tick.tick_valid.eq(seq.tick_valid),
+            tick.first_tick.eq(seq.first_tick),
+            tick.learns_now.eq(learns_now),
+            tick.sweeps_now.eq(sweeps_now),
+            tick.copying.eq(copying),
+            tick.rules_idle.eq(Cat(~u.busy for u in learn_units).all()),
+            tick.rules_naming.eq(Cat(u.issuing for u in learn_units).any()),
+            tick.sweeps_finished.eq(Cat(~u.busy | u.done for u in self.synapses.values()).all()),
+            tick.steps_finished.eq(Cat(~u.busy | u.done for u in self.populations.values()).all()),
+            tick.hold.eq(self.hold),
+            seq.tick_done.eq(tick.tick_done),
+            seq.pause.eq(tick.pause),
+            self.state_valid.eq(tick.state_valid),
+        ]
 
     def _multiplier_pools(self, m: Module) -> None:
         """One :class:`MultiplierPool` per family of units that share multipliers."""
@@ -898,110 +859,52 @@ class NetworkCore(wiring.Component):
         return weight_spots(self.schedule.matrices, geometry)
 
     def _host_port(self, m: Module, drivers: dict) -> None:
-        """Read or write one weight while the core is idle. A write goes to ``W`` and to
-        its transposed copy in the same clock, whichever of the two was addressed, so
-        ``W == W^T`` holds after any sequence of host writes. It writes one lane of each
-        word (the memories' lane write enables): no read-modify-write."""
-        ww = self.cfg.weight_width
-        names = list(self.synapses)
-        m.submodules.host_decoder = decoder = WeightAddressDecoder(
-            self.schedule.matrices, {name: unit.geometry for name, unit in self.synapses.items()}
+        """The host's weight access (:class:`~hw.spatial_control.HostWeightAccess`) between
+        the learning rules and the weight memories, and the LFSR's seed."""
+        geometry = {name: unit.geometry for name, unit in self.synapses.items()}
+        m.submodules.host_access = access = HostWeightAccess(
+            self.schedule.matrices, geometry, set(drivers)
         )
-        value = Signal(signed(ww))
-        writing = Signal()
-        busy = Signal()
-        access = Signal()
-        answer = Signal()
+        wiring.connect(m, wiring.flipped(self.host), access.host)
+        for name, unit in self.synapses.items():
+            wiring.connect(m, getattr(access, f"memory_{port_name(name)}"), unit.learn)
+        for name, rule in drivers.items():
+            wiring.connect(m, rule, getattr(access, f"rule_{port_name(name)}"))
         m.d.comb += [
-            self.host.ready.eq(~self.running & ~busy & ~self.start),
-            decoder.addr.eq(self.host.addr),
-        ]
-        m.d.sync += self.host.done.eq(0)
-        with m.FSM(name="host"):
-            with m.State("idle"):
-                with m.If(self.host.ready & (self.host.read | self.host.write)):
-                    m.d.comb += decoder.start.eq(1)
-                    m.d.sync += [value.eq(self.host.wdata), writing.eq(self.host.write)]
-                    m.next = "decode"
-            with m.State("decode"):
-                m.d.comb += busy.eq(1)
-                with m.If(decoder.valid):
-                    m.next = "access"
-            with m.State("access"):  # read ports take the address; a write happens now
-                m.d.comb += [busy.eq(1), access.eq(1)]
-                m.next = "data"
-            with m.State("data"):  # the word is on the read port
-                m.d.comb += [busy.eq(1), answer.eq(1)]
-                m.d.sync += self.host.done.eq(1)
-                m.next = "idle"
-        for k, name in enumerate(names):
-            port = self.synapses[name].learn
-            count = self.matrix_lanes[name]
-            mine = busy & (decoder.select == k)
-            theirs = busy & decoder.has_copy & (decoder.copy_select == k)
-            at = Mux(mine, decoder.address, decoder.copy_address)
-            at_lane = Mux(mine, decoder.lane, decoder.copy_lane)
-            with m.If(mine | theirs):
-                m.d.comb += [
-                    port.re.eq(1),
-                    port.raddr.eq(at),
-                    port.waddr.eq(at),
-                    port.wdata.eq(value.replicate(count)),
-                    port.we.eq(Mux(access & writing, Const(1, count) << at_lane, 0)),
-                ]
-            if name in drivers:
-                with m.Else():
-                    m.d.comb += [
-                        port.re.eq(drivers[name].re),
-                        port.raddr.eq(drivers[name].raddr),
-                        port.waddr.eq(drivers[name].waddr),
-                        port.wdata.eq(drivers[name].wdata),
-                        port.we.eq(drivers[name].we),
-                    ]
-                m.d.comb += drivers[name].rdata.eq(port.rdata)
-            with m.If(mine & answer):
-                lanes = [port.rdata[i * ww : (i + 1) * ww] for i in range(count)]
-                m.d.sync += self.host.rdata.eq(Array(lanes)[at_lane].as_signed())
-        m.d.comb += self.lfsr.load_en.eq(self.host.seed_write & self.host.ready)
-        m.d.comb += [
-            self.lfsr.load_value.eq(self.host.seed),
-            self.host.lfsr_state.eq(self.lfsr.state),
+            access.running.eq(self.running),
+            access.start.eq(self.start),
+            self.lfsr.load_en.eq(access.lfsr_load),
+            self.lfsr.load_value.eq(access.lfsr_seed),
+            access.lfsr_state.eq(self.lfsr.state),
         ]
 
     def _debug_port(self, m: Module) -> None:
-        """``debug_data`` one clock after ``debug_addr``: registers are muxed from the
-        registered address; weights come through each memory's debug read port."""
+        """``debug_data`` one clock after ``debug_addr`` (:class:`~hw.spatial_control.DebugPort`):
+        registers are muxed from the registered address; weights come through each memory's
+        debug read port."""
         s = self.schedule
-        address = Signal.like(self.debug_addr)
-        m.d.sync += address.eq(self.debug_addr)
         words = [self.value(g.name)[j] for g in s.groups for j in range(g.size)]
         words += [
             getattr(self.sequencer.masks, name)[j] for name, size in s.masks for j in range(size)
         ]
-        n_registers = len(words)
         counters = [self.sat_current, self.sat_weight, self.sat_copy, self.samples, self.lfsr.state]
-        weight_value = Signal(signed(64))
-        offset = n_registers
+        weights = []
         for matrix in s.matrices:
-            unit = self.synapses[matrix.name]
-            geo = unit.geometry
-            count = matrix.rows * matrix.cols
+            geo = self.synapses[matrix.name].geometry
             spots = [geo.locate(r, c) for r in range(matrix.rows) for c in range(matrix.cols)]
-            local = self.debug_addr - offset
-            m.d.comb += unit.debug_raddr.eq(
-                Array(Const(a) for a, _ in spots)[local[: max(1, count.bit_length())]]
-            )
-            later = address - offset
-            lane = Array(Const(lane) for _, lane in spots)[later[: max(1, count.bit_length())]]
-            ww = self.cfg.weight_width
-            with m.If((address >= offset) & (address < offset + count)):
-                m.d.comb += weight_value.eq(unit.debug_rdata.word_select(lane, ww).as_signed())
-            offset += count
-        registers = Array(words)
-        tail = Array(counters)
-        with m.If(address < n_registers):
-            m.d.comb += self.debug_data.eq(registers[address])
-        with m.Elif(address < offset):
-            m.d.comb += self.debug_data.eq(weight_value)
-        with m.Else():
-            m.d.comb += self.debug_data.eq(tail[address - offset])
+            weights.append((geo, spots))
+        m.submodules.debug = port = DebugPort(
+            len(words), self.cfg.current_width, weights, len(counters)
+        )
+        m.d.comb += [
+            port.addr.eq(self.debug_addr),
+            self.debug_data.eq(port.data),
+            *(port.register[j].eq(word) for j, word in enumerate(words)),
+            *(port.counter[j].eq(value) for j, value in enumerate(counters)),
+        ]
+        for k, matrix in enumerate(s.matrices):
+            unit = self.synapses[matrix.name]
+            m.d.comb += [
+                unit.debug_raddr.eq(getattr(port, f"weight_addr{k}")),
+                getattr(port, f"weight_data{k}").eq(unit.debug_rdata),
+            ]
