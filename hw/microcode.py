@@ -66,6 +66,7 @@ __all__ = [
     "word_layout",
     "sample_clocks",
     "program_clocks",
+    "clock_breakdown",
     "reads_flagged",
     "lengths",
     "MemoryMap",
@@ -822,3 +823,33 @@ def program_clocks(
     and :func:`sample_clocks` with the weight memory's banks)."""
     words, where = encode(program, cfg, observe_ticks=observe_ticks, bank_rows=bank_rows)
     return sample_clocks(words, program.lanes, program.simd, where.banked)
+
+
+def clock_breakdown(
+    words: list[Word], lanes: int, simd: int | None = None, banked: bool = False
+) -> dict[str, int]:
+    """Where the clocks of a sample go (they sum to :func:`sample_clocks`): ``multiply``,
+    the slots of sweeps and rules (a word of weights a clock); ``step``, the step slots
+    that write a block's targets; ``gather``, the other slots of ``GATHER`` words (a block
+    of a vector's parts a clock); ``wait``, clocks a word waits for what it reads to land
+    (:func:`timeline`); ``control``, the start clock, ``FLAGS`` words and the ``TICK``
+    words' drains."""
+    delays, spans, clocks = _walk(words, lanes, simd, banked)
+    out = dict.fromkeys(("multiply", "step", "gather", "wait", "control"), 0)
+    out["control"] = 1  # the start clock
+    for w, delay, span in zip(words, delays, spans, strict=True):
+        out["wait"] += delay
+        if w.kind in (Kind.FLAGS, Kind.TICK):
+            out["control"] += span
+            continue
+        slots = span - delay
+        if w.kind == Kind.ROWS:
+            steps = -(-w.count // lanes) * w.steps
+        elif w.kind in (Kind.COLS, Kind.GATHER):
+            steps = w.count * w.steps
+        else:
+            steps = 0
+        out["step"] += steps
+        out["gather" if w.kind == Kind.GATHER else "multiply"] += slots - steps
+    assert sum(out.values()) == clocks, (out, clocks)
+    return out

@@ -480,7 +480,7 @@ def bench_cores(
     from boards.system import board_cycles_per_sample
     from golden_model.datasets import dataset_config
     from hw.mcore import MemoryCore
-    from hw.microcode import program_clocks
+    from hw.microcode import clock_breakdown, encode, program_clocks
     from hw.microprogram import compile_program
     from hw.network import sweep_depths
 
@@ -505,7 +505,9 @@ def bench_cores(
                 program = compile_program(schedule, n, simd)
                 # a board's micro-code drains only at a sample's end; the per-tick checks'
                 # drains at every tick
-                clocks = program_clocks(program, cfg, observe_ticks=False)
+                words, where = encode(program, cfg, observe_ticks=False)
+                breakdown = clock_breakdown(words, n, simd, where.banked)
+                clocks = sum(breakdown.values())
                 observed = program_clocks(program, cfg)
                 spatial = sum(sweep_depths(schedule, cfg, simd)) + 4 * schedule.ticks_per_sample
                 # on a board: the spatial core loads while idle, the memory core during a run
@@ -526,6 +528,7 @@ def bench_cores(
                     "spatial_clocks": spatial,
                     "board_clocks": board,
                     "multiplier_use": macs / (simd * clocks),
+                    "clock_breakdown": breakdown,
                 }
                 for family in families:
                     fresh = MemoryCore(schedule, cfg, n, debug=False, simd=simd)  # one each
@@ -565,7 +568,30 @@ def bench_cores(
                 f"{c['cells']:,} ({c['over_xor']:.2f})",
             ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
+    print("\nWhere the memory core's clocks of a sample go (a board's micro-code):\n")
+    print(breakdown_table(rows))
     return {"rows": rows}
+
+
+def breakdown_table(rows: list[dict]) -> str:
+    """The memory core's clocks of a sample by what fills them
+    (:func:`hw.microcode.clock_breakdown`), a row a network and plan: the multiply slots
+    (sweeps and rules), the step slots, the gathers, the waits for what a word reads, the
+    control clocks."""
+    kinds = ("multiply", "step", "gather", "wait", "control")
+    lines = [
+        "| network | lanes x simd | " + " | ".join(kinds) + " | clocks |",
+        "|---|---:|" + "---:|" * (len(kinds) + 1),
+    ]
+    for r in rows:
+        parts = r["clock_breakdown"]
+        total = sum(parts.values())
+        shares = [f"{parts[k]:,} ({parts[k] / total:.0%})" for k in kinds]
+        lines.append(
+            f"| {r['network']} | {r['lanes']} x {r['simd']} | " + " | ".join(shares)
+            + f" | {total:,} |"
+        )  # fmt: skip
+    return "\n".join(lines)
 
 
 #: The clocking benchmark's default points: (board, network, core, lanes), the memory core at

@@ -4,6 +4,7 @@ import pytest
 
 from golden_model.config import Config
 from golden_model.datasets import dataset_config
+from golden_model.schedule import compile_backprop
 from pulsegate.roofline import measure_cycles, project_mnist, projected_cycles, unit_depths
 
 
@@ -108,7 +109,44 @@ def test_bench_cores_gives_both_cores_clocks_on_a_board(capsys):
         inputs = {"xor": 6, "iris": 14, "digits": 148}[r["network"].split()[0]]
         assert r["board_clocks"]["memory"] == r["memory_clocks"]
         assert r["board_clocks"]["spatial"] == r["spatial_clocks"] + inputs
-    assert "on a board: memory / spatial" in capsys.readouterr().out
+        assert sum(r["clock_breakdown"].values()) == r["memory_clocks"]
+    out = capsys.readouterr().out
+    assert "on a board: memory / spatial" in out
+    assert "| network | lanes x simd | multiply | step | gather | wait | control | clocks |" in out
+
+
+def test_a_samples_clocks_are_told_apart_by_what_fills_them():
+    """`hw.microcode.clock_breakdown`: the parts sum to the sample's clocks; at one lane every
+    multiply-accumulate is a slot of its own, so the multiply clocks are the MACs; a small
+    network at many lanes waits more than it multiplies (latency), a large one the reverse."""
+    from boards.catalogue import board_config
+    from hw.microcode import clock_breakdown, encode, sample_clocks
+    from hw.microprogram import compile_program
+    from pulsegate.bench import macs_per_sample
+
+    for cfg in (board_config(), dataset_config("iris"), dataset_config("digits")):
+        schedule = compile_backprop(cfg)
+        for lanes, simd in ((1, 1), (2, 4), (8, 8)):
+            for observe in (False, True):
+                program = compile_program(schedule, lanes, simd)
+                words, where = encode(program, cfg, observe_ticks=observe)
+                parts = clock_breakdown(words, lanes, simd, where.banked)
+                assert sum(parts.values()) == sample_clocks(words, lanes, simd, where.banked)
+                assert min(parts.values()) >= 0
+                if lanes == 1:
+                    assert parts["multiply"] == macs_per_sample(schedule, cfg)
+    xor, digits = (
+        clock_breakdown(*_board_words(cfg, 8)) for cfg in (board_config(), dataset_config("digits"))
+    )
+    assert xor["wait"] > xor["multiply"] and digits["multiply"] > 10 * digits["wait"]
+
+
+def _board_words(cfg, lanes):
+    from hw.microcode import encode
+    from hw.microprogram import compile_program
+
+    words, where = encode(compile_program(compile_backprop(cfg), lanes), cfg, observe_ticks=False)
+    return words, lanes, lanes, where.banked
 
 
 def test_bench_loihi_sets_numpy_at_two_batch_sizes_beside_loihi(capsys):
