@@ -33,10 +33,10 @@ from golden_model.schedule import Schedule
 from golden_model.trace import StateLayout
 
 from .cores import core_ports
-from .fixedpoint import balanced_sum, clamp_unsigned
 from .host_port import HostPort, WordLaneDecoder, word_lane_spots
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
+from .mcore_parts import COUNTER, CURRENT, MASK, WEIGHT, DebugEntry, EventCounter, MemoryDebugPort
 from .microcode import (
     OPERAND_LANES,
     TREE_GROUP,
@@ -58,7 +58,6 @@ __all__ = ["MemoryCore", "DISTRIBUTED_ROWS"]
 DISTRIBUTED_ROWS = 128
 
 # Debug ROM entry kinds.
-_CURRENT, _MASK, _WEIGHT, _COUNTER = range(4)
 
 
 class MemoryCore(wiring.Component):
@@ -256,31 +255,25 @@ class MemoryCore(wiring.Component):
                       for r in range(grid.shape[0]) for b in range(blocks)]  # fmt: skip
         return words
 
-    def _debug_rom(self) -> list[int]:
-        """The debug port's map: every state word in trace order -> (kind, unit, address,
-        lane), packed into one integer (the unit: a counter's index)."""
+    def debug_entries(self) -> list[DebugEntry]:
+        """The debug port's map: every state word in trace order as ``(kind, unit, address,
+        lane)`` (:class:`hw.mcore_parts.MemoryDebugPort`; a current's unit 1: the input
+        memory; a counter's unit: its index)."""
         lanes, where = self.lanes, self.where
         entries = []
         for g in self.schedule.groups:
             for j in range(g.size):
-                unit, row, bank = self._element(g.name, j)  # unit 1: the input memory
-                entries.append((_CURRENT, unit, debug_address(row, bank, lanes), 0))
+                unit, row, bank = self._element(g.name, j)
+                entries.append((CURRENT, unit, debug_address(row, bank, lanes), 0))
         for name, size in self.schedule.masks:
             for j in range(size):
-                entries.append((_MASK, 0, where.masks[name] + j // lanes, j % lanes))
+                entries.append((MASK, 0, where.masks[name] + j // lanes, j % lanes))
         spots = word_lane_spots(
             self.schedule.matrices, where.weights, where.words, where.transposed, self.simd
         )
-        entries += [(_WEIGHT, 0, address, lane) for address, lane in spots]
-        entries += [(_COUNTER, k, 0, 0) for k in range(5)]
-        self._debug_fields = (
-            2,
-            3,
-            max(ceil_log2(max(e[2] for e in entries) + 1), 1),
-            ceil_log2(max(lanes, self.simd, 2)),
-        )
-        kb, ub, ab, lb = self._debug_fields
-        return [k | u << kb | a << (kb + ub) | ln << (kb + ub + ab) for k, u, a, ln in entries]
+        entries += [(WEIGHT, 0, address, lane) for address, lane in spots]
+        entries += [(COUNTER, k, 0, 0) for k in range(5)]
+        return entries
 
     # -- elaboration ---------------------------------------------------------------------------
 
@@ -469,19 +462,15 @@ class MemoryCore(wiring.Component):
         # there are many: a wide fold's sum of 128 in one stage was a deep adder tree. They
         # have the clock: a rule's events come two clocks before a step's, which the tick
         # waits for (hw.microcode.COUNT).
-        for counter, events in (
-            (self.sat_current, pipe.current_events),
-            (self.sat_weight, pipe.weight_events),
-            (self.sat_copy, pipe.copy_events),
+        for kind, events in (
+            ("current", pipe.current_events),
+            ("weight", pipe.weight_events),
+            ("copy", pipe.copy_events),
         ):
-            terms = list(events)
-            if len(terms) > 2 * TREE_GROUP and events is not pipe.current_events:
-                groups = [terms[g : g + TREE_GROUP] for g in range(0, len(terms), TREE_GROUP)]
-                terms = [Signal(range(len(g) + 1), name=f"{counter.name}_part") for g in groups]
-                m.d.sync += [t.eq(balanced_sum(g)) for t, g in zip(terms, groups, strict=True)]
-            total = Signal(range(len(events) + 1), name=f"{counter.name}_events")
-            m.d.sync += total.eq(balanced_sum(terms))
-            m.d.sync += counter.eq(clamp_unsigned(counter[:COUNTER_WIDTH] + total, COUNTER_WIDTH))
+            wide = kind != "current" and len(events) > 2 * TREE_GROUP
+            counter = EventCounter(len(events), COUNTER_WIDTH, TREE_GROUP if wide else None)
+            m.submodules[f"sat_{kind}"] = counter
+            m.d.comb += [counter.events.eq(events), getattr(self, f"sat_{kind}").eq(counter.count)]
 
         self._load(m)
         if self.host_port:
@@ -636,47 +625,35 @@ class MemoryCore(wiring.Component):
             m.d.sync += [run_bank.eq(load_bank), load_bank.eq(~load_bank)]
 
     def _debug_port(self, m: Module) -> None:
-        rom_words = self._debug_rom()
-        kb, ub, ab, lb = self._debug_fields
-        rom = memory.Memory(shape=unsigned(kb + ub + ab + lb), depth=len(rom_words), init=rom_words)
-        m.submodules.debug_rom = rom
-        entry = rom.read_port(domain="comb")
-        m.d.comb += entry.addr.eq(self.debug_addr)
-        kind, unit = entry.data[:kb], entry.data[kb : kb + ub]
-        address = entry.data[kb + ub : kb + ub + ab]
-        lane = entry.data[kb + ub + ab :]
-        kind_r, unit_r, lane_r = (
-            Signal.like(kind, name="kind_r"),
-            Signal.like(unit, name="unit_r"),
-            Signal.like(lane, name="lane_r"),
-        )
-        m.d.sync += [kind_r.eq(kind), unit_r.eq(unit), lane_r.eq(lane)]
-        m.d.comb += self.st.debug_addr.eq(address)
+        """Every state word through the memories' debug ports
+        (:class:`hw.mcore_parts.MemoryDebugPort`)."""
+        bank_rows = 0
         if self.loads_while_running:  # an input's words from the bank the last sample ran
             bank_rows = (1 << self.input_bits) << ceil_log2(max(self.lanes, 2))
-            m.d.comb += self.inputs.debug_addr.eq(address + Mux(self.run_bank, bank_rows, 0))
-        mask_debug = self.mask_mem.read_port()
-        m.d.comb += mask_debug.addr.eq(address)
-        m.d.comb += self.w_mem.debug_addr.eq(address)
-        weight = Array(self.w_mem.debug_data[k] for k in range(self.simd))[lane_r]
-        counters = Array(
-            [
-                self.sat_current,
-                self.sat_weight,
-                self.sat_copy,
-                self.samples,
-                self.lfsr.state,
-            ]
+        m.submodules.debug = port = MemoryDebugPort(
+            self.debug_entries(),
+            self.lanes,
+            self.simd,
+            self.cfg.current_width,
+            self.cfg.weight_width,
+            input_bank_rows=bank_rows,
         )
-        with m.Switch(kind_r):
-            with m.Case(_CURRENT):
-                m.d.comb += self.debug_data.eq(self.st.debug_data)
-                if self.loads_while_running:
-                    with m.If(unit_r == 1):
-                        m.d.comb += self.debug_data.eq(self.inputs.debug_data)
-            with m.Case(_MASK):
-                m.d.comb += self.debug_data.eq((mask_debug.data >> lane_r)[0])
-            with m.Case(_WEIGHT):
-                m.d.comb += self.debug_data.eq(weight)
-            with m.Case(_COUNTER):
-                m.d.comb += self.debug_data.eq(counters[unit_r])
+        mask_debug = self.mask_mem.read_port()
+        counters = [self.sat_current, self.sat_weight, self.sat_copy, self.samples, self.lfsr.state]
+        m.d.comb += [
+            port.addr.eq(self.debug_addr),
+            self.debug_data.eq(port.data),
+            self.st.debug_addr.eq(port.state_addr),
+            port.state_data.eq(self.st.debug_data),
+            mask_debug.addr.eq(port.mask_addr),
+            port.mask_data.eq(mask_debug.data),
+            self.w_mem.debug_addr.eq(port.weight_addr),
+            port.weight_data.eq(self.w_mem.debug_data),
+            *(port.counter[k].eq(value) for k, value in enumerate(counters)),
+        ]
+        if bank_rows:
+            m.d.comb += [
+                self.inputs.debug_addr.eq(port.input_addr),
+                port.input_data.eq(self.inputs.debug_data),
+                port.run_bank.eq(self.run_bank),
+            ]

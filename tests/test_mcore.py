@@ -613,7 +613,7 @@ def test_a_transposed_copy_is_its_primary_read_the_other_way(dataset, lanes):
     spots = word_lane_spots(schedule.matrices, where.weights, where.words, where.transposed, lanes)
     sizes = [m.rows * m.cols for m in schedule.matrices]
     first = {m.name: int(sum(sizes[:k])) for k, m in enumerate(schedule.matrices)}
-    rom = core._debug_rom()
+    rom = core.debug_entries()
     weights0 = core.layout.n_currents + core.layout.n_masks
     copies = [m for m in schedule.matrices if m.transpose_of]
     assert copies
