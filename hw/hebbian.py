@@ -7,8 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from golden_model.config import Config
-
+from .arithmetic import Arithmetic
 from .fixedpoint import (
     balanced_sum,
     clamp_unsigned,
@@ -43,7 +42,7 @@ class HebbianUnit(wiring.Component):
 
     Parameters
     ----------
-    cfg : Config
+    arith : Arithmetic
         Formats, learning-rate shift, rounding mode and LFSR seed.
     rows, cols : int
         Shape of ``W`` (columns include the bias).
@@ -109,7 +108,7 @@ class HebbianUnit(wiring.Component):
 
     def __init__(
         self,
-        cfg: Config,
+        arith: Arithmetic,
         rows: int,
         cols: int,
         lanes: int = 1,
@@ -125,17 +124,17 @@ class HebbianUnit(wiring.Component):
         if rule == "covariance" and copy_rows is not None:
             raise ValueError("the covariance rule keeps no transposed copy")
         self.rule = rule
-        self.align = 2 * cfg.current_frac - cfg.weight_frac
+        self.align = 2 * arith.current_frac - arith.weight_frac
         if rule == "covariance" and self.align < 0:
             raise ValueError("the covariance rule needs 2 * current_frac >= weight_frac")
-        if cfg.rounding == "stochastic" and cfg.update_shift > 32 and rule == "hebbian":
+        if arith.rounding == "stochastic" and arith.update_shift > 32 and rule == "hebbian":
             raise ValueError("stochastic rounding draws at most 32 bits per synapse")
-        self.cfg, self.rows, self.cols, self.lanes = cfg, rows, cols, lanes
+        self.arith, self.rows, self.cols, self.lanes = arith, rows, cols, lanes
         self.copy_rows = copy_rows
         self.shared_lfsr = shared_lfsr
         self.fetch = fetch
-        self.geometry = WeightLayout(rows, cols, lanes, ROWS, cfg.weight_width)
-        cw = cfg.current_width
+        self.geometry = WeightLayout(rows, cols, lanes, ROWS, arith.weight_width)
+        cw = arith.current_width
         geo = self.geometry
         if fetch:
             vectors = {
@@ -166,7 +165,7 @@ class HebbianUnit(wiring.Component):
             "sat_copy_events": Out(range(lanes + 1)),
         }
         if rule == "covariance":
-            ports["rate_shift"] = In(range(cfg.learning_rate_shift + 1))
+            ports["rate_shift"] = In(range(arith.learning_rate_shift + 1))
         if shared_lfsr:
             ports["random_ahead"] = In(data.ArrayLayout(unsigned(32), lanes))
             ports["random_advance"] = Out(range(lanes + 1))
@@ -174,14 +173,14 @@ class HebbianUnit(wiring.Component):
             ports["lfsr_state"] = Out(32)
         self.external_multipliers = external_multipliers
         if external_multipliers:
-            cw = cfg.current_width
+            cw = arith.current_width
             ports["mul_valid"] = Out(1)
             ports["mul_a"] = Out(data.ArrayLayout(signed(cw), lanes))
             ports["mul_b"] = Out(data.ArrayLayout(signed(cw), lanes))
             ports["mul_product"] = In(data.ArrayLayout(signed(2 * cw), lanes))
         if copy_rows is not None:
             self.copy_geometry = WeightLayout(
-                copy_rows, rows, lanes, COLUMNS, cfg.weight_width, stride=cols
+                copy_rows, rows, lanes, COLUMNS, arith.weight_width, stride=cols
             )
             depth = self.copy_geometry.depth
             ports["wt"] = Out(LearnPort(ceil_log2(max(depth, 2)), self.geometry.word_width, lanes))
@@ -208,15 +207,15 @@ class HebbianUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, geo, lanes, ww = self.cfg, self.geometry, self.lanes, self.cfg.weight_width
+        arith, geo, lanes, ww = self.arith, self.geometry, self.lanes, self.arith.weight_width
         if self.shared_lfsr:
             ahead, advance = self.random_ahead, self.random_advance
         else:
-            m.submodules.lfsr = lfsr = MultiStepLfsr(cfg.lfsr_seed, lanes)
+            m.submodules.lfsr = lfsr = MultiStepLfsr(arith.lfsr_seed, lanes)
             m.d.comb += self.lfsr_state.eq(lfsr.state)
             ahead, advance = lfsr.ahead, lfsr.advance
-        shift = cfg.update_shift
-        stochastic = cfg.rounding == "stochastic"
+        shift = arith.update_shift
+        stochastic = arith.rounding == "stochastic"
 
         # Stage A: name word (r, k) of W (and word k * rows + r of W^T) and fetch its operands.
         m.submodules.steps = steps = Sweep(geo.outer, geo.inner)
@@ -261,12 +260,12 @@ class HebbianUnit(wiring.Component):
                 self.fetch_chunk.eq(chunk),
                 self.fetch_valid.eq(issuing),
             ]
-            posts = [Signal(signed(cfg.current_width), name=f"post{j}") for j in range(geo.span)]
+            posts = [Signal(signed(arith.current_width), name=f"post{j}") for j in range(geo.span)]
             m.d.sync += [
                 posts[j].eq(idle_zero(issuing, self.fetched_post[j])) for j in range(geo.span)
             ]
         else:
-            zero = Const(0, signed(cfg.current_width))
+            zero = Const(0, signed(arith.current_width))
             posts = [
                 Array(self.post[r] if r is not None else zero for r in self.post_rows(j))[b_row]
                 for j in range(geo.span)
@@ -285,9 +284,9 @@ class HebbianUnit(wiring.Component):
         ]
         w_words, t_words, w_events, t_events = [], [], [], []
         w_enables, t_enables = [], []
-        zero = Const(0, signed(cfg.current_width))
+        zero = Const(0, signed(arith.current_width))
         if self.fetch:
-            pres = [Signal(signed(cfg.current_width), name=f"pre{e}") for e in range(geo.segment)]
+            pres = [Signal(signed(arith.current_width), name=f"pre{e}") for e in range(geo.segment)]
             m.d.sync += [
                 pres[e].eq(idle_zero(issuing, self.fetched_pre[e])) for e in range(geo.segment)
             ]
@@ -314,11 +313,11 @@ class HebbianUnit(wiring.Component):
                 m.d.comb += [self.mul_a[lane].eq(post), self.mul_b[lane].eq(pre)]
                 product = self.mul_product[lane]
             else:
-                product = Signal(signed(2 * cfg.current_width), name=f"product{lane}")
+                product = Signal(signed(2 * arith.current_width), name=f"product{lane}")
                 m.d.sync += product.eq(post * pre)
             old = self.w.rdata[lane * ww : (lane + 1) * ww].as_signed()
             if self.rule == "covariance":
-                width = max(2 * cfg.current_width, ww + self.align) + 2
+                width = max(2 * arith.current_width, ww + self.align) + 2
                 error = Signal(signed(width), name=f"error{lane}")
                 m.d.comb += error.eq(product - (old << self.align))
                 amount = self.align + self.rate_shift

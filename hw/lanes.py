@@ -47,9 +47,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden_model.choices import Rounding
-from golden_model.config import Config
 from golden_model.fixed import max_code
 
+from .arithmetic import Arithmetic
 from .fixedpoint import (
     adder_tree,
     balanced_sum,
@@ -172,7 +172,7 @@ class LanePipeline(wiring.Component):
 
     Parameters
     ----------
-    cfg : Config
+    arith : Arithmetic
         Formats, shifts, gains and rounding (the steps' :class:`~hw.population.PopulationStep`).
     lanes : int
     row_bits : int
@@ -237,7 +237,7 @@ class LanePipeline(wiring.Component):
 
     def __init__(
         self,
-        cfg: Config,
+        arith: Arithmetic,
         lanes: int,
         row_bits: int,
         *,
@@ -248,12 +248,12 @@ class LanePipeline(wiring.Component):
         whole_words: bool = False,
         banked: bool = False,
     ) -> None:
-        self.cfg, self.lanes, self.output_size, self.rules = cfg, lanes, output_size, rules
+        self.arith, self.lanes, self.output_size, self.rules = arith, lanes, output_size, rules
         self.banked, self.whole_words = banked, whole_words
         self.simd = simd = lanes if simd is None else simd
         if simd < lanes or simd % lanes:
             raise ValueError(f"simd must be a multiple of lanes ({lanes}), got {simd}")
-        cw, ww = cfg.current_width, cfg.weight_width
+        cw, ww = arith.current_width, arith.weight_width
         self.a_width = max(cw, ww)  # +-1.0, a weight or a current: one 16 x 16 iCE40 DSP
         self.acc_width = self.a_width + cw + ceil_log2(widest + 1) + 2
         currents = data.ArrayLayout(signed(cw), lanes)
@@ -292,8 +292,8 @@ class LanePipeline(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, lanes, simd = self.cfg, self.lanes, self.simd
-        cw = cfg.current_width
+        arith, lanes, simd = self.arith, self.lanes, self.simd
+        cw = arith.current_width
         banked = int(self.banked)  # the weights' extra clock (their banks' registers)
         stages = pipeline_depth(simd, self.banked)
         early = operand_stages(simd, self.banked)  # stage 1b (1c): the words registered
@@ -333,7 +333,7 @@ class LanePipeline(wiring.Component):
         # own registers on the iCE40 and the ECP5), every clock: zero where it is idle.
         mul_a = [Signal(signed(self.a_width), name=f"operand_a{k}") for k in range(simd)]
         mul_b = [Signal(signed(cw), name=f"operand_b{k}") for k in range(simd)]
-        one = 1 << cfg.weight_frac
+        one = 1 << arith.weight_frac
         src, state, zero = self.src_data, self.state_data, self.state_zero
         post, weights = self.post_data, self.weight_data
         # the broadcast element (a sweep by columns' source, a rule's post-synaptic factor),
@@ -449,7 +449,7 @@ class LanePipeline(wiring.Component):
         # stage 3: accumulate; learn; a step's mask word. An accumulator starts from half an
         # output step, not zero, so that stage 4's rounding half up is a shift: no carry chain
         # there (floor((sum + half) / 2**weight_frac) either way).
-        wf = cfg.weight_frac
+        wf = arith.weight_frac
         half = (1 << (wf - 1)) if wf else 0
         accumulators = [SplitAccumulator(self.acc_width, half, wf, cw) for _ in range(lanes)]
         with m.Switch(t3.op):
@@ -499,20 +499,20 @@ class LanePipeline(wiring.Component):
         K 2**align) >> (align + rate_shift))``, the rate halving at every power of two of the
         sample count. Stochastic rounding takes lane ``k``'s addend from the LFSR state ``k + 1``
         steps on, and steps it once per weight of the word (its valid lanes: a prefix)."""
-        cfg, lanes, ww = self.cfg, self.simd, self.cfg.weight_width  # a rule a multiplier
-        stochastic = cfg.rounding == Rounding.STOCHASTIC
+        arith, lanes, ww = self.arith, self.simd, self.arith.weight_width  # a rule a multiplier
+        stochastic = arith.rounding == Rounding.STOCHASTIC
         covariance, hebbian = "covariance" in self.rules, "hebbian" in self.rules
-        shift = cfg.update_shift
+        shift = arith.update_shift
         ahead = self.random
         draws = Signal()
         if covariance:
-            align = 2 * cfg.current_frac - cfg.weight_frac
+            align = 2 * arith.current_frac - arith.weight_frac
             t, log2 = Signal(33), Signal(range(34))
             m.d.comb += t.eq(self.samples + 1)
             for bit in range(33):  # eta_t = 2^-floor(log2 t), floored at 2^-shift
                 with m.If(t[bit]):
                     m.d.comb += log2.eq(bit)
-            limit = cfg.learning_rate_shift
+            limit = arith.learning_rate_shift
             amount = Signal(range(align + limit + 1))
             m.d.comb += amount.eq(align + Mux(log2 > limit, limit, log2))
             m.d.comb += draws.eq(Mux(t3.covariance, amount != 0, shift != 0))
@@ -551,7 +551,7 @@ class LanePipeline(wiring.Component):
                             carry = product[shift - 1]
                         m.d.sync += [shifted[k].eq(product[shift:]), carries[k].eq(carry)]
                     if covariance:
-                        error_width = max(2 * cfg.current_width, ww + align) + 2
+                        error_width = max(2 * arith.current_width, ww + align) + 2
                         error = Signal(signed(error_width), name=f"error{k}")
                         m.d.comb += error.eq(products[k] - (self.held_word[k] << align))
                         if stochastic:
@@ -606,8 +606,8 @@ class LanePipeline(wiring.Component):
         and saturated, ``saturated`` where it clamped; ``out``: unsaturated, for the readout;
         ``positive``: the block above zero, for a capture). What goes to the state memory
         (a step, a copy, a leak) is registered as two terms and written at stage 6."""
-        cfg, lanes = self.cfg, self.lanes
-        cw = cfg.current_width
+        arith, lanes = self.arith, self.lanes
+        cw = arith.current_width
         zbuf = Signal(data.ArrayLayout(signed(cw), lanes))
         events = Signal(lanes)
         # What stage 5 sends to the state memory, decoded from the slot a stage ahead: a
@@ -663,8 +663,8 @@ class LanePipeline(wiring.Component):
         (:class:`~hw.population.PopulationStep`'s arithmetic, its terms registered before the
         saturating sum), or a copy's or a leak's ``block`` (plus zero). Returns the steps'
         saturation events (stage 6)."""
-        cfg, lanes = self.cfg, self.lanes
-        cw = cfg.current_width
+        arith, lanes = self.arith, self.lanes
+        cw = arith.current_width
         write, counted = Signal(name="state_write"), Signal(name="state_counted")
         row = Signal.like(self.state_write.row)
         m.d.sync += [write.eq(stepping | to_state), counted.eq(stepping)]
@@ -678,8 +678,8 @@ class LanePipeline(wiring.Component):
             negative = Value.cast(z[k])[-1]
             drive = Mux(t5.half, Mux(negative, -z[k], 0), Mux(negative, 0, z[k]))
             gate = ~t5.gated | self.mask_data[k]
-            leaked = leak_term(cfg, current[k])
-            scaled = drive_term(cfg, drive[: cw - 1], gate, t5.held)
+            leaked = leak_term(arith, current[k])
+            scaled = drive_term(arith, drive[: cw - 1], gate, t5.held)
             base = Signal(signed(max(len(Value.cast(leaked)), cw)), name=f"base{k}")
             addend = Signal(Value.cast(scaled).shape(), name=f"addend{k}")
             with m.If(stepping):
@@ -698,7 +698,7 @@ class LanePipeline(wiring.Component):
 
     def _copy_or_leak(self, value, leaking) -> list:
         """A gathered block into the state memory as it is (a copy) or leaked in place."""
-        shift = self.cfg.leak_shift
+        shift = self.arith.leak_shift
         if not shift:
             return [value[k] for k in range(self.lanes)]
         return [

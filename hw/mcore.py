@@ -32,6 +32,7 @@ from golden_model.config import Config
 from golden_model.schedule import Schedule
 from golden_model.trace import StateLayout
 
+from .arithmetic import Arithmetic
 from .cores import core_ports
 from .host_port import HostPort, WordLaneDecoder, word_lane_spots
 from .lanes import LanePipeline
@@ -376,7 +377,7 @@ class MemoryCore(wiring.Component):
         widest = max([mt.cols for mt in s.matrices] + [mt.rows for mt in s.matrices] + [2])
         rules = {ln.rule for ph in s.phases for ln in ph.learns}
         m.submodules.lanes = self.pipe = pipe = LanePipeline(
-            cfg,
+            Arithmetic.of(cfg),
             lanes,
             row_bits,
             output_size=self.output_size,

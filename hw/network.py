@@ -22,6 +22,7 @@ from golden_model.config import Config, ConfigError
 from golden_model.schedule import HELD, POP, Schedule
 from golden_model.trace import COUNTERS, StateLayout
 
+from .arithmetic import Arithmetic
 from .cores import core_ports
 from .fixedpoint import (
     balanced_sum,
@@ -405,9 +406,12 @@ class NetworkCore(wiring.Component):
 
     def _build(self, shared: set[str]) -> None:
         s, cfg = self.schedule, self.cfg
+        arith = Arithmetic.of(cfg)  # what the blocks take of the configuration
         self.sequencer = GatingSequencer(s, cfg)
         self.populations = {
-            g.name: PopulationAccumulator(cfg, g.size, min(g.size, self.population_lanes or g.size))
+            g.name: PopulationAccumulator(
+                arith, g.size, min(g.size, self.population_lanes or g.size)
+            )
             for g in s.groups
             if g.kind == POP
         }
@@ -438,7 +442,7 @@ class NetworkCore(wiring.Component):
         for mat in s.matrices:
             geo = matrix_layout(s, mat.name, self.matrix_lanes[mat.name], cfg.weight_width)
             self.synapses[mat.name] = self.synapse_class(mat.name)(
-                cfg,
+                arith,
                 mat.rows,
                 mat.cols,
                 self.matrix_lanes[mat.name],
@@ -455,7 +459,7 @@ class NetworkCore(wiring.Component):
         )  # schedule order = LFSR order
         self.hebbians = {
             ln.matrix: HebbianUnit(
-                cfg,
+                arith,
                 s.matrix(ln.matrix).rows,
                 s.matrix(ln.matrix).cols,
                 self.matrix_lanes[ln.matrix],

@@ -6,9 +6,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsig
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden_model.config import Config
-from golden_model.dynamics import gain_word
-
+from .arithmetic import Arithmetic
 from .fixedpoint import (
     balanced_sum,
     clamp_unsigned,
@@ -23,25 +21,25 @@ __all__ = ["PopulationStep", "PopulationAccumulator", "COUNTER_WIDTH", "leak_ter
 COUNTER_WIDTH = 32
 
 
-def leak_term(cfg: Config, current: Value) -> Value:
+def leak_term(arith: Arithmetic, current: Value) -> Value:
     """What is left of ``current`` after a tick's leak: ``I - round(I >> leak_shift)``, half
     up; zero for ``alpha = 1`` (``leak_shift == 0``)."""
-    if cfg.leak_shift == 0:
+    if arith.leak_shift == 0:
         return Const(0, signed(2))
-    return current - shift_round_nearest(current, cfg.leak_shift)
+    return current - shift_round_nearest(current, arith.leak_shift)
 
 
-def drive_term(cfg: Config, drive: Value, gate: Value, held_gain: Value) -> Value:
+def drive_term(arith: Arithmetic, drive: Value, gate: Value, held_gain: Value) -> Value:
     """A step's input: ``round(G * drive * gate)``, ``G`` the exact gain or the held one when
     ``held_gain`` (:func:`golden_model.dynamics.gain_word`), half up. Never negative."""
-    exact, held = gain_word(cfg)
+    exact, held = arith.exact_gain, arith.held_gain
     gated = Mux(gate, drive, 0)
     if held == exact:
-        return scale_round_nearest(gated, exact, cfg.gain_frac)
+        return scale_round_nearest(gated, exact, arith.gain_frac)
     return Mux(
         held_gain,
-        scale_round_nearest(gated, held, cfg.gain_frac),
-        scale_round_nearest(gated, exact, cfg.gain_frac),
+        scale_round_nearest(gated, held, arith.gain_frac),
+        scale_round_nearest(gated, exact, arith.gain_frac),
     )
 
 
@@ -55,7 +53,7 @@ class PopulationStep(wiring.Component):
 
     Parameters
     ----------
-    cfg : Config
+    arith : Arithmetic
         Current width, fraction bits, leak shift and gains.
 
     Attributes
@@ -69,9 +67,9 @@ class PopulationStep(wiring.Component):
         The saturating add clamped (a saturation event).
     """
 
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        width = cfg.current_width
+    def __init__(self, arith: Arithmetic) -> None:
+        self.arith = arith
+        width = arith.current_width
         super().__init__(
             {
                 "current": In(signed(width)),
@@ -91,12 +89,12 @@ class PopulationStep(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.cfg
-        leaked = leak_term(cfg, Mux(self.clear, 0, self.current))
-        drive = drive_term(cfg, self.drive, self.gate, self.held_gain)
-        total = Signal(signed(cfg.current_width + 26))
+        arith = self.arith
+        leaked = leak_term(arith, Mux(self.clear, 0, self.current))
+        drive = drive_term(arith, self.drive, self.gate, self.held_gain)
+        total = Signal(signed(arith.current_width + 26))
         m.d.comb += total.eq(leaked + drive)
-        clamped, event = self.saturate(total, cfg.current_width)
+        clamped, event = self.saturate(total, arith.current_width)
         with m.If(self.hold):
             m.d.comb += [self.next.eq(self.current), self.saturated.eq(0)]
         with m.Else():
@@ -115,7 +113,7 @@ class PopulationAccumulator(wiring.Component):
 
     Parameters
     ----------
-    cfg : Config
+    arith : Arithmetic
     size : int
         Populations in the group.
     lanes : int
@@ -140,13 +138,13 @@ class PopulationAccumulator(wiring.Component):
     #: The step unit of each lane (a test may put a broken one here, in a subclass).
     Step = PopulationStep
 
-    def __init__(self, cfg: Config, size: int, lanes: int = 1):
+    def __init__(self, arith: Arithmetic, size: int, lanes: int = 1):
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         if not 1 <= lanes <= size:
             raise ValueError(f"lanes must be in [1, size={size}], got {lanes}")
-        self.cfg, self.size, self.lanes = cfg, size, lanes
-        width = cfg.current_width
+        self.arith, self.size, self.lanes = arith, size, lanes
+        width = arith.current_width
         super().__init__(
             {
                 "tick": In(1),
@@ -174,11 +172,11 @@ class PopulationAccumulator(wiring.Component):
         currents = [self.currents[j] for j in range(size)]
         events = []
         for lane in range(lanes):
-            step = self.Step(self.cfg)
+            step = self.Step(self.arith)
             m.submodules[f"step{lane}"] = step
             # Population j = chunk * lanes + lane; the last chunk may be short.
             pick = [j if j < size else None for j in (c * lanes + lane for c in range(chunks))]
-            zero = Const(0, signed(self.cfg.current_width))
+            zero = Const(0, signed(self.arith.current_width))
             m.d.comb += [
                 step.current.eq(
                     Array([currents[j] if j is not None else zero for j in pick])[chunk]

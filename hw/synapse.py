@@ -21,9 +21,9 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from golden_model.config import Config
 from golden_model.schedule import Schedule
 
+from .arithmetic import Arithmetic
 from .fixedpoint import adder_tree, balanced_sum, clamp_unsigned, is_negative, named, saturate
 from .population import COUNTER_WIDTH
 from .sweep import Sweep
@@ -156,7 +156,7 @@ class SynapseUnit(wiring.Component):
 
     Parameters
     ----------
-    cfg : Config
+    arith : Arithmetic
         Current and weight formats.
     rows, cols : int
         Target and source populations.
@@ -214,7 +214,7 @@ class SynapseUnit(wiring.Component):
 
     def __init__(
         self,
-        cfg: Config,
+        arith: Arithmetic,
         rows: int,
         cols: int,
         lanes: int = 1,
@@ -227,11 +227,11 @@ class SynapseUnit(wiring.Component):
         external_multipliers: bool = False,
         registers: bool = False,
     ) -> None:
-        self.cfg = cfg
+        self.arith = arith
         self.external_multipliers = external_multipliers
         self.debug = debug
         self.fetch = fetch
-        self.geometry = WeightLayout(rows, cols, lanes, layout, cfg.weight_width, stride)
+        self.geometry = WeightLayout(rows, cols, lanes, layout, arith.weight_width, stride)
         self.rows, self.cols, self.lanes, self.layout = rows, cols, lanes, layout
         codes = np.zeros((rows, cols), dtype=np.int64) if init is None else init
         self.memory = memory.Memory(
@@ -243,7 +243,7 @@ class SynapseUnit(wiring.Component):
             # the iCE40); a single word on the ECP5 is the exception (`registers`).
             attrs={"ram_style": "logic" if registers else "block"},
         )
-        cw = cfg.current_width
+        cw = arith.current_width
         addr_width = ceil_log2(max(self.geometry.depth, 2))
         debug_ports = (
             {"debug_raddr": In(addr_width), "debug_rdata": Out(self.geometry.word_width)}
@@ -262,7 +262,7 @@ class SynapseUnit(wiring.Component):
             if fetch
             else {"source": In(data.ArrayLayout(signed(cw), cols))}
         )
-        ww = cfg.weight_width
+        ww = arith.weight_width
         multiplier_ports = (
             {
                 "mul_valid": Out(1),
@@ -301,12 +301,12 @@ class SynapseUnit(wiring.Component):
     def rounding_offset(self) -> int:
         """Where an accumulator starts: half an output step, so that rounding half up is a
         plain shift (the tests' broken units override it)."""
-        return 0 if self.cfg.weight_frac == 0 else 1 << (self.cfg.weight_frac - 1)
+        return 0 if self.arith.weight_frac == 0 else 1 << (self.arith.weight_frac - 1)
 
     def elaborate(self, platform):
         m = Module()
-        cfg, geo, lanes = self.cfg, self.geometry, self.lanes
-        cw, ww = cfg.current_width, cfg.weight_width
+        arith, geo, lanes = self.arith, self.geometry, self.lanes
+        cw, ww = arith.current_width, arith.weight_width
         m.submodules.memory = self.memory
         # One read port for the sweep and the learner: a tick learns before it sweeps and the
         # host reads only between samples, so they never read in the same clock, and every
@@ -440,7 +440,7 @@ class SynapseUnit(wiring.Component):
             total = named(m, Mux(d["first"], half, acc) + partial, f"total{a}")
             with m.If(d["valid"]):
                 m.d.sync += acc.eq(total)
-            rounded = total >> cfg.weight_frac
+            rounded = total >> arith.weight_frac
             value, event = saturate(rounded, cw)
             value_negative = is_negative(value)
             value_magnitude = Mux(value_negative, -value, value)[: cw - 1]

@@ -194,13 +194,15 @@ def bench_golden(seconds: float = 2.0) -> dict:
 def block_designs() -> list[tuple[str, str, object]]:
     """(block, size label, component factory) for the resource table."""
     from golden_model.schedule import compile_backprop
+    from hw.arithmetic import Arithmetic
     from hw.hebbian import HebbianUnit
     from hw.population import PopulationAccumulator
     from hw.sequencer import GatingSequencer
     from hw.synapse import COLUMNS, SynapseUnit
 
-    cfg = Config()
-    leaky = Config(ticks_per_window=4, leak_shift=2)  # a gain that is not 1 needs multipliers
+    arith = Arithmetic.of(Config())
+    # a gain that is not 1 needs multipliers
+    leaky = Arithmetic.of(Config(ticks_per_window=4, leak_shift=2))
     designs = []
     for rows, cols, lanes in ((8, 3, 1), (8, 9, 2), (32, 65, 4)):
         label = f"{rows}x{cols}, {lanes} lane{'s' if lanes > 1 else ''}"
@@ -208,17 +210,17 @@ def block_designs() -> list[tuple[str, str, object]]:
             (
                 "SynapseUnit (rows)",
                 label,
-                lambda r=rows, c=cols, n=lanes: SynapseUnit(cfg, r, c, n),
+                lambda r=rows, c=cols, n=lanes: SynapseUnit(arith, r, c, n),
             ),
             (
                 "SynapseUnit (columns)",
                 label,
-                lambda r=rows, c=cols, n=lanes: SynapseUnit(cfg, c - 1, r, n, layout=COLUMNS),
+                lambda r=rows, c=cols, n=lanes: SynapseUnit(arith, c - 1, r, n, layout=COLUMNS),
             ),
             (
                 "HebbianUnit (+copy)",
                 label,
-                lambda r=rows, c=cols, n=lanes: HebbianUnit(cfg, r, c, n, copy_rows=c - 1),
+                lambda r=rows, c=cols, n=lanes: HebbianUnit(arith, r, c, n, copy_rows=c - 1),
             ),
         ]
     for size, lanes in ((8, 1), (8, 2), (32, 4)):

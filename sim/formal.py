@@ -25,6 +25,7 @@ from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal, sign
 
 from golden_model.config import Config
 from golden_model.dynamics import gain_word
+from hw.arithmetic import Arithmetic
 from hw.fixedpoint import max_code, scale_round_nearest, shift_round_nearest
 from hw.lanes import SplitAccumulator, step_sum
 from hw.lfsr import MultiStepLfsr
@@ -45,7 +46,7 @@ class StepSaturates(Elaboratable):
 
     def __init__(self, cfg: Config, step: type[PopulationStep] = PopulationStep) -> None:
         self.cfg, self.step_class = cfg, step
-        self.step = step(cfg)
+        self.step = step(Arithmetic.of(cfg))
         # the step's inputs as the harness's own ports: free for the solver
         self.inputs = {
             name: Signal.like(getattr(self.step, name), name=name)
@@ -170,8 +171,9 @@ class StepSumSaturates(Elaboratable):
         cfg, cw = self.cfg, self.cfg.current_width
         top = max_code(cw)
         m.d.comb += Assume(self.current >= -top)
-        leaked = leak_term(cfg, self.current)
-        scaled = drive_term(cfg, self.drive, self.gate, self.held)
+        arith = Arithmetic.of(cfg)
+        leaked = leak_term(arith, self.current)
+        scaled = drive_term(arith, self.drive, self.gate, self.held)
         base = Signal(signed(max(len(leaked), cw)), name="base")
         addend = Signal(scaled.shape(), name="addend")
         m.d.comb += [

@@ -22,6 +22,7 @@ from golden_model.fixed import max_code, saturate
 from golden_model.lfsr import Lfsr
 from golden_model.schedule import POP, compile_ar2, compile_backprop
 from golden_model.units import hebbian_update, population_step, synapse_sum, threshold_pair
+from hw.arithmetic import Arithmetic
 from hw.hebbian import HebbianUnit
 from hw.population import PopulationAccumulator
 from hw.sequencer import GatingSequencer, port_name
@@ -73,7 +74,8 @@ POPULATION_SETUPS = [  # (config, size, lanes)
 
 
 def population_mismatches(cfg, size, lanes, cases, seed, fault=None) -> tuple[list[str], int]:
-    dut = (WrappingAccumulator if fault == "wrap" else PopulationAccumulator)(cfg, size, lanes)
+    block = WrappingAccumulator if fault == "wrap" else PopulationAccumulator
+    dut = block(Arithmetic.of(cfg), size, lanes)
     rng = np.random.default_rng(seed)
     width = cfg.current_width
     problems, saturations = [], [0]
@@ -151,7 +153,7 @@ def synapse_mismatches(cfg, rows, cols, lanes, layout, cases, seed, fault=None):
     rng = np.random.default_rng(seed)
     weights = edgy(rng, cfg.weight_width, (rows, cols))
     unit = FlooringSynapse if fault == "floor" else SynapseUnit
-    dut = unit(cfg, rows, cols, lanes, layout=layout, init=weights)
+    dut = unit(Arithmetic.of(cfg), rows, cols, lanes, layout=layout, init=weights)
     problems, saturations = [], [0]
 
     async def bench(ctx):
@@ -235,12 +237,13 @@ class LearningPair(Elaboratable):
     """W (by rows) and its transposed copy (by columns), with the Hebbian unit on both."""
 
     def __init__(self, cfg, rows, cols, lanes, weights, fault=None):
-        self.w = SynapseUnit(cfg, rows, cols, lanes, init=weights)
+        arith = Arithmetic.of(cfg)
+        self.w = SynapseUnit(arith, rows, cols, lanes, init=weights)
         self.wt = SynapseUnit(
-            cfg, cols - 1, rows, lanes, layout=COLUMNS, stride=cols, init=weights[:, :-1].T
+            arith, cols - 1, rows, lanes, layout=COLUMNS, stride=cols, init=weights[:, :-1].T
         )
         unit = WrappingHebbian if fault == "wrap" else HebbianUnit
-        self.hebbian = unit(cfg, rows, cols, lanes, copy_rows=cols - 1)
+        self.hebbian = unit(arith, rows, cols, lanes, copy_rows=cols - 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -342,8 +345,8 @@ def test_covariance_rule_matches_golden(rounding):
     rows, cols, lanes, cases = 3, 4, 3, 70
     rng = np.random.default_rng(5)
     weights = edgy(rng, cfg.weight_width, (rows, cols))
-    unit = HebbianUnit(cfg, rows, cols, lanes, rule="covariance")
-    memory = SynapseUnit(cfg, rows, cols, lanes, init=weights)
+    unit = HebbianUnit(Arithmetic.of(cfg), rows, cols, lanes, rule="covariance")
+    memory = SynapseUnit(Arithmetic.of(cfg), rows, cols, lanes, init=weights)
 
     class Pair(Elaboratable):
         def elaborate(self, platform):
@@ -522,10 +525,10 @@ def test_sequencer_step_and_stop():
 # -- Verilog and Verilator lint --------------------------------------------------------------
 
 LINT_CASES = {
-    "population": lambda cfg: PopulationAccumulator(cfg, 5, 2),
-    "synapse_rows": lambda cfg: SynapseUnit(cfg, 3, 5, 2),
-    "synapse_columns": lambda cfg: SynapseUnit(cfg, 5, 3, 2, layout=COLUMNS),
-    "hebbian": lambda cfg: HebbianUnit(cfg, 3, 5, 2, copy_rows=4),
+    "population": lambda cfg: PopulationAccumulator(Arithmetic.of(cfg), 5, 2),
+    "synapse_rows": lambda cfg: SynapseUnit(Arithmetic.of(cfg), 3, 5, 2),
+    "synapse_columns": lambda cfg: SynapseUnit(Arithmetic.of(cfg), 5, 3, 2, layout=COLUMNS),
+    "hebbian": lambda cfg: HebbianUnit(Arithmetic.of(cfg), 3, 5, 2, copy_rows=4),
     "sequencer_xor": lambda cfg: GatingSequencer(compile_backprop(cfg), cfg),
     "sequencer_ar2": lambda cfg: GatingSequencer(compile_ar2(cfg.replace(layers=(2,))), cfg),
 }
@@ -541,9 +544,9 @@ def test_block_verilog_passes_verilator_lint(name):
 
 
 def test_same_configuration_same_verilog():
-    cfg = Config(rounding="stochastic")
-    first = verilog.convert(HebbianUnit(cfg, 3, 5, 2, copy_rows=4), name="h")
-    second = verilog.convert(HebbianUnit(cfg, 3, 5, 2, copy_rows=4), name="h")
+    arith = Arithmetic.of(Config(rounding="stochastic"))
+    first = verilog.convert(HebbianUnit(arith, 3, 5, 2, copy_rows=4), name="h")
+    second = verilog.convert(HebbianUnit(arith, 3, 5, 2, copy_rows=4), name="h")
     assert first == second
 
 

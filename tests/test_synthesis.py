@@ -7,6 +7,7 @@ import pytest
 
 from boards.synth import synthesize
 from golden_model.config import Config
+from hw.arithmetic import Arithmetic
 from hw.hebbian import HebbianUnit
 from hw.population import PopulationAccumulator
 from hw.synapse import COLUMNS, SynapseUnit
@@ -16,12 +17,14 @@ from hw.synapse import COLUMNS, SynapseUnit
 @pytest.mark.parametrize(
     ("name", "factory", "multipliers"),
     [
-        ("synapse", lambda cfg: SynapseUnit(cfg, 6, 5, 2), 2),
-        ("synapse_t", lambda cfg: SynapseUnit(cfg, 5, 6, 3, layout=COLUMNS), 3),
-        ("hebbian", lambda cfg: HebbianUnit(cfg, 4, 6, 2, copy_rows=5), 2),
+        ("synapse", lambda cfg: SynapseUnit(Arithmetic.of(cfg), 6, 5, 2), 2),
+        ("synapse_t", lambda cfg: SynapseUnit(Arithmetic.of(cfg), 5, 6, 3, layout=COLUMNS), 3),
+        ("hebbian", lambda cfg: HebbianUnit(Arithmetic.of(cfg), 4, 6, 2, copy_rows=5), 2),
         (
             "population",
-            lambda cfg: PopulationAccumulator(cfg.replace(ticks_per_window=4, leak_shift=2), 4, 2),
+            lambda cfg: PopulationAccumulator(
+                Arithmetic.of(cfg.replace(ticks_per_window=4, leak_shift=2)), 4, 2
+            ),
             2,
         ),
     ],
@@ -56,10 +59,10 @@ def test_core_multipliers_are_counted_by_the_lane_plan(family, share):
 def test_a_one_word_memory_in_registers_takes_no_block_ram_and_less_logic():
     """The ECP5 boards keep one-word weight memories in flip-flops: the 2-4-1 XOR core's W1 at
     12 lanes (one word) maps to no DP16KD and fewer LUT4 than in block RAM."""
-    cfg = Config()
-    block = synthesize(SynapseUnit(cfg, 4, 3, 12, fetch=True), "in_block", "ecp5").counts
+    arith = Arithmetic.of(Config())
+    block = synthesize(SynapseUnit(arith, 4, 3, 12, fetch=True), "in_block", "ecp5").counts
     registers = synthesize(
-        SynapseUnit(cfg, 4, 3, 12, fetch=True, registers=True), "in_registers", "ecp5"
+        SynapseUnit(arith, 4, 3, 12, fetch=True, registers=True), "in_registers", "ecp5"
     ).counts
     assert block["BRAM"] > 0 and registers["BRAM"] == 0, (block, registers)
     assert registers["LUT"] < block["LUT"], (block, registers)
