@@ -23,7 +23,11 @@ __all__ = [
     "confusion_figure",
     "pareto",
     "pareto_front",
+    "clock_breakdown",
 ]
+
+#: What fills a sample's clocks (:func:`hw.microcode.clock_breakdown`), in the bars' order.
+CLOCK_KINDS = ("multiply", "step", "gather", "wait", "control")
 
 
 def learning_curve(curve: list[tuple[int, float]], path: Path, title: str) -> Path:
@@ -260,6 +264,47 @@ def pareto(rows: list[dict], path: Path, title: str) -> Path | None:
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", title="Pareto front of")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def clock_breakdown(rows: list[dict], path: Path) -> Path:
+    """``pulsegate bench cores``' rows as stacked bars, a panel a network: each plan's
+    clocks of a sample split by what fills them (``clock_breakdown``), as shares of the
+    sample, its total written at the bar's end. A small network's waits and a large one's
+    multiplies are what a plan's choice moves."""
+    networks = list(dict.fromkeys(r["network"] for r in rows))
+    heights = [sum(r["network"] == n for r in rows) for n in networks]
+    fig, axes = plt.subplots(
+        len(networks),
+        1,
+        figsize=(7, 1.0 + 0.45 * sum(heights) + 0.5 * len(networks)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    for ax, network in zip(axes[:, 0], networks, strict=True):
+        mine = [r for r in rows if r["network"] == network]
+        labels = [f"{r['lanes']} x {r['simd']}" for r in mine]
+        totals = [sum(r["clock_breakdown"].values()) for r in mine]
+        left = np.zeros(len(mine))
+        for index, kind in enumerate(CLOCK_KINDS):
+            share = np.array(
+                [r["clock_breakdown"][kind] / t for r, t in zip(mine, totals, strict=True)]
+            )
+            ax.barh(labels, share * 100, left=left, color=f"C{index}", label=kind)
+            left += share * 100
+        for y, total in enumerate(totals):
+            ax.annotate(f"{total:,}", (100, y), xytext=(3, 0), textcoords="offset points",
+                        va="center", fontsize=8)  # fmt: skip
+        ax.set_xlim(0, 112)
+        ax.invert_yaxis()
+        ax.set_title(network, fontsize=9, loc="left")
+        ax.set_ylabel("lanes x simd", fontsize=8)
+    axes[-1, 0].set_xlabel("% of a sample's clocks (its clocks at the right)")
+    axes[0, 0].legend(ncol=len(CLOCK_KINDS), fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.15))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

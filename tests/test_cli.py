@@ -172,6 +172,18 @@ def test_bench_cores_takes_folded_plans():
             fold_plan(bad)
 
 
+def test_bench_cores_draws_where_the_clocks_go(tmp_path, capsys):
+    """`--plot PNG`: the clock breakdown as stacked bars, written as a PNG; a directory
+    named as the file is refused before any work, naming the option."""
+    png = tmp_path / "figs" / "breakdown.png"
+    args = ["bench", "cores", "--lanes", "2", "--network", "xor", "--no-synth"]
+    assert main([*args, "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert f"wrote {png}" in capsys.readouterr().out
+    assert main([*args, "--plot", str(tmp_path)]) == 2
+    assert "--plot" in capsys.readouterr().err
+
+
 def test_a_lane_plan_naming_no_matrix_is_refused_in_one_line(capsys, tmp_path):
     assert main(["generate", "--lanes", "W1=2,W7=3", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -110,10 +110,15 @@ def fold_plan(text: str) -> int | tuple[int, int]:
 def run_cores(args: argparse.Namespace) -> int:
     from ..bench import bench_cores
 
-    check_outputs(args, directories=())
+    check_outputs(args, directories=(), files=("json", "plot"))
     networks = tuple(args.network or ("xor", "iris", "digits"))
     plans = tuple(args.lanes or (1, 8))
-    write_json(args.json, bench_cores(plans, synth=not args.no_synth, networks=networks))
+    data = bench_cores(plans, synth=not args.no_synth, networks=networks)
+    write_json(args.json, data)
+    if args.plot:
+        from ..plots import clock_breakdown
+
+        print(f"wrote {clock_breakdown(data['rows'], Path(args.plot))}")
     return 0
 
 
@@ -228,6 +233,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-synth", action="store_true", help="clocks only, no Yosys")
     p.add_argument("--json", help="write the table as JSON")
+    p.add_argument(
+        "--plot", metavar="PNG", help="draw where the memory core's clocks go, as stacked bars"
+    )
     p = add_command(
         bench,
         "clocks",

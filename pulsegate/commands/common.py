@@ -255,25 +255,33 @@ def _make_directory(option: str, path: Path) -> None:
         raise UsageError(option, f"cannot write in {shown(path)}")
 
 
-def check_outputs(args: argparse.Namespace, *, directories: tuple[str, ...] = ("out",)) -> None:
+def check_outputs(
+    args: argparse.Namespace,
+    *,
+    directories: tuple[str, ...] = ("out",),
+    files: tuple[str, ...] = ("json",),
+) -> None:
     """Check, before any long work, that ``--out`` (a directory, made here if missing) and
-    ``--json`` (a file; opened for appending and left as it was) can be written."""
+    ``--json`` (a file; opened for appending and left as it was), or the options named, can
+    be written."""
     for name in directories:
         value = getattr(args, name, None)
         if value:
             _make_directory(f"--{name.replace('_', '-')}", Path(value))
-    json_path = getattr(args, "json", None)
-    if json_path:
-        path = Path(json_path)
+    for name in files:
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        option, path = f"--{name.replace('_', '-')}", Path(value)
         if path.is_dir():
-            raise UsageError("--json", f"{shown(path)} is a directory, a file is wanted")
-        _make_directory("--json", path.parent)
+            raise UsageError(option, f"{shown(path)} is a directory, a file is wanted")
+        _make_directory(option, path.parent)
         existed = path.exists()
         try:
             with open(path, "a"):
                 pass
         except OSError as exc:
-            raise UsageError("--json", f"cannot write {shown(path)}: {exc.strerror}") from None
+            raise UsageError(option, f"cannot write {shown(path)}: {exc.strerror}") from None
         if not existed:
             path.unlink()
 
