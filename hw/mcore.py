@@ -34,10 +34,19 @@ from golden_model.trace import StateLayout
 
 from .arithmetic import Arithmetic
 from .cores import core_ports
-from .host_port import HostPort, WordLaneDecoder, word_lane_spots
+from .host_port import HostPort, word_lane_spots
 from .lanes import LanePipeline
 from .lfsr import MultiStepLfsr
-from .mcore_parts import COUNTER, CURRENT, MASK, WEIGHT, DebugEntry, EventCounter, MemoryDebugPort
+from .mcore_parts import (
+    COUNTER,
+    CURRENT,
+    MASK,
+    WEIGHT,
+    DebugEntry,
+    EventCounter,
+    MemoryDebugPort,
+    WeightHostAccess,
+)
 from .microcode import (
     OPERAND_LANES,
     TREE_GROUP,
@@ -483,77 +492,39 @@ class MemoryCore(wiring.Component):
     # -- the host port, the load and the debug port -----------------------------------------
 
     def _host(self, m: Module) -> None:
-        """One weight read or written by its trace index while the core is idle: the index
-        decoded to a word and lane a subtraction a clock (:class:`hw.host_port.WordLaneDecoder`),
-        then one access to the weight memory. A transposed copy is its primary, so a write to
-        either reaches both."""
-        lanes, ww, where = self.simd, self.cfg.weight_width, self.where  # weights a word
-        m.submodules.host_decoder = decoder = WordLaneDecoder(
-            self.schedule.matrices, where.weights, where.words, where.transposed, lanes,
-            where.depth,
-        )  # fmt: skip
-        host = self.host
-        value, writing = Signal(signed(ww), name="value"), Signal(name="writing")
-        accessing, answer, picking = (
-            Signal(name="accessing"),
-            Signal(name="answer"),
-            Signal(name="picking"),
+        """The host's weight access (:class:`hw.mcore_parts.WeightHostAccess`): it takes the
+        weights' read port while busy (the read address's multiplexer in ``elaborate``) and
+        their write port in the clock it writes, over the lanes' (idle then)."""
+        where = self.where
+        m.submodules.host_access = access = WeightHostAccess(
+            self.schedule.matrices,
+            where.weights,
+            where.words,
+            where.transposed,
+            simd=self.simd,
+            depth=where.depth,
+            weight_width=self.cfg.weight_width,
+            addr_bits=len(self.w_mem.write.addr),
+            whole_words=self.whole_words,
+            latency=self.w_mem.latency,
         )
+        wiring.connect(m, wiring.flipped(self.host), access.host)
         m.d.comb += [
-            host.ready.eq(~self.running & ~self.host_busy & ~self.start),
-            decoder.addr.eq(host.addr),
-            host.lfsr_state.eq(self.lfsr.state),
-            self.lfsr.load_en.eq(host.seed_write & host.ready),
-            self.lfsr.load_value.eq(host.seed),
+            access.running.eq(self.running),
+            access.start.eq(self.start),
+            self.host_busy.eq(access.busy),
+            self.host_addr.eq(access.addr),
+            access.read_data.eq(self.w_mem.read_data),
+            access.lfsr_state.eq(self.lfsr.state),
+            self.lfsr.load_en.eq(access.lfsr_load),
+            self.lfsr.load_value.eq(access.lfsr_seed),
         ]
-        m.d.sync += host.done.eq(0)
-        with m.FSM(name="host"):
-            with m.State("idle"):
-                with m.If(host.ready & (host.read | host.write)):
-                    m.d.comb += decoder.start.eq(1)
-                    m.d.sync += [value.eq(host.wdata), writing.eq(host.write)]
-                    m.next = "decode"
-            with m.State("decode"):
-                m.d.comb += self.host_busy.eq(1)
-                with m.If(decoder.valid):
-                    m.next = "access"
-            with m.State("access"):  # the read port takes the address (a narrow word's
-                # write happens now)
-                m.d.comb += [self.host_busy.eq(1), accessing.eq(1)]
-                m.next = "bank" if self.w_mem.latency > 1 else "data"
-            with m.State("bank"):  # banks: each bank's word is registered before their pick
-                m.d.comb += self.host_busy.eq(1)
-                m.next = "data"
-            with m.State("data"):  # the word is on the read port: registered whole
-                m.d.comb += [self.host_busy.eq(1), answer.eq(1)]
-                m.next = "pick"
-            with m.State("pick"):  # then its lane picked (the memory's output, routed to
-                # every lane's multiplier, and the pick were one path into host.rdata); a
-                # wide word's write writes it back
-                m.d.comb += [self.host_busy.eq(1), picking.eq(1)]
-                m.d.sync += host.done.eq(1)
-                m.next = "idle"
-        address = decoder.address
-        m.d.comb += self.host_addr.eq(address)
-        fetched = Signal.like(self.w_mem.read_data)
-        with m.If(answer):
-            m.d.sync += fetched.eq(self.w_mem.read_data)
-        if self.whole_words:
-            with m.If(picking & writing):  # the word read back with its one weight replaced
-                m.d.comb += [self.w_mem.write.addr.eq(address), self.w_mem.write.en.eq(1)]
-                for k in range(lanes):
-                    replaced = Mux(decoder.lane == k, value, fetched[k])
-                    m.d.comb += self.w_mem.write.data[k].eq(replaced)
-        else:
-            with m.If(accessing & writing):  # the one weight, by its lane's enable
-                m.d.comb += [
-                    self.w_mem.write.addr.eq(address),
-                    self.w_mem.write.en.eq(1 << decoder.lane),
-                ]
-                for k in range(lanes):
-                    m.d.comb += self.w_mem.write.data[k].eq(value)
-        word = Array(fetched[k] for k in range(lanes))
-        m.d.sync += host.rdata.eq(word[decoder.lane])
+        with m.If(access.writing):  # over the lanes' connection: the core is idle
+            m.d.comb += [
+                self.w_mem.write.addr.eq(access.write.addr),
+                self.w_mem.write.en.eq(access.write.en),
+                self.w_mem.write.data.eq(access.write.data),
+            ]
 
     # -- the load and the debug port ---------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The memory core's parts outside its datapath: the saturation counters and the debug port.
+"""The memory core's parts outside its datapath: the saturation counters, the debug port and
+the host's weight access.
 
 :class:`~hw.mcore.MemoryCore` joins them to its memories and lanes; each takes explicit
 sizes and widths.
@@ -6,16 +7,29 @@ sizes and widths.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .fixedpoint import balanced_sum, clamp_unsigned
+from golden_model.schedule import Matrix
 
-__all__ = ["EventCounter", "DebugEntry", "MemoryDebugPort", "CURRENT", "MASK", "WEIGHT", "COUNTER"]
+from .fixedpoint import balanced_sum, clamp_unsigned
+from .host_port import HostPort, WordLaneDecoder
+from .ports import word_write
+
+__all__ = [
+    "EventCounter",
+    "DebugEntry",
+    "MemoryDebugPort",
+    "WeightHostAccess",
+    "CURRENT",
+    "MASK",
+    "WEIGHT",
+    "COUNTER",
+]
 
 #: What a debug entry reads: an element of the state (or input) memory, a mask bit, a weight,
 #: a counter.
@@ -183,4 +197,147 @@ class MemoryDebugPort(wiring.Component):
                 m.d.comb += self.data.eq(weight)
             with m.Case(COUNTER):
                 m.d.comb += self.data.eq(counters[unit_r])
+        return m
+
+
+class WeightHostAccess(wiring.Component):
+    """One weight read or written by its trace index while the core is idle: the index
+    decoded to a word and lane (:class:`hw.host_port.WordLaneDecoder`, a subtraction a
+    clock), then one access to the weight memory. A transposed copy is its primary, so a
+    write to either reaches both.
+
+    Parameters
+    ----------
+    matrices : sequence of Matrix
+        Every matrix, in trace order.
+    bases, words : mapping of str to int; transposed : set of str
+        The weight memory's map (:class:`hw.microcode.MemoryMap`): each matrix's first word,
+        words a stored row, the primaries stored by columns.
+    simd, depth : int
+        Weights a word; words of the memory.
+    weight_width, addr_bits : int
+    whole_words : bool
+        The memory writes whole words (one enable): a write reads the word, replaces its
+        weight and writes it back; else the weight's lane enable writes it alone.
+    latency : int
+        Clocks from a read address to its word (2 with banks).
+
+    Attributes
+    ----------
+    host : In(HostPort)
+        The requests (:func:`hw.host_port.HostPort`).
+    running, start : In(1)
+        Requests wait while the core runs or starts.
+    busy : Out(1); addr : Out(addr_bits)
+        A request holds the weights' read port (its address) from its decode to its end.
+    read_data : In(ArrayLayout(signed(weight_width), simd))
+        The word read.
+    write : Out(word_write)
+        The host's write (:func:`hw.ports.word_write`), in the clock ``writing``.
+    writing : Out(1)
+    lfsr_load, lfsr_seed : Out; lfsr_state : In(32)
+        The rounding LFSR's state, written by ``host.seed_write`` while ready.
+
+    Timing: decode (a clock a matrix), the address, the banks' register (``latency`` 2),
+    the word registered, then its lane picked into ``host.rdata`` and ``done``; a whole
+    word's write goes back in that last clock.
+    """
+
+    def __init__(
+        self,
+        matrices: Sequence[Matrix],
+        bases: Mapping[str, int],
+        words: Mapping[str, int],
+        transposed: set[str] | frozenset[str],
+        *,
+        simd: int,
+        depth: int,
+        weight_width: int,
+        addr_bits: int,
+        whole_words: bool,
+        latency: int = 1,
+    ) -> None:
+        self.matrices, self.bases, self.words = list(matrices), dict(bases), dict(words)
+        self.transposed, self.simd, self.depth = frozenset(transposed), simd, depth
+        self.whole_words, self.latency = whole_words, latency
+        word = data.ArrayLayout(signed(weight_width), simd)
+        n_weights = sum(mat.rows * mat.cols for mat in self.matrices)
+        super().__init__(
+            {
+                "host": In(HostPort(n_weights, weight_width)),
+                "running": In(1),
+                "start": In(1),
+                "busy": Out(1),
+                "addr": Out(addr_bits),
+                "read_data": In(word),
+                "write": Out(word_write(addr_bits, word, 1 if whole_words else simd)),
+                "writing": Out(1),
+                "lfsr_load": Out(1),
+                "lfsr_seed": Out(32),
+                "lfsr_state": In(32),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, host = self.simd, self.host
+        m.submodules.host_decoder = decoder = WordLaneDecoder(
+            self.matrices, self.bases, self.words, self.transposed, lanes, self.depth
+        )
+        value, writing = Signal.like(host.wdata, name="value"), Signal(name="writing")
+        accessing, answer, picking = (
+            Signal(name="accessing"),
+            Signal(name="answer"),
+            Signal(name="picking"),
+        )
+        m.d.comb += [
+            host.ready.eq(~self.running & ~self.busy & ~self.start),
+            decoder.addr.eq(host.addr),
+            host.lfsr_state.eq(self.lfsr_state),
+            self.lfsr_load.eq(host.seed_write & host.ready),
+            self.lfsr_seed.eq(host.seed),
+        ]
+        m.d.sync += host.done.eq(0)
+        with m.FSM(name="host"):
+            with m.State("idle"):
+                with m.If(host.ready & (host.read | host.write)):
+                    m.d.comb += decoder.start.eq(1)
+                    m.d.sync += [value.eq(host.wdata), writing.eq(host.write)]
+                    m.next = "decode"
+            with m.State("decode"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(decoder.valid):
+                    m.next = "access"
+            with m.State("access"):  # the read port takes the address (a narrow word's
+                # write happens now)
+                m.d.comb += [self.busy.eq(1), accessing.eq(1)]
+                m.next = "bank" if self.latency > 1 else "data"
+            with m.State("bank"):  # banks: each bank's word is registered before their pick
+                m.d.comb += self.busy.eq(1)
+                m.next = "data"
+            with m.State("data"):  # the word is on the read port: registered whole
+                m.d.comb += [self.busy.eq(1), answer.eq(1)]
+                m.next = "pick"
+            with m.State("pick"):  # then its lane picked (the memory's output, routed to
+                # every lane's multiplier, and the pick were one path into host.rdata); a
+                # wide word's write writes it back
+                m.d.comb += [self.busy.eq(1), picking.eq(1)]
+                m.d.sync += host.done.eq(1)
+                m.next = "idle"
+        address = decoder.address
+        m.d.comb += [self.addr.eq(address), self.write.addr.eq(address)]
+        fetched = Signal.like(self.read_data, name="fetched")
+        with m.If(answer):
+            m.d.sync += fetched.eq(self.read_data)
+        if self.whole_words:  # the word read back with its one weight replaced
+            m.d.comb += [self.writing.eq(picking & writing), self.write.en.eq(1)]
+            for k in range(lanes):
+                replaced = Mux(decoder.lane == k, value, fetched[k])
+                m.d.comb += self.write.data[k].eq(replaced)
+        else:  # the one weight, by its lane's enable
+            m.d.comb += [self.writing.eq(accessing & writing), self.write.en.eq(1 << decoder.lane)]
+            for k in range(lanes):
+                m.d.comb += self.write.data[k].eq(value)
+        word = Array(fetched[k] for k in range(lanes))
+        m.d.sync += host.rdata.eq(word[decoder.lane])
         return m
