@@ -362,6 +362,7 @@ class NetworkCore(wiring.Component):
         word_registers: bool = False,
     ) -> None:
         self.schedule, self.cfg, self.debug = schedule, cfg, debug
+        self.sizes = {g.name: g.size for g in schedule.groups}  # elements of every group
         self.matrix_lanes = resolve_lanes(schedule, lanes)
         self.lanes = max(self.matrix_lanes.values())  # the widest unit
         if population_lanes is not None and population_lanes < 1:
@@ -527,7 +528,7 @@ class NetworkCore(wiring.Component):
     def _inputs(self, m: Module) -> None:
         """The load of a sample's input words; the mask captures' inputs."""
         s, seq = self.schedule, self.sequencer
-        sizes = {g.name: g.size for g in s.groups}
+        sizes = self.sizes
         # Input words stream into the input groups, in order.
         m.submodules.loader = loader = InputLoader(self.input_size, self.cfg.current_width)
         wiring.connect(m, wiring.flipped(self.load), loader.load)
@@ -549,7 +550,7 @@ class NetworkCore(wiring.Component):
 
     def _sweeps(self, m: Module, operands: OperandFetch, tick: TickControl, active) -> None:
         """Each synapse unit's source elements, gate and start."""
-        sizes = {g.name: g.size for g in self.schedule.groups}
+        sizes = self.sizes
         seq = self.sequencer
         # Synapse sources and gates.
         for name, unit in self.synapses.items():
@@ -578,7 +579,7 @@ class NetworkCore(wiring.Component):
     def _identity_transfers(self, m: Module, operands: OperandFetch, tick: TickControl) -> dict:
         """z = sat(sum of signed parts) of every transfer without a matrix, by transfer."""
         s, cw = self.schedule, self.cfg.current_width
-        sizes = {g.name: g.size for g in s.groups}
+        sizes = self.sizes
         phase_index = self.sequencer.phase
 
         # Identity transfers: z = sat(sum of signed parts), once per transfer. A sum of
@@ -611,7 +612,7 @@ class NetworkCore(wiring.Component):
         """Each population's drive (the transfer that targets it in the phase), gate, clear
         and step."""
         s, cw = self.schedule, self.cfg.current_width
-        sizes = {g.name: g.size for g in s.groups}
+        sizes = self.sizes
         control, phase_index = self.sequencer.control, self.sequencer.phase
         # Population drives: per group, the transfer that targets it in each phase.
         for name, unit in self.populations.items():
@@ -656,7 +657,7 @@ class NetworkCore(wiring.Component):
         rate; the LFSR's advance. Returns each rule's enable and ``{matrix: LearnPort}``, the
         port that writes each learned matrix while the core runs."""
         s, cfg, seq = self.schedule, self.cfg, self.sequencer
-        sizes = {g.name: g.size for g in s.groups}
+        sizes = self.sizes
         control = seq.control
         # Learning: post and pre elements, memory ports, the shared LFSR.
         learn_enabled = [
