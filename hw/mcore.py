@@ -67,8 +67,6 @@ __all__ = ["MemoryCore", "DISTRIBUTED_ROWS"]
 #: Rows a bank above which the state memory stays in block RAM whatever ``ram_style`` asks.
 DISTRIBUTED_ROWS = 128
 
-# Debug ROM entry kinds.
-
 
 class MemoryCore(wiring.Component):
     """The circuit of a compiled schedule over memories, one training sample at a time.
