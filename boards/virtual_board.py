@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,13 +113,15 @@ def build_virtual_board(
         store="block",
     )
     work = Path(work).resolve()
-    source = work / "src"
-    source.mkdir(parents=True, exist_ok=True)
-    system_v = source / f"{SYSTEM}.v"
-    system_v.write_text(verilog.convert(system, name=SYSTEM, emit_src=False))
-    wrapper = source / f"{TOP}.v"
-    wrapper.write_text(_WRAPPER)
-    exe = verilate([system_v, wrapper], TOP, HARNESS, work, "board")
+    work.mkdir(parents=True, exist_ok=True)
+    # sources of its own: two boards built at once (parallel tests, other slots) must not
+    # overwrite each other's system before it is built
+    with tempfile.TemporaryDirectory(dir=work, prefix="src-") as source:
+        system_v = Path(source) / f"{SYSTEM}.v"
+        system_v.write_text(verilog.convert(system, name=SYSTEM, emit_src=False))
+        wrapper = Path(source) / f"{TOP}.v"
+        wrapper.write_text(_WRAPPER)
+        exe = verilate([system_v, wrapper], TOP, HARNESS, work, "board")
     return VirtualBoard(exe, board, clock_hz, baud, divisor, slots, lanes, str(core))
 
 

@@ -9,9 +9,11 @@ runs of thousands of samples (an epoch of digits).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,18 +127,22 @@ def build_harness(
     :class:`hw.cores.CoreKind`) and build the harness around it (cached by the Verilog's and
     the harness's digest); returns the executable."""
     work = Path(work).resolve()
-    paths = generate(
-        cfg,
-        work / "src",
-        circuit=circuit,
-        lanes=lanes,
-        population_lanes=population_lanes,
-        core=core,
-        observe_ticks=False,  # compared at sample boundaries: the production clocks
-        simd=simd,
-    )
-    golden = Circuit(schedule_for(cfg, circuit), cfg, FIXED)
-    return verilate_core(paths["verilog"], golden, work, "harness", threads)
+    work.mkdir(parents=True, exist_ok=True)
+    # a directory of its own: another process building another core into the same work
+    # directory must not overwrite these sources before they are built
+    with tempfile.TemporaryDirectory(dir=work, prefix="src-") as source:
+        paths = generate(
+            cfg,
+            source,
+            circuit=circuit,
+            lanes=lanes,
+            population_lanes=population_lanes,
+            core=core,
+            observe_ticks=False,  # compared at sample boundaries: the production clocks
+            simd=simd,
+        )
+        golden = Circuit(schedule_for(cfg, circuit), cfg, FIXED)
+        return verilate_core(paths["verilog"], golden, work, "harness", threads)
 
 
 def verilate_core(
@@ -176,7 +182,12 @@ def verilate(
     """Build Verilog ``sources`` (top module ``top``) with the C++ ``harness`` into an
     executable under ``work/LABEL-DIGEST``, cached by the digest of everything that makes it
     (sources, harness, flags); returns the executable. ``defines``: C++ macros for the
-    harness."""
+    harness.
+
+    Verilator compiles copies of exactly the Verilog digested (kept in the build; the
+    harness, the project's own file, is compiled where it is: Verilator's makefile takes
+    its directory, which a build directory's name may not suit), and one process at a time
+    builds a digest (a lock in its directory): parallel test workers share the cache."""
     flags = [
         "verilator",
         "--cc",
@@ -198,19 +209,31 @@ def verilate(
         "-CFLAGS",
         " ".join(["-O3", *(f"-D{name}" for name in defines)]),
     ]
+    texts = {Path(path).name: Path(path).read_bytes() for path in sources}
+    if len(texts) != len(sources):
+        raise ValueError(f"the {label}'s sources need distinct file names: {list(texts)}")
     digest = hashlib.sha256(
-        b"".join(path.read_bytes() for path in [*sources, harness]) + " ".join(flags).encode()
+        b"".join(texts.values()) + Path(harness).read_bytes() + " ".join(flags).encode()
     ).hexdigest()
     build = work / f"{label}-{digest[:16]}"
     exe = build / f"V{top}"
     if exe.exists():
         return exe
     build.mkdir(parents=True, exist_ok=True)
-    command = [*flags, "-Mdir", str(build), *map(str, sources), str(harness)]
-    proc = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=build)
-    (build / "build.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not exe.exists():
-        raise RuntimeError(f"the {label} did not build; see {build / 'build.log'}")
+    with open(build / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if exe.exists():  # another process built it while this one waited
+            return exe
+        copies = build / "src"
+        copies.mkdir(exist_ok=True)
+        for name, text in texts.items():
+            (copies / name).write_bytes(text)
+        verilog = [str(copies / name) for name in texts]
+        command = [*flags, "-Mdir", str(build), *verilog, str(harness)]
+        proc = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=build)
+        (build / "build.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not exe.exists():
+            raise RuntimeError(f"the {label} did not build; see {build / 'build.log'}")
     return exe
 
 

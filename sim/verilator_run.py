@@ -7,6 +7,7 @@ one configuration build once.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +43,17 @@ def run_verilator(
     ``test.log``. ``core``: which network core (:class:`hw.cores.CoreKind`, or a core
     class: the tests' broken ones)."""
     work = Path(work).resolve()
-    source_dir = work / "src"
-    paths = generate(cfg, source_dir, circuit=circuit, lanes=lanes, core=core)
-    digest = hashlib.sha256(paths["verilog"].read_bytes()).hexdigest()[:16]
+    work.mkdir(parents=True, exist_ok=True)
+    # generated in a directory of its own (another run in the same work directory must not
+    # overwrite it first), then kept in the build directory its digest names
+    with tempfile.TemporaryDirectory(dir=work, prefix="src-") as source_dir:
+        paths = generate(cfg, source_dir, circuit=circuit, lanes=lanes, core=core)
+        text = paths["verilog"].read_bytes()
+    digest = hashlib.sha256(text).hexdigest()[:16]
     build_dir = work / f"build-{digest}{'-waves' if waves else ''}"
     verilog = build_dir / f"{TOP}.v"
     build_dir.mkdir(parents=True, exist_ok=True)
-    verilog.write_bytes(paths["verilog"].read_bytes())
+    verilog.write_bytes(text)
     job = {
         "config": cfg.to_dict(),
         "circuit": circuit,
