@@ -67,6 +67,7 @@ __all__ = [
     "sample_clocks",
     "program_clocks",
     "clock_breakdown",
+    "modelled_clocks",
     "reads_flagged",
     "lengths",
     "MemoryMap",
@@ -643,7 +644,12 @@ def rom_value(word: Word, parts: int) -> dict:
 
 
 def _slot_accesses(
-    w: Word, lanes: int, simd: int | None = None, banked: bool = False, step_reads: str = "state"
+    w: Word,
+    lanes: int,
+    simd: int | None = None,
+    banked: bool = False,
+    step_reads: str = "state",
+    shorter: int = 0,
 ):
     """Every slot of ``w`` in issue order: ``(reads, writes)``, each a list of ``(memory,
     address, stage)`` (the stage the address is presented in; a write lands at its clock's
@@ -653,12 +659,14 @@ def _slot_accesses(
     ``simd`` elements, written a block of ``lanes`` at a time: block ``q`` of a vector's
     columns is row ``q // (simd // lanes)``; a sweep by columns takes its ``lanes`` targets
     from part ``b % (simd // lanes)`` of a word. ``step_reads``: the memory a step's read of
-    its target is listed under (another name tells them apart from the other reads)."""
+    its target is listed under (another name tells them apart from the other reads).
+    ``shorter``: stages taken out of the pipeline (:func:`modelled_clocks`; 0 for the
+    gateware)."""
     simd = lanes if simd is None else simd
     fold = simd // lanes
-    depth = pipeline_depth(simd, banked)
+    depth = pipeline_depth(simd, banked) - shorter
     write = depth - 1  # every write but the state memory's and a rule's
-    learned = learn_write(simd, banked)
+    learned = learn_write(simd, banked) - shorter
 
     def steps(block):
         for st in range(w.steps):
@@ -739,6 +747,76 @@ def _walk(
         last_issue = start + len(slots) - 1
         clock = start + len(slots)
     return delays, spans, clock
+
+
+def modelled_clocks(
+    words: list[Word],
+    lanes: int,
+    simd: int | None = None,
+    banked: bool = False,
+    *,
+    streams: int = 1,
+    shorter: int = 0,
+    folded: bool = False,
+) -> int:
+    """Clocks of a sample of ``words`` under a sequencer that is *not built*: a model for
+    deciding what to build next, over the same slots and the same reads and writes as the
+    gateware's (:func:`_slot_accesses`).
+
+    Each slot issues at the first clock its unit is free and what it reads has landed (and
+    what it writes was read and written before it in program order: no hazard), in program
+    order on its unit. ``streams=1``: one unit issues every slot, which is this core (the
+    result equals :func:`sample_clocks`: tested). ``streams=2``: the element-wise slots
+    (gathers, copies, leaks, captures and the steps of a block's targets) issue on a unit of
+    their own beside the multipliers' (sweeps and rules), each in program order, so that
+    element-wise work overlaps the sweeps it does not feed. ``shorter``: that many pipeline
+    stages fewer between issue and write-back (the clock a shallower pipeline would reach
+    is not modelled). ``folded``: a gather into a sweep's or a rule's buffers takes no
+    unit's clock (its parts summed as the sweep reads them: a read port a part), its
+    latency kept."""
+    simd = lanes if simd is None else simd
+    if streams not in (1, 2):
+        raise ValueError(f"streams must be 1 or 2, got {streams}")
+    if not 0 <= shorter < DEPTH:
+        raise ValueError(f"shorter must be in [0, {DEPTH - 1}], got {shorter}")
+    depth = pipeline_depth(simd, banked) - shorter
+    landed: dict[tuple[str, int], int] = {}  # the first clock a read sees the last write
+    read_by: dict[tuple[str, int], int] = {}  # the last clock an address was read in
+    free = {"multiply": 1, "element": 1}  # the first clock each unit can issue in
+    finished = 0  # the clock the last issued slot has written back in
+    for w in words:
+        multiplied = 0  # the clock after the word's last multiply slot: its z's, for a step
+        if w.kind in (Kind.TICK, Kind.FLAGS):
+            clock = max(free.values())
+            if w.kind == Kind.TICK:  # drained and counted, as :func:`tick_valid`
+                clock = max(clock, finished + ISSUE + COUNT + 1)
+            free = dict.fromkeys(free, clock + 1)
+            continue
+        for reads, writes in _slot_accesses(w, lanes, simd, banked, shorter=shorter):
+            element = w.kind == Kind.GATHER or any(m == "state" for m, _, _ in writes)
+            unit = "element" if element and streams == 2 else "multiply"
+            beside = folded and w.kind == Kind.GATHER and w.dest in (Dest.SRC, Dest.POST)
+            t = 0 if beside else free[unit]
+            if element and w.kind != Kind.GATHER:  # a step follows its block's products
+                t = max(t, multiplied)
+            for memory, address, stage in reads:
+                t = max(t, landed.get((memory, address), 0) - stage)
+            for memory, address, stage in writes:
+                t = max(t, read_by.get((memory, address), 0) - stage)
+                t = max(t, landed.get((memory, address), 0) - stage)
+            for memory, address, stage in writes:
+                landed[memory, address] = t + stage + 1
+            for memory, address, stage in reads:
+                key = (memory, address)
+                read_by[key] = max(read_by.get(key, 0), t + stage)
+                if memory == "port":  # the weights' port: one word's reads at a time
+                    landed["port", 0] = t + stage + 1
+            if not element:
+                multiplied = t + 1
+            if not beside:
+                free[unit] = t + 1
+            finished = max(finished, t + depth)
+    return max(free.values())
 
 
 def reads_flagged(

@@ -482,7 +482,7 @@ def bench_cores(
     from boards.system import board_cycles_per_sample
     from golden_model.datasets import dataset_config
     from hw.mcore import MemoryCore
-    from hw.microcode import clock_breakdown, encode, program_clocks
+    from hw.microcode import clock_breakdown, encode, modelled_clocks, program_clocks
     from hw.microprogram import compile_program
     from hw.network import sweep_depths
 
@@ -531,6 +531,10 @@ def bench_cores(
                     "board_clocks": board,
                     "multiplier_use": macs / (simd * clocks),
                     "clock_breakdown": breakdown,
+                    "modelled": {
+                        name: modelled_clocks(words, n, simd, where.banked, **kw)
+                        for name, kw in WHAT_IF.items()
+                    },
                 }
                 for family in families:
                     fresh = MemoryCore(schedule, cfg, n, debug=False, simd=simd)  # one each
@@ -572,7 +576,37 @@ def bench_cores(
         print("| " + " | ".join(str(c) for c in cells) + " |")
     print("\nWhere the memory core's clocks of a sample go (a board's micro-code):\n")
     print(breakdown_table(rows))
+    print(
+        "\nWhat other sequencers would take (hw.microcode.modelled_clocks: modelled, not "
+        "built; the same slots, reads and writes):\n"
+    )
+    print(what_if_table(rows))
     return {"rows": rows}
+
+
+#: The sequencers :func:`what_if_table` models (:func:`hw.microcode.modelled_clocks`), by name.
+WHAT_IF = {
+    "two streams": {"streams": 2},
+    "two streams, folded gathers": {"streams": 2, "folded": True},
+    "two streams, folded, 4 stages fewer": {"streams": 2, "folded": True, "shorter": 4},
+}
+
+
+def what_if_table(rows: list[dict]) -> str:
+    """Clocks of a sample (a board's micro-code) as built and under the sequencers of
+    :data:`WHAT_IF`, each with its change against the built one."""
+    lines = [
+        "| network | lanes x simd | built | " + " | ".join(WHAT_IF) + " |",
+        "|---|---:|---:|" + "---:|" * len(WHAT_IF),
+    ]
+    for r in rows:
+        built = sum(r["clock_breakdown"].values())
+        cells = [f"{r['modelled'][k]:,} ({r['modelled'][k] / built - 1:+.0%})" for k in WHAT_IF]
+        lines.append(
+            f"| {r['network']} | {r['lanes']} x {r['simd']} | {built:,} | " + " | ".join(cells)
+            + " |"
+        )  # fmt: skip
+    return "\n".join(lines)
 
 
 def breakdown_table(rows: list[dict]) -> str:

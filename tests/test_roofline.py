@@ -113,6 +113,8 @@ def test_bench_cores_gives_both_cores_clocks_on_a_board(capsys):
     out = capsys.readouterr().out
     assert "on a board: memory / spatial" in out
     assert "| network | lanes x simd | multiply | step | gather | wait | control | clocks |" in out
+    assert "| network | lanes x simd | built | two streams | two streams, folded gathers |" in out
+    assert all(r["modelled"]["two streams"] < r["memory_clocks"] for r in rows)
 
 
 def test_a_samples_clocks_are_told_apart_by_what_fills_them():
@@ -139,6 +141,43 @@ def test_a_samples_clocks_are_told_apart_by_what_fills_them():
         clock_breakdown(*_board_words(cfg, 8)) for cfg in (board_config(), dataset_config("digits"))
     )
     assert xor["wait"] > xor["multiply"] and digits["multiply"] > 10 * digits["wait"]
+
+
+def test_the_modelled_sequencers_start_from_the_built_one():
+    """`hw.microcode.modelled_clocks`: with one issue stream and the full pipeline it is the
+    gateware's own clock count (every plan, drained at every tick or only at the end); a
+    second stream, folded gathers and a shorter pipeline each take no more clocks, and none
+    takes fewer than the busier unit's slots (the bound a model that lost a slot would
+    pass)."""
+    from boards.catalogue import board_config
+    from hw.microcode import Kind, _slot_accesses, encode, modelled_clocks, sample_clocks
+    from hw.microprogram import compile_program
+
+    for cfg in (board_config(), dataset_config("iris"), dataset_config("digits")):
+        schedule = compile_backprop(cfg)
+        for lanes, simd in ((1, 1), (2, 4), (4, 4), (8, 8), (2, 32)):
+            for observe in (False, True):
+                words, where = encode(
+                    compile_program(schedule, lanes, simd), cfg, observe_ticks=observe
+                )
+                plan = (words, lanes, simd, where.banked)
+                built = sample_clocks(*plan)
+                assert modelled_clocks(*plan) == built
+                two = modelled_clocks(*plan, streams=2)
+                folded = modelled_clocks(*plan, streams=2, folded=True)
+                shallow = modelled_clocks(*plan, streams=2, folded=True, shorter=4)
+                assert built >= two >= folded >= shallow
+                busy = {"multiply": 0, "element": 0}
+                for w in words:
+                    if w.kind not in (Kind.TICK, Kind.FLAGS):
+                        for _, writes in _slot_accesses(w, lanes, simd, where.banked):
+                            step = any(m == "state" for m, _, _ in writes)
+                            busy["element" if w.kind == Kind.GATHER or step else "multiply"] += 1
+                assert two > max(busy.values())
+    with pytest.raises(ValueError, match="streams"):
+        modelled_clocks(*plan, streams=3)
+    with pytest.raises(ValueError, match="shorter"):
+        modelled_clocks(*plan, shorter=6)
 
 
 def _board_words(cfg, lanes):
