@@ -12,6 +12,7 @@ thousands of clocks), so tens of clocks of decoding cost nothing that matters.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -21,7 +22,15 @@ from golden_model.schedule import Matrix
 
 from .synapse import WeightLayout
 
-__all__ = ["HostPort", "WeightAddressDecoder", "WordLaneDecoder", "weight_spots", "word_lane_spots"]
+__all__ = [
+    "HostPort",
+    "HostRequest",
+    "serve_requests",
+    "WeightAddressDecoder",
+    "WordLaneDecoder",
+    "weight_spots",
+    "word_lane_spots",
+]
 
 
 def HostPort(weights: int, weight_width: int) -> wiring.Signature:
@@ -48,6 +57,51 @@ def HostPort(weights: int, weight_width: int) -> wiring.Signature:
             "lfsr_state": In(32),
         }
     )
+
+
+@dataclass(frozen=True)
+class HostRequest:
+    """What :func:`serve_requests` tells the access unit around it: the request's ``value``
+    and whether it is a ``write`` (both registered when it is taken), ``busy`` from its
+    decode to its end, and ``phase[name]`` high in each named clock after the decode."""
+
+    value: Signal
+    write: Signal
+    busy: Signal
+    phase: Mapping[str, Signal]
+
+
+def serve_requests(m: Module, host, decoder, idle, phases: Sequence[str]) -> HostRequest:
+    """The host's weight requests through both cores' access units: one is taken while
+    ``idle`` (the core neither runs nor starts) and no other is under way; its address goes
+    to ``decoder`` (started then; ``valid`` ends the decode), then one clock for each of
+    ``phases`` (named as the unit's FSM states), ``host.done`` pulsing after the last. The
+    LFSR's port is the unit's own."""
+    request = HostRequest(
+        Signal.like(host.wdata, name="value"),
+        Signal(name="writing"),
+        Signal(name="busy"),
+        {name: Signal(name=name) for name in phases},
+    )
+    m.d.comb += [host.ready.eq(idle & ~request.busy), decoder.addr.eq(host.addr)]
+    m.d.sync += host.done.eq(0)
+    with m.FSM(name="host"):
+        with m.State("idle"):
+            with m.If(host.ready & (host.read | host.write)):
+                m.d.comb += decoder.start.eq(1)
+                m.d.sync += [request.value.eq(host.wdata), request.write.eq(host.write)]
+                m.next = "decode"
+        with m.State("decode"):
+            m.d.comb += request.busy.eq(1)
+            with m.If(decoder.valid):
+                m.next = phases[0]
+        for name, following in zip(phases, [*phases[1:], "idle"], strict=True):
+            with m.State(name):
+                m.d.comb += [request.busy.eq(1), request.phase[name].eq(1)]
+                if following == "idle":
+                    m.d.sync += host.done.eq(1)
+                m.next = following
+    return request
 
 
 def _table(values) -> Array:

@@ -17,7 +17,7 @@ from amaranth.utils import ceil_log2
 from golden_model.schedule import Matrix
 
 from .fixedpoint import balanced_sum, clamp_unsigned
-from .host_port import HostPort, WordLaneDecoder
+from .host_port import HostPort, WordLaneDecoder, serve_requests
 from .ports import word_write
 
 __all__ = [
@@ -284,46 +284,22 @@ class WeightHostAccess(wiring.Component):
         m.submodules.host_decoder = decoder = WordLaneDecoder(
             self.matrices, self.bases, self.words, self.transposed, lanes, self.depth
         )
-        value, writing = Signal.like(host.wdata, name="value"), Signal(name="writing")
-        accessing, answer, picking = (
-            Signal(name="accessing"),
-            Signal(name="answer"),
-            Signal(name="picking"),
-        )
+        # the read port takes the address (a narrow word's write happens then); with banks
+        # each bank's word is registered before their pick; the word on the read port,
+        # registered whole; then its lane picked (the memory's output, routed to every
+        # lane's multiplier, and the pick were one path into host.rdata), and a wide word's
+        # write writes it back
+        phases = ("access", "bank", "data", "pick") if self.latency > 1 else (
+            "access", "data", "pick")  # fmt: skip
+        request = serve_requests(m, host, decoder, ~self.running & ~self.start, phases=phases)
+        value, writing = request.value, request.write
+        accessing, answer, picking = (request.phase[p] for p in ("access", "data", "pick"))
         m.d.comb += [
-            host.ready.eq(~self.running & ~self.busy & ~self.start),
-            decoder.addr.eq(host.addr),
+            self.busy.eq(request.busy),
             host.lfsr_state.eq(self.lfsr_state),
             self.lfsr_load.eq(host.seed_write & host.ready),
             self.lfsr_seed.eq(host.seed),
         ]
-        m.d.sync += host.done.eq(0)
-        with m.FSM(name="host"):
-            with m.State("idle"):
-                with m.If(host.ready & (host.read | host.write)):
-                    m.d.comb += decoder.start.eq(1)
-                    m.d.sync += [value.eq(host.wdata), writing.eq(host.write)]
-                    m.next = "decode"
-            with m.State("decode"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(decoder.valid):
-                    m.next = "access"
-            with m.State("access"):  # the read port takes the address (a narrow word's
-                # write happens now)
-                m.d.comb += [self.busy.eq(1), accessing.eq(1)]
-                m.next = "bank" if self.latency > 1 else "data"
-            with m.State("bank"):  # banks: each bank's word is registered before their pick
-                m.d.comb += self.busy.eq(1)
-                m.next = "data"
-            with m.State("data"):  # the word is on the read port: registered whole
-                m.d.comb += [self.busy.eq(1), answer.eq(1)]
-                m.next = "pick"
-            with m.State("pick"):  # then its lane picked (the memory's output, routed to
-                # every lane's multiplier, and the pick were one path into host.rdata); a
-                # wide word's write writes it back
-                m.d.comb += [self.busy.eq(1), picking.eq(1)]
-                m.d.sync += host.done.eq(1)
-                m.next = "idle"
         address = decoder.address
         m.d.comb += [self.addr.eq(address), self.write.addr.eq(address)]
         fetched = Signal.like(self.read_data, name="fetched")

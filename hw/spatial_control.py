@@ -17,7 +17,7 @@ from amaranth.utils import ceil_log2
 from golden_model.schedule import Matrix
 
 from .fixedpoint import balanced_sum, clamp_unsigned
-from .host_port import HostPort, WeightAddressDecoder
+from .host_port import HostPort, WeightAddressDecoder, serve_requests
 from .sequencer import port_name
 from .synapse import LearnPort, WeightLayout
 
@@ -346,34 +346,13 @@ class HostWeightAccess(wiring.Component):
         m = Module()
         ww = self.weight_width
         m.submodules.host_decoder = decoder = WeightAddressDecoder(self.matrices, self.geometry)
-        value = Signal(signed(ww))
-        writing = Signal()
-        busy = Signal()
-        access = Signal()
-        answer = Signal()
         host = self.host
-        m.d.comb += [
-            host.ready.eq(~self.running & ~busy & ~self.start),
-            decoder.addr.eq(host.addr),
-        ]
-        m.d.sync += host.done.eq(0)
-        with m.FSM(name="host"):
-            with m.State("idle"):
-                with m.If(host.ready & (host.read | host.write)):
-                    m.d.comb += decoder.start.eq(1)
-                    m.d.sync += [value.eq(host.wdata), writing.eq(host.write)]
-                    m.next = "decode"
-            with m.State("decode"):
-                m.d.comb += busy.eq(1)
-                with m.If(decoder.valid):
-                    m.next = "access"
-            with m.State("access"):  # read ports take the address; a write happens now
-                m.d.comb += [busy.eq(1), access.eq(1)]
-                m.next = "data"
-            with m.State("data"):  # the word is on the read port
-                m.d.comb += [busy.eq(1), answer.eq(1)]
-                m.d.sync += host.done.eq(1)
-                m.next = "idle"
+        # a clock to present the address (a write happens then), one for the read's word
+        request = serve_requests(
+            m, host, decoder, ~self.running & ~self.start, phases=("access", "data")
+        )
+        value, writing, busy = request.value, request.write, request.busy
+        access, answer = request.phase["access"], request.phase["data"]
         for k, mat in enumerate(self.matrices):
             port = getattr(self, f"memory_{port_name(mat.name)}")
             count = self.geometry[mat.name].lanes
