@@ -6,8 +6,6 @@ ranges, busy) happens before anything is written, so a rejected frame changes no
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -31,14 +29,6 @@ __all__ = ["HostLink", "MAX_REPLY", "crc8_next"]
 
 #: Longest reply payload (STATUS).
 MAX_REPLY = 19
-
-
-class _Reply(IntEnum):
-    """Where a reply's payload comes from (a register each)."""
-
-    VALUE = 0  # 4 bytes or fewer: a weight, an output, the LFSR, an error's command
-    INFO = 1
-    STATUS = 2
 
 
 def _crc8_table() -> list[list[int]]:
@@ -171,19 +161,6 @@ class HostLink(wiring.Component):
         #: active, an ABORT is pending, the samples the run's START asked for.
         self.run_active, self.abort, self.run_count = Signal(), Signal(), Signal(16)
 
-    def _info(self) -> list[Const]:
-        """INFO's payload: the protocol's version, the network's sizes and widths, the store's
-        slots."""
-        return [
-            Const(PROTOCOL_VERSION, 8),
-            *_le(Const(self.input_words, 16), 2),
-            Const(self.output_words, 8),
-            *_le(Const(self.weights, 32), 4),
-            Const(self.slots, 8),
-            Const(self.cfg.current_width, 8),
-            Const(self.cfg.weight_width, 8),
-        ]
-
     def _in_range(self, index, limit: int):
         """Whether a request's ``index`` is below ``limit`` (a weight, a slot, a word): the
         check that keeps every write inside the memory it names."""
@@ -224,41 +201,17 @@ class HostLink(wiring.Component):
             m.d.sync += quiet.eq(quiet + 1)
 
         # -- reply transmitter ----------------------------------------------------------------
-        # A reply's payload is INFO's constants, STATUS's snapshot (its counters held still
-        # while the frame goes out), a 4-byte value (a weight, an output, the LFSR; an
-        # error's command byte) or nothing, each in a register of its own loaded from one
-        # source, and each byte is picked as it is sent. (One 19-byte register loaded from
-        # every source was a multiplexer in front of 152 flip-flops.)
         reply_code = Signal(8)
         reply_length = Signal(range(MAX_REPLY + 1))
-        reply_source = Signal(range(len(_Reply)))
-        snapshot = Signal(8 * MAX_REPLY)
-        reply_value = Signal(32)
+        reply_data = Signal(8 * MAX_REPLY)
         reply_send = Signal()  # pulse: send the reply registers (only while tx_idle)
         tx_index = Signal(range(MAX_REPLY + 5))
         tx_active = Signal()
         tx_crc = Signal(8)
         tx_idle = Signal()
         m.d.comb += tx_idle.eq(~tx_active)
-        header = [Const(REPLY_START, 8), reply_code, reply_length]
-        frames = {  # each source's frame, a byte an index (the checksum's index is not read)
-            _Reply.INFO: header + self._info(),
-            _Reply.STATUS: header + _le(snapshot, MAX_REPLY),
-            _Reply.VALUE: header + _le(reply_value, 4),
-        }
-        picked = {
-            source: Array(frame + [Const(0, 8)] * (MAX_REPLY + 5 - len(frame)))[tx_index]
-            for source, frame in frames.items()
-        }
-        byte = Signal(8)
-        with m.If(tx_index == reply_length + 3):
-            m.d.comb += byte.eq(tx_crc)
-        with m.Elif(reply_source == _Reply.INFO):
-            m.d.comb += byte.eq(picked[_Reply.INFO])
-        with m.Elif(reply_source == _Reply.STATUS):
-            m.d.comb += byte.eq(picked[_Reply.STATUS])
-        with m.Else():
-            m.d.comb += byte.eq(picked[_Reply.VALUE])
+        frame_bytes = [Const(REPLY_START, 8), reply_code, reply_length] + _le(reply_data, MAX_REPLY)
+        byte = Mux(tx_index == reply_length + 3, tx_crc, Array(frame_bytes)[tx_index])
         m.d.comb += [self.tx.payload.eq(byte), self.tx.valid.eq(tx_active)]
         with m.If(reply_send):
             m.d.sync += [tx_active.eq(1), tx_index.eq(0), tx_crc.eq(0)]
@@ -420,15 +373,13 @@ class HostLink(wiring.Component):
             # The symmetric range saturation produces: in range when it would not clamp.
             return ~saturate(value, width)[1]
 
-        def reply(code: Code, length: int = 0, value=None, source: _Reply = _Reply.VALUE):
-            """Load the reply registers (``value``: the 4-byte payload) and send."""
+        def reply(code: Code, payload: list):
+            """Load the reply registers (payload: byte-wide values) and send."""
             m.d.sync += [
                 reply_code.eq(int(code)),
-                reply_length.eq(length),
-                reply_source.eq(source),
+                reply_length.eq(len(payload)),
+                reply_data.eq(Cat(*payload) if payload else 0),
             ]
-            if value is not None:
-                m.d.sync += reply_value.eq(value)
 
         # The payload's checks, registered: the buffer holds still from the last payload byte
         # through the checksum byte to "execute", so they are ready there, off its path.
@@ -462,6 +413,15 @@ class HostLink(wiring.Component):
             output_value.eq(Array(self.output[j] for j in range(self.output_words))[output_pick]),
         ]
         status_flags = Cat(run_active, abort, trained)
+        info = [
+            Const(PROTOCOL_VERSION, 8),
+            *_le(Const(self.input_words, 16), 2),
+            Const(self.output_words, 8),
+            *_le(Const(self.weights, 32), 4),
+            Const(self.slots, 8),
+            Const(cw, 8),
+            Const(ww, 8),
+        ]
         status = [
             status_flags.as_unsigned() | Const(0, 8),
             *_le(self.samples, 4),
@@ -538,11 +498,10 @@ class HostLink(wiring.Component):
                 with m.Else():
                     with m.Switch(command):
                         with m.Case(Command.INFO):
-                            reply(Code.OK, len(self._info()), source=_Reply.INFO)
+                            reply(Code.OK, info)
                             m.next = "reply"
                         with m.Case(Command.STATUS):
-                            m.d.sync += snapshot.eq(Cat(*status))
-                            reply(Code.OK, len(status), source=_Reply.STATUS)
+                            reply(Code.OK, status)
                             m.next = "reply"
                         with m.Case(Command.WRITE_WEIGHT, Command.READ_WEIGHT):
                             with m.If(weight_index_bad):
@@ -563,7 +522,7 @@ class HostLink(wiring.Component):
                                     store_write_data.eq(i32(3)),
                                     store_write.eq(1),
                                 ]
-                                reply(Code.OK)
+                                reply(Code.OK, [])
                                 m.next = "reply"
                         with m.Case(Command.START):
                             with m.If(count_bad):
@@ -571,17 +530,17 @@ class HostLink(wiring.Component):
                             with m.Else():
                                 m.d.sync += begin_run.eq(1)
                                 m.d.sync += run_count.eq(u16(0))
-                                reply(Code.OK)
+                                reply(Code.OK, [])
                                 m.next = "reply"
                         with m.Case(Command.ABORT):
                             m.d.sync += abort.eq(run_active)
-                            reply(Code.OK)
+                            reply(Code.OK, [])
                             m.next = "reply"
                         with m.Case(Command.READ_OUTPUT):
                             with m.If(output_index_bad):
                                 fail(Code.RANGE)
                             with m.Else():
-                                reply(Code.OK, 4, output_value)
+                                reply(Code.OK, _le(output_value, 4))
                                 m.next = "reply"
                         with m.Case(Command.WRITE_CONFIG):
                             with m.If(register_bad):
@@ -594,7 +553,7 @@ class HostLink(wiring.Component):
                             with m.If(register_bad):
                                 fail(Code.RANGE)
                             with m.Else():
-                                reply(Code.OK, 4, self.host.lfsr_state)
+                                reply(Code.OK, _le(self.host.lfsr_state, 4))
                                 m.next = "reply"
             with m.State("weight"):
                 m.d.comb += [
@@ -608,9 +567,9 @@ class HostLink(wiring.Component):
             with m.State("weight_wait"):
                 with m.If(self.host.done):
                     with m.If(command == Command.READ_WEIGHT):
-                        reply(Code.OK, 4, weight_value)
+                        reply(Code.OK, _le(weight_value, 4))
                     with m.Else():
-                        reply(Code.OK)
+                        reply(Code.OK, [])
                     m.next = "reply"
             with m.State("seed"):
                 m.d.comb += [self.host.seed.eq(Cat(*buffer[1:5])), self.host.seed_write.eq(1)]
@@ -618,7 +577,7 @@ class HostLink(wiring.Component):
                     m.next = "seeded"
             with m.State("seeded"):  # the reply a clock later: the core's ready (its run
                 # state) reached the reply registers' enable in one path
-                reply(Code.OK)
+                reply(Code.OK, [])
                 m.next = "reply"
             with m.State("reply"):
                 with m.If(tx_idle):
@@ -627,7 +586,7 @@ class HostLink(wiring.Component):
                     m.next = "hunt"
             with m.State("error"):  # later bytes are dropped until the line goes idle
                 with m.If(tx_idle):
-                    reply(Code.OK, 1, error_command)
+                    reply(Code.OK, [error_command])
                     m.d.sync += reply_code.eq(error_code)
                     m.next = "error_send"
             with m.State("error_send"):
