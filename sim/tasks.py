@@ -122,6 +122,7 @@ def rtl_linear(
         samples=samples,
         seed=cfg.seed,
         lanes=lanes,
+        core=str(core),
         mode="rtl",
     )
     return verdict, golden

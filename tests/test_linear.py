@@ -85,11 +85,14 @@ def test_golden_linear_refuses_a_network_that_is_not_one_layer(tmp_path, capsys)
     assert "config field 'scale'" in capsys.readouterr().err
 
 
-def test_sim_linear_is_bit_exact_per_tick_and_learns(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("core", ["spatial", "memory"])
+def test_sim_linear_is_bit_exact_per_tick_and_learns(tmp_path, capsys, monkeypatch, core):
     monkeypatch.chdir(tmp_path)
-    assert main(["sim", "linear", "--samples", "150", "--json", "r.json"]) == 0
+    argv = ["sim", "linear", "--samples", "150", "--core", core, "--json", "r.json"]
+    assert main(argv) == 0
     verdict = json.loads((tmp_path / "r.json").read_text())
     assert verdict["bit_exact"] and verdict["mismatches"] == 0
+    assert verdict["core"] == core  # the core asked for is the one run
     assert verdict["ticks_compared"] == 150 * 4  # load, forward, error, learn
     assert verdict["max_abs_error"] <= verdict["tolerance"]
     golden = train_linear(default_config("linear"), samples=150)

@@ -145,6 +145,7 @@ def run_linear(args: argparse.Namespace) -> int:
         lanes=args.lanes,
         waves=args.waves,
         live=args.verbose,
+        core=args.core,
     )
     print_verdict(verdict)
     print(f"{verdict['cycles']} clock cycles")
