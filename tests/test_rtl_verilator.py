@@ -78,6 +78,18 @@ def test_generate_is_deterministic(tmp_path):
     assert broken != first  # the test-only fault reaches the Verilog
 
 
+def test_sim_ar2_command_runs_the_core_asked_for(tmp_path):
+    """`pulsegate sim ar2 --core memory`: the memory core runs the predictive circuit,
+    bit-exact at every tick, and the verdict says which core it was."""
+    from pulsegate.cli import main
+
+    out = tmp_path / "ar2.json"
+    assert main(["sim", "ar2", "--samples", "30", "--core", "memory", "--json", str(out)]) == 0
+    verdict = json.loads(out.read_text())
+    assert verdict["core"] == "memory" and verdict["samples"] == 30
+    assert verdict["bit_exact"] and verdict["mismatches"] == 0
+
+
 def test_sim_xor_command_json(work, tmp_path, monkeypatch):
     from pulsegate.cli import main
 

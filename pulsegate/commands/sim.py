@@ -31,6 +31,27 @@ from .common import (
 from .golden import add_linear_options
 
 
+def _checked(args: argparse.Namespace, cfg, schedule) -> None:
+    """What every task's run checks before it builds anything (its lanes, its core, where its
+    files go), then the schedule it runs, printed."""
+    check_lanes(args.lanes, schedule)
+    check_core(args, cfg, schedule)
+    check_outputs(args)
+    print(schedule.table())
+
+
+def _rtl_options(args: argparse.Namespace) -> dict:
+    """What every task's RTL run takes from the command line, in one place (a task that
+    forgot ``--core`` ran the spatial core whatever was asked)."""
+    return {"lanes": args.lanes, "waves": args.waves, "live": args.verbose, "core": args.core}
+
+
+def _report(args: argparse.Namespace, verdict: dict, cfg) -> None:
+    """The verdict, with the configuration it ran, as JSON where ``--json`` says."""
+    verdict["config"] = cfg.to_dict()
+    write_json(args.json, verdict)
+
+
 def run_xor(args: argparse.Namespace) -> int:
     from golden_model.schedule import compile_backprop
     from hw.network import lanes_label
@@ -40,21 +61,10 @@ def run_xor(args: argparse.Namespace) -> int:
 
     cfg = load_config(args, "xor", "xor")
     schedule = compile_backprop(cfg)
-    check_lanes(args.lanes, schedule)
-    check_core(args, cfg, schedule)
-    check_outputs(args)
-    print(schedule.table())
+    _checked(args, cfg, schedule)
     bar = Progress("golden model fixes the sample sequence")
     print("building the RTL with Verilator and training it beside the golden model ...")
-    verdict, golden = rtl_xor(
-        cfg,
-        max_samples=args.max_samples,
-        lanes=args.lanes,
-        waves=args.waves,
-        progress=bar,
-        live=args.verbose,
-        core=args.core,
-    )
+    verdict, golden = rtl_xor(cfg, max_samples=args.max_samples, progress=bar, **_rtl_options(args))
     bar.close()
     print_verdict(verdict)
     state = "converged" if verdict["converged"] else "did NOT converge"
@@ -82,8 +92,7 @@ def run_xor(args: argparse.Namespace) -> int:
             "one training step (the first), as the RTL runs it",
         )
         print(f"wrote {curve}\nwrote {raster}")
-    verdict["config"] = cfg.to_dict()
-    write_json(args.json, verdict)
+    _report(args, verdict, cfg)
     return 0 if verdict["bit_exact"] and verdict["converged"] else 1
 
 
@@ -95,19 +104,9 @@ def run_ar2(args: argparse.Namespace) -> int:
 
     cfg = load_config(args, "ar2", "ar2")
     schedule = compile_ar2(cfg)
-    check_lanes(args.lanes, schedule)
-    check_core(args, cfg, schedule)
-    check_outputs(args)
-    print(schedule.table())
+    _checked(args, cfg, schedule)
     print(f"building the RTL with Verilator and feeding it {args.samples} samples ...")
-    verdict, result = rtl_ar2(
-        cfg,
-        samples=args.samples,
-        lanes=args.lanes,
-        waves=args.waves,
-        live=args.verbose,
-        core=args.core,
-    )
+    verdict, result = rtl_ar2(cfg, samples=args.samples, **_rtl_options(args))
     print_verdict(verdict)
     print(f"{verdict['cycles']} clock cycles")
     for lag, err in enumerate(result.cov_rel_error):
@@ -117,8 +116,7 @@ def run_ar2(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         print(f"wrote {plots.ar2_figure(result, out / 'covariances.png')}")
-    verdict["config"] = cfg.to_dict()
-    write_json(args.json, verdict)
+    _report(args, verdict, cfg)
     return 0 if verdict["bit_exact"] else 1
 
 
@@ -133,20 +131,9 @@ def run_linear(args: argparse.Namespace) -> int:
     cfg = load_config(args, "linear", "linear")
     check_linear(cfg, args.scale)
     schedule = compile_backprop(cfg)
-    check_lanes(args.lanes, schedule)
-    check_core(args, cfg, schedule)
-    check_outputs(args)
-    print(schedule.table())
+    _checked(args, cfg, schedule)
     print(f"building the RTL with Verilator and training it on {args.samples} samples ...")
-    verdict, golden = rtl_linear(
-        cfg,
-        samples=args.samples,
-        scale=args.scale,
-        lanes=args.lanes,
-        waves=args.waves,
-        live=args.verbose,
-        core=args.core,
-    )
+    verdict, golden = rtl_linear(cfg, samples=args.samples, scale=args.scale, **_rtl_options(args))
     print_verdict(verdict)
     print(f"{verdict['cycles']} clock cycles")
     learned = dataclasses.replace(  # the RTL's weights in the golden result's clothes
@@ -156,8 +143,7 @@ def run_linear(args: argparse.Namespace) -> int:
     if args.out:
         title = f"linear transform in the RTL, seed {cfg.seed}"
         print(f"wrote {plots.linear_figure(learned, Path(args.out) / 'linear.png', title)}")
-    verdict["config"] = cfg.to_dict()
-    write_json(args.json, verdict)
+    _report(args, verdict, cfg)
     return 0 if verdict["bit_exact"] and learned.converged else 1
 
 
